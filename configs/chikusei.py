@@ -1,0 +1,15 @@
+"""Chikusei (Headwall Hyperspec VNIR-C, 128 bands).
+
+Count parameters and MACs of LKCA-Net at x4:
+
+    python -m lkca_jax count --config=configs/chikusei.py:x4,net
+
+The argument is '<scale>,<variant>': scale x2 | x3 | x4 | x8, variant
+net | lr | kd | vdsr | bicubic (see lkca_jax/config.py).
+"""
+
+from lkca_jax.config import base_config
+
+
+def get_config(arg: str = "x4,net"):
+    return base_config("chikusei", bands=128, arg=arg)

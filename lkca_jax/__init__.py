@@ -1,0 +1,6 @@
+"""lkca-jax: LKCA-Net hyperspectral super-resolution in JAX/Flax."""
+
+from lkca_jax.models import build_model
+
+__version__ = "0.1.0"
+__all__ = ["build_model", "__version__"]

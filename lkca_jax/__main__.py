@@ -1,0 +1,56 @@
+"""Command line: ``python -m lkca_jax <command> ...``.
+
+    count  --config=configs/chikusei.py:x4,net [--config=...] [--json]
+        Parameters and MACs in the paper's convention (one 16 x 16 LR input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _count(args) -> int:
+    from lkca_jax.accounting import count_config, human
+    from lkca_jax.config import load_config
+
+    if args.json and len(args.config) != 1:
+        raise ValueError("--json takes exactly one --config")
+    rows = []
+    for spec in args.config:
+        config = load_config(spec)
+        rows.append((config, count_config(config)))
+    if args.json:
+        print(json.dumps(rows[0][1]))
+        return 0
+    names = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "vdsr": "VDSR", "bicubic": "Bicubic"}
+    print("| Dataset | Ratio | Method | Param | Flops (MACs) |")
+    print("|---|---|---|---|---|")
+    for config, n in rows:
+        params = human(n["params"], "M") if n["params"] else "-"
+        macs = human(n["macs"], "G") if n["macs"] else "-"
+        print(f"| {config.dataset} | x{config.model.scale} | {names.get(config.variant, config.variant)} "
+              f"| {params} | {macs} |")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lkca_jax", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("count", help="parameters and MACs in the paper's convention")
+    p.add_argument("--config", action="append", required=True,
+                   help="configs/<dataset>.py:<scale>,<variant>; repeat for a table")
+    p.add_argument("--json", action="store_true", help="print one JSON object {params, macs}")
+    p.set_defaults(run=_count)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

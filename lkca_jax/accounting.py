@@ -1,0 +1,64 @@
+"""Parameter and MAC counts in the paper's convention (that of the ``thop`` counter).
+
+* params: trainable parameters only (the ``params`` collection), as
+  ``sum(p.numel() for p in model.parameters())`` in PyTorch.
+* MACs for one low-resolution input of ``lr_size`` x ``lr_size`` pixels:
+  convolutions and dense layers count ``(k*k*Cin/groups) * Cout`` per output
+  pixel, i.e. ``prod(kernel.shape[:-1])`` per output element; BatchNorm counts
+  2 per element; activations, pooling, additions, products, PixelShuffle and
+  the bicubic residual count 0.
+
+MACs are collected by intercepting Flax module calls while the model is traced
+abstractly (``jax.eval_shape``): nothing is computed or allocated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lkca_jax.models import build_model
+from lkca_jax.ops.conv import Conv
+
+
+def _macs_of_call(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
+    if isinstance(module, Conv):
+        return y.size * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
+    if isinstance(module, nn.Dense):
+        return y.size * x.shape[-1]
+    if isinstance(module, nn.BatchNorm):
+        return 2 * y.size
+    return 0
+
+
+def count(model: nn.Module, bands: int, lr_size: int = 16) -> dict:
+    """``{'params': int, 'macs': int}`` for ``model`` on one (1, lr_size, lr_size, bands) input."""
+    macs = 0
+
+    def interceptor(next_fun, args, kwargs, context):
+        nonlocal macs
+        y = next_fun(*args, **kwargs)
+        if context.method_name == "__call__":
+            macs += _macs_of_call(context.module, args[0], y)
+        return y
+
+    def init():
+        with nn.intercept_methods(interceptor):
+            return model.init(jax.random.key(0), jnp.zeros((1, lr_size, lr_size, bands), jnp.float32))
+
+    variables = jax.eval_shape(init)
+    params = sum(math.prod(p.shape) for p in jax.tree.leaves(variables.get("params", {})))
+    return {"params": int(params), "macs": int(macs)}
+
+
+def count_config(config) -> dict:
+    """Counts for the model a config describes, on its ``count_lr_size`` input."""
+    return count(build_model(config), config.model.bands, config.get("count_lr_size", 16))
+
+
+def human(n: float, unit: str) -> str:
+    """The paper's units: params in M with 3 decimals, MACs in G with 3 decimals."""
+    return f"{n / 1e6:.3f}M" if unit == "M" else f"{n / 1e9:.3f}G"

@@ -1,0 +1,42 @@
+"""The paper's baselines behind the LKCA-Net interface: VDSR and Bicubic."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+from lkca_jax.ops.conv import Conv
+from lkca_jax.ops.imresize import imresize
+from lkca_jax.ops.pixel_shuffle import pixel_shuffle
+
+
+class VDSR(nn.Module):
+    """VDSR as the paper configures it (RECONSTRUCTION.md section 2): Conv3x3 C->64 + ReLU,
+    18 x (Conv3x3 64->64 + ReLU), Conv3x3 64->C*r*r, PixelShuffle, all without bias,
+    plus the bicubic residual (VDSR's global residual learning)."""
+
+    bands: int
+    scale: int
+    features: int = 64
+    depth: int = 18
+    residual: bool = True
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, lr: jax.Array, train: bool = False):
+        x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, name="head")(lr))
+        for i in range(self.depth):
+            x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, name=f"conv{i}")(x))
+        feats = pixel_shuffle(
+            Conv(self.bands * self.scale ** 2, 3, use_bias=False, impl=self.conv_impl, name="up")(x), self.scale)
+        return (feats + imresize(lr, self.scale) if self.residual else feats), feats
+
+
+class Bicubic(nn.Module):
+    """Parameter-free MATLAB bicubic upsampling; features is None."""
+
+    bands: int
+    scale: int
+
+    def __call__(self, lr: jax.Array, train: bool = False):
+        return imresize(lr, self.scale), None

@@ -1,0 +1,196 @@
+"""LKCA-Net, LKCA-LR and the SVD variant (RECONSTRUCTION.md section 2).
+
+    x (N,h,w,C) -> head Conv3x3 C->F -> depth x LKB -> upsampler F->C*r*r
+                -> PixelShuffle(r) = features;  sr = features + imresize(x, r)
+
+The upsampler is ``dense`` (LKCA-Net), ``grouped`` with g feature groups
+(LKCA-LR / LKCA-KD, g = 8) or ``svd`` with rank R (an extension of ours:
+Conv k x k F->R without bias, then Conv 1x1 R->C*r*r, the factorisation a
+truncated SVD of the dense kernel gives).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lkca_jax.ops.conv import Conv, torch_kernel_init
+from lkca_jax.ops.imresize import imresize
+from lkca_jax.ops.pixel_shuffle import pixel_shuffle
+
+UPSAMPLERS = ("dense", "grouped", "svd")
+
+
+def resolve_groups(features: int, out_channels: int, requested: int | str, fallback: int = 8) -> int:
+    """Effective upsampler groups: an int is checked, ``'auto'`` or ``'auto:g'`` picks the largest
+    divisor of both ``features`` and ``out_channels`` not above g (default 8)."""
+    if isinstance(requested, str):
+        if not requested.startswith("auto"):
+            raise ValueError(f"groups must be an int or 'auto[:g]', got {requested!r}")
+        cap = int(requested.split(":")[1]) if ":" in requested else fallback
+        common = math.gcd(features, out_channels)
+        return max(d for d in range(1, max(cap, 1) + 1) if common % d == 0)
+    return int(requested)
+
+
+class BatchNorm(nn.BatchNorm):
+    """BatchNorm with PyTorch's defaults (momentum 0.1, i.e. Flax momentum 0.9; eps 1e-5)."""
+
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+
+
+class SqueezeExcite(nn.Module):
+    """avgpool -> FC C->C/r -> ReLU -> FC -> sigmoid, a per-channel gate."""
+
+    reduction: int = 16
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        c = z.shape[-1]
+        s = jnp.mean(z, axis=(1, 2))
+        s = nn.relu(nn.Dense(max(c // self.reduction, 1), kernel_init=torch_kernel_init, name="fc1")(s))
+        s = nn.sigmoid(nn.Dense(c, kernel_init=torch_kernel_init, name="fc2")(s))
+        return s[:, None, None, :]
+
+
+class LKCA(nn.Module):
+    """Large-Kernel Channel Attention: cascaded dilated depthwise convs, SE, grouped fusion."""
+
+    kernel_sizes: Sequence[int] = (5, 7)
+    dilations: Sequence[int] = (1, 3)
+    se_reduction: int = 16
+    fusion_groups: int = 4
+    gamma_init: float = 1.0
+    conv_impl: str = "auto"
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, a: jax.Array, train: bool = False) -> jax.Array:
+        f = a.shape[-1]
+        maps = [a]
+        for i, (k, d) in enumerate(zip(self.kernel_sizes, self.dilations)):
+            maps.append(Conv(f, k, groups=f, dilation=d, impl=self.conv_impl, name=f"dw{i}")(maps[-1]))
+        z = jnp.concatenate(maps, axis=-1)
+        z = z * SqueezeExcite(self.se_reduction, name="se")(z)
+        attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(z)
+        attn = BatchNorm(use_running_average=not train, axis_name=self.axis_name, name="fuse_bn")(attn)
+        gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))
+        return gamma * (a * attn)
+
+
+class LKB(nn.Module):
+    """One LKCA block: BN, 1x1 + GELU, LKCA, 1x1 + inner shortcut, layer scale, drop path."""
+
+    kernel_sizes: Sequence[int] = (5, 7)
+    dilations: Sequence[int] = (1, 3)
+    se_reduction: int = 16
+    fusion_groups: int = 4
+    gamma_init: float = 1.0
+    layer_scale_init: float = 1e-2
+    drop_path: float = 0.0
+    gelu_approximate: bool = False
+    conv_impl: str = "auto"
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        f = x.shape[-1]
+        u = BatchNorm(use_running_average=not train, axis_name=self.axis_name, name="bn")(x)
+        a = nn.gelu(Conv(f, 1, impl=self.conv_impl, name="proj_in")(u), approximate=self.gelu_approximate)
+        s = LKCA(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
+                 self.conv_impl, self.axis_name, name="lkca")(a, train)
+        v = Conv(f, 1, impl=self.conv_impl, name="proj_out")(s) + u
+        v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)) * v
+        # Drop path: drop the whole residual branch per sample, rescale the kept ones.
+        v = nn.Dropout(self.drop_path, broadcast_dims=(1, 2, 3), deterministic=not train)(v)
+        return x + v
+
+
+class Upsampler(nn.Module):
+    """Conv F -> C*r*r (dense, grouped or rank-R factorised) followed by PixelShuffle(r)."""
+
+    bands: int
+    scale: int
+    kind: str = "dense"
+    groups: int = 8
+    rank: int = 64
+    kernel_size: int = 3
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, feat: jax.Array) -> jax.Array:
+        out = self.bands * self.scale * self.scale
+        k = self.kernel_size
+        if self.kind == "dense":
+            y = Conv(out, k, impl=self.conv_impl, name="conv")(feat)
+        elif self.kind == "grouped":
+            y = Conv(out, k, groups=self.groups, impl=self.conv_impl, name="conv")(feat)
+        else:
+            y = Conv(self.rank, k, use_bias=False, impl=self.conv_impl, name="conv_v")(feat)
+            y = Conv(out, 1, impl=self.conv_impl, name="conv_u")(y)
+        return pixel_shuffle(y, self.scale)
+
+
+class LKCANet(nn.Module):
+    """LKCA-Net / LKCA-LR. ``__call__(lr, train) -> (sr, features)``; features = post-PixelShuffle map."""
+
+    bands: int
+    scale: int
+    features: int = 128
+    depth: int = 16
+    upsampler: str = "dense"
+    groups: int | str = 8
+    rank: int = 64
+    up_kernel: int = 3
+    kernel_sizes: Sequence[int] = (5, 7)
+    dilations: Sequence[int] = (1, 3)
+    se_reduction: int = 16
+    fusion_groups: int = 4
+    gamma_init: float = 1.0
+    layer_scale_init: float = 1e-2
+    drop_path_rate: float = 0.1
+    gelu_approximate: bool = False
+    conv_impl: str = "auto"
+    axis_name: str | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        desc = f"bands={self.bands}, scale={self.scale}, features={self.features}, groups={self.groups}"
+        if self.upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {self.upsampler!r} ({desc})")
+        if self.bands < 1 or self.scale < 1 or self.features < 1 or self.depth < 0:
+            raise ValueError(f"LKCANet needs positive bands, scale, features and depth >= 0 ({desc})")
+        if len(self.kernel_sizes) != len(self.dilations):
+            raise ValueError(f"kernel_sizes {self.kernel_sizes} and dilations {self.dilations} differ in length")
+        if self.features % self.fusion_groups:
+            raise ValueError(f"fusion_groups={self.fusion_groups} must divide features={self.features}")
+        if self.upsampler == "grouped":
+            out = self.bands * self.scale ** 2
+            g = self.up_groups
+            if g < 1 or self.features % g or out % g:
+                raise ValueError(
+                    f"upsampler groups must divide features F={self.features} and bands*scale^2="
+                    f"{self.bands}*{self.scale}^2={out} ({desc}); groups='auto' picks a valid one")
+        if self.upsampler == "svd" and self.rank < 1:
+            raise ValueError(f"svd upsampler needs rank >= 1, got {self.rank} ({desc})")
+
+    @property
+    def up_groups(self) -> int:
+        return resolve_groups(self.features, self.bands * self.scale ** 2, self.groups)
+
+    @nn.compact
+    def __call__(self, lr: jax.Array, train: bool = False):
+        x = Conv(self.features, 3, impl=self.conv_impl, name="head")(lr)
+        for i in range(self.depth):
+            rate = self.drop_path_rate * i / max(self.depth - 1, 1)  # linear, as in VAN
+            x = LKB(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
+                    self.layer_scale_init, rate, self.gelu_approximate, self.conv_impl, self.axis_name,
+                    name=f"block{i}")(x, train)
+        feats = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
+                          self.conv_impl, name="up")(x)
+        return feats + imresize(lr, self.scale), feats

@@ -1,0 +1,91 @@
+"""Every model builds, runs under jit and honours its interface; bad settings fail early."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from lkca_jax import build_model
+from lkca_jax.config import load_config
+from lkca_jax.models import LKCANet
+from lkca_jax.ops.imresize import imresize_np
+
+
+def tiny(dataset, arg, **model):
+    config = load_config(f"{ROOT}/configs/{dataset}.py:{arg}")
+    config.model.update(dict(features=16, depth=1, vdsr_features=8, vdsr_depth=1), **model)
+    return config
+
+
+DATASETS = {31: "cave", 48: "houston", 102: "pavia", 128: "chikusei"}
+
+
+@pytest.mark.parametrize("bands", sorted(DATASETS))
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+@pytest.mark.parametrize("variant", ["net", "lr", "vdsr", "bicubic"])
+def test_runs_under_jit(bands, scale, variant, rng):
+    model = build_model(tiny(DATASETS[bands], f"x{scale},{variant}"))
+    lr = jnp.asarray(rng.random((2, 5, 6, bands)), jnp.float32)
+    variables = model.init(jax.random.key(0), lr)
+    sr, feats = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, lr)
+    assert sr.shape == (2, 5 * scale, 6 * scale, bands) and sr.dtype == jnp.float32
+    assert bool(jnp.all(jnp.isfinite(sr)))
+    if variant == "bicubic":
+        assert feats is None
+        np.testing.assert_allclose(np.asarray(sr), imresize_np(np.asarray(lr), scale), atol=1e-6)
+    else:
+        # sr = features + bicubic(lr): the features are the post-PixelShuffle map KD aligns.
+        assert feats.shape == sr.shape
+        np.testing.assert_allclose(np.asarray(sr - feats), imresize_np(np.asarray(lr), scale), atol=1e-5)
+
+
+def test_train_mode_updates_batch_stats_and_drops_paths(rng):
+    model = build_model(tiny("pavia", "x4,net", depth=2, drop_path_rate=0.5))
+    lr = jnp.asarray(rng.random((16, 4, 4, 102)), jnp.float32)
+    variables = model.init(jax.random.key(0), lr)
+    run = lambda key: model.apply(variables, lr, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+    (sr_a, _), upd = run(jax.random.key(1))
+    (sr_b, _), _ = run(jax.random.key(2))
+    assert not np.allclose(np.asarray(sr_a), np.asarray(sr_b))  # drop path is random in training
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), upd["batch_stats"], variables["batch_stats"])
+    assert all(jax.tree.leaves(changed))
+    ev1, _ = model.apply(variables, lr)
+    ev2, _ = model.apply(variables, lr)
+    np.testing.assert_array_equal(np.asarray(ev1), np.asarray(ev2))  # deterministic in eval
+
+
+def test_svd_upsampler_shapes(rng):
+    model = build_model(tiny("chikusei", "x4,net", upsampler="svd", rank=5))
+    params = model.init(jax.random.key(0), jnp.ones((1, 4, 4, 128)))["params"]["up"]
+    assert params["conv_v"]["kernel"].shape == (3, 3, 16, 5) and "bias" not in params["conv_v"]
+    assert params["conv_u"]["kernel"].shape == (1, 1, 5, 128 * 16)
+
+
+def test_conv_impls_agree(rng):
+    lr = jnp.asarray(rng.random((2, 6, 6, 31)), jnp.float32)
+    fast, xla = (build_model(tiny("cave", "x4,lr", conv_impl=i)) for i in ("fast", "xla"))
+    variables = fast.init(jax.random.key(0), lr)
+    np.testing.assert_allclose(np.asarray(fast.apply(variables, lr)[0]), np.asarray(xla.apply(variables, lr)[0]),
+                               atol=1e-5)
+
+
+def test_invalid_groups_name_bands_scale_groups():
+    with pytest.raises(ValueError) as err:
+        LKCANet(bands=31, scale=2, upsampler="grouped", groups=8)
+    assert all(s in str(err.value) for s in ("bands=31", "scale=2", "groups=8"))
+
+
+@pytest.mark.parametrize("bands,scale,expect", [(31, 2, 4), (128, 4, 8), (102, 3, 2), (31, 3, 1)])
+def test_auto_groups(bands, scale, expect):
+    # Largest divisor of gcd(F=128, bands*scale^2) not above 8, worked out by hand.
+    assert LKCANet(bands=bands, scale=scale, upsampler="grouped", groups="auto").up_groups == expect
+
+
+def test_unknown_upsampler_and_model():
+    with pytest.raises(ValueError, match="upsampler"):
+        LKCANet(bands=31, scale=2, upsampler="transposed")
+    config = tiny("cave", "x4,net")
+    config.model.name = "edsr"
+    with pytest.raises(ValueError, match="edsr"):
+        build_model(config)

@@ -1,0 +1,91 @@
+"""PixelShuffle against PyTorch's definition; fast convolutions against XLA's."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lkca_jax.ops.conv import Conv, conv, conv_xla
+from lkca_jax.ops.pixel_shuffle import pixel_shuffle
+
+
+def pixel_shuffle_reference(x, r):
+    """Transcription of torch.nn.PixelShuffle's definition, NHWC, with explicit loops."""
+    n, h, w, crr = x.shape
+    c = crr // (r * r)
+    out = np.empty((n, h * r, w * r, c), x.dtype)
+    for ch in range(c):
+        for i in range(r):
+            for j in range(r):
+                out[:, i::r, j::r, ch] = x[:, :, :, ch * r * r + i * r + j]
+    return out
+
+
+@pytest.mark.parametrize("r,c", [(2, 3), (3, 2), (4, 5)])
+def test_pixel_shuffle(r, c, rng):
+    x = rng.standard_normal((2, 3, 4, c * r * r)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(pixel_shuffle(x, r)), pixel_shuffle_reference(x, r))
+
+
+def test_pixel_shuffle_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 3, 4, 3 * 16)).astype(np.float32)
+    ref = torch.nn.functional.pixel_shuffle(torch.from_numpy(x).permute(0, 3, 1, 2), 4).permute(0, 2, 3, 1)
+    np.testing.assert_array_equal(np.asarray(pixel_shuffle(x, 4)), ref.numpy())
+
+
+def _check_value_and_grad(x, kernel, groups, dilation):
+    cot = np.random.default_rng(1).standard_normal(conv_xla(x, kernel, groups, dilation).shape).astype(np.float32)
+
+    def loss(impl):
+        return lambda x, k: jnp.sum(conv(x, k, groups, dilation, impl) * cot)
+
+    ref_y = conv_xla(x, kernel, groups, dilation)
+    fast_y = jax.jit(lambda x, k: conv(x, k, groups, dilation, "fast"))(x, kernel)
+    ref_g = jax.grad(loss("xla"), argnums=(0, 1))(x, kernel)
+    fast_g = jax.jit(jax.grad(loss("fast"), argnums=(0, 1)))(x, kernel)
+    for got, ref in [(fast_y, ref_y), *zip(fast_g, ref_g)]:
+        err = float(jnp.max(jnp.abs(got - ref)) / jnp.max(jnp.abs(ref)))
+        assert err < 1e-5, err
+
+
+@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_depthwise_matches_xla(k, d, rng):
+    x = rng.standard_normal((2, 9, 11, 6)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, 1, 6)).astype(np.float32)
+    _check_value_and_grad(x, kernel, 6, d)
+
+
+@pytest.mark.parametrize("k,groups,cin,cout", [(1, 4, 12, 8), (3, 8, 16, 32), (5, 2, 6, 4), (7, 3, 6, 9)])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_grouped_matches_xla(k, groups, cin, cout, d, rng):
+    x = rng.standard_normal((2, 7, 9, cin)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, cin // groups, cout)).astype(np.float32)
+    _check_value_and_grad(x, kernel, groups, d)
+
+
+def test_grouped_kernel_expands_block_diagonal(rng):
+    # The grouped 1x1 map from input to output channels at one pixel, probed through the Jacobian,
+    # is block-diagonal: output group j (PyTorch order, channels j*Cout/g ...) sees input group j only.
+    g, cin, cout = 4, 8, 12
+    layer = Conv(cout, 3, groups=g, impl="fast")
+    x = jnp.asarray(rng.standard_normal((1, 3, 3, cin)), jnp.float32)
+    params = layer.init(jax.random.key(0), x)
+    jac = jax.jacobian(lambda v: layer.apply(params, v)[0, 1, 1])(x)[:, 0, 1, 1, :]  # (cout, cin)
+    blocks = np.kron(np.eye(g), np.ones((cout // g, cin // g)))
+    assert np.all(np.asarray(jac)[blocks == 0] == 0)
+    assert np.all(np.asarray(jac)[blocks == 1] != 0)
+
+
+def test_conv_module_shapes_match_nn_conv(rng):
+    x = jnp.ones((1, 5, 5, 12))
+    ours = Conv(8, 3, groups=4).init(jax.random.key(0), x)["params"]
+    theirs = nn.Conv(8, (3, 3), feature_group_count=4).init(jax.random.key(0), x)["params"]
+    assert jax.tree.map(jnp.shape, ours) == jax.tree.map(jnp.shape, theirs)
+
+
+def test_conv_rejects_bad_groups():
+    with pytest.raises(ValueError, match="groups=3"):
+        Conv(8, 3, groups=3).init(jax.random.key(0), jnp.ones((1, 4, 4, 6)))
