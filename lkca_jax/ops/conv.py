@@ -7,7 +7,7 @@ implementations compute the same function with the same parameter shapes as
 
 * depthwise (g = Cin = Cout): shift-and-add over the k*k taps, with a custom
   VJP: the input gradient is the same shift-and-add with the flipped kernel,
-  the weight gradient one batched matrix product per kernel row.
+  the weight gradient one channel-batched matrix product per kernel row.
 * grouped (1 < g < Cin): im2col over the taps, then one grouped einsum.
 * dense (g = 1): XLA's convolution, which is already fast.
 
@@ -73,19 +73,32 @@ def _depthwise_fwd(x, kernel, dilation):
     return _shift_add(x, kernel, dilation), (x, kernel)
 
 
+def _lag_diagonals(q: jax.Array, offsets, w: int) -> jax.Array:
+    """For q (..., w, w): sum_x q[..., x + o, x] over valid x, for each lag o -> (..., len(offsets))."""
+    xs = np.arange(w)[None, :]
+    rows = xs + np.asarray(offsets)[:, None]
+    valid = (rows >= 0) & (rows < w)
+    vals = q[..., np.clip(rows, 0, w - 1), np.broadcast_to(xs, rows.shape)]
+    return jnp.sum(jnp.where(valid, vals, 0), axis=-1)
+
+
 def _depthwise_bwd(dilation, res, g):
     x, kernel = res
     k = kernel.shape[0]
     n, h, w, c = x.shape
+    p = dilation * (k - 1) // 2
     gx = _shift_add(g, kernel[::-1, ::-1], dilation)
-    # dW[i, j, c] = sum_{n,y,x} xp[n, y + i d, x + j d, c] g[n, y, x, c]. Contract (n, y)
-    # in one batched matrix product per channel, then read the column lags j*d off Q.
-    xp = _pad(x, k, dilation)
-    rows = jnp.stack([xp[:, i * dilation:i * dilation + h] for i in range(k)])  # k, n, h, Wp, c
-    q = jnp.einsum("knhXc,nhxc->ckXx", rows, g)  # c, k, Wp, w
-    cols = np.arange(w)[None, :] + dilation * np.arange(k)[:, None]  # (j, x) -> X
-    gk = q[:, :, cols, np.arange(w)[None, :]].sum(-1)  # c, i, j
-    return gx, jnp.transpose(gk, (1, 2, 0))[:, :, None, :].astype(kernel.dtype)
+    # dW[i, j, c] = sum_{n,y,x} xp[n, y + i d, x + j d, c] g[n, y, x, c]. For each kernel row i,
+    # one channel-batched matrix product contracts (n, y) for every column pair (X, x) of the
+    # unpadded width; the column lags j d - p are then offset diagonals of that (w, w) matrix.
+    # Only x is sliced per row: g is transposed once, whole, so XLA does not re-fuse its
+    # (possibly expensive) producer into k separate slices.
+    offsets = [j * dilation - p for j in range(k)]
+    xt = jnp.pad(jnp.transpose(x, (3, 0, 1, 2)), ((0, 0), (0, 0), (p, p), (0, 0)))  # c, n, h + 2p, w
+    gt = jnp.transpose(g, (3, 0, 1, 2))  # c, n, h, w
+    rows = [_lag_diagonals(jnp.einsum("cnyX,cnyx->cXx", xt[:, :, i * dilation:i * dilation + h], gt), offsets, w)
+            for i in range(k)]
+    return gx, jnp.transpose(jnp.stack(rows), (0, 2, 1))[:, :, None, :].astype(kernel.dtype)
 
 
 depthwise_conv.defvjp(_depthwise_fwd, _depthwise_bwd)
