@@ -65,6 +65,8 @@ def base_config(dataset: str, bands: int, arg: str = "") -> ml_collections.Confi
     m.layer_scale_init = 1e-2  # choice: VAN's default
     m.drop_path_rate = 0.1  # choice: rate of the last block, linear from 0 (VAN)
     m.gelu_approximate = False  # PyTorch's nn.GELU is the exact erf form
+    m.bn_momentum = 0.9  # BatchNorm running-average decay, Flax convention (= PyTorch momentum 0.1)
+    m.bn_epsilon = 1e-5  # PyTorch's default
     m.conv_impl = "auto"  # auto | xla | fast (auto: fast on CPU, xla on GPU/TPU)
     # VDSR baseline.
     m.vdsr_features = 64

@@ -89,3 +89,23 @@ def test_unknown_upsampler_and_model():
     config.model.name = "edsr"
     with pytest.raises(ValueError, match="edsr"):
         build_model(config)
+
+
+def test_lr_upsampler_is_block_diagonal_dense_conv(rng):
+    # LKCA-LR's grouped upsampler equals a dense conv whose kernel, expanded in PyTorch's group
+    # order (output block j reads input block j), is zero off the diagonal blocks.
+    from lkca_jax.ops.conv import Conv, conv_xla
+
+    model = build_model(tiny("houston", "x4,lr"))  # F = 16, C*r*r = 768, g = 8
+    lr = jnp.asarray(rng.random((1, 5, 5, 48)), jnp.float32)
+    params = model.init(jax.random.key(0), lr)["params"]["up"]["conv"]
+    kernel = np.asarray(params["kernel"])  # (3, 3, F/g, C*r*r)
+    g, fin, cout = 8, 16, 768
+    dense = np.zeros((3, 3, fin, cout), np.float32)
+    for j in range(g):
+        dense[:, :, j * fin // g:(j + 1) * fin // g, j * cout // g:(j + 1) * cout // g] = \
+            kernel[:, :, :, j * cout // g:(j + 1) * cout // g]
+    feat = jnp.asarray(rng.standard_normal((1, 5, 5, fin)), jnp.float32)
+    grouped_out = Conv(cout, 3, groups=g, impl="fast").apply({"params": params}, feat)  # the model's layer
+    np.testing.assert_allclose(np.asarray(grouped_out), np.asarray(conv_xla(feat, jnp.asarray(dense)) + params["bias"]),
+                               atol=1e-5)

@@ -24,7 +24,8 @@ def build_model(config, axis_name: str | None = None) -> nn.Module:
             groups=m.groups, rank=m.rank, up_kernel=m.up_kernel, kernel_sizes=tuple(m.kernel_sizes),
             dilations=tuple(m.dilations), se_reduction=m.se_reduction, fusion_groups=m.fusion_groups,
             gamma_init=m.gamma_init, layer_scale_init=m.layer_scale_init, drop_path_rate=m.drop_path_rate,
-            gelu_approximate=m.gelu_approximate, conv_impl=m.conv_impl, axis_name=axis_name)
+            gelu_approximate=m.gelu_approximate, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
+            conv_impl=m.conv_impl, axis_name=axis_name)
     if name == "vdsr":
         return VDSR(bands=m.bands, scale=m.scale, features=m.vdsr_features, depth=m.vdsr_depth,
                     residual=m.vdsr_residual, conv_impl=m.conv_impl)

@@ -37,13 +37,6 @@ def resolve_groups(features: int, out_channels: int, requested: int | str, fallb
     return int(requested)
 
 
-class BatchNorm(nn.BatchNorm):
-    """BatchNorm with PyTorch's defaults (momentum 0.1, i.e. Flax momentum 0.9; eps 1e-5)."""
-
-    momentum: float = 0.9
-    epsilon: float = 1e-5
-
-
 class SqueezeExcite(nn.Module):
     """avgpool -> FC C->C/r -> ReLU -> FC -> sigmoid, a per-channel gate."""
 
@@ -66,6 +59,8 @@ class LKCA(nn.Module):
     se_reduction: int = 16
     fusion_groups: int = 4
     gamma_init: float = 1.0
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
     conv_impl: str = "auto"
     axis_name: str | None = None
 
@@ -78,7 +73,8 @@ class LKCA(nn.Module):
         z = jnp.concatenate(maps, axis=-1)
         z = z * SqueezeExcite(self.se_reduction, name="se")(z)
         attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(z)
-        attn = BatchNorm(use_running_average=not train, axis_name=self.axis_name, name="fuse_bn")(attn)
+        attn = nn.BatchNorm(not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                            axis_name=self.axis_name, name="fuse_bn")(attn)
         gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))
         return gamma * (a * attn)
 
@@ -94,16 +90,19 @@ class LKB(nn.Module):
     layer_scale_init: float = 1e-2
     drop_path: float = 0.0
     gelu_approximate: bool = False
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
     conv_impl: str = "auto"
     axis_name: str | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         f = x.shape[-1]
-        u = BatchNorm(use_running_average=not train, axis_name=self.axis_name, name="bn")(x)
+        u = nn.BatchNorm(not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                         axis_name=self.axis_name, name="bn")(x)
         a = nn.gelu(Conv(f, 1, impl=self.conv_impl, name="proj_in")(u), approximate=self.gelu_approximate)
         s = LKCA(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
-                 self.conv_impl, self.axis_name, name="lkca")(a, train)
+                 self.bn_momentum, self.bn_epsilon, self.conv_impl, self.axis_name, name="lkca")(a, train)
         v = Conv(f, 1, impl=self.conv_impl, name="proj_out")(s) + u
         v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)) * v
         # Drop path: drop the whole residual branch per sample, rescale the kept ones.
@@ -155,6 +154,8 @@ class LKCANet(nn.Module):
     layer_scale_init: float = 1e-2
     drop_path_rate: float = 0.1
     gelu_approximate: bool = False
+    bn_momentum: float = 0.9  # Flax convention: PyTorch's default momentum 0.1
+    bn_epsilon: float = 1e-5
     conv_impl: str = "auto"
     axis_name: str | None = None
 
@@ -189,8 +190,8 @@ class LKCANet(nn.Module):
         for i in range(self.depth):
             rate = self.drop_path_rate * i / max(self.depth - 1, 1)  # linear, as in VAN
             x = LKB(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
-                    self.layer_scale_init, rate, self.gelu_approximate, self.conv_impl, self.axis_name,
-                    name=f"block{i}")(x, train)
+                    self.layer_scale_init, rate, self.gelu_approximate, self.bn_momentum, self.bn_epsilon,
+                    self.conv_impl, self.axis_name, name=f"block{i}")(x, train)
         feats = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
                           self.conv_impl, name="up")(x)
         return feats + imresize(lr, self.scale), feats
