@@ -1,7 +1,9 @@
 """Command line: ``python -m lkca_jax <command> ...``.
 
-    count  --config=configs/chikusei.py:x4,net [--config=...] [--json]
+    count    --config=configs/chikusei.py:x4,net [--config=...] [--json]
         Parameters and MACs in the paper's convention (one 16 x 16 LR input).
+    inspect  FILE [--key K] [--json]
+        Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder).
 """
 
 from __future__ import annotations
@@ -35,6 +37,29 @@ def _count(args) -> int:
     return 0
 
 
+def _inspect(args) -> int:
+    import numpy as np
+
+    from lkca_jax.data.io import read_cube
+
+    cube = read_cube(args.file, args.key)
+    data = cube.data
+    finite = data[np.isfinite(data)]
+    info = {"shape": list(data.shape), "dtype": cube.source_dtype,
+            "min": float(finite.min()) if finite.size else None, "max": float(finite.max()) if finite.size else None}
+    if cube.nonfinite:
+        print(f"warning: {args.file}: {cube.nonfinite} NaN or Inf value(s) (training refuses this file)",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        h, w, c = data.shape
+        print(f"{args.file}: {h} x {w} pixels, {c} bands, {cube.source_dtype}, "
+              f"values {info['min']:g} .. {info['max']:g}" + ("" if cube.wavelengths is None else
+              f", wavelengths {cube.wavelengths[0]:g} .. {cube.wavelengths[-1]:g}"))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lkca_jax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,10 +69,15 @@ def main(argv=None) -> int:
                    help="configs/<dataset>.py:<scale>,<variant>; repeat for a table")
     p.add_argument("--json", action="store_true", help="print one JSON object {params, macs}")
     p.set_defaults(run=_count)
+    p = sub.add_parser("inspect", help="shape, dtype and value range of a hyperspectral file")
+    p.add_argument("file")
+    p.add_argument("--key", help="variable (.mat) or array (.npz) to read")
+    p.add_argument("--json", action="store_true", help="print one JSON object {shape, dtype, min, max}")
+    p.set_defaults(run=_inspect)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except (ValueError, OSError) as err:  # DataError is a ValueError and names the file
         print(f"error: {err}", file=sys.stderr)
         return 2
 

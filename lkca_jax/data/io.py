@@ -1,0 +1,398 @@
+"""Read and write hyperspectral cubes as float32 (H, W, C) arrays.
+
+Formats: MATLAB ``.mat`` v5 (scipy) and v7.3 (HDF5, transposed to MATLAB's
+order), CAVE-style folders of one PNG per band (16-bit greyscale or 8-bit RGBA
+with R = G = B), ``.npy``/``.npz``, TIFF/GeoTIFF (tifffile) and ENVI
+(``.hdr`` + raw data, BSQ/BIL/BIP, any ENVI data type and byte order).
+
+Every failure is a :class:`DataError` whose message is one line naming the
+file and the problem. Writers are atomic: a temporary file beside the target,
+then a rename, so an existing file is never left half-written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+import tempfile
+
+import numpy as np
+
+MAT_V73_THRESHOLD = 2 ** 31 - 1  # MATLAB v5 cannot hold variables of 2 GB or more
+ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
+ENVI_CODES = {np.dtype(v).str[1:]: k for k, v in ENVI_DTYPES.items()}
+ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
+
+
+class DataError(ValueError):
+    """A file that cannot be used, with a one-line reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclasses.dataclass
+class Cube:
+    """A cube read from disk: float32 (H, W, C) data plus what the file said about it."""
+
+    data: np.ndarray
+    source_dtype: str
+    wavelengths: np.ndarray | None = None
+
+    @property
+    def nonfinite(self) -> int:
+        return int(np.size(self.data) - np.count_nonzero(np.isfinite(self.data)))
+
+
+def _float32(path, array: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise DataError(path, f"data of type {array.dtype} is not a real numeric array")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _as_cube(path, array: np.ndarray, wavelengths=None) -> Cube:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or 0 in array.shape:
+        raise DataError(path, f"expected an (H, W, C) image, found shape {array.shape}")
+    wl = None if wavelengths is None else np.asarray(wavelengths, np.float64).ravel()
+    if wl is not None and wl.size != array.shape[2]:
+        wl = None
+    return Cube(_float32(path, array), str(array.dtype), wl)
+
+
+# ---------------------------------------------------------------- MATLAB
+
+
+def _mat_variables(path) -> dict:
+    """{name: array} of a .mat file; v7.3 (HDF5) arrays are transposed to MATLAB's order."""
+    import scipy.io
+
+    try:
+        return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+    except NotImplementedError:  # v7.3: HDF5
+        pass
+    except Exception as err:  # scipy raises many types for damaged files
+        raise DataError(path, f"not a readable MATLAB file ({_reason(err)})") from None
+    import h5py
+
+    try:
+        found = {}
+
+        def collect(name, obj):  # returns None, so h5py visits every item
+            if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "iuf":
+                found[name] = obj[()].T
+
+        with h5py.File(path, "r") as f:
+            f.visititems(collect)
+        return found
+    except OSError as err:
+        raise DataError(path, f"not a readable MATLAB v7.3 file ({_reason(err)})") from None
+
+
+def _read_mat(path, key: str | None) -> Cube:
+    variables = _mat_variables(path)
+    numeric = {k: np.asarray(v) for k, v in variables.items()
+               if isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size > 1}
+    wavelengths = next((numeric[k] for k in ("wavelengths", "wavelength", "wl") if k in numeric), None)
+    if key is not None:
+        if key not in variables:
+            raise DataError(path, f"no variable {key!r}; variables: {', '.join(sorted(variables)) or 'none'}")
+        if key not in numeric:
+            raise DataError(path, f"variable {key!r} is not a numeric array")
+        return _as_cube(path, _maybe_pixels_matrix(path, numeric[key], variables), wavelengths)
+    cubes = {k: v for k, v in numeric.items() if v.ndim == 3}
+    if cubes:
+        largest = max(v.size for v in cubes.values())
+        top = sorted(k for k, v in cubes.items() if v.size == largest)
+        if len(top) > 1:
+            raise DataError(path, f"several equally large 3-D arrays ({', '.join(top)}); choose one with --key")
+        return _as_cube(path, cubes[top[0]], wavelengths)
+    for v in sorted(numeric.values(), key=lambda a: -a.size):
+        cube = _maybe_pixels_matrix(path, v, variables)
+        if cube.ndim == 3:
+            return _as_cube(path, cube, wavelengths)
+    listing = ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in sorted(variables.items())) or "none"
+    raise DataError(path, f"no 3-D numeric image, nor a bands-by-pixels matrix with nRow/nCol; variables: {listing}")
+
+
+def _maybe_pixels_matrix(path, array: np.ndarray, variables: dict) -> np.ndarray:
+    """A 2-D bands-by-pixels matrix (as samson.mat's V) reshaped with nRow/nCol, column-major."""
+    if array.ndim != 2 or "nRow" not in variables or "nCol" not in variables:
+        return array
+    rows, cols = int(np.ravel(variables["nRow"])[0]), int(np.ravel(variables["nCol"])[0])
+    if array.shape[1] == rows * cols:
+        return array.T.reshape(rows, cols, array.shape[0], order="F")
+    if array.shape[0] == rows * cols:
+        return array.reshape(rows, cols, array.shape[1], order="F")
+    raise DataError(path, f"matrix {array.shape} does not have nRow*nCol = {rows}*{cols} pixels")
+
+
+# ---------------------------------------------------------------- PNG folders (CAVE)
+
+
+def _band_pngs(path: pathlib.Path) -> list[pathlib.Path]:
+    pngs = sorted(path.glob("*.png"))
+    if not pngs:
+        subdirs = [d for d in path.iterdir() if d.is_dir()]
+        if len(subdirs) == 1:  # the official layout: <scene>_ms/<scene>_ms/*.png
+            pngs = sorted(subdirs[0].glob("*.png"))
+    return pngs
+
+
+def _read_png_folder(path: pathlib.Path) -> Cube:
+    from PIL import Image
+
+    pngs = _band_pngs(path)
+    if not pngs:
+        raise DataError(path, "folder holds no band PNGs (expected <name>_NN.png, one per band)")
+    numbered = []
+    for p in pngs:
+        m = re.search(r"(\d+)\.png$", p.name)
+        if not m:
+            raise DataError(p, "band PNG name does not end in a band number")
+        numbered.append((int(m.group(1)), p))
+    numbered.sort()
+    numbers = [n for n, _ in numbered]
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    if missing:
+        raise DataError(path, f"band(s) {', '.join(map(str, missing))} missing between {numbers[0]} and {numbers[-1]}")
+    bands, dtype = [], None
+    for _, p in numbered:
+        try:
+            with Image.open(p) as im:
+                band = np.asarray(im)
+        except Exception as err:
+            raise DataError(p, f"not a readable PNG ({_reason(err)})") from None
+        if band.ndim == 3:  # 8-bit RGB(A) copies store grey as R = G = B
+            rgb = band[..., :3]
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                raise DataError(p, "colour PNG whose R, G and B differ; expected one grey band")
+            band = rgb[..., 0]
+        if bands and band.shape != bands[0].shape:
+            raise DataError(p, f"band size {band.shape} differs from the first band's {bands[0].shape}")
+        dtype = band.dtype
+        bands.append(band)
+    return Cube(np.stack(bands, axis=-1).astype(np.float32), str(dtype))
+
+
+# ---------------------------------------------------------------- ENVI
+
+
+def _parse_envi_header(hdr: pathlib.Path) -> dict:
+    text = hdr.read_text(errors="replace")
+    if not text.lstrip().upper().startswith("ENVI"):
+        raise DataError(hdr, "not an ENVI header (first line is not 'ENVI')")
+    fields = {}
+    for m in re.finditer(r"^\s*([^=\n]+?)\s*=\s*(\{[^}]*\}|[^\n]*)", text, re.M):
+        fields[m.group(1).strip().lower()] = m.group(2).strip()
+    for need in ("samples", "lines", "bands", "data type"):
+        if need not in fields:
+            raise DataError(hdr, f"ENVI header lacks '{need}'")
+    return fields
+
+
+def _envi_pair(path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    if path.suffix.lower() == ".hdr":
+        hdr = path
+        for suffix in ENVI_DATA_SUFFIXES:
+            data = path.with_suffix(suffix)
+            if data.is_file() and data != hdr:
+                return hdr, data
+        raise DataError(path, "ENVI header without its data file (same name, no suffix or .img/.dat/.raw)")
+    for hdr in (path.with_suffix(".hdr"), pathlib.Path(str(path) + ".hdr")):
+        if hdr.is_file():
+            return hdr, path
+    raise DataError(path, "no ENVI header (.hdr) beside this file")
+
+
+def _read_envi(path: pathlib.Path) -> Cube:
+    hdr, data_file = _envi_pair(path)
+    f = _parse_envi_header(hdr)
+    try:
+        samples, lines, bands = int(f["samples"]), int(f["lines"]), int(f["bands"])
+        code = int(f["data type"])
+        offset = int(f.get("header offset", "0"))
+        big = int(f.get("byte order", "0")) == 1
+    except ValueError as err:
+        raise DataError(hdr, f"malformed ENVI header field ({err})") from None
+    if code not in ENVI_DTYPES:
+        raise DataError(hdr, f"unsupported ENVI data type {code}")
+    dtype = np.dtype(ENVI_DTYPES[code]).newbyteorder(">" if big else "<")
+    expect = offset + samples * lines * bands * dtype.itemsize
+    size = data_file.stat().st_size
+    if size != expect:
+        raise DataError(data_file, f"holds {size} bytes but the header's {lines}x{samples}x{bands} "
+                                   f"{dtype.name} cube needs {expect}")
+    raw = np.fromfile(data_file, dtype=dtype, offset=offset)
+    interleave = f.get("interleave", "bsq").lower()
+    if interleave == "bsq":
+        cube = raw.reshape(bands, lines, samples).transpose(1, 2, 0)
+    elif interleave == "bil":
+        cube = raw.reshape(lines, bands, samples).transpose(0, 2, 1)
+    elif interleave == "bip":
+        cube = raw.reshape(lines, samples, bands)
+    else:
+        raise DataError(hdr, f"unknown ENVI interleave {interleave!r}")
+    wavelengths = None
+    if "wavelength" in f:
+        try:
+            wavelengths = [float(v) for v in f["wavelength"].strip("{}").split(",") if v.strip()]
+        except ValueError:
+            wavelengths = None
+    return _as_cube(path, cube.astype(dtype.newbyteorder("=")), wavelengths)
+
+
+# ---------------------------------------------------------------- TIFF, NumPy
+
+
+def _read_tiff(path) -> Cube:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            array, axes = series.asarray(), series.axes
+    except Exception as err:
+        raise DataError(path, f"not a readable TIFF ({_reason(err)})") from None
+    if array.ndim == 3 and axes.endswith("YX"):  # band-sequential pages: (C, H, W)
+        array = array.transpose(1, 2, 0)
+    return _as_cube(path, array)
+
+
+def _read_numpy(path, key: str | None) -> Cube:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise DataError(path, f"not a readable NumPy file ({_reason(err)})") from None
+    if isinstance(loaded, np.ndarray):
+        return _as_cube(path, loaded)
+    with loaded:
+        arrays = {k: loaded[k] for k in loaded.files}
+    if key is not None:
+        if key not in arrays:
+            raise DataError(path, f"no array {key!r}; arrays: {', '.join(sorted(arrays))}")
+        return _as_cube(path, arrays[key])
+    cubes = {k: v for k, v in arrays.items() if v.ndim == 3}
+    if not cubes:
+        raise DataError(path, f"no 3-D array; arrays: {', '.join(sorted(arrays)) or 'none'}")
+    largest = max(v.size for v in cubes.values())
+    top = sorted(k for k, v in cubes.items() if v.size == largest)
+    if len(top) > 1:
+        raise DataError(path, f"several equally large 3-D arrays ({', '.join(top)}); choose one with --key")
+    return _as_cube(path, cubes[top[0]], arrays.get("wavelengths"))
+
+
+def _reason(err: Exception) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:200]
+
+
+# ---------------------------------------------------------------- public API
+
+
+def read_cube(path, key: str | None = None) -> Cube:
+    """Read any supported file or PNG folder into a :class:`Cube`."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise DataError(path, "no such file or folder")
+    if path.is_dir():
+        return _read_png_folder(path)
+    if path.stat().st_size == 0:
+        raise DataError(path, "file is empty")
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        return _read_mat(path, key)
+    if suffix in (".npy", ".npz"):
+        return _read_numpy(path, key)
+    if suffix in (".tif", ".tiff"):
+        return _read_tiff(path)
+    if suffix == ".hdr" or path.with_suffix(".hdr").is_file() or pathlib.Path(str(path) + ".hdr").is_file():
+        return _read_envi(path)
+    raise DataError(path, f"unknown format {suffix or '(no suffix)'}: expected .mat, .npy, .npz, .tif, "
+                          ".hdr (ENVI) or a folder of band PNGs")
+
+
+def read(path, key: str | None = None) -> np.ndarray:
+    """The float32 (H, W, C) array of a file (see :func:`read_cube`)."""
+    return read_cube(path, key).data
+
+
+def require_finite(cube: Cube, path) -> None:
+    """Refuse NaN or Inf values (training must not see them)."""
+    if cube.nonfinite:
+        raise DataError(path, f"{cube.nonfinite} NaN or Inf value(s)")
+
+
+def _atomic(path: pathlib.Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_mat_v73(tmp: str, name: str, data: np.ndarray, extra: dict) -> None:
+    """A MATLAB v7.3 file: HDF5 with MATLAB's 512-byte user block, arrays stored transposed."""
+    import h5py
+
+    with h5py.File(tmp, "w", userblock_size=512) as f:
+        for key, value in {name: data, **extra}.items():
+            ds = f.create_dataset(key, data=np.ascontiguousarray(np.asarray(value).T))
+            ds.attrs["MATLAB_class"] = np.bytes_({"f4": "single", "f8": "double"}.get(value.dtype.str[1:], "double"))
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by: lkca-jax HDF5 schema 1.00 ."
+    with open(tmp, "r+b") as fh:
+        fh.write(header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM" + b"\x00" * (512 - 128))
+
+
+def write_cube(path, data: np.ndarray, wavelengths=None, key: str = "data", mat_v73: bool | None = None) -> None:
+    """Write (H, W, C) ``data`` in the format the suffix names, atomically.
+
+    ``.mat`` files are v5 unless the data reach 2 GB (or ``mat_v73=True``), then v7.3 (HDF5)."""
+    path = pathlib.Path(path)
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise DataError(path, f"can only write (H, W, C) cubes, got shape {data.shape}")
+    extra = {} if wavelengths is None else {"wavelengths": np.asarray(wavelengths, np.float64).reshape(-1, 1)}
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        if mat_v73 or (mat_v73 is None and data.nbytes >= MAT_V73_THRESHOLD):
+            _atomic(path, lambda tmp: _write_mat_v73(tmp, key, data, extra))
+        else:
+            import scipy.io
+
+            _atomic(path, lambda tmp: scipy.io.savemat(tmp, {key: data, **extra}, do_compression=False))
+    elif suffix == ".npy":
+        _atomic(path, lambda tmp: np.save(tmp, data))
+    elif suffix in (".tif", ".tiff"):
+        import tifffile
+
+        _atomic(path, lambda tmp: tifffile.imwrite(tmp, np.ascontiguousarray(data.transpose(2, 0, 1)),
+                                                   photometric="minisblack", metadata={"axes": "QYX"}))
+    elif suffix in (".hdr", ".img"):
+        _write_envi(path.with_suffix(""), data, wavelengths)
+    else:
+        raise DataError(path, f"cannot write {suffix or '(no suffix)'}: use .mat, .npy, .tif or .hdr/.img (ENVI)")
+
+
+def _write_envi(stem: pathlib.Path, data: np.ndarray, wavelengths) -> None:
+    data = np.asarray(data)
+    code = ENVI_CODES.get(data.dtype.str[1:])
+    if code is None:
+        data, code = data.astype(np.float32), 4
+    lines, samples, bands = data.shape
+    header = ["ENVI", f"samples = {samples}", f"lines = {lines}", f"bands = {bands}", "header offset = 0",
+              "file type = ENVI Standard", f"data type = {code}", "interleave = bsq",
+              f"byte order = {0 if data.dtype.byteorder in '<=|' else 1}"]
+    if wavelengths is not None:
+        header.append("wavelength = {" + ", ".join(f"{w:g}" for w in np.ravel(wavelengths)) + "}")
+    _atomic(stem.with_suffix(".img"), lambda tmp: np.ascontiguousarray(data.transpose(2, 0, 1)).tofile(tmp))
+    _atomic(stem.with_suffix(".hdr"), lambda tmp: pathlib.Path(tmp).write_text("\n".join(header) + "\n"))

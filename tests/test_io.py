@@ -1,0 +1,221 @@
+"""Readers, writers and the inspect command, on real files and on each kind of bad input."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from conftest import shared_data
+from lkca_jax.__main__ import main
+from lkca_jax.data.io import DataError, read_cube, require_finite, write_cube
+
+# ../shared/data/README.md, typed: shape, dtype, and the stated value range (lo, hi).
+REMOTE = {
+    "pavia_rosis_100.mat": ((100, 100, 102), "float64", (0, 1)),
+    "muufl_gulfport_100.mat": ((100, 100, 64), "float32", (0, 1)),
+    "samson.mat": ((95, 95, 156), "float64", (0, 1)),
+    "hydice_urban_100x80.mat": ((100, 80, 162), "uint16", (0, 592)),
+    "aviris_texas_coast_100.mat": ((100, 100, 198), "int16", (-50, 14060)),
+    "aviris224_90.mat": ((90, 90, 224), "int16", (-12, 8143)),
+    "muufl_gulfport_51x88.mat": ((51, 88, 72), "float32", (-0.18, 0.85)),
+}
+CAVE_SCENES = ["balloons", "cd", "clay", "egyptian_statue", "fake_and_real_beers", "fake_and_real_lemon_slices",
+               "fake_and_real_peppers", "fake_and_real_sushi", "feathers", "glass_tiles", "jelly_beans", "paints",
+               "pompoms", "real_and_fake_peppers", "stuffed_toys", "thread_spools"]
+
+
+def inspect_json(capsys, *args):
+    assert main(["inspect", *map(str, args), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def inspect_error(capsys, *args):
+    code = main(["inspect", *map(str, args)])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+@pytest.mark.parametrize("name", sorted(REMOTE))
+def test_remote_crops(name, capsys):
+    shape, dtype, (lo, hi) = REMOTE[name]
+    info = inspect_json(capsys, shared_data("remote", name))
+    assert info["shape"] == list(shape) and info["dtype"] == dtype
+    # Integer ranges are stated exactly; float ones to two decimals.
+    tol = 0 if dtype.startswith(("int", "uint")) else 0.005
+    assert abs(info["min"] - lo) <= tol and abs(info["max"] - hi) <= tol, info
+
+
+@pytest.mark.parametrize("scene", CAVE_SCENES)
+def test_cave_scenes(scene, capsys):
+    info = inspect_json(capsys, shared_data("cave", f"{scene}_ms"))
+    assert info["shape"] == [512, 512, 31] and info["dtype"] == "uint16"
+    assert 0 <= info["min"] < info["max"] <= 65535
+
+
+def test_samson_is_column_major():
+    # V is bands x pixels in MATLAB's column-major pixel order: pixel (r, c) is column r + 95 c.
+    path = shared_data("remote", "samson.mat")
+    v = scipy.io.loadmat(path)["V"]
+    cube = read_cube(path).data
+    for r, c in [(0, 0), (3, 0), (0, 5), (94, 17)]:
+        np.testing.assert_allclose(cube[r, c], v[:, r + 95 * c].astype(np.float32))
+
+
+def test_v73_is_transposed_to_matlab_order():
+    import h5py
+
+    path = shared_data("remote", "pavia_rosis_100.mat")
+    with h5py.File(path) as f:
+        raw = f["data"][()]  # (C, W, H) as HDF5 sees it
+    np.testing.assert_array_equal(read_cube(path).data, raw.transpose(2, 1, 0).astype(np.float32))
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def test_missing_and_empty(tmp_path, capsys):
+    code, err = inspect_error(capsys, tmp_path / "absent.mat")
+    assert code == 2 and len(err) == 1 and "absent.mat" in err[0] and "no such file" in err[0]
+    (tmp_path / "empty.mat").write_bytes(b"")
+    code, err = inspect_error(capsys, tmp_path / "empty.mat")
+    assert code == 2 and len(err) == 1 and "empty" in err[0]
+
+
+def test_truncated_mat(tmp_path, capsys):
+    good = tmp_path / "good.mat"
+    scipy.io.savemat(good, {"data": np.random.rand(20, 20, 8)})
+    bad = tmp_path / "cut.mat"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    code, err = inspect_error(capsys, bad)
+    assert code == 2 and len(err) == 1 and "cut.mat" in err[0]
+
+
+def test_mat_without_numeric_array(tmp_path, capsys):
+    path = tmp_path / "text.mat"
+    scipy.io.savemat(path, {"note": "no image here"})
+    code, err = inspect_error(capsys, path)
+    assert code == 2 and len(err) == 1 and "no 3-D numeric image" in err[0] and "note" in err[0]
+
+
+def test_ambiguous_candidates_need_key(tmp_path, capsys):
+    path = tmp_path / "two.mat"
+    scipy.io.savemat(path, {"a": np.zeros((4, 5, 6)), "b": np.ones((4, 5, 6))})
+    code, err = inspect_error(capsys, path)
+    assert code == 2 and len(err) == 1 and "a, b" in err[0] and "--key" in err[0]
+    assert inspect_json(capsys, path, "--key", "b")["min"] == 1.0
+
+
+def test_envi_size_mismatch(tmp_path, capsys):
+    write_cube(tmp_path / "scene.hdr", np.random.rand(6, 7, 3).astype(np.float32))
+    data = tmp_path / "scene.img"
+    data.write_bytes(data.read_bytes()[:-4])
+    code, err = inspect_error(capsys, tmp_path / "scene.hdr")
+    assert code == 2 and len(err) == 1 and "scene.img" in err[0] and "bytes" in err[0]
+
+
+def _png_folder(folder: pathlib.Path, bands: np.ndarray, rgba=False, skip=()):
+    folder.mkdir()
+    for i in range(bands.shape[-1]):
+        if i + 1 in skip:
+            continue
+        band = bands[..., i]
+        img = Image.fromarray(np.stack([band] * 3 + [np.full_like(band, 255)], -1), "RGBA") if rgba \
+            else Image.fromarray(band.astype(np.uint16))
+        img.save(folder / f"scene_ms_{i + 1:02d}.png")
+
+
+def test_png_folder_missing_band(tmp_path, capsys):
+    _png_folder(tmp_path / "scene_ms", np.random.randint(0, 65535, (8, 9, 5)).astype(np.uint16), skip=(3,))
+    code, err = inspect_error(capsys, tmp_path / "scene_ms")
+    assert code == 2 and len(err) == 1 and "band(s) 3 missing" in err[0]
+
+
+def test_png_folder_rgba_grey_variant(tmp_path):
+    bands = np.random.randint(0, 255, (8, 9, 4)).astype(np.uint8)
+    _png_folder(tmp_path / "water_ms", bands, rgba=True)
+    cube = read_cube(tmp_path / "water_ms")
+    assert cube.source_dtype == "uint8"
+    np.testing.assert_array_equal(cube.data, bands.astype(np.float32))
+
+
+def test_png_bands_sorted_by_number(tmp_path):
+    bands = np.random.randint(0, 65535, (4, 4, 12)).astype(np.uint16)
+    _png_folder(tmp_path / "s", bands)  # _02 < _10 < _11 only if sorted numerically
+    np.testing.assert_array_equal(read_cube(tmp_path / "s").data, bands.astype(np.float32))
+
+
+def test_nonfinite_values_warn_and_refuse(tmp_path, capsys):
+    data = np.random.rand(5, 5, 3)
+    data[0, 0, 0], data[1, 2, 1] = np.nan, np.inf
+    path = tmp_path / "nan.npy"
+    np.save(path, data)
+    assert main(["inspect", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "2 NaN or Inf" in err and "nan.npy" in err
+    with pytest.raises(DataError, match="2 NaN or Inf"):
+        require_finite(read_cube(path), path)
+
+
+def test_not_an_image(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    code, err = inspect_error(capsys, path)
+    assert code == 2 and len(err) == 1 and "unknown format" in err[0]
+
+
+# ---------------------------------------------------------------- writers
+
+
+@pytest.mark.parametrize("name,kwargs", [("a.mat", {}), ("b.mat", {"mat_v73": True}), ("c.npy", {}),
+                                         ("d.tif", {}), ("e.hdr", {})])
+def test_round_trip(tmp_path, name, kwargs):
+    data = (np.random.rand(7, 9, 5) * 2 - 0.5).astype(np.float32)  # negative values survive
+    wl = np.linspace(400, 700, 5)
+    write_cube(tmp_path / name, data, wavelengths=wl, **kwargs)
+    cube = read_cube(tmp_path / name)
+    np.testing.assert_array_equal(cube.data, data)
+    if name.endswith((".mat", ".hdr")):
+        np.testing.assert_allclose(cube.wavelengths, wl)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_v73_file_is_hdf5_with_matlab_header(tmp_path):
+    import h5py
+
+    data = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    write_cube(tmp_path / "big.mat", data, mat_v73=True)
+    assert (tmp_path / "big.mat").read_bytes()[:10] == b"MATLAB 7.3"
+    with h5py.File(tmp_path / "big.mat") as f:
+        assert f["data"].shape == (4, 3, 2)  # stored transposed, as MATLAB does
+
+
+@pytest.mark.parametrize("interleave,order", [("bsq", (2, 0, 1)), ("bil", (0, 2, 1)), ("bip", (0, 1, 2))])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_envi_interleaves(tmp_path, interleave, order, big_endian):
+    cube = np.random.randint(-500, 500, (4, 6, 3)).astype(np.int16)
+    dtype = ">i2" if big_endian else "<i2"
+    cube.transpose(order).astype(dtype).tofile(tmp_path / "r.raw")
+    (tmp_path / "r.hdr").write_text(f"ENVI\nsamples = 6\nlines = 4\nbands = 3\nheader offset = 0\n"
+                                    f"data type = 2\ninterleave = {interleave}\nbyte order = {int(big_endian)}\n")
+    got = read_cube(tmp_path / "r.raw")
+    assert got.source_dtype == "int16"
+    np.testing.assert_array_equal(got.data, cube.astype(np.float32))
+
+
+def test_failed_write_keeps_existing_file(tmp_path, monkeypatch):
+    path = tmp_path / "keep.npy"
+    np.save(path, np.ones((2, 2, 2)))
+
+    def broken_save(file, arr):
+        pathlib.Path(file).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_cube(path, np.zeros((2, 2, 2)))
+    monkeypatch.undo()
+    np.testing.assert_array_equal(np.load(path), np.ones((2, 2, 2)))
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.npy"]
