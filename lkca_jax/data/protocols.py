@@ -1,0 +1,170 @@
+"""The paper's data protocols (RECONSTRUCTION.md section 5) as pure functions.
+
+A protocol maps a scene's shape (or a list of scenes) to named splits, each a
+list of :class:`Window` crops of the high-resolution cube; nothing is copied
+until :func:`crop` is called. Low-resolution inputs are made from each crop by
+MATLAB ``imresize(hr, 1/r)`` after the crop (:func:`degrade`).
+
+* Chikusei (SSPSR, exact): crop rows 107:2410, cols 144:2191 (1-based), test =
+  4 images of 512 x 512 from the top, training patches from the rows below
+  (x4: 64 stride 32, 3465 patches; x8: 128 stride 64), 10% to validation.
+* Houston 2018: 8 test images of 256 x 256 from the top, patches below.
+* Pavia Centre: 3 test images of 224 x 224 from the top (rightmost remainder
+  discarded), patches below.
+* CAVE: whole scenes, listed per split; patches from the training scenes.
+* Any folder of cubes: scenes split by a seeded shuffle, patches from training scenes.
+
+Patches default to 16 r (the paper's x4 64 and x8 128, i.e. 16 x 16 LR) with stride 8 r.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from lkca_jax.ops.imresize import imresize_np
+
+NORMALISATIONS = ("global_max", "constant", "per_file_max")
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A crop of scene ``scene``: rows top..top+height, columns left..left+width."""
+
+    scene: str
+    top: int
+    left: int
+    height: int
+    width: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.scene}/{self.top}_{self.left}_{self.height}x{self.width}"
+
+
+def crop(cube: np.ndarray, w: Window) -> np.ndarray:
+    return cube[w.top:w.top + w.height, w.left:w.left + w.width]
+
+
+def degrade(hr: np.ndarray, scale: int) -> np.ndarray:
+    """LR = MATLAB imresize(hr, 1/r), bicubic with antialiasing; hr sides must be multiples of r."""
+    if hr.shape[-3] % scale or hr.shape[-2] % scale:
+        raise ValueError(f"HR size {hr.shape[-3]}x{hr.shape[-2]} is not a multiple of the scale {scale}")
+    return imresize_np(hr, 1.0 / scale).astype(np.float32)
+
+
+def normalise(cube: np.ndarray, mode: str, value: float | None = None) -> tuple[np.ndarray, float]:
+    """Divide by the protocol's constant; returns (cube / c, c). Negative values are kept.
+
+    ``global_max``: the max of this (already cropped) cube, as SSPSR does for Chikusei;
+    ``constant``: ``value`` (Pavia 8000 as SSPSR suggests, CAVE 65535);
+    ``per_file_max``: the max of each file, the same computation applied file by file.
+    """
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {mode!r}")
+    if mode == "constant":
+        if not value or value <= 0:
+            raise ValueError(f"constant normalisation needs a positive value, got {value!r}")
+        c = float(value)
+    else:
+        c = float(np.max(cube))
+        if not np.isfinite(c) or c <= 0:
+            raise ValueError(f"cannot normalise by the max {c}: it must be finite and positive")
+    return (cube / c).astype(np.float32), c
+
+
+def patch_grid(scene: str, top: int, left: int, height: int, width: int, size: int, stride: int) -> list[Window]:
+    """All size x size windows with the given stride inside a region (row-major)."""
+    if size > height or size > width:
+        return []
+    return [Window(scene, top + y, left + x, size, size)
+            for y in range(0, height - size + 1, stride) for x in range(0, width - size + 1, stride)]
+
+
+def split_validation(windows: list[Window], fraction: float, seed: int) -> tuple[list[Window], list[Window]]:
+    """A seeded random ``fraction`` (rounded) of the windows to validation; order kept within each part."""
+    n_val = int(round(fraction * len(windows)))
+    chosen = set(np.random.default_rng(seed).permutation(len(windows))[:n_val].tolist())
+    train = [w for i, w in enumerate(windows) if i not in chosen]
+    val = [w for i, w in enumerate(windows) if i in chosen]
+    return train, val
+
+
+def default_patch(scale: int, size: int | None = None, stride: int | None = None) -> tuple[int, int]:
+    return (size or 16 * scale), (stride or 8 * scale)
+
+
+def top_strip(scene: str, height: int, width: int, scale: int, n_test: int, test_size: int,
+              patch_size: int | None = None, stride: int | None = None, val_fraction: float = 0.1,
+              seed: int = 0) -> dict[str, list[Window]]:
+    """Test images side by side along the top; training patches from the rows below them."""
+    if n_test * test_size > width or test_size >= height:
+        raise ValueError(f"{n_test} test images of {test_size} do not fit a {height}x{width} scene")
+    if test_size % scale:
+        raise ValueError(f"test size {test_size} is not a multiple of the scale {scale}")
+    size, step = default_patch(scale, patch_size, stride)
+    test = [Window(scene, 0, i * test_size, test_size, test_size) for i in range(n_test)]
+    patches = patch_grid(scene, test_size, 0, height - test_size, width, size, step)
+    train, val = split_validation(patches, val_fraction, seed)
+    return {"train": train, "validation": val, "test": test}
+
+
+CHIKUSEI_RAW_SHAPE = (2517, 2335, 128)
+CHIKUSEI_CROP = (106, 2410, 143, 2191)  # rows 107:2410, cols 144:2191 in MATLAB's 1-based terms
+
+
+def chikusei_crop(raw: np.ndarray) -> np.ndarray:
+    """The SSPSR crop of the raw 2517 x 2335 scene to its 2304 x 2048 valid region."""
+    r0, r1, c0, c1 = CHIKUSEI_CROP
+    if raw.shape[:2] != CHIKUSEI_RAW_SHAPE[:2]:
+        raise ValueError(f"Chikusei is {CHIKUSEI_RAW_SHAPE[0]}x{CHIKUSEI_RAW_SHAPE[1]}, got {raw.shape[:2]}")
+    return raw[r0:r1, c0:c1]
+
+
+def chikusei(scale: int, **kwargs) -> dict[str, list[Window]]:
+    """Windows of the cropped 2304 x 2048 Chikusei cube."""
+    r0, r1, c0, c1 = CHIKUSEI_CROP
+    return top_strip("chikusei", r1 - r0, c1 - c0, scale, n_test=4, test_size=512, **kwargs)
+
+
+def houston(height: int, width: int, scale: int, **kwargs) -> dict[str, list[Window]]:
+    return top_strip("houston2018", height, width, scale, n_test=8, test_size=256, **kwargs)
+
+
+def pavia(height: int, width: int, scale: int, test_size: int = 224, **kwargs) -> dict[str, list[Window]]:
+    return top_strip("pavia_centre", height, width, scale, n_test=3, test_size=test_size, **kwargs)
+
+
+def whole(scene: str, height: int, width: int, scale: int) -> Window:
+    """A whole scene as one test image, cropped to a multiple of the scale."""
+    return Window(scene, 0, 0, height - height % scale, width - width % scale)
+
+
+def scenes(shapes: dict[str, tuple[int, int]], scale: int, train: list[str], validation: list[str],
+           test: list[str], patch_size: int | None = None, stride: int | None = None) -> dict[str, list[Window]]:
+    """Scene-level splits (CAVE and any folder): patches from training scenes, the others whole."""
+    named = set(train) | set(validation) | set(test)
+    unknown = sorted(named - set(shapes))
+    if unknown:
+        raise ValueError(f"scene(s) {', '.join(unknown)} not found; available: {', '.join(sorted(shapes))}")
+    overlap = (set(train) & set(test)) | (set(train) & set(validation)) | (set(validation) & set(test))
+    if overlap:
+        raise ValueError(f"scene(s) {', '.join(sorted(overlap))} are in more than one split")
+    size, step = default_patch(scale, patch_size, stride)
+    return {
+        "train": [w for s in train for w in patch_grid(s, 0, 0, *shapes[s], size, step)],
+        "validation": [whole(s, *shapes[s], scale) for s in validation],
+        "test": [whole(s, *shapes[s], scale) for s in test],
+    }
+
+
+def folder(shapes: dict[str, tuple[int, int]], scale: int, test_fraction: float = 0.2,
+           val_fraction: float = 0.1, seed: int = 0, **kwargs) -> dict[str, list[Window]]:
+    """Any folder of cubes: a seeded shuffle of the scene names assigns test and validation scenes."""
+    names = sorted(shapes)
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    n_test = max(1, int(round(test_fraction * len(names)))) if len(names) > 1 else 0
+    n_val = int(round(val_fraction * len(names))) if len(names) > 2 else 0
+    return scenes(shapes, scale, train=order[n_test + n_val:], validation=order[n_test:n_test + n_val],
+                  test=order[:n_test], **kwargs)

@@ -1,0 +1,95 @@
+"""Split protocols: counts as the paper's, pixel-disjoint test and training sets, seeded determinism."""
+
+import numpy as np
+import pytest
+
+from lkca_jax.data import protocols as P
+from lkca_jax.ops.imresize import imresize_np
+
+
+def covered(windows, shape):
+    mask = np.zeros(shape, bool)
+    for w in windows:
+        mask[w.top:w.top + w.height, w.left:w.left + w.width] = True
+    return mask
+
+
+def test_chikusei_counts_and_geometry():
+    s4 = P.chikusei(4)
+    # SSPSR: 3465 x4 training patches (64, stride 32) before the 10% validation split.
+    assert len(s4["train"]) + len(s4["validation"]) == 3465
+    assert len(s4["validation"]) == 346  # round(346.5) to even
+    assert [(w.top, w.left, w.height) for w in s4["test"]] == [(0, 0, 512), (0, 512, 512), (0, 1024, 512),
+                                                               (0, 1536, 512)]
+    s8 = P.chikusei(8)
+    assert len(s8["train"]) + len(s8["validation"]) == 27 * 31  # 128 stride 64 over 1792 x 2048
+    assert {w.height for w in s8["train"]} == {128}
+
+
+def test_chikusei_crop_shape():
+    raw = np.zeros(P.CHIKUSEI_RAW_SHAPE[:2] + (1,), np.float32)
+    raw[106, 143], raw[2409, 2190] = 1, 2  # the first and last pixel of the 1-based range 107:2410, 144:2191
+    cropped = P.chikusei_crop(raw)
+    assert cropped.shape == (2304, 2048, 1) and cropped[0, 0, 0] == 1 and cropped[-1, -1, 0] == 2
+
+
+@pytest.mark.parametrize("make", [lambda: P.chikusei(4), lambda: P.houston(1202, 4172, 4),
+                                  lambda: P.pavia(1096, 715, 8)])
+def test_test_pixels_never_in_training(make):
+    splits = make()
+    h = max(w.top + w.height for ws in splits.values() for w in ws)
+    wd = max(w.left + w.width for ws in splits.values() for w in ws)
+    test = covered(splits["test"], (h, wd))
+    assert not np.any(test & covered(splits["train"] + splits["validation"], (h, wd)))
+    # Test images do not overlap each other.
+    assert test.sum() == sum(w.height * w.width for w in splits["test"])
+
+
+def test_houston_and_pavia_tests():
+    assert [w.left for w in P.houston(1202, 4172, 4)["test"]] == [256 * i for i in range(8)]
+    pv = P.pavia(1096, 715, 4)
+    assert [(w.left, w.height) for w in pv["test"]] == [(0, 224), (224, 224), (448, 224)]
+    assert max(w.left + w.width for w in pv["train"]) <= 715
+
+
+def test_validation_is_seeded():
+    a, b, c = P.chikusei(4, seed=1), P.chikusei(4, seed=1), P.chikusei(4, seed=2)
+    assert a == b and a["validation"] != c["validation"]
+    assert not set(a["train"]) & set(a["validation"])
+
+
+def test_scene_protocol_rejects_overlap_and_unknown():
+    shapes = {"a": (64, 64), "b": (64, 64), "c": (50, 70)}
+    splits = P.scenes(shapes, 4, train=["a"], validation=["b"], test=["c"])
+    assert splits["test"] == [P.Window("c", 0, 0, 48, 68)]  # cropped to a multiple of 4
+    assert len(splits["train"]) == 1  # default patch 16 r = 64 fits a 64 x 64 scene once
+    assert len(P.scenes(shapes, 4, ["a"], ["b"], ["c"], patch_size=32, stride=16)["train"]) == 3 * 3
+    with pytest.raises(ValueError, match="more than one split"):
+        P.scenes(shapes, 4, train=["a"], validation=["a"], test=["c"])
+    with pytest.raises(ValueError, match="zzz"):
+        P.scenes(shapes, 4, train=["zzz"], validation=[], test=["c"])
+
+
+def test_folder_protocol_deterministic():
+    shapes = {f"s{i}": (80, 80) for i in range(10)}
+    a = P.folder(shapes, 2, seed=3)
+    assert a == P.folder(shapes, 2, seed=3)
+    assert len(a["test"]) == 2 and len(a["validation"]) == 1
+    assert {w.scene for w in a["train"]}.isdisjoint({w.scene for w in a["test"] + a["validation"]})
+
+
+def test_normalise_keeps_negatives():
+    cube = np.array([[[-50.0, 100.0], [200.0, 400.0]]])
+    out, c = P.normalise(cube, "global_max")
+    assert c == 400.0 and out.min() == -0.125
+    out, c = P.normalise(cube, "constant", 8000)
+    assert c == 8000.0 and np.isclose(out.max(), 0.05)
+    with pytest.raises(ValueError):
+        P.normalise(cube, "constant")
+
+
+def test_degrade_is_matlab_imresize():
+    hr = np.random.default_rng(0).random((32, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(P.degrade(hr, 4), imresize_np(hr.astype(np.float64), 0.25), atol=1e-6)
+    with pytest.raises(ValueError, match="multiple"):
+        P.degrade(hr[:30], 4)
