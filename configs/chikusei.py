@@ -12,4 +12,6 @@ from lkca_jax.config import base_config
 
 
 def get_config(arg: str = "x4,net"):
-    return base_config("chikusei", bands=128, arg=arg)
+    c = base_config("chikusei", bands=128, arg=arg)
+    c.data.test_size = 512
+    return c

@@ -12,4 +12,6 @@ from lkca_jax.config import base_config
 
 
 def get_config(arg: str = "x4,net"):
-    return base_config("houston", bands=48, arg=arg)
+    c = base_config("houston", bands=48, arg=arg)
+    c.data.test_size = 256
+    return c

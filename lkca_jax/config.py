@@ -73,6 +73,22 @@ def base_config(dataset: str, bands: int, arg: str = "") -> ml_collections.Confi
     m.vdsr_depth = 18
     m.vdsr_residual = True  # choice: VDSR's global residual, here the bicubic image
 
+    # Data (RECONSTRUCTION.md section 5; lkca_jax/data/protocols.py). Dataset files set the rest.
+    d = c.data = ml_collections.ConfigDict()
+    d.protocol = dataset  # chikusei | houston | pavia | cave | folder | sample
+    d.path = ""  # the downloaded file (or folder of scenes) the protocol reads
+    d.key = ""  # variable/array name inside the file, when it holds several
+    d.normalisation = "global_max"  # global_max | constant | per_file_max
+    d.norm_value = 0.0  # the constant, for normalisation='constant'
+    d.test_size = 0  # side of the square test images (top-strip protocols)
+    d.patch_size = 0  # training HR patch side; 0: 16 * scale (the paper's 64 at x4, 128 at x8)
+    d.stride = 0  # 0: 8 * scale (the paper's 32 at x4, 64 at x8)
+    d.val_fraction = 0.1
+    d.seed = 0  # validation split
+    d.train_scenes = ()  # scene-level protocols (cave): the scene names of each split
+    d.val_scenes = ()
+    d.test_scenes = ()
+
     # The paper's Flops column: MACs for one 16 x 16 low-resolution input.
     c.count_lr_size = 16
     return c

@@ -1,0 +1,108 @@
+"""From a config's ``data`` block to in-memory splits of (HR, LR) pairs.
+
+Reads the user's files (or the embedded sample), normalises them as the
+protocol says, cuts the protocol's windows (views, no copies) and makes each
+LR input by MATLAB bicubic degradation of its HR crop. The normalisation
+constant travels with every split so evaluation and inference can undo it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from lkca_jax.data import protocols as P
+from lkca_jax.data.io import DataError, read_cube, require_finite
+
+SAMPLE = pathlib.Path(__file__).parent / "sample" / "pavia_rosis_100.npz"
+
+
+@dataclasses.dataclass
+class Split:
+    """Equal-length lists: HR crops (H, W, C), LR inputs (H/r, W/r, C), ids; and, per scene,
+    the constant its data were divided by."""
+
+    hr: list[np.ndarray]
+    lr: list[np.ndarray]
+    ids: list[str]
+    norm: dict[str, float]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _read(path, key: str) -> np.ndarray:
+    cube = read_cube(path, key or None)
+    require_finite(cube, path)
+    return cube.data
+
+
+def _scene_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Scenes of a folder: sub-folders of band PNGs (CAVE's <name>_ms) and cube files."""
+    if not folder.is_dir():
+        raise DataError(folder, "expected a folder of scenes")
+    found = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir() or p.suffix.lower() in (".mat", ".npy", ".npz", ".tif", ".tiff", ".hdr"):
+            found[p.name[:-3] if p.is_dir() and p.name.endswith("_ms") else p.stem] = p
+    if not found:
+        raise DataError(folder, "holds no scenes (band-PNG folders or cube files)")
+    return found
+
+
+def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The protocol's normalised scenes by name, and each one's normalisation constant."""
+    d = config.data
+    per_file = d.normalisation == "per_file_max"
+    mode = "global_max" if per_file else d.normalisation
+    if d.protocol == "sample":
+        with np.load(d.path or SAMPLE) as f:
+            raw = {"pavia_sample": f["data"]}
+    elif d.protocol in ("cave", "folder"):
+        files = _scene_files(pathlib.Path(d.path))
+        wanted = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) or set(files)
+        raw = {name: _read(p, d.key) for name, p in files.items() if name in wanted}
+    else:
+        if not d.path:
+            raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the downloaded file")
+        cube = _read(d.path, d.key)
+        raw = {d.protocol: P.chikusei_crop(cube) if d.protocol == "chikusei" else cube}
+    if per_file or mode == "constant":
+        out = {k: P.normalise(v, mode, d.norm_value) for k, v in raw.items()}
+        return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}
+    # global_max over everything the protocol reads (one cube for the paper's datasets)
+    c = float(max(np.max(v) for v in raw.values()))
+    return {k: P.normalise(v, "constant", c)[0] for k, v in raw.items()}, {k: c for k in raw}
+
+
+def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
+    d, r = config.data, config.model.scale
+    kw = dict(patch_size=d.patch_size or None, stride=d.stride or None)
+    if d.protocol in ("chikusei", "houston", "pavia", "sample"):
+        (name, (h, w)), = shapes.items()
+        n_test = {"chikusei": 4, "houston": 8, "pavia": 3}.get(d.protocol, w // d.test_size)
+        return P.top_strip(name, h, w, r, n_test, d.test_size, val_fraction=d.val_fraction, seed=d.seed, **kw)
+    if d.protocol == "cave" or d.train_scenes:
+        return P.scenes(shapes, r, list(d.train_scenes), list(d.val_scenes), list(d.test_scenes), **kw)
+    return P.folder(shapes, r, val_fraction=d.val_fraction, seed=d.seed, **kw)
+
+
+def load_splits(config, names=("train", "validation", "test")) -> dict[str, Split]:
+    """HR/LR pairs of each named split, per the config's protocol."""
+    cubes, norms = load_scenes(config)
+    bands = {v.shape[2] for v in cubes.values()}
+    if bands != {config.model.bands}:
+        raise DataError(config.data.path or SAMPLE, f"has {sorted(bands)} bands, the model expects "
+                                                    f"{config.model.bands}")
+    r = config.model.scale
+    out = {}
+    for name, ws in windows(config, {k: v.shape[:2] for k, v in cubes.items()}).items():
+        if name in names:
+            hr = [P.crop(cubes[w.scene], w) for w in ws]
+            norm = {w.scene: norms[w.scene] for w in ws}
+            out[name] = Split(hr, [P.degrade(x, r) for x in hr], [w.id for w in ws], norm)
+    return out

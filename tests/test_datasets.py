@@ -1,0 +1,40 @@
+"""Config -> splits on the embedded sample and on real CAVE scenes."""
+
+import numpy as np
+
+from conftest import ROOT, shared_data
+from lkca_jax.config import load_config
+from lkca_jax.data.datasets import load_splits
+from lkca_jax.data.io import read
+from lkca_jax.ops.imresize import imresize_np
+
+
+def test_sample_splits_are_real_and_disjoint():
+    config = load_config(f"{ROOT}/configs/sample.py:x4,net")
+    splits = load_splits(config)
+    test, train, val = splits["test"], splits["train"], splits["validation"]
+    assert [x.shape for x in test.hr] == [(48, 48, 102)] * 2
+    # 32 x 32 patches, stride 8, over the 52 rows below the test strip: 3 x 9, 10% (3) to validation.
+    assert len(train) + len(val) == 27 and len(val) == 3
+    assert all(int(i.split("/")[1].split("_")[0]) >= 48 for i in train.ids + val.ids)
+    # HR crops are the shipped data; LR is MATLAB bicubic of the crop.
+    with np.load(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz") as f:
+        cube = f["data"]
+    np.testing.assert_array_equal(test.hr[1], cube[:48, 48:96])
+    np.testing.assert_allclose(test.lr[1], imresize_np(cube[:48, 48:96].astype(np.float64), 0.25), atol=1e-6)
+    assert test.norm == {"pavia_sample": 1.0}
+
+
+def test_cave_scene_splits():
+    path = shared_data("cave")
+    config = load_config(f"{ROOT}/configs/cave.py:x4,net")
+    config.data.path = str(path)
+    config.data.train_scenes = ("balloons",)
+    config.data.val_scenes = ()
+    config.data.test_scenes = ("feathers",)
+    splits = load_splits(config)
+    assert len(splits["train"]) == 15 * 15  # 64 x 64 patches, stride 32, over 512 x 512
+    assert splits["train"].lr[0].shape == (16, 16, 31)
+    raw = read(path / "feathers_ms")
+    np.testing.assert_allclose(splits["test"].hr[0], raw / 65535.0, rtol=1e-6)
+    assert splits["test"].norm == {"feathers": 65535.0}
