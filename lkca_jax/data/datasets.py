@@ -57,8 +57,6 @@ def _scene_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
 def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """The protocol's normalised scenes by name, and each one's normalisation constant."""
     d = config.data
-    per_file = d.normalisation == "per_file_max"
-    mode = "global_max" if per_file else d.normalisation
     if d.protocol == "sample":
         with np.load(d.path or SAMPLE) as f:
             raw = {"pavia_sample": f["data"]}
@@ -71,12 +69,12 @@ def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
             raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the downloaded file")
         cube = _read(d.path, d.key)
         raw = {d.protocol: P.chikusei_crop(cube) if d.protocol == "chikusei" else cube}
-    if per_file or mode == "constant":
-        out = {k: P.normalise(v, mode, d.norm_value) for k, v in raw.items()}
-        return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}
-    # global_max over everything the protocol reads (one cube for the paper's datasets)
-    c = float(max(np.max(v) for v in raw.values()))
-    return {k: P.normalise(v, "constant", c)[0] for k, v in raw.items()}, {k: c for k in raw}
+    if d.normalisation == "global_max":  # one max over everything the protocol reads
+        mode, value = "constant", float(max(np.max(v) for v in raw.values()))
+    else:  # constant, or per_file_max (each scene by its own max)
+        mode, value = d.normalisation, d.norm_value
+    out = {k: P.normalise(v, mode, value) for k, v in raw.items()}
+    return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}
 
 
 def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:

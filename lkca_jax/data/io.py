@@ -104,19 +104,27 @@ def _read_mat(path, key: str | None) -> Cube:
         if key not in numeric:
             raise DataError(path, f"variable {key!r} is not a numeric array")
         return _as_cube(path, _maybe_pixels_matrix(path, numeric[key], variables), wavelengths)
-    cubes = {k: v for k, v in numeric.items() if v.ndim == 3}
-    if cubes:
-        largest = max(v.size for v in cubes.values())
-        top = sorted(k for k, v in cubes.items() if v.size == largest)
-        if len(top) > 1:
-            raise DataError(path, f"several equally large 3-D arrays ({', '.join(top)}); choose one with --key")
-        return _as_cube(path, cubes[top[0]], wavelengths)
+    cube = _largest_cube(path, numeric)
+    if cube is not None:
+        return _as_cube(path, cube, wavelengths)
     for v in sorted(numeric.values(), key=lambda a: -a.size):
         cube = _maybe_pixels_matrix(path, v, variables)
         if cube.ndim == 3:
             return _as_cube(path, cube, wavelengths)
     listing = ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in sorted(variables.items())) or "none"
     raise DataError(path, f"no 3-D numeric image, nor a bands-by-pixels matrix with nRow/nCol; variables: {listing}")
+
+
+def _largest_cube(path, arrays: dict) -> np.ndarray | None:
+    """The single largest 3-D array, None if there is none; ties are an error asking for a key."""
+    cubes = {k: v for k, v in arrays.items() if np.ndim(v) == 3}
+    if not cubes:
+        return None
+    largest = max(v.size for v in cubes.values())
+    top = sorted(k for k, v in cubes.items() if v.size == largest)
+    if len(top) > 1:
+        raise DataError(path, f"several equally large 3-D arrays ({', '.join(top)}); choose one with --key")
+    return cubes[top[0]]
 
 
 def _maybe_pixels_matrix(path, array: np.ndarray, variables: dict) -> np.ndarray:
@@ -276,14 +284,10 @@ def _read_numpy(path, key: str | None) -> Cube:
         if key not in arrays:
             raise DataError(path, f"no array {key!r}; arrays: {', '.join(sorted(arrays))}")
         return _as_cube(path, arrays[key])
-    cubes = {k: v for k, v in arrays.items() if v.ndim == 3}
-    if not cubes:
+    cube = _largest_cube(path, arrays)
+    if cube is None:
         raise DataError(path, f"no 3-D array; arrays: {', '.join(sorted(arrays)) or 'none'}")
-    largest = max(v.size for v in cubes.values())
-    top = sorted(k for k, v in cubes.items() if v.size == largest)
-    if len(top) > 1:
-        raise DataError(path, f"several equally large 3-D arrays ({', '.join(top)}); choose one with --key")
-    return _as_cube(path, cubes[top[0]], arrays.get("wavelengths"))
+    return _as_cube(path, cube, arrays.get("wavelengths"))
 
 
 def _reason(err: Exception) -> str:

@@ -125,15 +125,24 @@ def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
     done = object()
     stop = threading.Event()
 
+    def put(item) -> bool:
+        """Block until there is room, unless the consumer has gone (then False)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     def work():
         try:
             for b in batches:
-                if stop.is_set():
+                if not put(b):
                     return
-                q.put(b)
-            q.put(done)
+            put(done)
         except BaseException as err:  # handed to the consumer
-            q.put(err)
+            put(err)
 
     threading.Thread(target=work, daemon=True).start()
     try:
