@@ -12,6 +12,6 @@ from lkca_jax.config import base_config
 
 
 def get_config(arg: str = "x4,net"):
-    c = base_config("chikusei", bands=128, arg=arg)
-    c.data.test_size = 512
+    c = base_config("chikusei", arg)
+    c.data.path = ""  # HyperspecVNIR_Chikusei_20140729.mat (MATLAB v7.3, variable 'chikusei')
     return c

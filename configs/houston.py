@@ -12,6 +12,6 @@ from lkca_jax.config import base_config
 
 
 def get_config(arg: str = "x4,net"):
-    c = base_config("houston", bands=48, arg=arg)
-    c.data.test_size = 256
+    c = base_config("houston", arg)
+    c.data.path = ""  # the 48-band Houston 2018 cube, any format `python -m lkca_jax inspect` reads
     return c

@@ -12,8 +12,6 @@ from lkca_jax.config import base_config
 
 
 def get_config(arg: str = "x4,net"):
-    c = base_config("pavia", bands=102, arg=arg)
-    c.data.normalisation = "constant"  # SSPSR's scripts hint at 8000 for Pavia Centre
-    c.data.norm_value = 8000.0
-    c.data.test_size = 224  # not stated; 3 x 224 = 672 <= 715 and a multiple of 8
+    c = base_config("pavia", arg)
+    c.data.path = ""  # Pavia.mat (variable 'pavia', 1096 x 715 x 102)
     return c

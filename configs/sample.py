@@ -13,12 +13,6 @@ from lkca_jax.config import base_config
 
 
 def get_config(arg: str = "x4,net"):
-    c = base_config("sample", bands=102, arg=arg)
-    c.data.protocol = "sample"
+    c = base_config("sample", arg)
     c.data.path = ""  # empty: the copy inside the package
-    c.data.normalisation = "constant"  # already reflectance in 0..1
-    c.data.norm_value = 1.0
-    c.data.test_size = 48
-    c.data.patch_size = 32
-    c.data.stride = 8
     return c

@@ -20,6 +20,26 @@ import ml_collections
 
 VARIANTS = ("net", "lr", "kd", "vdsr", "bicubic")
 
+CAVE_SCENES = {  # choice: the 16 scenes of ../shared/data/cave, 11 / 1 / 4 (the paper's split is not stated)
+    "train": ("balloons", "cd", "clay", "egyptian_statue", "fake_and_real_beers", "fake_and_real_lemon_slices",
+              "fake_and_real_peppers", "fake_and_real_sushi", "feathers", "glass_tiles", "jelly_beans"),
+    "validation": ("paints",),
+    "test": ("pompoms", "real_and_fake_peppers", "stuffed_toys", "thread_spools"),
+}
+
+# Each dataset's band count and the data fields where it differs from the base (RECONSTRUCTION.md
+# section 5). The TFDS builders (lkca_jax/data/tfds) and configs/<dataset>.py both start here.
+DATASETS = {
+    "chikusei": dict(bands=128, test_size=512),
+    "houston": dict(bands=48, test_size=256),
+    # SSPSR's scripts hint at 8000; the test size is not stated (3 x 224 = 672 <= 715, a multiple of 8).
+    "pavia": dict(bands=102, normalisation="constant", norm_value=8000.0, test_size=224),
+    "cave": dict(bands=31, normalisation="constant", norm_value=65535.0, train_scenes=CAVE_SCENES["train"],
+                 val_scenes=CAVE_SCENES["validation"], test_scenes=CAVE_SCENES["test"]),
+    # The embedded ROSIS crop, already reflectance in 0..1: two 48 x 48 test images, 32 x 32 patches.
+    "sample": dict(bands=102, normalisation="constant", norm_value=1.0, test_size=48, patch_size=32, stride=8),
+}
+
 
 def parse_arg(arg: str, default_scale: int = 4) -> tuple[int, str]:
     """``'x4,net'`` -> (4, 'net'); either part may be missing (defaults x4, net), in any order."""
@@ -37,9 +57,15 @@ def parse_arg(arg: str, default_scale: int = 4) -> tuple[int, str]:
     return scale, variant
 
 
-def base_config(dataset: str, bands: int, arg: str = "") -> ml_collections.ConfigDict:
-    """Everything shared by all datasets, with the paper's values as defaults."""
+def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_collections.ConfigDict:
+    """Everything shared by all datasets, with the paper's values as defaults, then the
+    dataset's own fields from :data:`DATASETS` (a dataset not listed there needs ``bands``)."""
     scale, variant = parse_arg(arg)
+    known = dict(DATASETS.get(dataset, {}))
+    bands = bands or known.pop("bands", None)
+    known.pop("bands", None)
+    if not bands:
+        raise ValueError(f"dataset {dataset!r} is not one of {sorted(DATASETS)}: give its number of bands")
     c = ml_collections.ConfigDict()
     c.dataset = dataset
     c.variant = variant
@@ -88,6 +114,7 @@ def base_config(dataset: str, bands: int, arg: str = "") -> ml_collections.Confi
     d.train_scenes = ()  # scene-level protocols (cave): the scene names of each split
     d.val_scenes = ()
     d.test_scenes = ()
+    d.update(known)
 
     # The paper's Flops column: MACs for one 16 x 16 low-resolution input.
     c.count_lr_size = 16

@@ -89,18 +89,23 @@ def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Wind
     return P.folder(shapes, r, val_fraction=d.val_fraction, seed=d.seed, **kw)
 
 
-def load_splits(config, names=("train", "validation", "test")) -> dict[str, Split]:
-    """HR/LR pairs of each named split, per the config's protocol."""
+def scene_windows(config) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, list[P.Window]]]:
+    """The normalised scenes, their constants, and each split's windows (nothing cropped yet)."""
     cubes, norms = load_scenes(config)
     bands = {v.shape[2] for v in cubes.values()}
     if bands != {config.model.bands}:
         raise DataError(config.data.path or SAMPLE, f"has {sorted(bands)} bands, the model expects "
                                                     f"{config.model.bands}")
-    r = config.model.scale
+    return cubes, norms, windows(config, {k: v.shape[:2] for k, v in cubes.items()})
+
+
+def load_splits(config, names=("train", "validation", "test")) -> dict[str, Split]:
+    """HR/LR pairs of each named split, per the config's protocol."""
+    cubes, norms, split_windows = scene_windows(config)
     out = {}
-    for name, ws in windows(config, {k: v.shape[:2] for k, v in cubes.items()}).items():
+    for name, ws in split_windows.items():
         if name in names:
             hr = [P.crop(cubes[w.scene], w) for w in ws]
             norm = {w.scene: norms[w.scene] for w in ws}
-            out[name] = Split(hr, [P.degrade(x, r) for x in hr], [w.id for w in ws], norm)
+            out[name] = Split(hr, [P.degrade(x, config.model.scale) for x in hr], [w.id for w in ws], norm)
     return out

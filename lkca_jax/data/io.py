@@ -23,7 +23,7 @@ import numpy as np
 MAT_V73_THRESHOLD = 2 ** 31 - 1  # MATLAB v5 cannot hold variables of 2 GB or more
 ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
 ENVI_CODES = {np.dtype(v).str[1:]: k for k, v in ENVI_DTYPES.items()}
-ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
+ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".pix")  # .pix: DFC 2018 (Houston)
 
 
 class DataError(ValueError):
@@ -67,8 +67,9 @@ def _as_cube(path, array: np.ndarray, wavelengths=None) -> Cube:
 # ---------------------------------------------------------------- MATLAB
 
 
-def _mat_variables(path) -> dict:
-    """{name: array} of a .mat file; v7.3 (HDF5) arrays are transposed to MATLAB's order."""
+def _mat_variables(path, key: str | None = None) -> dict:
+    """{name: array} of a .mat file; v7.3 (HDF5) arrays are transposed to MATLAB's order. With a
+    ``key``, other large v7.3 arrays are not read (a Chikusei file is GBs)."""
     import scipy.io
 
     try:
@@ -84,7 +85,8 @@ def _mat_variables(path) -> dict:
 
         def collect(name, obj):  # returns None, so h5py visits every item
             if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "iuf":
-                found[name] = obj[()].T
+                if key is None or name == key or obj.size < 2 ** 20:
+                    found[name] = obj[()].T
 
         with h5py.File(path, "r") as f:
             f.visititems(collect)
@@ -94,7 +96,7 @@ def _mat_variables(path) -> dict:
 
 
 def _read_mat(path, key: str | None) -> Cube:
-    variables = _mat_variables(path)
+    variables = _mat_variables(path, key)
     numeric = {k: np.asarray(v) for k, v in variables.items()
                if isinstance(v, np.ndarray) and v.dtype.kind in "iuf" and v.size > 1}
     wavelengths = next((numeric[k] for k in ("wavelengths", "wavelength", "wl") if k in numeric), None)
@@ -210,7 +212,7 @@ def _envi_pair(path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
             data = path.with_suffix(suffix)
             if data.is_file() and data != hdr:
                 return hdr, data
-        raise DataError(path, "ENVI header without its data file (same name, no suffix or .img/.dat/.raw)")
+        raise DataError(path, "ENVI header without its data file (same name, no suffix or .img/.dat/.raw/.pix)")
     for hdr in (path.with_suffix(".hdr"), pathlib.Path(str(path) + ".hdr")):
         if hdr.is_file():
             return hdr, path
@@ -351,7 +353,8 @@ def _write_mat_v73(tmp: str, name: str, data: np.ndarray, extra: dict) -> None:
     with h5py.File(tmp, "w", userblock_size=512) as f:
         for key, value in {name: data, **extra}.items():
             ds = f.create_dataset(key, data=np.ascontiguousarray(np.asarray(value).T))
-            ds.attrs["MATLAB_class"] = np.bytes_({"f4": "single", "f8": "double"}.get(value.dtype.str[1:], "double"))
+            dtype = np.asarray(value).dtype
+            ds.attrs["MATLAB_class"] = np.bytes_({"float32": "single", "float64": "double"}.get(dtype.name, dtype.name))
     header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by: lkca-jax HDF5 schema 1.00 ."
     with open(tmp, "r+b") as fh:
         fh.write(header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM" + b"\x00" * (512 - 128))
