@@ -1,9 +1,11 @@
 """The embedded real sample: a 100 x 100 x 102 ROSIS Pavia crop shipped in the package.
 
 Two 48 x 48 test images along the top, 32 x 32 training patches below them.
-Needs no download and no ../shared. Count the model (training lands with train.py):
+Needs no download and no ../shared. Trains LKCA-Net at x4 and evaluates it
+against Bicubic in about 5 minutes on 2 CPU cores (the README's main command):
 
-    python -m lkca_jax count --config=configs/sample.py:x4,net
+    python train.py --config configs/sample.py --workdir runs/sample
+    python evaluate.py --config configs/sample.py:bicubic --workdir runs/sample_bicubic
 
 The argument is '<scale>,<variant>' as for the dataset configs (x4 by default;
 x2 and x4 fit the 48-pixel test images and 32-pixel patches).
@@ -15,4 +17,11 @@ from lkca_jax.config import base_config
 def get_config(arg: str = "x4,net"):
     c = base_config("sample", arg)
     c.data.path = ""  # empty: the copy inside the package
+    # 24 training patches x 8 dihedral copies: 12 steps an epoch at batch 16.
+    c.train.batch_size = 16
+    c.train.num_epochs = 60
+    c.train.learning_rate = 5e-4
+    c.train.log_every_steps = 60
+    c.train.eval_every_steps = 120
+    c.train.checkpoint_every_steps = 120
     return c

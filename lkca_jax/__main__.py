@@ -4,6 +4,9 @@
         Parameters and MACs in the paper's convention (one 16 x 16 LR input).
     inspect  FILE [--key K] [--json]
         Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder).
+    sr       --workdir RUN --input IN --output OUT [--key K] [--tile T] [--overlap O] [--batch B]
+        Super-resolve a whole scene with a trained run, in overlapping cross-faded tiles; OUT's
+        suffix picks the format (.mat, .npy, .tif, .hdr for ENVI).
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ def _inspect(args) -> int:
     return 0
 
 
+def _sr(args) -> int:
+    from lkca_jax.inference import run_sr
+
+    info = run_sr(args.workdir, args.input, args.output, args.key, args.tile, args.overlap, args.batch, args.which)
+    print(f"wrote {info['output']}: {info['shape'][0]} x {info['shape'][1]} x {info['shape'][2]}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lkca_jax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,6 +85,16 @@ def main(argv=None) -> int:
     p.add_argument("--key", help="variable (.mat) or array (.npz) to read")
     p.add_argument("--json", action="store_true", help="print one JSON object {shape, dtype, min, max}")
     p.set_defaults(run=_inspect)
+    p = sub.add_parser("sr", help="super-resolve a whole file with a trained run")
+    p.add_argument("--workdir", required=True, help="a training run (config.json and checkpoints)")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True, help=".mat, .npy, .tif or .hdr (ENVI)")
+    p.add_argument("--key", help="variable (.mat) or array (.npz) to read")
+    p.add_argument("--tile", type=int, default=128, help="tile core size in LR pixels (0: whole image)")
+    p.add_argument("--overlap", type=int, default=16, help="LR pixels of context on each side of a tile")
+    p.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.set_defaults(run=_sr)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

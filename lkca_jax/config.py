@@ -83,6 +83,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.groups = "auto:8"
     m.rank = 64  # only for upsampler='svd'
     m.up_kernel = 3
+    m.up_init_scale = 0.0  # choice: upsampler's last kernel init x this; 0: SR starts as bicubic (1: PyTorch's)
     m.kernel_sizes = (5, 7)
     m.dilations = (1, 3)  # choice: VAN's LKA (5x5 d1 then 7x7 d3); the paper lost the values
     m.se_reduction = 16
@@ -115,6 +116,40 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     d.val_scenes = ()
     d.test_scenes = ()
     d.update(known)
+
+    # Training (RECONSTRUCTION.md sections 3 and 4; lkca_jax/training.py).
+    t = c.train = ml_collections.ConfigDict()
+    t.seed = 0  # parameters, drop path and the epoch order
+    t.batch_size = 32  # global, over all devices and processes (MSDformer: 32)
+    t.num_epochs = 300  # MSDformer
+    t.num_steps = 0  # > 0: stop after this many steps instead
+    t.augment = "all8"  # all8 (MSDformer: every epoch has all 8 dihedral copies) | random | none
+    t.optimizer = "adam"  # adam | adamw
+    t.learning_rate = 1e-4  # SSPSR; the paper's value is lost
+    t.schedule = "cosine"  # cosine (to min_learning_rate) | step | constant
+    t.min_learning_rate = 1e-6
+    t.warmup_steps = 0
+    t.step_decay_epochs = 100  # step schedule: multiply by step_decay_rate every this many epochs
+    t.step_decay_rate = 0.5
+    t.weight_decay = 0.0  # adamw only
+    t.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
+    t.l1_weight = 1.0  # HLoss: L1 + 0.5 SAM + 0.1 gradient (MSDformer)
+    t.sam_weight = 0.5
+    t.grad_weight = 0.1
+    t.parallel = "pmap"  # pmap | jit (NamedSharding mesh); lkca_jax/parallel.py
+    t.log_every_steps = 50
+    t.eval_every_steps = 500  # validation MPSNR; the best checkpoint follows it
+    t.checkpoint_every_steps = 500
+    t.keep_checkpoints = 3
+    t.prefetch = 2  # batches prepared ahead in a background thread
+
+    # Evaluation (lkca_jax/evaluation.py).
+    e = c.eval = ml_collections.ConfigDict()
+    e.batch_size = 1  # test images per jitted call
+    e.validation_batch_size = 32
+    e.legacy_ergas = False  # True: the anchors' ERGAS with ratio 4 at every scale, labelled as such
+    e.save_images = False
+    e.rgb_bands = ()  # false-colour (R, G, B) band indices; () picks bands at 3/4, 1/2 and 1/4 of the range
 
     # The paper's Flops column: MACs for one 16 x 16 low-resolution input.
     c.count_lr_size = 16

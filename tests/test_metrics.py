@@ -5,9 +5,9 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import shared_data
 from skimage.metrics import structural_similarity
 
+from conftest import shared_data
 from lkca_jax import metrics
 from lkca_jax.data.io import read
 from lkca_jax.ops.imresize import imresize_np

@@ -27,11 +27,18 @@ def test_all8_enumerates_every_transform_once():
     assert sorted(pairs) == [(i, t) for i in range(5) for t in range(8)]
 
 
-def test_process_shards_are_disjoint_and_equal():
-    full = epoch_order(11, epoch=2, seed=0, augment="all8")
-    p0 = epoch_order(11, epoch=2, seed=0, augment="all8", process_index=0, process_count=2)
-    p1 = epoch_order(11, epoch=2, seed=0, augment="all8", process_index=1, process_count=2)
-    assert len(p0) == len(p1) == 44 and not set(p0) & set(p1) and set(p0) | set(p1) <= set(full)
+def test_process_shards_split_each_global_batch():
+    src = make_source(11)
+    one = list(train_batches(src, per_device=2, devices=2, epoch=2, seed=0))  # one process, 2 devices
+    p0 = list(train_batches(src, per_device=2, devices=1, epoch=2, seed=0, process_index=0, process_count=2))
+    p1 = list(train_batches(src, per_device=2, devices=1, epoch=2, seed=0, process_index=1, process_count=2))
+    assert len(one) == len(p0) == len(p1) == 22  # 88 transformed items in batches of 4
+    for a, b, c in zip(one, p0, p1):  # process p's device = global device p
+        np.testing.assert_array_equal(a.hr[0], b.hr[0])
+        np.testing.assert_array_equal(a.hr[1], c.hr[0])
+        assert not np.array_equal(b.hr, c.hr)
+    resumed = list(train_batches(src, per_device=2, devices=2, epoch=2, seed=0, skip=5))
+    assert len(resumed) == 17 and all(np.array_equal(a.hr, b.hr) for a, b in zip(one[5:], resumed))
 
 
 def test_dihedral_group():

@@ -5,8 +5,10 @@ A source is anything with ``len()`` whose items are mappings with ``'hr'`` and
 split). Batches are NumPy arrays shaped ``(devices, per_device, h, w, C)``.
 
 Training: the order is a permutation seeded by ``(seed, epoch)``, so every run
-and every process sees the same global order; process ``p`` of ``P`` takes
-positions ``p, p + P, ...`` of it (equal counts on every process). With
+and every process sees the same global order, cut into global batches; process
+``p`` of ``P`` takes the ``p``-th contiguous block of each, so device ``d`` of
+process ``p`` gets the same items as global device ``p * local_devices + d`` of
+a single process with all the devices. With
 ``augment='all8'`` (MSDformer) an epoch enumerates all 8 dihedral transforms of
 every item; ``'random'`` draws one per item per epoch; ``'none'`` uses the item
 as is. The same transform is applied to LR and HR. The last partial batch is
@@ -54,21 +56,16 @@ def dihedral(x: np.ndarray, t: int) -> np.ndarray:
     return np.ascontiguousarray(y[:, ::-1] if t >= 4 else y)
 
 
-def epoch_order(n: int, epoch: int, seed: int, augment: str, process_index: int = 0,
-                process_count: int = 1) -> list[tuple[int, int]]:
-    """This process's (item, transform) pairs for one training epoch."""
+def epoch_order(n: int, epoch: int, seed: int, augment: str) -> list[tuple[int, int]]:
+    """The global (item, transform) pairs of one training epoch."""
     if augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {AUGMENTS}, got {augment!r}")
     rng = np.random.default_rng([seed, epoch])
     if augment == "all8":
-        flat = rng.permutation(8 * n)
-        pairs = [(int(i) // 8, int(i) % 8) for i in flat]
-    else:
-        order = rng.permutation(n)
-        transforms = rng.integers(0, 8, n) if augment == "random" else np.zeros(n, int)
-        pairs = [(int(i), int(transforms[i])) for i in order]
-    per_process = len(pairs) // process_count
-    return pairs[process_index::process_count][:per_process]
+        return [(int(i) // 8, int(i) % 8) for i in rng.permutation(8 * n)]
+    order = rng.permutation(n)
+    transforms = rng.integers(0, 8, n) if augment == "random" else np.zeros(n, int)
+    return [(int(i), int(transforms[i])) for i in order]
 
 
 def _stack(items, devices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,13 +75,14 @@ def _stack(items, devices: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_batches(source, per_device: int, devices: int, epoch: int, seed: int = 0, augment: str = "all8",
-                  process_index: int = 0, process_count: int = 1) -> Iterator[Batch]:
-    """One training epoch of full batches for this process."""
-    size = per_device * devices
-    pairs = epoch_order(len(source), epoch, seed, augment, process_index, process_count)
-    for start in range(0, len(pairs) - size + 1, size):
+                  process_index: int = 0, process_count: int = 1, skip: int = 0) -> Iterator[Batch]:
+    """This process's share of one epoch of full global batches, from batch ``skip`` on (resuming)."""
+    local = per_device * devices
+    size = local * process_count
+    pairs = epoch_order(len(source), epoch, seed, augment)
+    for start in range(skip * size, len(pairs) - size + 1, size):
         items = []
-        for i, t in pairs[start:start + size]:
+        for i, t in pairs[start + process_index * local:start + (process_index + 1) * local]:
             item = source[i]
             items.append((dihedral(np.asarray(item["lr"]), t), dihedral(np.asarray(item["hr"]), t)))
         lr, hr = _stack(items, devices)

@@ -119,19 +119,22 @@ class Upsampler(nn.Module):
     groups: int = 8
     rank: int = 64
     kernel_size: int = 3
+    init_scale: float = 1.0  # the last conv's kernel init is scaled by this (0: SR starts as bicubic)
     conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
         out = self.bands * self.scale * self.scale
         k = self.kernel_size
+        scale = self.init_scale
+        init = lambda key, shape, dtype=jnp.float32: scale * torch_kernel_init(key, shape, dtype)
         if self.kind == "dense":
-            y = Conv(out, k, impl=self.conv_impl, name="conv")(feat)
+            y = Conv(out, k, impl=self.conv_impl, kernel_init=init, name="conv")(feat)
         elif self.kind == "grouped":
-            y = Conv(out, k, groups=self.groups, impl=self.conv_impl, name="conv")(feat)
+            y = Conv(out, k, groups=self.groups, impl=self.conv_impl, kernel_init=init, name="conv")(feat)
         else:
             y = Conv(self.rank, k, use_bias=False, impl=self.conv_impl, name="conv_v")(feat)
-            y = Conv(out, 1, impl=self.conv_impl, name="conv_u")(y)
+            y = Conv(out, 1, impl=self.conv_impl, kernel_init=init, name="conv_u")(y)
         return pixel_shuffle(y, self.scale)
 
 
@@ -146,6 +149,7 @@ class LKCANet(nn.Module):
     groups: int | str = 8
     rank: int = 64
     up_kernel: int = 3
+    up_init_scale: float = 1.0
     kernel_sizes: Sequence[int] = (5, 7)
     dilations: Sequence[int] = (1, 3)
     se_reduction: int = 16
@@ -193,5 +197,5 @@ class LKCANet(nn.Module):
                     self.layer_scale_init, rate, self.gelu_approximate, self.bn_momentum, self.bn_epsilon,
                     self.conv_impl, self.axis_name, name=f"block{i}")(x, train)
         feats = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
-                          self.conv_impl, name="up")(x)
+                          init_scale=self.up_init_scale, conv_impl=self.conv_impl, name="up")(x)
         return feats + imresize(lr, self.scale), feats

@@ -1,0 +1,39 @@
+"""Evaluate a trained run (or Bicubic) on a split and print the paper's table.
+
+    python evaluate.py --workdir runs/sample                      # the run's config and best checkpoint
+    python evaluate.py --config configs/sample.py:bicubic --workdir runs/bicubic
+    python evaluate.py --workdir runs/sample --save_images        # + PNG panels and spectra in eval/images
+
+Writes WORKDIR/eval/<split>.json and .md. With --config as well as a trained
+workdir, the config's data and eval blocks are used with the run's model.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config file (optional when --workdir holds a run).")
+flags.DEFINE_string("workdir", None, "Run directory (checkpoints are read from it, results written to it).")
+flags.DEFINE_enum("split", "test", ["test", "validation", "train"], "Which split to evaluate.")
+flags.DEFINE_enum("which", "best", ["best", "last"], "The best-validation or the latest checkpoint.")
+flags.DEFINE_bool("save_images", False, "Write a PNG panel and a spectra plot per image.")
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    from lkca_jax import evaluation
+
+    try:
+        evaluation.evaluate_workdir(FLAGS.workdir, FLAGS.config, FLAGS.split, FLAGS.which, FLAGS.save_images)
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)

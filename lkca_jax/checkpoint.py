@@ -1,0 +1,143 @@
+"""A run's workdir: its config and its orbax checkpoints.
+
+Layout::
+
+    WORKDIR/config.json          the run's config (ml_collections, as JSON)
+    WORKDIR/checkpoints/<step>/  the last ``keep`` checkpoints
+    WORKDIR/best/<step>/         the one with the best validation MPSNR so far
+
+Each checkpoint has three items: ``variables`` (``params`` and ``batch_stats``:
+all inference needs), ``train`` (optimizer state, step, RNG; absent in converted
+checkpoints) and ``meta`` (JSON: epoch, validation MPSNR, the teacher's workdir
+for distilled students). A frozen teacher is never saved with its student.
+Restoring for training walks back from the newest checkpoint, skipping any that
+fail to load with a warning (a run killed while writing, a damaged disk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+import warnings
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+CONFIG_FILE = "config.json"
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_config(workdir, config) -> None:
+    write_text_atomic(pathlib.Path(workdir) / CONFIG_FILE, config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def _tuples(x):
+    """JSON lists back to tuples (the configs' sequences are tuples)."""
+    if isinstance(x, dict):
+        return {k: _tuples(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return tuple(_tuples(v) for v in x)
+    return x
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no run config here (is {workdir} a training workdir?)")
+    try:
+        return ml_collections.ConfigDict(_tuples(json.loads(path.read_text())))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def _manager(path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only)
+    return ocp.CheckpointManager(pathlib.Path(path).absolute(), options=options,
+                                 item_names=("variables", "train", "meta"))
+
+
+def _save_args(variables, train, meta):
+    items = {"variables": ocp.args.StandardSave(variables), "meta": ocp.args.JsonSave(meta)}
+    if train is not None:
+        items["train"] = ocp.args.StandardSave(train)
+    return ocp.args.Composite(**items)
+
+
+def _abstract(tree):
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+class Checkpoints:
+    """The last ``keep`` checkpoints of a run and its best one."""
+
+    def __init__(self, workdir, keep: int = 3):
+        self.workdir = pathlib.Path(workdir)
+        self.last = _manager(self.workdir / "checkpoints", keep)
+        self.best = _manager(self.workdir / "best", 1)
+
+    def save(self, step: int, variables, train=None, meta=None, best: bool = False) -> None:
+        """Save (asynchronously); ``best=True`` also replaces the best checkpoint."""
+        meta = dict(meta or {}, step=int(step))
+        self.last.save(step, args=_save_args(variables, train, meta), force=True)
+        if best:
+            self.best.save(step, args=_save_args(variables, None, meta), force=True)
+
+    def restore_latest(self, variables, train):
+        """(variables, train, meta) of the newest loadable checkpoint shaped like the given trees,
+        or None when there is none."""
+        for step in sorted(self.last.all_steps(), reverse=True):
+            try:
+                out = self.last.restore(step, args=ocp.args.Composite(
+                    variables=ocp.args.StandardRestore(_abstract(variables)),
+                    train=ocp.args.StandardRestore(_abstract(train)), meta=ocp.args.JsonRestore()))
+                return out["variables"], out["train"], dict(out["meta"])
+            except Exception as err:  # orbax raises many types for damaged files
+                warnings.warn(f"checkpoint {self.last.directory}/{step} cannot be restored "
+                              f"({type(err).__name__}: {str(err)[:200]}); trying the previous one", stacklevel=2)
+        return None
+
+    def wait(self) -> None:
+        self.last.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self) -> None:
+        self.last.close()
+        self.best.close()
+
+
+def restore_variables(workdir, which: str = "best"):
+    """(config, variables, meta) of a workdir for inference: ``which`` is 'best' or 'last'."""
+    workdir = pathlib.Path(workdir)
+    config = load_config(workdir)
+    has_steps = lambda f: f.is_dir() and any(p.name.isdigit() for p in f.iterdir())
+    folder = workdir / ("best" if which == "best" and has_steps(workdir / "best") else "checkpoints")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{workdir}: no checkpoints")
+    manager = _manager(folder, 1, read_only=True)
+    try:
+        step = manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{folder}: no checkpoints")
+        out = manager.restore(step, args=ocp.args.Composite(variables=ocp.args.StandardRestore(),
+                                                            meta=ocp.args.JsonRestore()))
+    finally:
+        manager.close()
+    variables = jax.tree.map(np.asarray, dict(out["variables"]))
+    return config, variables, dict(out["meta"])

@@ -1,0 +1,191 @@
+"""Jitted batch evaluation: the paper's table for a split, and pictures of the results.
+
+One jitted function super-resolves a padded batch and scores every image
+(:mod:`lkca_jax.metrics`); the host keeps the real images (mask 1), averages per
+image then over images in float64 (the paper's order), and times the forward
+pass alone (after compilation) as seconds per image.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import time
+
+import jax
+import numpy as np
+
+from lkca_jax import metrics
+from lkca_jax.accounting import count_config, human
+from lkca_jax.checkpoint import write_text_atomic
+from lkca_jax.data.pipeline import SplitSource, eval_batches
+from lkca_jax.models import build_model
+from lkca_jax.ops.imresize import imresize
+
+COLUMNS = ("Method", "Param", "Flops", *metrics.NAMES, "s/img")
+METHODS = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "vdsr": "VDSR", "bicubic": "Bicubic"}
+
+
+def method_name(config) -> str:
+    name = METHODS.get(config.get("variant", ""), config.model.name)
+    if config.model.name == "lkca" and config.model.upsampler == "svd":
+        name += f" (SVD r={config.model.rank})"
+    return name
+
+
+@functools.cache
+def _predictor(model):
+    @jax.jit
+    def predict(variables, lr):
+        return model.apply(variables, lr, train=False)[0]
+    return predict
+
+
+@functools.partial(jax.jit, static_argnames=("scale", "legacy"))
+def _score(hr, sr, scale, legacy):
+    return metrics.all_metrics(hr, sr, scale, legacy)
+
+
+def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False):
+    """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image."""
+    predict = _predictor(model)
+    per_image = {k: [] for k in metrics.NAMES}
+    images, seconds, timed = [], 0.0, 0
+    compiled = set()
+    for batch in eval_batches(SplitSource(split), batch_size, 1):
+        lr, hr, keep = batch.lr[0], batch.hr[0], batch.mask[0] > 0
+        if lr.shape not in compiled:  # compile (and warm up) outside the timing
+            jax.block_until_ready(predict(variables, lr))
+            compiled.add(lr.shape)
+        start = time.perf_counter()
+        sr = jax.block_until_ready(predict(variables, lr))
+        seconds += time.perf_counter() - start
+        timed += int(keep.sum())
+        for k, v in _score(hr, sr, float(scale), legacy_ergas).items():
+            per_image[k].append(np.asarray(v, np.float64)[keep])
+        images.extend(np.asarray(sr)[keep])
+    return {k: np.concatenate(v) for k, v in per_image.items()}, images, seconds / max(timed, 1)
+
+
+def mean_row(per_image: dict) -> dict:
+    return {k: float(np.mean(v)) for k, v in per_image.items()}
+
+
+def format_table(rows: list[dict], legacy_ergas: bool = False) -> str:
+    """A Markdown table in the paper's column order."""
+    cols = [c if c != "ERGAS" or not legacy_ergas else "ERGAS (ratio 4, legacy)" for c in COLUMNS]
+    fmt = {"MPSNR": "{:.4f}", "MSSIM": "{:.4f}", "SAM": "{:.4f}", "CC": "{:.4f}", "RMSE": "{:.4f}",
+           "ERGAS": "{:.4f}", "s/img": "{:.4f}"}
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        cells = [str(r["Method"]), human(r["Param"], "M"), human(r["Flops"], "G")]
+        cells += [fmt[c].format(r[c]) for c in COLUMNS[3:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rgb_bands(config, bands: int) -> tuple[int, int, int]:
+    chosen = tuple(config.eval.get("rgb_bands", ()) or ())
+    if chosen:
+        if len(chosen) != 3 or not all(0 <= b < bands for b in chosen):
+            raise ValueError(f"eval.rgb_bands must be 3 band indices below {bands}, got {chosen}")
+        return chosen
+    return (bands * 3 // 4, bands // 2, bands // 4)
+
+
+def false_colour(cube: np.ndarray, bands, lo=None, hi=None) -> np.ndarray:
+    """An (H, W, 3) image in [0, 1] from three bands, stretched to the given (or 1-99%) limits."""
+    rgb = cube[..., list(bands)].astype(np.float64)
+    lo = np.percentile(rgb, 1, axis=(0, 1)) if lo is None else lo
+    hi = np.percentile(rgb, 99, axis=(0, 1)) if hi is None else hi
+    return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+
+
+def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -> None:
+    """A panel (false-colour GT, Bicubic, SR, |SR - GT| with a colour bar) and a spectra plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = name.replace("/", "_")
+    rgb = gt[..., list(bands)]
+    lo, hi = np.percentile(rgb, 1, axis=(0, 1)), np.percentile(rgb, 99, axis=(0, 1))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    for ax, (title, img) in zip(axes[:3], [("Ground truth", gt), ("Bicubic", bicubic), ("SR", sr)]):
+        ax.imshow(false_colour(img, bands, lo, hi))
+        ax.set_title(f"{title} (bands {bands[0]}/{bands[1]}/{bands[2]})" if title == "Ground truth" else title)
+        ax.axis("off")
+    err = np.abs(sr - gt).mean(-1)
+    im = axes[3].imshow(err, cmap="magma")
+    axes[3].set_title("|SR - GT|, mean over bands")
+    axes[3].axis("off")
+    fig.colorbar(im, ax=axes[3], fraction=0.046)
+    fig.suptitle(name)
+    fig.tight_layout()
+    fig.savefig(folder / f"{stem}_panel.png", dpi=80)
+    plt.close(fig)
+
+    h, w = gt.shape[:2]
+    pixels = [(h // 4, w // 4), (h // 2, w // 2), (3 * h // 4, 3 * w // 4)]
+    x = np.arange(gt.shape[2]) if wavelengths is None else wavelengths
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for py, px in pixels:
+        line, = ax.plot(x, gt[py, px], label=f"GT ({py}, {px})")
+        ax.plot(x, sr[py, px], "--", color=line.get_color(), label=f"SR ({py}, {px})")
+    ax.set_xlabel("band" if wavelengths is None else "wavelength (nm)")
+    ax.set_ylabel("normalised value")
+    ax.set_title(f"Spectra of three pixels: {name}")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(folder / f"{stem}_spectra.png", dpi=80)
+    plt.close(fig)
+
+
+def evaluate(config, variables, split, workdir=None, split_name: str = "test", save_images: bool | None = None,
+             echo=print) -> dict:
+    """Score ``split`` (a :class:`lkca_jax.data.datasets.Split`), print the table row and, with a
+    ``workdir``, write ``eval/<split>.json`` and ``.md`` (and pictures when asked)."""
+    model = build_model(config)
+    legacy = bool(config.eval.legacy_ergas)
+    per_image, images, seconds = predict_split(model, variables, split, config.eval.batch_size,
+                                               config.model.scale, legacy)
+    counts = count_config(config)
+    row = {"Method": method_name(config), "Param": counts["params"], "Flops": counts["macs"],
+           **mean_row(per_image), "s/img": seconds}
+    table = format_table([row], legacy)
+    echo(table)
+    if workdir is not None:
+        out = pathlib.Path(workdir) / "eval"
+        record = {"split": split_name, "scale": config.model.scale, "legacy_ergas": legacy, "mean": row,
+                  "per_image": {i: {k: float(v[n]) for k, v in per_image.items()} for n, i in enumerate(split.ids)},
+                  "norm": split.norm, "device": jax.devices()[0].device_kind}
+        write_text_atomic(out / f"{split_name}.json", json.dumps(record, indent=2, default=float))
+        write_text_atomic(out / f"{split_name}.md", f"# {split_name} split\n\n{table}")
+        if config.eval.save_images if save_images is None else save_images:
+            bands = rgb_bands(config, config.model.bands)
+            for name, lr, hr, sr in zip(split.ids, split.lr, split.hr, images):
+                bic = np.asarray(imresize(lr[None], config.model.scale)[0])
+                save_pictures(out / "images", name, hr, bic, sr, bands)
+    return row
+
+
+def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
+                     save_images: bool = False, echo=print) -> dict:
+    """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint)."""
+    from lkca_jax import checkpoint
+    from lkca_jax.data.datasets import load_splits
+
+    workdir = pathlib.Path(workdir)
+    if config is not None and config.model.name == "bicubic":
+        variables = {}
+    else:
+        run_config, variables, _ = checkpoint.restore_variables(workdir, which)
+        if config is not None:  # the run's model with the given data and eval settings
+            run_config.data, run_config.eval = config.data, config.eval
+        config = run_config
+    split = load_splits(config, (split_name,))[split_name]
+    return evaluate(config, variables, split, workdir, split_name, save_images, echo)

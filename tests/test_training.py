@@ -1,0 +1,120 @@
+"""Training: the loss falls on real data, NaN stops the run, checkpoints fall back, kill and resume."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, shared_data
+from lkca_jax import checkpoint, training
+from lkca_jax.config import load_config
+
+
+def tiny(spec="configs/sample.py", steps=12, **train):
+    c = load_config(str(ROOT / spec))
+    c.model.features, c.model.depth, c.model.se_reduction = 16, 1, 4
+    c.train.update(num_steps=steps, batch_size=4, log_every_steps=4, eval_every_steps=4, checkpoint_every_steps=4,
+                   prefetch=0, **train)
+    c.eval.validation_batch_size = 8
+    return c
+
+
+def test_loss_falls_on_real_cave_scenes(tmp_path):
+    c = tiny("configs/cave.py:x2", steps=50, learning_rate=2e-3, augment="random")
+    c.data.path = str(shared_data("cave"))
+    c.data.train_scenes, c.data.val_scenes, c.data.test_scenes = ("balloons",), ("cd",), ("clay",)
+    c.data.patch_size, c.data.stride = 32, 64
+    c.train.log_every_steps = 10
+    lines = []
+    training.train_and_evaluate(c, tmp_path, echo=lines.append)
+    losses = [float(line.split(" loss ")[1].split()[0]) for line in lines if line.startswith("step ")]
+    assert len(losses) == 5 and losses[-1] < 0.7 * losses[0], losses
+    assert (tmp_path / "eval" / "test.md").is_file() and (tmp_path / "metrics.jsonl").is_file()
+
+
+def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
+    c = tiny(steps=40, augment="none", learning_rate=1e-3)
+    c.train.checkpoint_every_steps = 2
+    real = training.load_splits
+
+    def poisoned(config, names=("train", "validation", "test")):
+        splits = real(config, names)
+        splits["train"].hr[5] = splits["train"].hr[5].copy()
+        splits["train"].hr[5][0, 0, 0] = np.nan
+        return splits
+
+    monkeypatch.setattr(training, "load_splits", poisoned)
+    from lkca_jax.data.pipeline import epoch_order
+
+    n = len(real(c, ("train",))["train"])
+    order = [i for e in range(4) for i, _ in epoch_order(n, e, c.train.seed, "none")[: n // 4 * 4]]
+    bad_step = order.index(5) // 4 + 1
+    with pytest.raises(training.NonFiniteLoss, match=f"at step {bad_step};"):
+        training.train_and_evaluate(c, tmp_path, echo=lambda *a: None)
+    kept = checkpoint.Checkpoints(tmp_path).last.all_steps()
+    assert kept and max(kept) < bad_step
+    _, variables, _ = checkpoint.restore_variables(tmp_path, "last")
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables))
+
+
+def test_corrupted_latest_checkpoint_falls_back(tmp_path):
+    c = tiny(steps=8)
+    training.train_and_evaluate(c, tmp_path, echo=lambda *a: None)
+    ckpts = checkpoint.Checkpoints(tmp_path)
+    assert ckpts.last.all_steps() == [4, 8]
+    for f in (tmp_path / "checkpoints" / "8" / "variables").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    model_state = training.create_state(c, training.build_model(c), training.optax.constant_schedule(1e-3))
+    with pytest.warns(UserWarning, match="trying the previous one"):
+        variables, train, meta = ckpts.restore_latest(
+            {"params": model_state.params, "batch_stats": model_state.batch_stats},
+            {"opt_state": model_state.opt_state, "step": model_state.step, "rng": model_state.rng})
+    assert int(train["step"]) == 4 and meta["step"] == 4
+    ckpts.close()
+
+
+RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_training import tiny
+from lkca_jax import training
+c = tiny(steps=48)
+c.train.checkpoint_every_steps = 8
+training.train_and_evaluate(c, sys.argv[1], echo=lambda *a: None)
+"""
+
+
+def _params(workdir):
+    _, variables, _ = checkpoint.restore_variables(workdir, "last")
+    return variables
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
+    script = RUN.format(tests=str(ROOT / "tests"))
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    straight = tmp_path / "straight"
+    subprocess.run([sys.executable, "-c", script, str(straight)], check=True, env=env, cwd=ROOT, timeout=600)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(killed)], env=env, cwd=ROOT)
+    marker = killed / "checkpoints" / "8" / "commit_success.txt"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    done = sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
+    assert done and max(done) < 48
+    subprocess.run([sys.executable, "-c", script, str(killed)], check=True, env=env, cwd=ROOT, timeout=600)
+
+    a, b = _params(straight), _params(killed)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+    assert pathlib.Path(killed / "eval" / "test.json").is_file()
