@@ -143,6 +143,17 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.keep_checkpoints = 3
     t.prefetch = 2  # batches prepared ahead in a background thread
 
+    # Distillation, the kd variant (RECONSTRUCTION.md section 3; lkca_jax/distillation.py).
+    k = c.teacher = ml_collections.ConfigDict()
+    k.workdir = ""  # a trained LKCA-Net run (same bands and scale, any depth)
+    k.which = "best"  # its best-validation or last checkpoint
+    k.lambda0 = 0.01  # lambda(e) = lambda0 * gamma ** floor(e / decay_epochs) (paper)
+    k.gamma = 0.66
+    k.decay_epochs = 10
+    k.l1_weight = 1.0  # L_KD = L1 + gradient loss + (1 - cosine), equally weighted
+    k.grad_weight = 1.0
+    k.cos_weight = 1.0
+
     # Evaluation (lkca_jax/evaluation.py).
     e = c.eval = ml_collections.ConfigDict()
     e.batch_size = 1  # test images per jitted call

@@ -24,10 +24,17 @@ def l1(y, gt, mask=None):
     return _masked_mean(jnp.mean(jnp.abs(y - gt), axis=(1, 2, 3)), mask)
 
 
+def _norm(x):
+    """Spectral-vector norm whose gradient is 0, not NaN, at the zero vector (a zero-initialised
+    upsampler's features are exactly zero at the first step)."""
+    sq = jnp.sum(x * x, axis=-1)
+    return jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)
+
+
 def _cosine(y, gt):
     """Per-pixel cosine of spectral vectors; a zero norm product is replaced by 1e-6."""
     dot = jnp.sum(y * gt, axis=-1)
-    norms = jnp.linalg.norm(y, axis=-1) * jnp.linalg.norm(gt, axis=-1)
+    norms = _norm(y) * _norm(gt)
     return dot / jnp.where(norms == 0, SAM_CLAMP, norms)
 
 

@@ -104,7 +104,7 @@ def make_train_step(model, config, schedule, kd=None):
         grads = jax.lax.pmean(grads, parallel.AXIS)
         terms = jax.lax.pmean(terms, parallel.AXIS)
         batch_stats = jax.lax.pmean(batch_stats, parallel.AXIS)
-        terms["grad_norm"] = optax.global_norm(grads)
+        terms["grad_norm"] = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
         terms["learning_rate"] = schedule(state.step)
         return state.apply_gradients(grads=grads, batch_stats=batch_stats), terms
 

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, shared_data
 
+from conftest import ROOT, shared_data
 from lkca_jax import checkpoint, inference, metrics
 from lkca_jax.__main__ import main as cli
 from lkca_jax.config import load_config

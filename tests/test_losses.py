@@ -57,3 +57,12 @@ def test_kd_loss(rng):
     assert float(got["kd"]) == pytest.approx(want, rel=1e-5)
     same = losses.distillation(s, s)
     assert float(same["kd"]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gradients_finite_at_zero_features(rng):
+    import jax
+
+    t = rng.normal(0, 1, (2, 6, 6, 4)).astype(np.float32)
+    zero = np.zeros_like(t)
+    g = jax.grad(lambda s: losses.distillation(s, t)["kd"] + losses.supervised(s, t)["loss"])(zero)
+    assert np.isfinite(np.asarray(g)).all()

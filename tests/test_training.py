@@ -26,11 +26,11 @@ def tiny(spec="configs/sample.py", steps=12, **train):
 
 
 def test_loss_falls_on_real_cave_scenes(tmp_path):
-    c = tiny("configs/cave.py:x2", steps=50, learning_rate=2e-3, augment="random")
+    c = tiny("configs/cave.py:x4", steps=50, learning_rate=2e-3, augment="random")
     c.data.path = str(shared_data("cave"))
     c.data.train_scenes, c.data.val_scenes, c.data.test_scenes = ("balloons",), ("cd",), ("clay",)
     c.data.patch_size, c.data.stride = 32, 64
-    c.train.log_every_steps = 10
+    c.train.update(log_every_steps=10, eval_every_steps=50, checkpoint_every_steps=50)
     lines = []
     training.train_and_evaluate(c, tmp_path, echo=lines.append)
     losses = [float(line.split(" loss ")[1].split()[0]) for line in lines if line.startswith("step ")]

@@ -1,0 +1,63 @@
+"""Feature-alignment distillation (LKCA-KD, RECONSTRUCTION.md section 3).
+
+The student (LKCA-LR) is trained with ``L_sup + lambda(epoch) * L_KD`` where
+``L_KD`` aligns its post-PixelShuffle feature map with a frozen teacher's
+(LKCA-Net from ``config.teacher.workdir``, any depth): L1 + gradient loss +
+(1 - cosine of spectral vectors). ``lambda(e) = lambda0 * gamma ** floor(e / T)``
+is an optax staircase schedule of the epoch carried by each batch, so it is
+exact at epoch boundaries whatever the batch size. The teacher's variables live
+in the train state (``state.teacher``) behind ``stop_gradient``: no optimizer
+state, never updated, never saved with the student (its checkpoint records the
+teacher's workdir instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lkca_jax import losses
+
+
+def kd_schedule(lambda0: float, gamma: float, decay_epochs: int) -> optax.Schedule:
+    """lambda(epoch) = lambda0 * gamma ** floor(epoch / decay_epochs)."""
+    return optax.exponential_decay(lambda0, decay_epochs, gamma, staircase=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Distiller:
+    teacher_model: object  # a flax module
+    schedule: optax.Schedule
+    l1_weight: float = 1.0
+    grad_weight: float = 1.0
+    cos_weight: float = 1.0
+
+    def terms(self, teacher_variables, lr, student_features, mask, epoch) -> dict:
+        """KD loss terms and ``kd_weight`` for this batch (``epoch``: per-image epochs, all equal)."""
+        frozen = jax.lax.stop_gradient(teacher_variables)
+        _, teacher_features = self.teacher_model.apply(frozen, lr, train=False)
+        out = losses.distillation(student_features, jax.lax.stop_gradient(teacher_features), self.l1_weight,
+                                  self.grad_weight, self.cos_weight, mask)
+        out["kd_weight"] = jnp.asarray(self.schedule(epoch[0]), jnp.float32)
+        return out
+
+    @classmethod
+    def from_config(cls, config, steps_per_epoch: int = 0):
+        """The distiller and the teacher's variables, restored from ``config.teacher.workdir``."""
+        from lkca_jax import checkpoint
+        from lkca_jax.models import build_model
+
+        t = config.teacher
+        if not t.workdir:
+            raise ValueError("the kd variant needs config.teacher.workdir: a trained LKCA-Net run")
+        teacher_config, variables, _ = checkpoint.restore_variables(t.workdir, t.which)
+        for field in ("bands", "scale"):
+            if teacher_config.model[field] != config.model[field]:
+                raise ValueError(f"teacher {t.workdir} has {field}={teacher_config.model[field]}, "
+                                 f"the student {config.model[field]}")
+        variables = jax.tree.map(jnp.asarray, variables)
+        return cls(build_model(teacher_config), kd_schedule(t.lambda0, t.gamma, t.decay_epochs),
+                   t.l1_weight, t.grad_weight, t.cos_weight), variables

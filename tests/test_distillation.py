@@ -1,0 +1,73 @@
+"""Distillation: the decay schedule, the zero loss on equal features, a frozen teacher."""
+
+import jax
+import numpy as np
+import pytest
+from test_training import tiny
+
+from lkca_jax import checkpoint, training
+from lkca_jax.distillation import kd_schedule
+
+
+@pytest.mark.parametrize("epoch", [0, 9, 10, 19, 20, 30])
+def test_lambda_follows_the_formula(epoch):
+    assert float(kd_schedule(0.01, 0.66, 10)(epoch)) == pytest.approx(0.01 * 0.66 ** (epoch // 10), rel=1e-6)
+
+
+def test_teacher_frozen_student_trained(tmp_path):
+    teacher = tiny(steps=4)
+    training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
+    _, before, _ = checkpoint.restore_variables(tmp_path / "teacher", "best")
+
+    student = tiny("configs/sample.py:x4,kd", steps=6)
+    student.teacher.workdir = str(tmp_path / "teacher")
+    student.teacher.lambda0 = 1.0
+    lines = []
+    training.train_and_evaluate(student, tmp_path / "student", echo=lines.append)
+    _, after, _ = checkpoint.restore_variables(tmp_path / "teacher", "best")
+    for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True):
+        np.testing.assert_array_equal(x, y)  # bitwise unchanged on disk
+    _, trained, meta = checkpoint.restore_variables(tmp_path / "student", "last")
+    assert meta["teacher_workdir"] == str(tmp_path / "teacher")
+    assert "teacher" not in trained and set(trained) == {"params", "batch_stats"}
+    logged = [line for line in (tmp_path / "student" / "metrics.jsonl").read_text().splitlines()]
+    assert '"kd_weight": 1.0' in logged[0] and '"kd"' in logged[0]
+
+
+def test_kd_step_updates_only_the_student(tmp_path):
+    from lkca_jax import parallel
+    from lkca_jax.data.datasets import load_splits
+    from lkca_jax.data.pipeline import SplitSource, train_batches
+    from lkca_jax.distillation import Distiller
+    from lkca_jax.models import build_model
+
+    teacher = tiny(steps=2)
+    training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
+    c = tiny("configs/sample.py:x4,kd")
+    c.teacher.workdir = str(tmp_path / "teacher")
+    kd, teacher_vars = Distiller.from_config(c)
+    schedule = training.optax.constant_schedule(1e-3)
+    model = build_model(c, axis_name=parallel.AXIS)
+    state = training.create_state(c, model, schedule, teacher_vars)
+    step = training.make_train_step(model, c, schedule, kd)
+    runner = parallel.DataParallel(step, "pmap", jax.local_devices()[:1])
+    start = jax.tree.map(np.asarray, state)
+    state = runner.put_state(state)
+    source = SplitSource(load_splits(c, ("train",))["train"])
+    for batch in list(train_batches(source, 4, 1, epoch=0))[:3]:
+        state, metrics = runner.step(state, training._as_batch(batch))
+    end = runner.get_state(state)
+    for x, y in zip(jax.tree.leaves(start.teacher), jax.tree.leaves(end.teacher), strict=True):
+        np.testing.assert_array_equal(x, y)
+    changed = [not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(start.params), jax.tree.leaves(end.params))]
+    assert all(changed)
+
+    # The KD term's gradient with respect to the teacher is exactly zero.
+    def kd_of(teacher_variables, params):
+        lr = batch.lr[0]
+        _, feats = build_model(c).apply({"params": params, "batch_stats": end.batch_stats}, lr, train=False)
+        return kd.terms(teacher_variables, lr, feats, None, np.zeros(4, np.int32))["kd"]
+
+    g_teacher, g_student = jax.grad(kd_of, argnums=(0, 1))(end.teacher, end.params)
+    assert all(not np.any(x) for x in jax.tree.leaves(g_teacher))
+    assert any(np.any(x) for x in jax.tree.leaves(g_student))

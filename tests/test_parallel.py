@@ -1,0 +1,56 @@
+"""pmap and jit data parallelism on 2 CPU devices give the same parameters (subprocess: the device
+count is fixed when jax starts)."""
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import jax, numpy as np
+from test_training import tiny
+from lkca_jax import parallel, training
+from lkca_jax.data.datasets import load_splits
+from lkca_jax.data.pipeline import SplitSource, train_batches
+from lkca_jax.models import build_model
+
+assert jax.device_count() == 2
+c = tiny()
+schedule = training.optax.constant_schedule(1e-3)
+model = build_model(c, axis_name=parallel.AXIS)
+source = SplitSource(load_splits(c, ("train",))["train"])
+batches = list(train_batches(source, 2, 2, epoch=0, seed=0))[:3]
+out = {{}}
+for mode in ("pmap", "jit"):
+    runner = parallel.DataParallel(training.make_train_step(model, c, schedule), mode)
+    # SGD keeps parameter differences proportional to gradient differences (Adam's first steps are
+    # sign-like and would amplify float reduction-order noise on near-zero gradients).
+    state = training.create_state(c, model, schedule)
+    sgd = training.optax.sgd(0.1)
+    state = runner.put_state(state.replace(tx=sgd, opt_state=sgd.init(state.params)))
+    for b in batches:  # a fresh host batch every step
+        state, metrics = runner.step(state, training._as_batch(b))
+    out[mode] = (runner.get_state(state), runner.metrics(metrics))
+(a, ma), (b, mb) = out["pmap"], out["jit"]
+assert int(a.step) == int(b.step) == 3
+for x, y in zip(jax.tree.leaves((a.params, a.batch_stats)), jax.tree.leaves((b.params, b.batch_stats)), strict=True):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+assert abs(ma["loss"] - mb["loss"]) < 1e-5 * abs(ma["loss"])
+assert abs(ma["grad_norm"] - mb["grad_norm"]) < 1e-4 * abs(ma["grad_norm"])
+changed = [not np.allclose(x, y) for x, y in zip(jax.tree.leaves(a.params),
+           jax.tree.leaves(training.create_state(c, model, schedule).params))]
+assert any(changed)
+print("same")
+"""
+
+
+def test_pmap_and_jit_agree_on_two_devices():
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2 "
+                         "--xla_cpu_collective_call_terminate_timeout_seconds=120")
+    out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=str(ROOT / "tests"))], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "same" in out.stdout, out.stderr[-3000:]
