@@ -14,7 +14,8 @@ from lkca_jax.ops.imresize import imresize_np
 
 def tiny(dataset, arg, **model):
     config = load_config(f"{ROOT}/configs/{dataset}.py:{arg}")
-    config.model.update(dict(features=16, depth=1, vdsr_features=8, vdsr_depth=1), **model)
+    # up_init_scale 1: random upsampler weights, so every test sees a non-trivial SR branch
+    config.model.update(dict(features=16, depth=1, vdsr_features=8, vdsr_depth=1, up_init_scale=1.0), **model)
     return config
 
 
@@ -109,3 +110,11 @@ def test_lr_upsampler_is_block_diagonal_dense_conv(rng):
     grouped_out = Conv(cout, 3, groups=g, impl="fast").apply({"params": params}, feat)  # the model's layer
     np.testing.assert_allclose(np.asarray(grouped_out), np.asarray(conv_xla(feat, jnp.asarray(dense)) + params["bias"]),
                                atol=1e-5)
+
+
+def test_zero_init_upsampler_starts_at_bicubic(rng):
+    model = build_model(tiny("cave", "x4,lr", up_init_scale=0.0))
+    lr = jnp.asarray(rng.random((1, 6, 6, 31)), jnp.float32)
+    sr, feats = model.apply(model.init(jax.random.key(0), lr), lr)
+    assert not np.any(np.asarray(feats))
+    np.testing.assert_allclose(np.asarray(sr), imresize_np(np.asarray(lr), 4), atol=1e-6)
