@@ -52,11 +52,11 @@ def main():
     runner = parallel.DataParallel(training.make_train_step(model, c, schedule), c.train.parallel)
     state = runner.put_state(training.create_state(c, model, schedule))
     batches = prefetch(epochs(source, per_device, devices, c.train.augment), c.train.prefetch)
-    state, m = runner.step(state, training._as_batch(next(batches)))  # compile
+    state, m = runner.step(state, training.as_batch(next(batches)))  # compile
     jax.block_until_ready(m)
     start = time.perf_counter()
     for _ in range(args.steps):
-        state, m = runner.step(state, training._as_batch(next(batches)))
+        state, m = runner.step(state, training.as_batch(next(batches)))
     jax.block_until_ready(m)
     step = args.steps * args.batch / (time.perf_counter() - start)
     lr_shape = source[0]["lr"].shape

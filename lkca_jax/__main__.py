@@ -18,7 +18,7 @@ import sys
 
 def _count(args) -> int:
     from lkca_jax.accounting import count_config, human
-    from lkca_jax.config import load_config
+    from lkca_jax.config import VARIANT_NAMES, load_config
 
     if args.json and len(args.config) != 1:
         raise ValueError("--json takes exactly one --config")
@@ -29,13 +29,12 @@ def _count(args) -> int:
     if args.json:
         print(json.dumps(rows[0][1]))
         return 0
-    names = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "vdsr": "VDSR", "bicubic": "Bicubic"}
     print("| Dataset | Ratio | Method | Param | Flops (MACs) |")
     print("|---|---|---|---|---|")
     for config, n in rows:
         params = human(n["params"], "M") if n["params"] else "-"
         macs = human(n["macs"], "G") if n["macs"] else "-"
-        print(f"| {config.dataset} | x{config.model.scale} | {names.get(config.variant, config.variant)} "
+        print(f"| {config.dataset} | x{config.model.scale} | {VARIANT_NAMES.get(config.variant, config.variant)} "
               f"| {params} | {macs} |")
     return 0
 

@@ -17,9 +17,7 @@ fail to load with a warning (a run killed while writing, a damaged disk).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 import warnings
 
 import jax
@@ -27,25 +25,14 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from lkca_jax.data.io import atomic_write
+
 CONFIG_FILE = "config.json"
 
 
-def write_text_atomic(path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def save_config(workdir, config) -> None:
-    write_text_atomic(pathlib.Path(workdir) / CONFIG_FILE, config.to_json_best_effort(indent=2, sort_keys=True))
+    text = config.to_json_best_effort(indent=2, sort_keys=True)
+    atomic_write(pathlib.Path(workdir) / CONFIG_FILE, lambda tmp: pathlib.Path(tmp).write_text(text))
 
 
 def _tuples(x):

@@ -19,6 +19,7 @@ import pathlib
 import ml_collections
 
 VARIANTS = ("net", "lr", "kd", "vdsr", "bicubic")
+VARIANT_NAMES = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "vdsr": "VDSR", "bicubic": "Bicubic"}
 
 CAVE_SCENES = {  # choice: the 16 scenes of ../shared/data/cave, 11 / 1 / 4 (the paper's split is not stated)
     "train": ("balloons", "cd", "clay", "egyptian_statue", "fake_and_real_beers", "fake_and_real_lemon_slices",
@@ -62,8 +63,8 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     dataset's own fields from :data:`DATASETS` (a dataset not listed there needs ``bands``)."""
     scale, variant = parse_arg(arg)
     known = dict(DATASETS.get(dataset, {}))
-    bands = bands or known.pop("bands", None)
-    known.pop("bands", None)
+    default_bands = known.pop("bands", None)
+    bands = bands or default_bands
     if not bands:
         raise ValueError(f"dataset {dataset!r} is not one of {sorted(DATASETS)}: give its number of bands")
     c = ml_collections.ConfigDict()

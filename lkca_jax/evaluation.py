@@ -16,40 +16,37 @@ import time
 import jax
 import numpy as np
 
-from lkca_jax import metrics
+from lkca_jax import checkpoint, metrics
 from lkca_jax.accounting import count_config, human
-from lkca_jax.checkpoint import write_text_atomic
+from lkca_jax.config import VARIANT_NAMES
+from lkca_jax.data.datasets import load_splits
+from lkca_jax.data.io import atomic_write
 from lkca_jax.data.pipeline import SplitSource, eval_batches
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
 
 COLUMNS = ("Method", "Param", "Flops", *metrics.NAMES, "s/img")
-METHODS = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "vdsr": "VDSR", "bicubic": "Bicubic"}
 
 
 def method_name(config) -> str:
-    name = METHODS.get(config.get("variant", ""), config.model.name)
+    name = VARIANT_NAMES.get(config.get("variant", ""), config.model.name)
     if config.model.name == "lkca" and config.model.upsampler == "svd":
         name += f" (SVD r={config.model.rank})"
     return name
 
 
 @functools.cache
-def _predictor(model):
+def predictor(model):
+    """``predict(variables, lr) -> sr``, jitted once per model."""
     @jax.jit
     def predict(variables, lr):
         return model.apply(variables, lr, train=False)[0]
     return predict
 
 
-@functools.partial(jax.jit, static_argnames=("scale", "legacy"))
-def _score(hr, sr, scale, legacy):
-    return metrics.all_metrics(hr, sr, scale, legacy)
-
-
 def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False):
     """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image."""
-    predict = _predictor(model)
+    predict = predictor(model)
     per_image = {k: [] for k in metrics.NAMES}
     images, seconds, timed = [], 0.0, 0
     compiled = set()
@@ -62,7 +59,7 @@ def predict_split(model, variables, split, batch_size: int, scale: int, legacy_e
         sr = jax.block_until_ready(predict(variables, lr))
         seconds += time.perf_counter() - start
         timed += int(keep.sum())
-        for k, v in _score(hr, sr, float(scale), legacy_ergas).items():
+        for k, v in metrics.all_metrics_jit(hr, sr, float(scale), legacy_ergas).items():
             per_image[k].append(np.asarray(v, np.float64)[keep])
         images.extend(np.asarray(sr)[keep])
     return {k: np.concatenate(v) for k, v in per_image.items()}, images, seconds / max(timed, 1)
@@ -94,11 +91,9 @@ def rgb_bands(config, bands: int) -> tuple[int, int, int]:
     return (bands * 3 // 4, bands // 2, bands // 4)
 
 
-def false_colour(cube: np.ndarray, bands, lo=None, hi=None) -> np.ndarray:
-    """An (H, W, 3) image in [0, 1] from three bands, stretched to the given (or 1-99%) limits."""
+def false_colour(cube: np.ndarray, bands, lo, hi) -> np.ndarray:
+    """An (H, W, 3) image in [0, 1] from three bands, stretched between per-channel limits."""
     rgb = cube[..., list(bands)].astype(np.float64)
-    lo = np.percentile(rgb, 1, axis=(0, 1)) if lo is None else lo
-    hi = np.percentile(rgb, 99, axis=(0, 1)) if hi is None else hi
     return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
 
 
@@ -163,8 +158,10 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
         record = {"split": split_name, "scale": config.model.scale, "legacy_ergas": legacy, "mean": row,
                   "per_image": {i: {k: float(v[n]) for k, v in per_image.items()} for n, i in enumerate(split.ids)},
                   "norm": split.norm, "device": jax.devices()[0].device_kind}
-        write_text_atomic(out / f"{split_name}.json", json.dumps(record, indent=2, default=float))
-        write_text_atomic(out / f"{split_name}.md", f"# {split_name} split\n\n{table}")
+        text = json.dumps(record, indent=2, default=float)
+        atomic_write(out / f"{split_name}.json", lambda tmp: pathlib.Path(tmp).write_text(text))
+        md = f"# {split_name} split\n\n{table}"
+        atomic_write(out / f"{split_name}.md", lambda tmp: pathlib.Path(tmp).write_text(md))
         if config.eval.save_images if save_images is None else save_images:
             bands = rgb_bands(config, config.model.bands)
             for name, lr, hr, sr in zip(split.ids, split.lr, split.hr, images):
@@ -176,9 +173,6 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
 def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
                      save_images: bool = False, echo=print) -> dict:
     """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint)."""
-    from lkca_jax import checkpoint
-    from lkca_jax.data.datasets import load_splits
-
     workdir = pathlib.Path(workdir)
     if config is not None and config.model.name == "bicubic":
         variables = {}

@@ -15,17 +15,18 @@ size (see README); VDSR and Bicubic are exact.
 
 from __future__ import annotations
 
-import math
-import os
+import functools
 import pathlib
 import sys
-import tempfile
 import time
 
-import jax
 import numpy as np
 
-from lkca_jax.data.io import DataError, read_cube, require_finite, write_cube
+from lkca_jax import checkpoint
+from lkca_jax.data.io import DataError, atomic_write, read_cube, require_finite, write_cube
+from lkca_jax.data.protocols import normalise
+from lkca_jax.evaluation import predictor
+from lkca_jax.models import build_model
 
 
 def _ramp(n_out: int, lo_seam: float | None, hi_seam: float | None, fade: float) -> np.ndarray:
@@ -89,9 +90,6 @@ def super_resolve(predict, lr: np.ndarray, scale: int, tile: int = 128, overlap:
 def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int = 128, overlap: int = 16,
            batch: int = 1, which: str = "best", progress: bool = True) -> dict:
     """Read, normalise as the run was trained, super-resolve, un-normalise, write (atomically)."""
-    from lkca_jax import checkpoint
-    from lkca_jax.models import build_model
-
     output_path = pathlib.Path(output_path)
     config, variables, _ = checkpoint.restore_variables(workdir, which)
     cube = read_cube(input_path, key)
@@ -99,34 +97,26 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     if cube.data.shape[2] != config.model.bands:
         raise DataError(input_path, f"has {cube.data.shape[2]} bands, the model in {workdir} expects "
                                     f"{config.model.bands}")
-    d = config.data
-    if d.normalisation == "constant":
-        norm = float(d.norm_value)
-    else:  # global_max / per_file_max: this file's max, as the protocol computed it on the training data
-        norm = float(np.max(cube.data))
-        if not math.isfinite(norm) or norm <= 0:
-            raise DataError(input_path, f"cannot normalise by its max {norm}")
-    model = build_model(config)
-    apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])
+    # A constant as in training; a max-normalised dataset divides this file by its own max.
+    mode = "constant" if config.data.normalisation == "constant" else "per_file_max"
+    try:
+        lr, norm = normalise(cube.data, mode, config.data.norm_value)
+    except ValueError as err:
+        raise DataError(input_path, str(err)) from None
     scale = config.model.scale
-    lr = cube.data / np.float32(norm)
+    predict = functools.partial(predictor(build_model(config)), variables)
     h, w, c = lr.shape
     out_shape = (h * scale, w * scale, c)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
     if output_path.suffix.lower() == ".npy":  # stream into a memory-mapped temporary .npy, then rename
-        fd, tmp = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".npy")
-        os.close(fd)
-        try:
+
+        def write(tmp):
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=out_shape)
-            super_resolve(lambda x: apply(variables, x), lr, scale, tile, overlap, batch, out, progress)
+            super_resolve(predict, lr, scale, tile, overlap, batch, out, progress)
             out *= np.float32(norm)
             out.flush()
-            del out
-            os.replace(tmp, output_path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+
+        atomic_write(output_path, write)
     else:
-        sr = super_resolve(lambda x: apply(variables, x), lr, scale, tile, overlap, batch, None, progress)
+        sr = super_resolve(predict, lr, scale, tile, overlap, batch, None, progress)
         write_cube(output_path, sr * np.float32(norm), wavelengths=cube.wavelengths)
     return {"input": str(input_path), "output": str(output_path), "shape": list(out_shape), "norm": norm}

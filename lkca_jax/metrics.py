@@ -28,8 +28,6 @@ the half-angle form of SAM); :func:`quality_assessment` is the NumPy entry point
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,9 +114,8 @@ def all_metrics(gt, pred, scale: float, legacy_ratio4: bool = False) -> dict:
             "RMSE": rmse(gt, pred), "ERGAS": ergas(gt, pred, scale, legacy_ratio4)}
 
 
-@functools.partial(jax.jit, static_argnames=("scale", "legacy_ratio4"))
-def _all_metrics_jit(gt, pred, scale, legacy_ratio4):
-    return all_metrics(gt, pred, scale, legacy_ratio4)
+# The jitted form evaluation and quality_assessment share (one compilation per shape and scale).
+all_metrics_jit = jax.jit(all_metrics, static_argnames=("scale", "legacy_ratio4"))
 
 
 def quality_assessment(gt: np.ndarray, pred: np.ndarray, scale: float, legacy_ratio4: bool = False) -> dict:
@@ -128,5 +125,5 @@ def quality_assessment(gt: np.ndarray, pred: np.ndarray, scale: float, legacy_ra
         raise ValueError(f"expected two (H, W, C) arrays of one shape, got {gt.shape} and {pred.shape}")
     if min(gt.shape[:2]) < SSIM_WINDOW:
         raise ValueError(f"images must be at least {SSIM_WINDOW} x {SSIM_WINDOW} for MSSIM, got {gt.shape[:2]}")
-    out = _all_metrics_jit(gt, pred, float(scale), bool(legacy_ratio4))
+    out = all_metrics_jit(gt, pred, float(scale), bool(legacy_ratio4))
     return {k: float(out[k]) for k in NAMES}

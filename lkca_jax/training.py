@@ -111,7 +111,7 @@ def make_train_step(model, config, schedule, kd=None):
     return step
 
 
-def _as_batch(b) -> dict:
+def as_batch(b) -> dict:
     epoch = np.full(b.mask.shape, b.epoch, np.int32)
     return {"lr": b.lr, "hr": b.hr, "mask": b.mask, "epoch": epoch}
 
@@ -216,25 +216,22 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
             it = train_batches(source, per_device, local_devices, epoch, t.seed, t.augment,
                                jax.process_index(), jax.process_count(), skip=skip)
             for b in it:
-                yield _as_batch(b)
+                yield as_batch(b)
 
-    def host_variables(s):
-        host = runner.get_state(s)
-        return host, {"params": host.params, "batch_stats": host.batch_stats}
-
-    def finite_or_stop(pending):
-        for step_no, m in pending:
-            loss = float(jax.device_get(m["loss"]).reshape(-1)[0])
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(f"loss is {loss} at step {step_no}; stopping. The last good checkpoint in "
+    def mean_metrics(pending) -> dict:
+        """Fetch each pending step's metrics once; stop at the first non-finite loss; average."""
+        rows = [(step_no, runner.metrics(m)) for step_no, m in pending]
+        for step_no, row in rows:
+            if not math.isfinite(row["loss"]):
+                raise NonFiniteLoss(f"loss is {row['loss']} at step {step_no}; stopping. The last good checkpoint in "
                                     f"{workdir / 'checkpoints'} is kept; lower train.learning_rate or check the data")
+        return {k: float(np.mean([row[k] for _, row in rows])) for k in rows[0][1]}
 
-    def save(s, step_no, is_best, val=None):
-        host, variables = host_variables(s)  # every process calls save; orbax writes once
+    def save(host, step_no, is_best, val=None):  # every process calls save; orbax writes once
         meta = {"epoch": step_no // steps_per_epoch, "val_mpsnr": val, "best_val_mpsnr": best,
                 "teacher_workdir": config.teacher.workdir if kd else ""}
-        ckpts.save(step_no, variables, {"opt_state": host.opt_state, "step": host.step, "rng": host.rng},
-                   meta, best=is_best)
+        ckpts.save(step_no, {"params": host.params, "batch_stats": host.batch_stats},
+                   {"opt_state": host.opt_state, "step": host.step, "rng": host.rng}, meta, best=is_best)
 
     echo(f"training {evaluation.method_name(config)}: {len(source)} patches x {copies}, {steps_per_epoch} steps "
          f"per epoch, {total} steps, batch {t.batch_size} on {n_devices} device(s) ({t.parallel})")
@@ -251,8 +248,7 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
             last = step_no == total
             if step_no % t.log_every_steps == 0 or last or step_no % t.eval_every_steps == 0 \
                     or step_no % t.checkpoint_every_steps == 0:
-                finite_or_stop(pending)
-                values = {k: float(np.mean([runner.metrics(x)[k] for _, x in pending])) for k in pending[0][1]}
+                values = mean_metrics(pending)
                 pending = []
                 now = time.perf_counter()
                 rate = (step_no - tick_step) / max(now - tick, 1e-9)
@@ -260,8 +256,12 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
                 values["steps_per_second"] = rate
                 values["epoch"] = step_no / steps_per_epoch
                 val = None
-                if step_no % t.eval_every_steps == 0 or last:
-                    val = validate(eval_model, host_variables(state)[1], splits["validation"], config)
+                validating = step_no % t.eval_every_steps == 0 or last
+                saving = step_no % t.checkpoint_every_steps == 0 or last
+                host = runner.get_state(state) if validating or saving else None  # one fetch for both
+                if validating:
+                    val = validate(eval_model, {"params": host.params, "batch_stats": host.batch_stats},
+                                   splits["validation"], config)
                     if val is not None:
                         values["val_mpsnr"] = val
                 logger.write(step_no, values)
@@ -272,12 +272,13 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
                 is_best = val is not None and val > best
                 if is_best:
                     best = val
-                if step_no % t.checkpoint_every_steps == 0 or last or is_best:
-                    save(state, step_no, is_best, val)
+                if saving or is_best:
+                    save(host, step_no, is_best, val)
     finally:
         ckpts.wait()
         ckpts.close()
         logger.close()
     echo(f"trained {step_no - start} steps in {_eta(time.perf_counter() - began)}")
-    _, variables = host_variables(state)
+    host = runner.get_state(state)
+    variables = {"params": host.params, "batch_stats": host.batch_stats}
     return evaluation.evaluate(config, variables, splits["test"], workdir if lead else None, echo=echo)

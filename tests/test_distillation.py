@@ -55,7 +55,7 @@ def test_kd_step_updates_only_the_student(tmp_path):
     state = runner.put_state(state)
     source = SplitSource(load_splits(c, ("train",))["train"])
     for batch in list(train_batches(source, 4, 1, epoch=0))[:3]:
-        state, metrics = runner.step(state, training._as_batch(batch))
+        state, metrics = runner.step(state, training.as_batch(batch))
     end = runner.get_state(state)
     for x, y in zip(jax.tree.leaves(start.teacher), jax.tree.leaves(end.teacher), strict=True):
         np.testing.assert_array_equal(x, y)

@@ -32,7 +32,7 @@ for mode in ("pmap", "jit"):
     sgd = training.optax.sgd(0.1)
     state = runner.put_state(state.replace(tx=sgd, opt_state=sgd.init(state.params)))
     for b in batches:  # a fresh host batch every step
-        state, metrics = runner.step(state, training._as_batch(b))
+        state, metrics = runner.step(state, training.as_batch(b))
     out[mode] = (runner.get_state(state), runner.metrics(metrics))
 (a, ma), (b, mb) = out["pmap"], out["jit"]
 assert int(a.step) == int(b.step) == 3

@@ -89,11 +89,13 @@ def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Wind
     return P.folder(shapes, r, val_fraction=d.val_fraction, seed=d.seed, **kw)
 
 
-def scene_windows(config) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, list[P.Window]]]:
-    """The normalised scenes, their constants, and each split's windows (nothing cropped yet)."""
+def scene_windows(config, check_bands: bool = True) -> tuple[dict[str, np.ndarray], dict[str, float],
+                                                              dict[str, list[P.Window]]]:
+    """The normalised scenes, their constants, and each split's windows (nothing cropped yet).
+    ``check_bands``: refuse scenes whose band count is not ``config.model.bands``."""
     cubes, norms = load_scenes(config)
     bands = {v.shape[2] for v in cubes.values()}
-    if bands != {config.model.bands}:
+    if check_bands and bands != {config.model.bands}:
         raise DataError(config.data.path or SAMPLE, f"has {sorted(bands)} bands, the model expects "
                                                     f"{config.model.bands}")
     return cubes, norms, windows(config, {k: v.shape[:2] for k, v in cubes.items()})

@@ -333,7 +333,9 @@ def require_finite(cube: Cube, path) -> None:
         raise DataError(path, f"{cube.nonfinite} NaN or Inf value(s)")
 
 
-def _atomic(path: pathlib.Path, write) -> None:
+def atomic_write(path, write) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
@@ -372,17 +374,17 @@ def write_cube(path, data: np.ndarray, wavelengths=None, key: str = "data", mat_
     suffix = path.suffix.lower()
     if suffix == ".mat":
         if mat_v73 or (mat_v73 is None and data.nbytes >= MAT_V73_THRESHOLD):
-            _atomic(path, lambda tmp: _write_mat_v73(tmp, key, data, extra))
+            atomic_write(path, lambda tmp: _write_mat_v73(tmp, key, data, extra))
         else:
             import scipy.io
 
-            _atomic(path, lambda tmp: scipy.io.savemat(tmp, {key: data, **extra}, do_compression=False))
+            atomic_write(path, lambda tmp: scipy.io.savemat(tmp, {key: data, **extra}, do_compression=False))
     elif suffix == ".npy":
-        _atomic(path, lambda tmp: np.save(tmp, data))
+        atomic_write(path, lambda tmp: np.save(tmp, data))
     elif suffix in (".tif", ".tiff"):
         import tifffile
 
-        _atomic(path, lambda tmp: tifffile.imwrite(tmp, np.ascontiguousarray(data.transpose(2, 0, 1)),
+        atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.ascontiguousarray(data.transpose(2, 0, 1)),
                                                    photometric="minisblack", metadata={"axes": "QYX"}))
     elif suffix in (".hdr", ".img"):
         _write_envi(path.with_suffix(""), data, wavelengths)
@@ -401,5 +403,5 @@ def _write_envi(stem: pathlib.Path, data: np.ndarray, wavelengths) -> None:
               f"byte order = {0 if data.dtype.byteorder in '<=|' else 1}"]
     if wavelengths is not None:
         header.append("wavelength = {" + ", ".join(f"{w:g}" for w in np.ravel(wavelengths)) + "}")
-    _atomic(stem.with_suffix(".img"), lambda tmp: np.ascontiguousarray(data.transpose(2, 0, 1)).tofile(tmp))
-    _atomic(stem.with_suffix(".hdr"), lambda tmp: pathlib.Path(tmp).write_text("\n".join(header) + "\n"))
+    atomic_write(stem.with_suffix(".img"), lambda tmp: np.ascontiguousarray(data.transpose(2, 0, 1)).tofile(tmp))
+    atomic_write(stem.with_suffix(".hdr"), lambda tmp: pathlib.Path(tmp).write_text("\n".join(header) + "\n"))

@@ -29,7 +29,7 @@ import tensorflow_datasets as tfds
 
 from lkca_jax.config import DATASETS, base_config
 from lkca_jax.data import protocols as P
-from lkca_jax.data.datasets import load_scenes, windows
+from lkca_jax.data.datasets import scene_windows
 from lkca_jax.data.io import DataError
 
 SCALES = (2, 3, 4, 8)
@@ -85,12 +85,7 @@ class _ProtocolBuilder:
 
     def _split_generators(self, dl_manager):
         config = self._config(dl_manager.manual_dir)
-        cubes, norms = load_scenes(config)
-        expected = DATASETS.get(self.PROTOCOL, {}).get("bands")
-        for name, cube in cubes.items():
-            if expected and cube.shape[2] != expected:
-                raise DataError(config.data.path, f"scene {name} has {cube.shape[2]} bands, {self.name} has {expected}")
-        splits = windows(config, {k: v.shape[:2] for k, v in cubes.items()})
+        cubes, norms, splits = scene_windows(config, check_bands=self.PROTOCOL in DATASETS)
         return {name: self._generate_examples(cubes, norms, ws) for name, ws in splits.items() if ws}
 
     def _generate_examples(self, cubes, norms, ws):
