@@ -55,7 +55,11 @@ def load_config(workdir) -> ml_collections.ConfigDict:
 
 
 def _manager(path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only)
+    # the folder name prefixes orbax's multi-process barrier keys: 'checkpoints' and 'best' save the
+    # same step concurrently, and unprefixed keys would collide
+    multiprocessing = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=pathlib.Path(path).name)
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
+                                           multiprocessing_options=multiprocessing)
     return ocp.CheckpointManager(pathlib.Path(path).absolute(), options=options,
                                  item_names=("variables", "train", "meta"))
 

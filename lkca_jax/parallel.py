@@ -35,8 +35,8 @@ class DataParallel:
         self.mode = mode
         self.local_devices = list(devices or jax.local_devices())
         donate_argnums = (0,) if donate else ()
-        if mode == "pmap":
-            self._step = jax.pmap(fn, axis_name=AXIS, devices=self.local_devices, donate_argnums=donate_argnums)
+        if mode == "pmap":  # devices=None: collectives span every process's devices
+            self._step = jax.pmap(fn, axis_name=AXIS, devices=devices, donate_argnums=donate_argnums)
         else:
             devices = jax.devices() if devices is None else self.local_devices
             self.mesh = Mesh(np.asarray(devices), (AXIS,))
