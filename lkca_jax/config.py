@@ -159,6 +159,9 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     e = c.eval = ml_collections.ConfigDict()
     e.batch_size = 1  # test images per jitted call
     e.validation_batch_size = 32
+    # Test images whose LR side exceeds this many pixels run in tiles with the same result (LKCA-Net:
+    # backbone whole at LR, upsampler tiled). 0: whole, falling back to tiles only when out of memory.
+    e.tile = 0
     e.legacy_ergas = False  # True: the anchors' ERGAS with ratio 4 at every scale, labelled as such
     e.save_images = False
     e.rgb_bands = ()  # false-colour (R, G, B) band indices; () picks bands at 3/4, 1/2 and 1/4 of the range

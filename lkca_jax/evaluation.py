@@ -8,10 +8,10 @@ pass alone (after compilation) as seconds per image.
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -22,6 +22,7 @@ from lkca_jax.config import VARIANT_NAMES
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.io import atomic_write
 from lkca_jax.data.pipeline import SplitSource, eval_batches
+from lkca_jax.inference import DEFAULT_TILE, predict_tiled, predictor
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
 
@@ -35,28 +36,37 @@ def method_name(config) -> str:
     return name
 
 
-@functools.cache
-def predictor(model):
-    """``predict(variables, lr) -> sr``, jitted once per model."""
-    @jax.jit
-    def predict(variables, lr):
-        return model.apply(variables, lr, train=False)[0]
-    return predict
+def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,
+                  tile: int = 0):
+    """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image.
 
-
-def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False):
-    """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image."""
+    Images whose LR side exceeds ``tile`` (> 0), or whose batch does not fit in device memory,
+    run in tiles (:func:`lkca_jax.inference.predict_tiled`, the same result)."""
     predict = predictor(model)
     per_image = {k: [] for k in metrics.NAMES}
     images, seconds, timed = [], 0.0, 0
     compiled = set()
     for batch in eval_batches(SplitSource(split), batch_size, 1):
         lr, hr, keep = batch.lr[0], batch.hr[0], batch.mask[0] > 0
-        if lr.shape not in compiled:  # compile (and warm up) outside the timing
-            jax.block_until_ready(predict(variables, lr))
-            compiled.add(lr.shape)
+        tiled = 0 < tile < max(lr.shape[1:3])
+        if not tiled and lr.shape not in compiled:  # compile (and warm up) outside the timing
+            try:
+                jax.block_until_ready(predict(variables, lr))
+                compiled.add(lr.shape)
+            except jax.errors.JaxRuntimeError as err:
+                if "RESOURCE_EXHAUSTED" not in str(err):
+                    raise
+                tile = tile or DEFAULT_TILE
+                tiled = True
+                warnings.warn(f"a batch of {lr.shape} does not fit in device memory; evaluating in tiles of "
+                              f"{tile} (set eval.tile)", stacklevel=2)
         start = time.perf_counter()
-        sr = jax.block_until_ready(predict(variables, lr))
+        if tiled:
+            sr = np.zeros(hr.shape, np.float32)
+            for i in np.flatnonzero(keep):
+                sr[i] = predict_tiled(model, variables, lr[i], scale, tile)
+        else:
+            sr = jax.block_until_ready(predict(variables, lr))
         seconds += time.perf_counter() - start
         timed += int(keep.sum())
         for k, v in metrics.all_metrics_jit(hr, sr, float(scale), legacy_ergas).items():
@@ -147,7 +157,7 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     model = build_model(config)
     legacy = bool(config.eval.legacy_ergas)
     per_image, images, seconds = predict_split(model, variables, split, config.eval.batch_size,
-                                               config.model.scale, legacy)
+                                               config.model.scale, legacy, config.eval.get("tile", 0))
     counts = count_config(config)
     row = {"Method": method_name(config), "Param": counts["params"], "Flops": counts["macs"],
            **mean_row(per_image), "s/img": seconds}

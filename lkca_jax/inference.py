@@ -20,13 +20,51 @@ import pathlib
 import sys
 import time
 
+import jax
 import numpy as np
 
 from lkca_jax import checkpoint
-from lkca_jax.data.io import DataError, atomic_write, read_cube, require_finite, write_cube
-from lkca_jax.data.protocols import normalise
-from lkca_jax.evaluation import predictor
+from lkca_jax.data.io import CubeWriter, DataError, read_cube, require_finite
+from lkca_jax.data.protocols import norm_value
 from lkca_jax.models import build_model
+
+
+DEFAULT_TILE = 128  # LR pixels
+
+
+@functools.cache
+def predictor(model):
+    """``predict(variables, lr) -> sr``, jitted once per model."""
+    @jax.jit
+    def predict(variables, lr):
+        return model.apply(variables, lr, train=False)[0]
+    return predict
+
+
+@functools.cache
+def _parts(model):
+    backbone = jax.jit(lambda v, lr: model.apply(v, lr, method="backbone"))
+    upsample = jax.jit(lambda v, x, lr: model.apply(v, x, lr, method="upsample")[0])
+    return backbone, upsample
+
+
+def predict_tiled(model, variables, lr: np.ndarray, scale: int, tile: int = DEFAULT_TILE) -> np.ndarray:
+    """SR of one normalised (h, w, C) image in tiles, equal to the whole-image result.
+
+    A model with a global part (LKCA-Net's squeeze-excitation) runs its ``backbone`` whole at LR
+    resolution (small) and only its local ``upsample`` (where memory grows with r^2) in tiles;
+    other models are local throughout. The overlap is twice the tiled part's ``tile_radius``, so
+    every output pixel sees all the context it has in the whole image."""
+    overlap = 2 * model.tile_radius
+    if hasattr(model, "backbone"):
+        backbone, upsample = _parts(model)
+        feats = np.asarray(backbone(variables, lr[None]))[0]
+        f = feats.shape[-1]
+        x = np.concatenate([feats, lr], axis=-1)
+        predict = lambda t: upsample(variables, t[..., :f], t[..., f:])
+    else:
+        x, predict = lr, functools.partial(predictor(model), variables)
+    return super_resolve(predict, x, scale, max(tile, overlap), overlap, channels=lr.shape[-1])
 
 
 def _ramp(n_out: int, lo_seam: float | None, hi_seam: float | None, fade: float) -> np.ndarray:
@@ -50,47 +88,65 @@ def tile_plan(size: int, tile: int, overlap: int):
     return [(max(a - overlap, 0), min(a + tile + overlap, size), a, min(a + tile, size)) for a in starts]
 
 
-def super_resolve(predict, lr: np.ndarray, scale: int, tile: int = 128, overlap: int = 16, batch: int = 1,
-                  out: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
-    """SR of a normalised (h, w, C) array; ``predict(lr_batch) -> sr_batch``. ``out`` (H, W, C), zeroed,
-    may be a memory map to keep the result off the heap."""
+def super_resolve_rows(predict, lr: np.ndarray, scale: int, tile: int = 128, overlap: int = 16, batch: int = 1,
+                       norm: float = 1.0, progress: bool = True, channels: int | None = None):
+    """SR of an (h, w, C) array as consecutive blocks of finished output rows: yields ``(row, block)``.
+
+    ``predict(lr_batch) -> sr_batch`` works on normalised data: each tile is divided by ``norm``
+    on its way in and multiplied on its way out, so ``lr`` is never copied. One row of tiles is
+    held at a time (plus the few rows it shares with the next), so memory is bounded by the tile
+    height times the output width. ``channels``: the output's, when not the input's."""
     h, w, c = lr.shape
-    out = np.zeros((h * scale, w * scale, c), np.float32) if out is None else out
+    c = channels or c
     rows, cols = tile_plan(h, tile, overlap), tile_plan(w, tile, overlap)
-    jobs = [(r, q) for r in rows for q in cols]
     fade = overlap * scale
-    began = time.perf_counter()
-    groups: dict[tuple, list] = {}
-    for r, q in jobs:  # tiles of one shape share a batch (and a compilation)
-        groups.setdefault((r[1] - r[0], q[1] - q[0]), []).append((r, q))
-    done = 0
-    for shape_jobs in groups.values():
-        for i in range(0, len(shape_jobs), batch):
-            chunk = shape_jobs[i:i + batch]
-            x = np.stack([lr[r[0]:r[1], q[0]:q[1]] for r, q in chunk])
-            y = np.asarray(predict(x))
-            for (r, q), sr in zip(chunk, y):
-                wr = _ramp(sr.shape[0], (r[2] - r[0]) * scale if r[2] > 0 else None,
-                           (r[3] - r[0]) * scale if r[3] < h else None, fade)
-                wc = _ramp(sr.shape[1], (q[2] - q[0]) * scale if q[2] > 0 else None,
-                           (q[3] - q[0]) * scale if q[3] < w else None, fade)
-                weight = (wr[:, None] * wc[None, :])[..., None].astype(np.float32)
-                rs, cs = slice(r[0] * scale, r[1] * scale), slice(q[0] * scale, q[1] * scale)
-                out[rs, cs] += sr * weight
-            done += len(chunk)
-            if progress:
-                rate = done / max(time.perf_counter() - began, 1e-9)
-                eta = (len(jobs) - done) / max(rate, 1e-9)
-                print(f"\rtiles {done}/{len(jobs)} {rate:.2f} tiles/s ETA {eta:.0f}s", end="", file=sys.stderr)
+    began, done, total = time.perf_counter(), 0, len(rows) * len(cols)
+    acc, base = np.zeros((0, w * scale, c), np.float32), 0  # output rows base .. base + len(acc)
+    for i, r in enumerate(rows):
+        grown = np.zeros((r[1] * scale - base, w * scale, c), np.float32)
+        grown[:len(acc)] = acc
+        acc = grown
+        wr = _ramp((r[1] - r[0]) * scale, (r[2] - r[0]) * scale if r[2] > 0 else None,
+                   (r[3] - r[0]) * scale if r[3] < h else None, fade)
+        groups: dict[int, list] = {}
+        for q in cols:  # tiles of one width share a batch (and a compilation)
+            groups.setdefault(q[1] - q[0], []).append(q)
+        for shape_cols in groups.values():
+            for k in range(0, len(shape_cols), batch):
+                chunk = shape_cols[k:k + batch]
+                x = np.stack([lr[r[0]:r[1], q[0]:q[1]] for q in chunk]) / np.float32(norm)
+                y = np.asarray(predict(x))
+                for q, sr in zip(chunk, y):
+                    wc = _ramp(sr.shape[1], (q[2] - q[0]) * scale if q[2] > 0 else None,
+                               (q[3] - q[0]) * scale if q[3] < w else None, fade)
+                    weight = (wr[:, None] * wc[None, :])[..., None].astype(np.float32) * np.float32(norm)
+                    acc[r[0] * scale - base:, q[0] * scale:q[1] * scale] += sr * weight
+                done += len(chunk)
+                if progress:
+                    rate = done / max(time.perf_counter() - began, 1e-9)
+                    print(f"\rtiles {done}/{total} {rate:.2f} tiles/s ETA {(total - done) / max(rate, 1e-9):.0f}s",
+                          end="", file=sys.stderr)
+        finished = (rows[i + 1][0] if i + 1 < len(rows) else h) * scale
+        yield base, acc[:finished - base]
+        acc, base = acc[finished - base:], finished
     if progress:
         print(file=sys.stderr)
+
+
+def super_resolve(predict, lr: np.ndarray, scale: int, tile: int = 128, overlap: int = 16, batch: int = 1,
+                  norm: float = 1.0, progress: bool = False, channels: int | None = None) -> np.ndarray:
+    """The whole (H, W, C) result of :func:`super_resolve_rows` as one array."""
+    h, w, c = lr.shape
+    out = np.empty((h * scale, w * scale, channels or c), np.float32)
+    for row, block in super_resolve_rows(predict, lr, scale, tile, overlap, batch, norm, progress, channels):
+        out[row:row + len(block)] = block
     return out
 
 
 def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int = 128, overlap: int = 16,
            batch: int = 1, which: str = "best", progress: bool = True) -> dict:
-    """Read, normalise as the run was trained, super-resolve, un-normalise, write (atomically)."""
-    output_path = pathlib.Path(output_path)
+    """Read, normalise as the run was trained, super-resolve, un-normalise, and write OUT block by
+    block of rows (:class:`~lkca_jax.data.io.CubeWriter`: atomic, memory bounded by the tiles)."""
     config, variables, _ = checkpoint.restore_variables(workdir, which)
     cube = read_cube(input_path, key)
     require_finite(cube, input_path)
@@ -100,23 +156,14 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     # A constant as in training; a max-normalised dataset divides this file by its own max.
     mode = "constant" if config.data.normalisation == "constant" else "per_file_max"
     try:
-        lr, norm = normalise(cube.data, mode, config.data.norm_value)
+        norm = norm_value(cube.data, mode, config.data.norm_value)
     except ValueError as err:
         raise DataError(input_path, str(err)) from None
     scale = config.model.scale
     predict = functools.partial(predictor(build_model(config)), variables)
-    h, w, c = lr.shape
+    h, w, c = cube.data.shape
     out_shape = (h * scale, w * scale, c)
-    if output_path.suffix.lower() == ".npy":  # stream into a memory-mapped temporary .npy, then rename
-
-        def write(tmp):
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=out_shape)
-            super_resolve(predict, lr, scale, tile, overlap, batch, out, progress)
-            out *= np.float32(norm)
-            out.flush()
-
-        atomic_write(output_path, write)
-    else:
-        sr = super_resolve(predict, lr, scale, tile, overlap, batch, None, progress)
-        write_cube(output_path, sr * np.float32(norm), wavelengths=cube.wavelengths)
+    with CubeWriter(output_path, out_shape, np.float32, cube.wavelengths) as writer:
+        for row, block in super_resolve_rows(predict, cube.data, scale, tile, overlap, batch, norm, progress):
+            writer.write_rows(row, block)
     return {"input": str(input_path), "output": str(output_path), "shape": list(out_shape), "norm": norm}

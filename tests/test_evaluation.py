@@ -48,6 +48,32 @@ def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field(rng):
     assert np.abs(rough - whole).max() > 1e-4  # too little context shows
 
 
+@pytest.mark.parametrize("name", ["lkca", "vdsr", "bicubic"])
+def test_tiled_evaluation_equals_whole_images(rng, name):
+    """predict_tiled (LKCA-Net: global backbone whole, upsampler tiled) against the whole forward,
+    and evaluate() with eval.tile against evaluate() without."""
+    c = load_config(str(ROOT / f"configs/sample.py:{ {'lkca': 'net'}.get(name, name)}"))
+    c.model.update(features=16, depth=2, se_reduction=4, up_init_scale=1.0, vdsr_features=8, vdsr_depth=3)
+    model = build_model(c)
+    lr = rng.uniform(0, 1, (2, 30, 26, 102)).astype(np.float32)
+    variables = model.init(jax.random.key(2), jnp.asarray(lr[:1]))
+    whole = np.asarray(inference.predictor(model)(variables, lr))
+    for i in range(2):
+        tiled = inference.predict_tiled(model, variables, lr[i], 4, tile=8)
+        np.testing.assert_allclose(tiled, whole[i], atol=1e-5)
+    from lkca_jax.data.datasets import Split
+    from lkca_jax.evaluation import evaluate
+
+    hr = np.clip(whole + rng.normal(0, 0.01, whole.shape).astype(np.float32), 0, 1)
+    split = Split(hr=list(hr), lr=list(lr), ids=["a", "b"], norm={"a": 1.0, "b": 1.0})
+    rows = []
+    for tile in (0, 8):
+        c.eval.tile = tile
+        rows.append(evaluate(c, variables, split, echo=lambda *a: None))
+    for k in metrics.NAMES:
+        assert rows[1][k] == pytest.approx(rows[0][k], rel=1e-5)
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A tiny VDSR run on the sample: config.json and a checkpoint, as train.py writes them."""

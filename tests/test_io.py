@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import shared_data
 from lkca_jax.__main__ import main
-from lkca_jax.data.io import DataError, read_cube, require_finite, write_cube
+from lkca_jax.data.io import CubeWriter, DataError, read, read_cube, require_finite, write_cube
 
 # ../shared/data/README.md, typed: shape, dtype, and the stated value range (lo, hi).
 REMOTE = {
@@ -205,17 +205,33 @@ def test_envi_interleaves(tmp_path, interleave, order, big_endian):
     np.testing.assert_array_equal(got.data, cube.astype(np.float32))
 
 
-def test_failed_write_keeps_existing_file(tmp_path, monkeypatch):
-    path = tmp_path / "keep.npy"
-    np.save(path, np.ones((2, 2, 2)))
-
-    def broken_save(file, arr):
-        pathlib.Path(file).write_bytes(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(np, "save", broken_save)
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".hdr", ".mat"])
+def test_failed_write_keeps_existing_file(tmp_path, suffix):
+    path = tmp_path / f"keep{suffix}"
+    write_cube(path, np.ones((4, 3, 2), np.float32))
+    before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(OSError, match="disk full"):
-        write_cube(path, np.zeros((2, 2, 2)))
-    monkeypatch.undo()
-    np.testing.assert_array_equal(np.load(path), np.ones((2, 2, 2)))
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.npy"]
+        with CubeWriter(path, (4, 3, 2)) as writer:
+            writer.write_rows(0, np.zeros((2, 3, 2)))
+            raise OSError("disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    np.testing.assert_array_equal(read(path), np.ones((4, 3, 2)))
+
+
+@pytest.mark.parametrize("name,v73", [("a.npy", None), ("a.tif", None), ("a.hdr", None), ("a.mat", False),
+                                      ("a.mat", True)])
+def test_row_blocks_in_any_order_give_the_whole_cube(tmp_path, rng, name, v73):
+    """Independent check: the file read back equals the NumPy array the blocks were cut from."""
+    cube = rng.normal(size=(11, 7, 5)).astype(np.float32)
+    wavelengths = np.linspace(400, 700, 5)
+    with CubeWriter(tmp_path / name, cube.shape, wavelengths=wavelengths, mat_v73=v73) as writer:
+        for rows in (slice(6, 11), slice(0, 2), slice(2, 6)):
+            writer.write_rows(rows.start, cube[rows])
+    got = read_cube(tmp_path / name)
+    np.testing.assert_array_equal(got.data, cube)
+    if name not in ("a.tif", "a.npy"):  # TIFF and .npy have no place for wavelengths
+        np.testing.assert_allclose(got.wavelengths, wavelengths)
+    with pytest.raises(ValueError, match="do not fit"):
+        with CubeWriter(tmp_path / f"b{pathlib.Path(name).suffix}", cube.shape) as writer:
+            writer.write_rows(9, cube[:5])
+    assert not list(tmp_path.glob("b*")) and not list(tmp_path.glob(".b*"))

@@ -348,60 +348,167 @@ def atomic_write(path, write) -> None:
         raise
 
 
-def _write_mat_v73(tmp: str, name: str, data: np.ndarray, extra: dict) -> None:
-    """A MATLAB v7.3 file: HDF5 with MATLAB's 512-byte user block, arrays stored transposed."""
-    import h5py
+MAT_HEADER = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by: lkca-jax HDF5 schema 1.00 ."
+MAT_CLASSES = {"float32": "single", "float64": "double"}
 
-    with h5py.File(tmp, "w", userblock_size=512) as f:
-        for key, value in {name: data, **extra}.items():
-            ds = f.create_dataset(key, data=np.ascontiguousarray(np.asarray(value).T))
-            dtype = np.asarray(value).dtype
-            ds.attrs["MATLAB_class"] = np.bytes_({"float32": "single", "float64": "double"}.get(dtype.name, dtype.name))
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by: lkca-jax HDF5 schema 1.00 ."
-    with open(tmp, "r+b") as fh:
-        fh.write(header.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM" + b"\x00" * (512 - 128))
+
+class CubeWriter:
+    """Writes an (H, W, C) cube block of rows by block of rows, in the format the suffix names.
+
+    Everything goes to temporary files beside the target that :meth:`commit` renames into place
+    (:meth:`abort`, or leaving a ``with`` block by an exception, removes them), so a target is never
+    half-written. Memory stays that of one block: ``.npy``, TIFF and ENVI rows are written at their
+    offsets in the file, ``.mat`` v7.3 through HDF5 hyperslabs. The exception is ``.mat`` v5, which
+    SciPy writes whole: it is chosen only below 2 GB (MATLAB v5's limit), larger ones are v7.3.
+
+    Layouts: ``.npy`` (H, W, C); TIFF band-sequential pages, axes QYX; ENVI BSQ ``.img`` with a
+    ``.hdr`` (wavelengths kept); ``.mat`` variable ``key`` (plus ``wavelengths``), v7.3 stored
+    transposed as MATLAB does.
+    """
+
+    def __init__(self, path, shape, dtype=np.float32, wavelengths=None, key: str = "data",
+                 mat_v73: bool | None = None):
+        self.path = pathlib.Path(path)
+        self.shape, self.dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        if len(self.shape) != 3:
+            raise DataError(self.path, f"can only write (H, W, C) cubes, got shape {self.shape}")
+        self.wavelengths = None if wavelengths is None else np.asarray(wavelengths, np.float64).ravel()
+        suffix = self.path.suffix.lower()
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        if suffix == ".mat":
+            self.kind = "mat73" if mat_v73 or (mat_v73 is None and nbytes >= MAT_V73_THRESHOLD) else "mat5"
+        elif suffix in (".npy", ".tif", ".tiff"):
+            self.kind = suffix.lstrip(".")[:3]
+        elif suffix in (".hdr", ".img"):
+            self.kind = "envi"
+            if self.dtype.str[1:] not in ENVI_CODES:
+                self.dtype = np.dtype(np.float32)
+            self.path = self.path.with_suffix(".img")
+        else:
+            raise DataError(self.path, f"cannot write {suffix or '(no suffix)'}: use .mat, .npy, .tif or .hdr/.img "
+                                       "(ENVI)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(fd)
+        try:
+            self._open(key, nbytes)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open(self, key: str, nbytes: int) -> None:
+        h, w, c = self.shape
+        self.file = self.h5 = self.array = None
+        self.layout, offset = "CHW", 0
+        if self.kind == "mat5":
+            self.array = np.zeros(self.shape, self.dtype)
+            self.key = key
+        elif self.kind == "mat73":
+            import h5py
+
+            self.h5 = h5py.File(self.tmp, "w", userblock_size=512)
+            self.dataset = self._mat_dataset(key, (c, w, h), self.dtype)
+            if self.wavelengths is not None:
+                self._mat_dataset("wavelengths", (1, c), np.float64)[...] = self.wavelengths[None]
+        elif self.kind == "npy":
+            with open(self.tmp, "wb") as f:
+                np.lib.format.write_array_header_2_0(
+                    f, {"descr": np.lib.format.dtype_to_descr(self.dtype.newbyteorder("<")), "fortran_order": False,
+                        "shape": self.shape})
+                offset = f.tell()
+            self.layout = "HWC"
+        elif self.kind == "tif":
+            import tifffile
+
+            tifffile.imwrite(self.tmp, shape=(c, h, w), dtype=self.dtype.newbyteorder("<"), photometric="minisblack",
+                             metadata={"axes": "QYX"}, bigtiff=nbytes > 2 ** 32 - 2 ** 25)
+            with tifffile.TiffFile(self.tmp) as tif:
+                offset = tif.series[0].dataoffset
+        if self.kind in ("npy", "tif", "envi"):
+            self.file = open(self.tmp, "r+b")
+            self.file.truncate(offset + nbytes)
+            self.offset = offset
+
+    def _mat_dataset(self, name: str, shape, dtype):
+        ds = self.h5.create_dataset(name, shape=shape, dtype=dtype)
+        ds.attrs["MATLAB_class"] = np.bytes_(MAT_CLASSES.get(np.dtype(dtype).name, np.dtype(dtype).name))
+        return ds
+
+    def write_rows(self, row: int, block: np.ndarray) -> None:
+        """Rows ``row .. row + len(block)`` of the cube, as an (rows, W, C) array."""
+        h, w, c = self.shape
+        block = np.asarray(block)
+        if block.ndim != 3 or block.shape[1:] != (w, c) or not 0 <= row <= row + len(block) <= h:
+            raise ValueError(f"rows {row}..{row + len(block)} of shape {block.shape} do not fit a {self.shape} cube")
+        block = block.astype(self.dtype.newbyteorder("<"), copy=False)
+        if self.array is not None:
+            self.array[row:row + len(block)] = block
+        elif self.h5 is not None:
+            self.dataset[:, :, row:row + len(block)] = block.T
+        elif self.layout == "HWC":
+            self.file.seek(self.offset + row * w * c * self.dtype.itemsize)
+            self.file.write(np.ascontiguousarray(block).tobytes())
+        else:  # band-sequential: one run of rows per band
+            for band in range(c):
+                self.file.seek(self.offset + (band * h + row) * w * self.dtype.itemsize)
+                self.file.write(np.ascontiguousarray(block[:, :, band]).tobytes())
+
+    def commit(self) -> None:
+        """Finish the file and rename it into place (for ENVI, the data then the header)."""
+        try:
+            if self.kind == "mat5":
+                import scipy.io
+
+                extra = {} if self.wavelengths is None else {"wavelengths": self.wavelengths.reshape(-1, 1)}
+                scipy.io.savemat(self.tmp, {self.key: self.array, **extra}, do_compression=False)
+            elif self.h5 is not None:
+                self.h5.close()
+                with open(self.tmp, "r+b") as fh:  # MATLAB's 128-byte header in HDF5's user block
+                    fh.write(MAT_HEADER.ljust(116, b" ") + b"\x00" * 8 + b"\x00\x02" + b"IM")
+            else:
+                self.file.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        if self.kind == "envi":
+            self._write_envi_header()
+
+    def _write_envi_header(self) -> None:
+        h, w, c = self.shape
+        header = ["ENVI", f"samples = {w}", f"lines = {h}", f"bands = {c}", "header offset = 0",
+                  "file type = ENVI Standard", f"data type = {ENVI_CODES[self.dtype.str[1:]]}", "interleave = bsq",
+                  "byte order = 0"]
+        if self.wavelengths is not None:
+            header.append("wavelength = {" + ", ".join(f"{x:g}" for x in self.wavelengths) + "}")
+        atomic_write(self.path.with_suffix(".hdr"), lambda tmp: pathlib.Path(tmp).write_text("\n".join(header) + "\n"))
+
+    def abort(self) -> None:
+        for handle in (getattr(self, "file", None), getattr(self, "h5", None)):
+            if handle is not None:
+                try:
+                    handle.close()
+                except Exception:  # already closed or broken: the file is removed anyway
+                    pass
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 def write_cube(path, data: np.ndarray, wavelengths=None, key: str = "data", mat_v73: bool | None = None) -> None:
-    """Write (H, W, C) ``data`` in the format the suffix names, atomically.
+    """Write (H, W, C) ``data`` in the format the suffix names, atomically (see :class:`CubeWriter`).
 
     ``.mat`` files are v5 unless the data reach 2 GB (or ``mat_v73=True``), then v7.3 (HDF5)."""
-    path = pathlib.Path(path)
     data = np.asarray(data)
     if data.ndim != 3:
         raise DataError(path, f"can only write (H, W, C) cubes, got shape {data.shape}")
-    extra = {} if wavelengths is None else {"wavelengths": np.asarray(wavelengths, np.float64).reshape(-1, 1)}
-    suffix = path.suffix.lower()
-    if suffix == ".mat":
-        if mat_v73 or (mat_v73 is None and data.nbytes >= MAT_V73_THRESHOLD):
-            atomic_write(path, lambda tmp: _write_mat_v73(tmp, key, data, extra))
-        else:
-            import scipy.io
-
-            atomic_write(path, lambda tmp: scipy.io.savemat(tmp, {key: data, **extra}, do_compression=False))
-    elif suffix == ".npy":
-        atomic_write(path, lambda tmp: np.save(tmp, data))
-    elif suffix in (".tif", ".tiff"):
-        import tifffile
-
-        atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.ascontiguousarray(data.transpose(2, 0, 1)),
-                                                   photometric="minisblack", metadata={"axes": "QYX"}))
-    elif suffix in (".hdr", ".img"):
-        _write_envi(path.with_suffix(""), data, wavelengths)
-    else:
-        raise DataError(path, f"cannot write {suffix or '(no suffix)'}: use .mat, .npy, .tif or .hdr/.img (ENVI)")
-
-
-def _write_envi(stem: pathlib.Path, data: np.ndarray, wavelengths) -> None:
-    data = np.asarray(data)
-    code = ENVI_CODES.get(data.dtype.str[1:])
-    if code is None:
-        data, code = data.astype(np.float32), 4
-    lines, samples, bands = data.shape
-    header = ["ENVI", f"samples = {samples}", f"lines = {lines}", f"bands = {bands}", "header offset = 0",
-              "file type = ENVI Standard", f"data type = {code}", "interleave = bsq",
-              f"byte order = {0 if data.dtype.byteorder in '<=|' else 1}"]
-    if wavelengths is not None:
-        header.append("wavelength = {" + ", ".join(f"{w:g}" for w in np.ravel(wavelengths)) + "}")
-    atomic_write(stem.with_suffix(".img"), lambda tmp: np.ascontiguousarray(data.transpose(2, 0, 1)).tofile(tmp))
-    atomic_write(stem.with_suffix(".hdr"), lambda tmp: pathlib.Path(tmp).write_text("\n".join(header) + "\n"))
+    with CubeWriter(path, data.shape, data.dtype, wavelengths, key, mat_v73) as writer:
+        writer.write_rows(0, data)

@@ -54,6 +54,20 @@ def degrade(hr: np.ndarray, scale: int) -> np.ndarray:
     return imresize_np(hr, 1.0 / scale).astype(np.float32)
 
 
+def norm_value(cube: np.ndarray, mode: str, value: float | None = None) -> float:
+    """The constant :func:`normalise` divides by."""
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {mode!r}")
+    if mode == "constant":
+        if not value or value <= 0:
+            raise ValueError(f"constant normalisation needs a positive value, got {value!r}")
+        return float(value)
+    c = float(np.max(cube))
+    if not np.isfinite(c) or c <= 0:
+        raise ValueError(f"cannot normalise by the max {c}: it must be finite and positive")
+    return c
+
+
 def normalise(cube: np.ndarray, mode: str, value: float | None = None) -> tuple[np.ndarray, float]:
     """Divide by the protocol's constant; returns (cube / c, c). Negative values are kept.
 
@@ -61,16 +75,7 @@ def normalise(cube: np.ndarray, mode: str, value: float | None = None) -> tuple[
     ``constant``: ``value`` (Pavia 8000 as SSPSR suggests, CAVE 65535);
     ``per_file_max``: the max of each file, the same computation applied file by file.
     """
-    if mode not in NORMALISATIONS:
-        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {mode!r}")
-    if mode == "constant":
-        if not value or value <= 0:
-            raise ValueError(f"constant normalisation needs a positive value, got {value!r}")
-        c = float(value)
-    else:
-        c = float(np.max(cube))
-        if not np.isfinite(c) or c <= 0:
-            raise ValueError(f"cannot normalise by the max {c}: it must be finite and positive")
+    c = norm_value(cube, mode, value)
     return np.divide(cube, c, dtype=np.float32), c  # one float32 result, no extra copy
 
 

@@ -22,6 +22,10 @@ class VDSR(nn.Module):
     residual: bool = True
     conv_impl: str = "auto"
 
+    @property
+    def tile_radius(self) -> int:  # LR pixels of context: one per 3x3 conv, two for bicubic
+        return self.depth + 2 + 2
+
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
         x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, name="head")(lr))
@@ -37,6 +41,7 @@ class Bicubic(nn.Module):
 
     bands: int
     scale: int
+    tile_radius = 2
 
     def __call__(self, lr: jax.Array, train: bool = False):
         return imresize(lr, self.scale), None

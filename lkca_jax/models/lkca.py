@@ -188,14 +188,34 @@ class LKCANet(nn.Module):
     def up_groups(self) -> int:
         return resolve_groups(self.features, self.bands * self.scale ** 2, self.groups)
 
-    @nn.compact
-    def __call__(self, lr: jax.Array, train: bool = False):
-        x = Conv(self.features, 3, impl=self.conv_impl, name="head")(lr)
-        for i in range(self.depth):
-            rate = self.drop_path_rate * i / max(self.depth - 1, 1)  # linear, as in VAN
-            x = LKB(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
-                    self.layer_scale_init, rate, self.gelu_approximate, self.bn_momentum, self.bn_epsilon,
-                    self.conv_impl, self.axis_name, name=f"block{i}")(x, train)
-        feats = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
-                          init_scale=self.up_init_scale, conv_impl=self.conv_impl, name="up")(x)
+    @property
+    def tile_radius(self) -> int:
+        """LR pixels of context :meth:`upsample` needs around an output pixel (its conv and the
+        bicubic kernel); :meth:`backbone` is global (squeeze-excitation) and runs whole."""
+        return self.up_kernel // 2 + 2
+
+    def setup(self):
+        self.head = Conv(self.features, 3, impl=self.conv_impl)
+        self.blocks = [
+            LKB(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
+                self.layer_scale_init, self.drop_path_rate * i / max(self.depth - 1, 1),  # linear, as in VAN
+                self.gelu_approximate, self.bn_momentum, self.bn_epsilon, self.conv_impl, self.axis_name,
+                name=f"block{i}")
+            for i in range(self.depth)]
+        self.up = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
+                            init_scale=self.up_init_scale, conv_impl=self.conv_impl)
+
+    def backbone(self, lr: jax.Array, train: bool = False) -> jax.Array:
+        """The LR-resolution features (N, h, w, F) the upsampler reads."""
+        x = self.head(lr)
+        for block in self.blocks:
+            x = block(x, train)
+        return x
+
+    def upsample(self, x: jax.Array, lr: jax.Array):
+        """(sr, features) from the backbone's features; local, so it can run in tiles."""
+        feats = self.up(x)
         return feats + imresize(lr, self.scale), feats
+
+    def __call__(self, lr: jax.Array, train: bool = False):
+        return self.upsample(self.backbone(lr, train), lr)
