@@ -7,6 +7,11 @@
     sr       --workdir RUN --input IN --output OUT [--key K] [--tile T] [--overlap O] [--batch B]
         Super-resolve a whole scene with a trained run, in overlapping cross-faded tiles; OUT's
         suffix picks the format (.mat, .npy, .tif, .hdr for ENVI).
+    convert  --workdir RUN --to model.pt  |  --from model.pt --workdir NEW_RUN [--config C]
+        Weights to and from the PyTorch reference (lkca_jax/torch_ref.py): a .pt state dict.
+    export   --workdir RUN --format stablehlo|onnx --lr_size H,W --out FILE
+        A deployment artifact (jax.export StableHLO, or ONNX through the PyTorch reference),
+        verified against the Flax model before it is written.
 """
 
 from __future__ import annotations
@@ -70,6 +75,45 @@ def _sr(args) -> int:
     return 0
 
 
+def _convert(args) -> int:
+    from lkca_jax import checkpoint, convert
+    from lkca_jax.config import load_config
+
+    if bool(args.to) == bool(args.from_):
+        raise ValueError("give exactly one of --to model.pt (export a run) or --from model.pt (import one)")
+    if args.to:
+        config, variables, _ = checkpoint.restore_variables(args.workdir, args.which)
+        convert.save_pt(args.to, variables, config)
+        print(f"wrote {args.to}: {len(convert.flax_to_torch(variables))} tensors")
+        return 0
+    state_dict, config = convert.load_pt(args.from_)
+    if args.config:
+        config = load_config(args.config)
+    if config is None:
+        raise ValueError(f"{args.from_}: holds no config; name the model with --config configs/<dataset>.py:<arg>")
+    variables = convert.torch_to_flax(state_dict, config)
+    checkpoint.save_config(args.workdir, config)
+    ckpts = checkpoint.Checkpoints(args.workdir)
+    ckpts.save(0, variables, meta={"converted_from": str(args.from_)})
+    ckpts.wait()
+    ckpts.close()
+    print(f"wrote {args.workdir}: a run of {config.model.name} converted from {args.from_}")
+    return 0
+
+
+def _export(args) -> int:
+    from lkca_jax.export import export
+
+    try:
+        h, w = (int(v) for v in args.lr_size.split(","))
+    except ValueError:
+        raise ValueError(f"--lr_size must be H,W in LR pixels, got {args.lr_size!r}") from None
+    info = export(args.workdir, args.format, (h, w), args.out, args.which)
+    print(f"wrote {info['output']} ({info['format']}, LR {info['lr_shape']}, {info['bytes']} bytes); "
+          f"max |artifact - Flax| = {info['max_abs_error']:.2e}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lkca_jax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,6 +138,20 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_sr)
+    p = sub.add_parser("convert", help="weights to or from a PyTorch .pt state dict")
+    p.add_argument("--workdir", required=True, help="the run to export, or the new run to create")
+    p.add_argument("--to", help="write this .pt from the run")
+    p.add_argument("--from", dest="from_", help="read this .pt into a new run")
+    p.add_argument("--config", help="the model's config (configs/<dataset>.py:<arg>) when the .pt has none")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.set_defaults(run=_convert)
+    p = sub.add_parser("export", help="a verified StableHLO or ONNX artifact for deployment")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--format", required=True, choices=("stablehlo", "onnx"))
+    p.add_argument("--lr_size", required=True, help="H,W of the LR input, in pixels")
+    p.add_argument("--out", required=True)
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.set_defaults(run=_export)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -49,9 +49,13 @@ def load_config(workdir) -> ml_collections.ConfigDict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no run config here (is {workdir} a training workdir?)")
     try:
-        return ml_collections.ConfigDict(_tuples(json.loads(path.read_text())))
+        return config_from_json(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def config_from_json(text: str) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(_tuples(json.loads(text)))
 
 
 def _manager(path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:

@@ -101,12 +101,14 @@ def super_resolve_rows(predict, lr: np.ndarray, scale: int, tile: int = 128, ove
     rows, cols = tile_plan(h, tile, overlap), tile_plan(w, tile, overlap)
     fade = overlap * scale
     began, done, total = time.perf_counter(), 0, len(rows) * len(cols)
-    acc, base = np.zeros((0, w * scale, c), np.float32), 0  # output rows base .. base + len(acc)
+    # One buffer for the tallest row of tiles: rows base .. base + filled are accumulating; the
+    # rows a row of tiles shares with the next move to its front once the finished ones are out.
+    buf = np.empty((max(r[1] - r[0] for r in rows) * scale, w * scale, c), np.float32)
+    base, carried = 0, 0
     for i, r in enumerate(rows):
-        grown = np.zeros((r[1] * scale - base, w * scale, c), np.float32)
-        grown[:len(acc)] = acc
-        acc = grown
-        wr = _ramp((r[1] - r[0]) * scale, (r[2] - r[0]) * scale if r[2] > 0 else None,
+        filled = (r[1] - r[0]) * scale
+        buf[carried:filled] = 0
+        wr = _ramp(filled, (r[2] - r[0]) * scale if r[2] > 0 else None,
                    (r[3] - r[0]) * scale if r[3] < h else None, fade)
         groups: dict[int, list] = {}
         for q in cols:  # tiles of one width share a batch (and a compilation)
@@ -120,15 +122,17 @@ def super_resolve_rows(predict, lr: np.ndarray, scale: int, tile: int = 128, ove
                     wc = _ramp(sr.shape[1], (q[2] - q[0]) * scale if q[2] > 0 else None,
                                (q[3] - q[0]) * scale if q[3] < w else None, fade)
                     weight = (wr[:, None] * wc[None, :])[..., None].astype(np.float32) * np.float32(norm)
-                    acc[r[0] * scale - base:, q[0] * scale:q[1] * scale] += sr * weight
+                    buf[:filled, q[0] * scale:q[1] * scale] += sr * weight
                 done += len(chunk)
                 if progress:
                     rate = done / max(time.perf_counter() - began, 1e-9)
                     print(f"\rtiles {done}/{total} {rate:.2f} tiles/s ETA {(total - done) / max(rate, 1e-9):.0f}s",
                           end="", file=sys.stderr)
-        finished = (rows[i + 1][0] if i + 1 < len(rows) else h) * scale
-        yield base, acc[:finished - base]
-        acc, base = acc[finished - base:], finished
+        finished = (rows[i + 1][0] if i + 1 < len(rows) else h) * scale - base
+        yield base, buf[:finished]
+        carried = filled - finished
+        buf[:carried] = buf[finished:filled]
+        base += finished
     if progress:
         print(file=sys.stderr)
 

@@ -1,0 +1,123 @@
+"""Weights between Flax and PyTorch (:mod:`lkca_jax.torch_ref`), both ways, and ``.pt`` files.
+
+Names: the Flax path joined by dots, ``block{i}`` -> ``blocks.{i}`` and VDSR's ``conv{i}`` ->
+``convs.{i}``. Leaves: conv ``kernel`` (k, k, in/g, out) <-> ``weight`` (out, in/g, k, k); Dense
+``kernel`` (in, out) <-> ``weight`` (out, in); BatchNorm ``scale``/``bias`` and the
+``batch_stats`` ``mean``/``var`` <-> ``weight``/``bias``/``running_mean``/``running_var``; vectors
+(``gamma``, ``layer_scale``, biases) as they are. Both directions walk the Flax model's own
+parameter tree, so a missing or extra tensor is an error naming it.
+
+Only NumPy is needed for the state dicts themselves (arrays in, arrays out); reading and writing
+``.pt`` files needs torch and never unpickles anything but tensors (``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import jax
+import numpy as np
+
+LEAVES = {"scale": "weight", "mean": "running_mean", "var": "running_var"}
+
+
+def _torch_name(path: tuple[str, ...]) -> str:
+    *modules, leaf = path
+    names = [re.sub(r"^block(\d+)$", r"blocks.\1", re.sub(r"^conv(\d+)$", r"convs.\1", m)) for m in modules]
+    leaf = "weight" if leaf == "kernel" else LEAVES.get(leaf, leaf)
+    return ".".join([*names, leaf])
+
+
+def _to_torch(leaf: str, x: np.ndarray) -> np.ndarray:
+    if leaf == "kernel":
+        return x.transpose(3, 2, 0, 1) if x.ndim == 4 else x.T
+    return x
+
+
+def _to_flax(leaf: str, x: np.ndarray) -> np.ndarray:
+    if leaf == "kernel":
+        return x.transpose(2, 3, 1, 0) if x.ndim == 4 else x.T
+    return x
+
+
+def _flat(variables) -> dict[tuple[str, ...], np.ndarray]:
+    """{(collection, module..., leaf): array} over params and batch_stats."""
+    out = {}
+    for path, x in jax.tree_util.tree_leaves_with_path(dict(variables)):
+        out[tuple(k.key for k in path)] = np.asarray(x)
+    return out
+
+
+def flax_to_torch(variables, config=None) -> dict[str, np.ndarray]:
+    """A PyTorch state dict (NumPy arrays; ``torch.from_numpy`` each to load) of Flax variables.
+    ``config`` is accepted for symmetry; the variables carry all that is needed."""
+    del config
+    return {_torch_name(path[1:]): np.ascontiguousarray(_to_torch(path[-1], x))
+            for path, x in _flat(variables).items()}
+
+
+def flax_template(config):
+    """The shapes of the Flax variables of ``config``'s model (nothing is computed)."""
+    from lkca_jax.models import build_model
+
+    model = build_model(config)
+    lr = jax.ShapeDtypeStruct((1, 16, 16, config.model.bands), np.float32)
+    return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), lr)
+
+
+def torch_to_flax(state_dict, config) -> dict:
+    """Flax variables for ``config``'s model from a PyTorch state dict (tensors or arrays)."""
+    template = _flat(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), flax_template(config)))
+    sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state_dict.items()}
+    sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    out: dict = {}
+    used = set()
+    for path, like in template.items():
+        name = _torch_name(path[1:])
+        if name not in sd:
+            raise ValueError(f"state dict has no {name!r} (needed for Flax {'/'.join(path)})")
+        x = _to_flax(path[-1], sd[name])
+        if x.shape != like.shape:
+            raise ValueError(f"{name}: shape {tuple(sd[name].shape)} does not fit Flax {'/'.join(path)} {like.shape}")
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = x.astype(like.dtype)
+        used.add(name)
+    extra = sorted(set(sd) - used)
+    if extra:
+        raise ValueError(f"state dict has tensors the model does not: {', '.join(extra[:5])}"
+                         + (" ..." if len(extra) > 5 else ""))
+    return out
+
+
+def save_pt(path, variables, config) -> None:
+    """A ``.pt`` file: {'state_dict': tensors, 'config': the run config as JSON text} (atomic)."""
+    import torch
+
+    from lkca_jax.data.io import atomic_write
+
+    payload = {"state_dict": {k: torch.from_numpy(v) for k, v in flax_to_torch(variables).items()},
+               "config": config.to_json_best_effort()}
+    atomic_write(pathlib.Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def load_pt(path):
+    """(state_dict, config or None) of a ``.pt`` file: ours, or a bare PyTorch state dict."""
+    import torch
+
+    from lkca_jax.checkpoint import config_from_json
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for damaged or unsafe files
+        raise ValueError(f"{path}: not a loadable weights-only PyTorch file ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200]})") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a state dict, found {type(payload).__name__}")
+    if "state_dict" in payload:
+        config = payload.get("config")
+        config = config_from_json(config) if isinstance(config, str) else None
+        return payload["state_dict"], config
+    return payload, None

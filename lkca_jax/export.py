@@ -1,0 +1,84 @@
+"""Deployment artifacts of a trained run, each verified against the Flax model before it is kept.
+
+* ``stablehlo``: ``jax.export`` of the inference function ``lr (N, H, W, C) -> sr`` with the
+  weights baked in and the batch dimension symbolic; reload it with
+  ``jax.export.deserialize(open(f, 'rb').read()).call(lr)``, no model code needed.
+* ``onnx``: the PyTorch reference (:mod:`lkca_jax.torch_ref`) with converted weights, exported by
+  ``torch.onnx`` with a dynamic batch and checked with onnxruntime.
+
+Both are written to a temporary file, reloaded and run on a random batch of 2 (values in [0, 1),
+the normalised range), and renamed into place only when they agree with Flax within ``tol``.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+import warnings
+
+import jax
+import numpy as np
+
+from lkca_jax import checkpoint
+from lkca_jax.inference import predictor
+from lkca_jax.models import build_model
+
+FORMATS = ("stablehlo", "onnx")
+
+
+def _stablehlo(config, variables, lr_shape, tmp: str):
+    model = build_model(config)
+    batch = jax.export.symbolic_shape("batch")[0]
+    spec = jax.ShapeDtypeStruct((batch, *lr_shape), np.float32)
+    exported = jax.export.export(jax.jit(lambda lr: model.apply(variables, lr, train=False)[0]))(spec)
+    pathlib.Path(tmp).write_bytes(exported.serialize())
+    reloaded = jax.export.deserialize(pathlib.Path(tmp).read_bytes())
+    return lambda x: np.asarray(reloaded.call(x))
+
+
+def _onnx(config, variables, lr_shape, tmp: str):
+    import onnxruntime
+    import torch
+
+    from lkca_jax.convert import flax_to_torch
+    from lkca_jax.torch_ref import build_torch_model
+
+    net = build_torch_model(config).eval()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in flax_to_torch(variables).items()}, strict=False)
+    h, w, c = lr_shape
+    example = torch.zeros(1, c, h, w)
+    with warnings.catch_warnings():  # the bicubic matrices are constants for the exported size, as meant
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(net, (example,), tmp, input_names=["lr"], output_names=["sr", "features"],
+                          dynamic_axes={"lr": {0: "batch"}, "sr": {0: "batch"}, "features": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    session = onnxruntime.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(["sr"], {"lr": x.transpose(0, 3, 1, 2)})[0].transpose(0, 2, 3, 1)
+
+
+def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best", tol: float = 1e-4) -> dict:
+    """Write the ``fmt`` artifact of the run in ``workdir`` for LR inputs of ``lr_size`` to ``out``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    config, variables, _ = checkpoint.restore_variables(workdir, which)
+    if config.model.name == "bicubic" or (fmt == "onnx" and config.model.name not in ("lkca", "vdsr")):
+        raise ValueError(f"{workdir}: no {fmt} export for model {config.model.name!r}")
+    lr_shape = (*lr_size, config.model.bands)
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        run = (_stablehlo if fmt == "stablehlo" else _onnx)(config, variables, lr_shape, tmp)
+        x = np.random.default_rng(0).random((2, *lr_shape), np.float32)
+        want = np.asarray(predictor(build_model(config))(variables, x))
+        err = float(np.abs(run(x) - want).max())
+        if not err <= tol:
+            raise ValueError(f"{fmt} artifact differs from the Flax model by {err:.3g} (> {tol}); not written")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return {"output": str(out), "format": fmt, "lr_shape": list(lr_shape), "max_abs_error": err,
+            "bytes": out.stat().st_size}

@@ -1,0 +1,202 @@
+"""An independent PyTorch reference of LKCA-Net, LKCA-LR and VDSR (NCHW), for cross-checks and ONNX.
+
+Written from RECONSTRUCTION.md section 2 with PyTorch's own layers (``nn.Conv2d(groups=...)``,
+``nn.BatchNorm2d``, ``nn.PixelShuffle``, ``nn.GELU``) and a MATLAB bicubic residual built as two
+interpolation matrices (MATLAB's ``imresize`` weights, symmetric borders). Module names follow
+the Flax modules' so :mod:`lkca_jax.convert` can map one onto the other name by name.
+
+Importing this module needs torch; nothing else in the library does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def matlab_cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic kernel with a = -0.5, as MATLAB's imresize uses."""
+    ax = np.abs(x)
+    return ((1.5 * ax ** 3 - 2.5 * ax ** 2 + 1) * (ax <= 1)
+            + (-0.5 * ax ** 3 + 2.5 * ax ** 2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
+
+
+def bicubic_matrix(n_in: int, scale: int) -> np.ndarray:
+    """(n_in * scale, n_in) matrix of MATLAB's bicubic upscaling along one axis.
+
+    Output pixel i (1-based) maps to u = i / scale + 0.5 * (1 - 1 / scale) in input coordinates; it
+    takes the 4 + 2 nearest inputs weighted by the cubic kernel, normalised, indices outside the
+    image mirrored (``symmetric``)."""
+    n_out = n_in * scale
+    u = np.arange(1, n_out + 1) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - 2)
+    taps = left[:, None] + np.arange(6)[None, :]  # 1-based input indices
+    weights = matlab_cubic(u[:, None] - taps)
+    weights /= weights.sum(axis=1, keepdims=True)
+    idx = taps.astype(np.int64) - 1
+    period = 2 * n_in  # symmetric extension: ... 1 0 | 0 1 ... n-1 | n-1 n-2 ...
+    idx = np.mod(idx, period)
+    idx = np.where(idx >= n_in, period - 1 - idx, idx)
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.repeat(np.arange(n_out), 6), idx.ravel()), weights.ravel())
+    return m
+
+
+class MatlabBicubic(nn.Module):
+    """x (N, C, h, w) -> (N, C, h*r, w*r), MATLAB imresize(x, r, 'bicubic') for integer r."""
+
+    def __init__(self, scale: int):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        mh = torch.as_tensor(bicubic_matrix(h, self.scale), dtype=x.dtype, device=x.device)
+        mw = torch.as_tensor(bicubic_matrix(w, self.scale), dtype=x.dtype, device=x.device)
+        return mh @ x @ mw.T
+
+
+class SE(nn.Module):
+    def __init__(self, channels: int, reduction: int):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, max(channels // reduction, 1))
+        self.fc2 = nn.Linear(max(channels // reduction, 1), channels)
+
+    def forward(self, z):
+        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(z.mean(dim=(2, 3))))))
+        return s[:, :, None, None]
+
+
+class LKCA(nn.Module):
+    """a -> [a, DW5(a), DW7_d3(DW5(a))] -> SE gate -> grouped 1x1 to F -> BN -> gamma * a * A."""
+
+    def __init__(self, f: int, m):
+        super().__init__()
+        for i, (k, d) in enumerate(zip(m.kernel_sizes, m.dilations)):
+            self.add_module(f"dw{i}", nn.Conv2d(f, f, k, padding=d * (k - 1) // 2, dilation=d, groups=f))
+        n = len(m.kernel_sizes) + 1
+        self.se = SE(n * f, m.se_reduction)
+        self.fuse = nn.Conv2d(n * f, f, 1, groups=m.fusion_groups)
+        self.fuse_bn = nn.BatchNorm2d(f, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)
+        self.gamma = nn.Parameter(torch.full((f,), float(m.gamma_init)))
+        self.n = len(m.kernel_sizes)
+
+    def forward(self, a):
+        maps = [a]
+        for i in range(self.n):
+            maps.append(getattr(self, f"dw{i}")(maps[-1]))
+        z = torch.cat(maps, dim=1)
+        z = z * self.se(z)
+        return self.gamma[None, :, None, None] * (a * self.fuse_bn(self.fuse(z)))
+
+
+class LKB(nn.Module):
+    def __init__(self, f: int, m, drop_path: float):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(f, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)
+        self.proj_in = nn.Conv2d(f, f, 1)
+        self.act = nn.GELU(approximate="tanh" if m.gelu_approximate else "none")
+        self.lkca = LKCA(f, m)
+        self.proj_out = nn.Conv2d(f, f, 1)
+        self.layer_scale = nn.Parameter(torch.full((f,), float(m.layer_scale_init)))
+        self.drop_path = drop_path
+
+    def forward(self, x):
+        u = self.bn(x)
+        v = self.proj_out(self.lkca(self.act(self.proj_in(u)))) + u
+        v = self.layer_scale[None, :, None, None] * v
+        if self.training and self.drop_path > 0:
+            keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.drop_path).to(x.dtype)
+            v = v * keep / (1 - self.drop_path)
+        return x + v
+
+
+class Upsampler(nn.Module):
+    def __init__(self, f: int, m, groups: int):
+        super().__init__()
+        out, k = m.bands * m.scale ** 2, m.up_kernel
+        if m.upsampler == "svd":
+            self.conv_v = nn.Conv2d(f, m.rank, k, padding=k // 2, bias=False)
+            self.conv_u = nn.Conv2d(m.rank, out, 1)
+        else:
+            self.conv = nn.Conv2d(f, out, k, padding=k // 2, groups=groups if m.upsampler == "grouped" else 1)
+        self.shuffle = nn.PixelShuffle(m.scale)
+
+    def forward(self, x):
+        y = self.conv_u(self.conv_v(x)) if hasattr(self, "conv_v") else self.conv(x)
+        return self.shuffle(y)
+
+
+class LKCANet(nn.Module):
+    """forward(lr (N, C, h, w)) -> (sr, features), features the post-PixelShuffle map."""
+
+    def __init__(self, m, groups: int):
+        super().__init__()
+        f = m.features
+        self.head = nn.Conv2d(m.bands, f, 3, padding=1)
+        self.blocks = nn.ModuleList(LKB(f, m, m.drop_path_rate * i / max(m.depth - 1, 1)) for i in range(m.depth))
+        self.up = Upsampler(f, m, groups)
+        self.bicubic = MatlabBicubic(m.scale)
+
+    def forward(self, lr):
+        x = self.head(lr)
+        for block in self.blocks:
+            x = block(x)
+        feats = self.up(x)
+        return feats + self.bicubic(lr), feats
+
+
+class VDSR(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        f = m.vdsr_features
+        self.head = nn.Conv2d(m.bands, f, 3, padding=1, bias=False)
+        self.convs = nn.ModuleList(nn.Conv2d(f, f, 3, padding=1, bias=False) for _ in range(m.vdsr_depth))
+        self.up = nn.Conv2d(f, m.bands * m.scale ** 2, 3, padding=1, bias=False)
+        self.shuffle = nn.PixelShuffle(m.scale)
+        self.bicubic = MatlabBicubic(m.scale) if m.vdsr_residual else None
+
+    def forward(self, lr):
+        x = torch.relu(self.head(lr))
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        feats = self.shuffle(self.up(x))
+        return (feats + self.bicubic(lr) if self.bicubic is not None else feats), feats
+
+
+def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """G(x) of RECONSTRUCTION.md section 3 on (N, C, H, W): forward differences along the
+    spectrum, H and W, all on the [1:, 1:, 1:] sub-cube, sqrt(sum of squares + 1e-6)."""
+    core = x[:, 1:, 1:, 1:]
+    dc = core - x[:, :-1, 1:, 1:]
+    dh = core - x[:, 1:, :-1, 1:]
+    dw = core - x[:, 1:, 1:, :-1]
+    return torch.sqrt(dc ** 2 + dh ** 2 + dw ** 2 + 1e-6)
+
+
+def hloss(y: torch.Tensor, gt: torch.Tensor, l1_weight=1.0, sam_weight=0.5, grad_weight=0.1) -> torch.Tensor:
+    """MSDformer's HLoss on (N, C, H, W): L1 + SAM loss (angle / pi, cos clamped to 1 - 1e-6) +
+    L1 of the gradient magnitudes."""
+    cos = (y * gt).sum(1) / torch.clamp(y.norm(dim=1) * gt.norm(dim=1), min=1e-12)
+    sam = torch.arccos(torch.clamp(cos, -1 + 1e-6, 1 - 1e-6)).mean() / math.pi
+    grad = (gradient_magnitude(y) - gradient_magnitude(gt)).abs().mean()
+    return l1_weight * (y - gt).abs().mean() + sam_weight * sam + grad_weight * grad
+
+
+def build_torch_model(config) -> nn.Module:
+    """The PyTorch reference of ``config.model`` (``config`` may be the model block itself)."""
+    m = config.model if "model" in config else config
+    if m.name == "lkca":
+        from lkca_jax.models import resolve_groups
+
+        groups = resolve_groups(m.features, m.bands * m.scale ** 2, m.groups)
+        if m.upsampler == "grouped" and (m.features % groups or (m.bands * m.scale ** 2) % groups):
+            raise ValueError(f"upsampler groups {groups} must divide {m.features} and {m.bands * m.scale ** 2}")
+        return LKCANet(m, groups)
+    if m.name == "vdsr":
+        return VDSR(m)
+    raise ValueError(f"no PyTorch reference for model {m.name!r} (lkca, vdsr)")
+
