@@ -16,7 +16,6 @@ size (see README); VDSR and Bicubic are exact.
 from __future__ import annotations
 
 import functools
-import pathlib
 import sys
 import time
 
@@ -27,7 +26,6 @@ from lkca_jax import checkpoint
 from lkca_jax.data.io import CubeWriter, DataError, read_cube, require_finite
 from lkca_jax.data.protocols import norm_value
 from lkca_jax.models import build_model
-
 
 DEFAULT_TILE = 128  # LR pixels
 

@@ -19,8 +19,8 @@ from lkca_jax.__main__ import main as cli  # noqa: E402
 from lkca_jax.config import load_config  # noqa: E402
 from lkca_jax.data.io import read  # noqa: E402
 from lkca_jax.models import build_model  # noqa: E402
-from lkca_jax.torch_ref import bicubic_matrix, build_torch_model, hloss  # noqa: E402
 from lkca_jax.ops.imresize import imresize_np  # noqa: E402
+from lkca_jax.torch_ref import bicubic_matrix, build_torch_model, hloss  # noqa: E402
 
 torch.set_num_threads(2)
 
