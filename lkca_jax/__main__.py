@@ -9,6 +9,12 @@
         suffix picks the format (.mat, .npy, .tif, .hdr for ENVI).
     convert  --workdir RUN --to model.pt  |  --from model.pt --workdir NEW_RUN [--config C]
         Weights to and from the PyTorch reference (lkca_jax/torch_ref.py): a .pt state dict.
+    rank     --workdir RUN [--workdir RUN2 ...] [--out DIR]
+        Singular values of the trained upsampler (the paper's Fig. 4): rank.json and rank.png.
+    lowrank convert --workdir DENSE_RUN --to grouped:G|svd:R --out NEW_RUN [--evaluate]
+        Compress a trained dense upsampler (block-diagonal part, or truncated SVD) into a new run.
+    table    --workdir RUN [--workdir RUN2 ...] [--split test] [--out FILE]
+        One table (the paper's columns) from the runs' eval/<split>.json.
     export   --workdir RUN --format stablehlo|onnx --lr_size H,W --out FILE
         A deployment artifact (jax.export StableHLO, or ONNX through the PyTorch reference),
         verified against the Flax model before it is written.
@@ -101,6 +107,83 @@ def _convert(args) -> int:
     return 0
 
 
+def _rank(args) -> int:
+    import pathlib
+
+    from lkca_jax import checkpoint, lowrank
+    from lkca_jax.data.io import atomic_write
+    from lkca_jax.evaluation import method_name
+    from lkca_jax.models import build_model
+
+    spectra = {}
+    for workdir in args.workdir:
+        config, variables, _ = checkpoint.restore_variables(workdir, args.which)
+        if config.model.name != "lkca":
+            raise ValueError(f"{workdir}: a {config.model.name} run has no LKCA upsampler")
+        groups = build_model(config).up_groups if config.model.upsampler == "grouped" else 1
+        sp = lowrank.spectrum(lowrank.dense_equivalent(variables["params"]["up"], groups))
+        name = f"{method_name(config)} ({pathlib.Path(workdir).name})"
+        spectra[name] = {"workdir": str(workdir), **sp}
+        print(f"{name}: {sp['shape'][0]} x {sp['shape'][1]} matrix; 90% of the cumulative sum at rank "
+              f"{sp['rank90']}, 95% at {sp['rank95']}, 99% at {sp['rank99']}")
+    out = pathlib.Path(args.out or pathlib.Path(args.workdir[0]) / "rank")
+    text = json.dumps(spectra, indent=1)
+    atomic_write(out / "rank.json", lambda tmp: pathlib.Path(tmp).write_text(text))
+    lowrank.plot_cumulative(spectra, out / "rank.png")
+    print(f"wrote {out / 'rank.json'} and {out / 'rank.png'}")
+    return 0
+
+
+def _lowrank(args) -> int:
+    import pathlib
+
+    from lkca_jax import checkpoint, lowrank
+
+    config, variables, meta = checkpoint.restore_variables(args.workdir, args.which)
+    new, updates, err = lowrank.convert_variables(variables, config.model, args.to)
+    config.model.update(updates)
+    config.converted = f"{args.to} of {args.workdir}"
+    out = pathlib.Path(args.out)
+    if (out / checkpoint.CONFIG_FILE).exists():
+        raise ValueError(f"{out}: already a run; choose a new --out")
+    checkpoint.save_config(out, config)
+    ckpts = checkpoint.Checkpoints(out)
+    ckpts.save(0, new, meta={"converted_from": str(args.workdir), "to": args.to, "relative_frobenius_error": err})
+    ckpts.wait()
+    ckpts.close()
+    print(f"wrote {out}: upsampler {args.to}, relative Frobenius error {err:.4f}")
+    if args.evaluate:
+        from lkca_jax.evaluation import evaluate_workdir
+
+        before = evaluate_workdir(args.workdir, which=args.which, echo=lambda *a: None)
+        after = evaluate_workdir(out, echo=lambda *a: None)
+        print(f"test MPSNR before fine-tuning: {after['MPSNR']:.4f} (the dense run: {before['MPSNR']:.4f})")
+    return 0
+
+
+def _table(args) -> int:
+    import pathlib
+
+    from lkca_jax.data.io import atomic_write
+    from lkca_jax.evaluation import format_table
+
+    rows, legacy = [], set()
+    for workdir in args.workdir:
+        path = pathlib.Path(workdir) / "eval" / f"{args.split}.json"
+        if not path.is_file():
+            raise ValueError(f"{path}: missing; run evaluate.py --workdir {workdir} first")
+        record = json.loads(path.read_text())
+        rows.append(record["mean"])
+        legacy.add(record.get("legacy_ergas", False))
+    if len(legacy) > 1:
+        raise ValueError("the runs mix the legacy and the correct ERGAS; evaluate them alike")
+    table = format_table(rows, legacy.pop())
+    print(table, end="")
+    if args.out:
+        atomic_write(args.out, lambda tmp: pathlib.Path(tmp).write_text(table))
+    return 0
+
+
 def _export(args) -> int:
     from lkca_jax.export import export
 
@@ -145,6 +228,24 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="the model's config (configs/<dataset>.py:<arg>) when the .pt has none")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_convert)
+    p = sub.add_parser("rank", help="singular values of trained upsamplers (the paper's Fig. 4)")
+    p.add_argument("--workdir", action="append", required=True, help="a run; repeat for one plot of several")
+    p.add_argument("--out", help="folder for rank.json and rank.png (default: the first run's rank/)")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.set_defaults(run=_rank)
+    p = sub.add_parser("lowrank", help="compress a trained dense upsampler into a new run")
+    p.add_argument("action", choices=("convert",))
+    p.add_argument("--workdir", required=True, help="a trained LKCA-Net (dense upsampler) run")
+    p.add_argument("--to", required=True, help="grouped:G (block-diagonal part) or svd:R (truncated SVD)")
+    p.add_argument("--out", required=True, help="the new run")
+    p.add_argument("--evaluate", action="store_true", help="also report test MPSNR before fine-tuning")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.set_defaults(run=_lowrank)
+    p = sub.add_parser("table", help="one table from several runs' evaluations")
+    p.add_argument("--workdir", action="append", required=True, help="a run with eval/<split>.json; repeat")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", help="also write the Markdown table here")
+    p.set_defaults(run=_table)
     p = sub.add_parser("export", help="a verified StableHLO or ONNX artifact for deployment")
     p.add_argument("--workdir", required=True)
     p.add_argument("--format", required=True, choices=("stablehlo", "onnx"))

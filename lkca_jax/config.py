@@ -143,6 +143,11 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.checkpoint_every_steps = 500
     t.keep_checkpoints = 3
     t.prefetch = 2  # batches prepared ahead in a background thread
+    # Start from another run's weights instead of random ones (a fresh run only; resuming wins):
+    # 'all' (fine-tune, e.g. a `lowrank convert`ed run) or 'backbone' (head and blocks: an LKCA-KD
+    # student started from its teacher's backbone, the teacher's depth then equal to the student's).
+    t.init_from = ""
+    t.init_parts = "all"  # all | backbone
 
     # Distillation, the kd variant (RECONSTRUCTION.md section 3; lkca_jax/distillation.py).
     k = c.teacher = ml_collections.ConfigDict()

@@ -31,6 +31,9 @@ COLUMNS = ("Method", "Param", "Flops", *metrics.NAMES, "s/img")
 
 def method_name(config) -> str:
     name = VARIANT_NAMES.get(config.get("variant", ""), config.model.name)
+    if config.get("converted", ""):
+        kind, _, n = config.converted.split()[0].partition(":")
+        return f"{name} -> {'SVD r' if kind == 'svd' else 'grouped g'}={n}"
     if config.model.name == "lkca" and config.model.upsampler == "svd":
         name += f" (SVD r={config.model.rank})"
     return name

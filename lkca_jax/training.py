@@ -83,6 +83,29 @@ def create_state(config, model, schedule, teacher=None) -> TrainState:
                              rng=jax.random.key_data(jax.random.fold_in(key, 1)), teacher=teacher)
 
 
+def init_from_run(state: TrainState, t) -> TrainState:
+    """The state with ``t.init_parts`` of the run ``t.init_from`` copied in (optimizer state anew)."""
+    if t.init_parts not in ("all", "backbone"):
+        raise ValueError(f"train.init_parts must be all | backbone, got {t.init_parts!r}")
+    _, source, _ = checkpoint.restore_variables(t.init_from, "best")
+    wanted = (lambda name: True) if t.init_parts == "all" else (lambda name: name == "head" or name.startswith("block"))
+    merged = {}
+    for collection, target in (("params", state.params), ("batch_stats", state.batch_stats)):
+        target = dict(target)
+        names = [n for n in target if wanted(n)]
+        for name in names:
+            theirs = source.get(collection, {}).get(name)
+            same = theirs is not None and jax.tree.structure(theirs) == jax.tree.structure(target[name]) and all(
+                np.shape(a) == np.shape(b) for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(target[name])))
+            if not same:
+                raise ValueError(f"train.init_from {t.init_from}: its {collection}/{name} does not fit this model "
+                                 f"(different depth, width or upsampler?)")
+            target[name] = jax.tree.map(jnp.asarray, theirs)
+        merged[collection] = target
+    return state.replace(params=merged["params"], batch_stats=merged["batch_stats"],
+                         opt_state=state.tx.init(merged["params"]))
+
+
 def make_train_step(model, config, schedule, kd=None):
     """``step(state, batch) -> (state, metrics)`` for one device's share; collectives over parallel.AXIS."""
     t = config.train
@@ -193,6 +216,8 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
         kd, teacher = Distiller.from_config(config, steps_per_epoch)
     model = build_model(config, axis_name=parallel.AXIS)
     state = create_state(config, model, schedule, teacher)
+    if t.get("init_from", ""):
+        state = init_from_run(state, t)
     ckpts = checkpoint.Checkpoints(workdir, t.keep_checkpoints)
     best = -math.inf
     restored = ckpts.restore_latest({"params": state.params, "batch_stats": state.batch_stats},

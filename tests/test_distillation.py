@@ -71,3 +71,24 @@ def test_kd_step_updates_only_the_student(tmp_path):
     g_teacher, g_student = jax.grad(kd_of, argnums=(0, 1))(end.teacher, end.params)
     assert all(not np.any(x) for x in jax.tree.leaves(g_teacher))
     assert any(np.any(x) for x in jax.tree.leaves(g_student))
+
+
+def test_student_can_start_from_the_teachers_backbone(tmp_path):
+    from lkca_jax.models import build_model
+
+    teacher = tiny(steps=2)
+    training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
+    _, tv, _ = checkpoint.restore_variables(tmp_path / "teacher", "best")
+    c = tiny("configs/sample.py:x4,kd")
+    c.train.update(init_from=str(tmp_path / "teacher"), init_parts="backbone")
+    schedule = training.optax.constant_schedule(1e-3)
+    state = training.init_from_run(training.create_state(c, build_model(c), schedule), c.train)
+    for name in ("head", "block0"):
+        for x, y in zip(jax.tree.leaves(state.params[name]), jax.tree.leaves(tv["params"][name]), strict=True):
+            np.testing.assert_array_equal(x, y)
+    for x, y in zip(jax.tree.leaves(state.batch_stats), jax.tree.leaves(tv["batch_stats"]), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert state.params["up"]["conv"]["kernel"].shape != tv["params"]["up"]["conv"]["kernel"].shape
+    c.model.depth = 2  # a deeper student does not fit a depth-1 teacher: said, not guessed
+    with pytest.raises(ValueError, match="does not fit"):
+        training.init_from_run(training.create_state(c, build_model(c), schedule), c.train)

@@ -26,8 +26,10 @@ UPSAMPLERS = ("dense", "grouped", "svd")
 
 
 def resolve_groups(features: int, out_channels: int, requested: int | str, fallback: int = 8) -> int:
-    """Effective upsampler groups: an int is checked, ``'auto'`` or ``'auto:g'`` picks the largest
+    """Effective upsampler groups: an int (or its digits) is used, ``'auto'`` or ``'auto:g'`` picks the largest
     divisor of both ``features`` and ``out_channels`` not above g (default 8)."""
+    if isinstance(requested, str) and requested.isdigit():
+        requested = int(requested)
     if isinstance(requested, str):
         if not requested.startswith("auto"):
             raise ValueError(f"groups must be an int or 'auto[:g]', got {requested!r}")

@@ -1,0 +1,132 @@
+"""The upsampler's low rank (RECONSTRUCTION.md section 2, the paper's Section III-C and Fig. 4).
+
+The upsampler kernel, Flax ``(k, k, F, C*r*r)``, is read as the paper's ``(C*r*r) x (F*k*k)``
+matrix. :func:`spectrum` gives its singular values, their normalised cumulative sum and the
+ranks that reach 90/95/99 % of it. :func:`to_grouped` and :func:`to_svd` compress a trained dense
+upsampler without retraining (an extension of ours): the block-diagonal part of the matrix
+(``g`` feature groups, LKCA-LR's layout) or its truncated SVD (the best rank-R approximation in
+Frobenius norm, as a k x k conv F->R then a 1x1 conv R->C*r*r).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LEVELS = (0.90, 0.95, 0.99)
+
+
+def as_matrix(kernel: np.ndarray) -> np.ndarray:
+    """(k, k, F, O) -> (O, F*k*k), PyTorch's (out, in, kh, kw) weight flattened per output."""
+    k1, k2, f, o = kernel.shape
+    return np.asarray(kernel, np.float64).transpose(3, 2, 0, 1).reshape(o, f * k1 * k2)
+
+
+def from_matrix(m: np.ndarray, k: int) -> np.ndarray:
+    o, fkk = m.shape
+    return m.reshape(o, fkk // (k * k), k, k).transpose(2, 3, 1, 0)
+
+
+def dense_equivalent(up_params: dict, groups: int = 1) -> np.ndarray:
+    """The (k, k, F, O) dense kernel an upsampler computes (dense, grouped or SVD)."""
+    if "conv_v" in up_params:
+        v = np.asarray(up_params["conv_v"]["kernel"], np.float64)  # (k, k, F, R)
+        u = np.asarray(up_params["conv_u"]["kernel"], np.float64)[0, 0]  # (R, O)
+        return np.einsum("abfr,ro->abfo", v, u)
+    kernel = np.asarray(up_params["conv"]["kernel"], np.float64)
+    if groups == 1:
+        return kernel
+    k1, k2, fg, o = kernel.shape
+    dense = np.zeros((k1, k2, fg * groups, o))
+    og = o // groups
+    for j in range(groups):
+        dense[:, :, j * fg:(j + 1) * fg, j * og:(j + 1) * og] = kernel[:, :, :, j * og:(j + 1) * og]
+    return dense
+
+
+def spectrum(kernel: np.ndarray) -> dict:
+    """Singular values (descending), normalised cumulative sum, and the 90/95/99 % ranks."""
+    s = np.linalg.svd(as_matrix(kernel), compute_uv=False)
+    cumulative = np.cumsum(s) / max(s.sum(), np.finfo(float).tiny)
+    ranks = {f"rank{int(round(p * 100))}": int(np.searchsorted(cumulative, p - 1e-12) + 1) for p in LEVELS}
+    return {"shape": list(as_matrix(kernel).shape), "singular_values": s.tolist(),
+            "cumulative": cumulative.tolist(), **ranks}
+
+
+def to_grouped(kernel: np.ndarray, groups: int) -> tuple[np.ndarray, float]:
+    """The (k, k, F/g, O) grouped kernel keeping the block-diagonal part of a dense (k, k, F, O) one:
+    output group j reads input group j. Returns it and the relative Frobenius error of the matrix."""
+    k1, k2, f, o = kernel.shape
+    if f % groups or o % groups:
+        raise ValueError(f"groups={groups} must divide F={f} and C*r*r={o}")
+    fg, og = f // groups, o // groups
+    grouped = np.concatenate([kernel[:, :, j * fg:(j + 1) * fg, j * og:(j + 1) * og] for j in range(groups)], -1)
+    kept = dense_equivalent({"conv": {"kernel": grouped}}, groups)
+    return grouped.astype(kernel.dtype), _relative_error(kernel, kept)
+
+
+def to_svd(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(conv_v (k, k, F, R), conv_u (1, 1, R, O), relative Frobenius error) of the rank-R truncated
+    SVD M ~ (U_R S_R) V_R^T of the dense kernel's matrix."""
+    k = kernel.shape[0]
+    m = as_matrix(kernel)
+    if not 1 <= rank <= min(m.shape):
+        raise ValueError(f"rank must be in 1..{min(m.shape)} for a {m.shape[0]} x {m.shape[1]} matrix, got {rank}")
+    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    conv_v = from_matrix(vt[:rank], k)  # (k, k, F, R): R outputs, one per right singular vector
+    conv_u = (u[:, :rank] * s[:rank]).T[None, None]  # (1, 1, R, O)
+    approx = np.einsum("abfr,ro->abfo", conv_v, conv_u[0, 0])
+    return conv_v.astype(kernel.dtype), conv_u.astype(kernel.dtype), _relative_error(kernel, approx)
+
+
+def _relative_error(kernel, approx) -> float:
+    a = as_matrix(kernel)
+    return float(np.linalg.norm(a - as_matrix(approx)) / max(np.linalg.norm(a), np.finfo(float).tiny))
+
+
+def convert_variables(variables: dict, model_config, to: str) -> tuple[dict, dict, float]:
+    """(new variables, model-config updates, relative error) for ``to`` = 'grouped:G' or 'svd:R'."""
+    kind, _, n = to.partition(":")
+    if kind not in ("grouped", "svd") or not n.isdigit():
+        raise ValueError(f"--to must be grouped:G or svd:R (integers), got {to!r}")
+    if model_config.name != "lkca" or model_config.upsampler != "dense":
+        raise ValueError(f"only a dense LKCA-Net upsampler can be converted, this run's is "
+                         f"{model_config.name}/{model_config.get('upsampler')}")
+    up = variables["params"]["up"]
+    kernel, bias = np.asarray(up["conv"]["kernel"]), np.asarray(up["conv"]["bias"])
+    if kind == "grouped":
+        grouped, err = to_grouped(kernel, int(n))
+        new_up = {"conv": {"kernel": grouped, "bias": bias}}
+        updates = {"upsampler": "grouped", "groups": n}
+    else:
+        conv_v, conv_u, err = to_svd(kernel, int(n))
+        new_up = {"conv_v": {"kernel": conv_v}, "conv_u": {"kernel": conv_u, "bias": bias}}
+        updates = {"upsampler": "svd", "rank": int(n)}
+    params = {**variables["params"], "up": new_up}
+    return {**variables, "params": params}, updates, err
+
+
+def plot_cumulative(spectra: dict, path, first: int = 600) -> None:
+    """The paper's Fig. 4: normalised cumulative singular values of each run (first ``first``
+    indices), the 90 % level marked, written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lkca_jax.data.io import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for name, sp in spectra.items():
+        c = np.asarray(sp["cumulative"])[:first]
+        line, = ax.plot(np.arange(1, len(c) + 1), c, label=f"{name} (90% at {sp['rank90']})")
+        ax.axvline(sp["rank90"], color=line.get_color(), ls=":", lw=0.8)
+    ax.axhline(0.9, color="k", ls="--", lw=0.8, label="90%")
+    ax.set_xlabel("singular value index")
+    ax.set_ylabel("normalised cumulative sum")
+    ax.set_title("Upsampler weight spectrum")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -1,0 +1,112 @@
+"""Low rank: the spectrum and ranks, SVD and grouped conversions of the upsampler, the rank and
+lowrank commands."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from lkca_jax import checkpoint, lowrank
+from lkca_jax.__main__ import main as cli
+from lkca_jax.config import load_config
+from lkca_jax.models import build_model
+
+
+def tiny(variant="net", **model):
+    c = load_config(str(ROOT / f"configs/sample.py:x2,{variant}"))
+    c.model.update(bands=6, features=16, depth=1, se_reduction=4, up_init_scale=1.0, **model)
+    return c
+
+
+def test_svd_is_exact_at_full_rank_and_its_error_falls_with_rank(rng):
+    kernel = rng.normal(size=(3, 3, 8, 24)).astype(np.float64)  # matrix 24 x 72
+    m = lowrank.as_matrix(kernel)
+    s = np.linalg.svd(m, compute_uv=False)
+    errors = []
+    for r in range(1, 25):
+        v, u, err = lowrank.to_svd(kernel, r)
+        approx = lowrank.as_matrix(np.einsum("abfr,ro->abfo", v, u[0, 0]))
+        # Eckart-Young: the error of the best rank-r approximation is the discarded singular values
+        assert err == pytest.approx(np.sqrt(np.sum(s[r:] ** 2)) / np.linalg.norm(m), abs=1e-9)
+        assert np.linalg.norm(m - approx) / np.linalg.norm(m) == pytest.approx(err, abs=1e-9)
+        errors.append(err)
+    assert errors[-1] < 1e-12 and all(a > b for a, b in zip(errors, errors[1:]))
+    with pytest.raises(ValueError, match="rank must be in 1..24"):
+        lowrank.to_svd(kernel, 25)
+
+
+def test_spectrum_ranks_against_numpy(rng):
+    kernel = rng.normal(size=(3, 3, 16, 24)) * np.linspace(2, 0.01, 24)  # a decaying spectrum
+    sp = lowrank.spectrum(kernel)
+    s = np.linalg.svd(kernel.transpose(3, 2, 0, 1).reshape(24, -1), compute_uv=False)
+    np.testing.assert_allclose(sp["singular_values"], s, rtol=1e-10)
+    cum = np.cumsum(s) / s.sum()
+    for p in (90, 95, 99):
+        r = sp[f"rank{p}"]
+        assert cum[r - 1] >= p / 100 - 1e-12 and (r == 1 or cum[r - 2] < p / 100)
+
+
+def _model_outputs(c, variables, lr):
+    return np.asarray(build_model(c).apply(variables, lr, train=False)[0])
+
+
+@pytest.mark.parametrize("to", ["svd:24", "grouped:4"])
+def test_converted_models_match_the_dense_one_when_nothing_is_lost(rng, to):
+    """SVD at full rank; grouped when the dense kernel is already block-diagonal."""
+    c = tiny()
+    model = build_model(c)
+    lr = rng.random((2, 7, 6, 6), dtype=np.float32)
+    v = jax.tree.map(np.array, jax.device_get(model.init(jax.random.key(0), lr)))
+    kernel = v["params"]["up"]["conv"]["kernel"]  # (3, 3, 16, 24)
+    if to.startswith("grouped"):
+        mask = np.zeros_like(kernel)
+        for j in range(4):
+            mask[:, :, 4 * j:4 * j + 4, 6 * j:6 * j + 6] = 1
+        v["params"]["up"]["conv"]["kernel"] = kernel * mask
+    dense = _model_outputs(c, v, lr)
+    new, updates, err = lowrank.convert_variables(v, c.model, to)
+    c2 = tiny(**updates)
+    assert err < 1e-6
+    np.testing.assert_allclose(_model_outputs(c2, new, lr), dense, atol=1e-5)
+    if to.startswith("grouped"):  # and on a dense kernel it loses exactly the off-diagonal blocks
+        v["params"]["up"]["conv"]["kernel"] = kernel
+        _, _, err = lowrank.convert_variables(v, c.model, to)
+        kept = np.linalg.norm(lowrank.as_matrix(kernel * mask))
+        assert err == pytest.approx(np.sqrt(np.linalg.norm(lowrank.as_matrix(kernel)) ** 2 - kept ** 2)
+                                    / np.linalg.norm(lowrank.as_matrix(kernel)), rel=1e-6)
+
+
+def _run(tmp_path, c, name, rng):
+    model = build_model(c)
+    v = jax.device_get(model.init(jax.random.key(1), np.zeros((1, 8, 8, c.model.bands), np.float32)))
+    workdir = tmp_path / name
+    checkpoint.save_config(workdir, c)
+    ckpts = checkpoint.Checkpoints(workdir)
+    ckpts.save(1, v, meta={})
+    ckpts.wait()
+    ckpts.close()
+    return workdir, v
+
+
+def test_rank_and_lowrank_commands(tmp_path, rng, capsys):
+    dense, v = _run(tmp_path, tiny(), "dense", rng)
+    grouped, _ = _run(tmp_path, tiny("lr"), "grouped", rng)
+    assert cli(["rank", "--workdir", str(dense), "--workdir", str(grouped), "--out", str(tmp_path / "r")]) == 0
+    record = json.loads((tmp_path / "r" / "rank.json").read_text())
+    first = next(iter(record.values()))
+    want = np.linalg.svd(lowrank.as_matrix(v["params"]["up"]["conv"]["kernel"]), compute_uv=False)
+    np.testing.assert_allclose(first["singular_values"], want, rtol=1e-6)
+    assert len(record) == 2 and (tmp_path / "r" / "rank.png").stat().st_size > 10_000
+
+    assert cli(["lowrank", "convert", "--workdir", str(dense), "--to", "svd:4", "--out", str(tmp_path / "svd")]) == 0
+    assert "relative Frobenius error" in capsys.readouterr().out
+    config, new, meta = checkpoint.restore_variables(tmp_path / "svd")
+    assert config.model.upsampler == "svd" and config.model.rank == 4
+    assert new["params"]["up"]["conv_v"]["kernel"].shape == (3, 3, 16, 4)
+    np.testing.assert_array_equal(new["params"]["block0"]["proj_in"]["kernel"],
+                                  v["params"]["block0"]["proj_in"]["kernel"])  # everything else copied
+    assert 0 < meta["relative_frobenius_error"] < 1
+    assert cli(["lowrank", "convert", "--workdir", str(grouped), "--to", "svd:4", "--out", str(tmp_path / "x")]) == 2
+    assert "only a dense" in capsys.readouterr().err
