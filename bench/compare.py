@@ -209,7 +209,7 @@ def suite_scaling(plots):
             c = make_config("net", bands, scale, ARGS)
             model, variables, _ = flax_and_torch(c)
             spec = jax.ShapeDtypeStruct((1, size, size, bands), jnp.float32)
-            compiled = jax.jit(lambda v, x: model.apply(v, x, train=False)[0]).lower(variables, spec).compile()
+            compiled = jax.jit(lambda v, x, m=model: m.apply(v, x, train=False)[0]).lower(variables, spec).compile()
             mem = compiled.memory_analysis()
             mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2 ** 20
             jt, tt, _ = rounds(*inference_pair(c, 1, size), max(ARGS.iters // 4, 1), 3)
