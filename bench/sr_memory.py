@@ -31,11 +31,7 @@ def make_run(workdir: pathlib.Path) -> None:
     c = load_config("configs/chikusei.py:x4,net")
     model = training.build_model(c)
     variables = training.init_variables(model, c, jax.random.key(0))
-    checkpoint.save_config(workdir, c)
-    ckpts = checkpoint.Checkpoints(workdir)
-    ckpts.save(0, jax.device_get(dict(variables)), meta={"note": "initialised, for benchmarking"})
-    ckpts.wait()
-    ckpts.close()
+    checkpoint.save_run(workdir, c, jax.device_get(dict(variables)), {"note": "initialised, for benchmarking"})
 
 
 def main():

@@ -98,11 +98,7 @@ def _convert(args) -> int:
     if config is None:
         raise ValueError(f"{args.from_}: holds no config; name the model with --config configs/<dataset>.py:<arg>")
     variables = convert.torch_to_flax(state_dict, config)
-    checkpoint.save_config(args.workdir, config)
-    ckpts = checkpoint.Checkpoints(args.workdir)
-    ckpts.save(0, variables, meta={"converted_from": str(args.from_)})
-    ckpts.wait()
-    ckpts.close()
+    checkpoint.save_run(args.workdir, config, variables, {"converted_from": str(args.from_)})
     print(f"wrote {args.workdir}: a run of {config.model.name} converted from {args.from_}")
     return 0
 
@@ -146,11 +142,8 @@ def _lowrank(args) -> int:
     out = pathlib.Path(args.out)
     if (out / checkpoint.CONFIG_FILE).exists():
         raise ValueError(f"{out}: already a run; choose a new --out")
-    checkpoint.save_config(out, config)
-    ckpts = checkpoint.Checkpoints(out)
-    ckpts.save(0, new, meta={"converted_from": str(args.workdir), "to": args.to, "relative_frobenius_error": err})
-    ckpts.wait()
-    ckpts.close()
+    checkpoint.save_run(out, config, new,
+                        {"converted_from": str(args.workdir), "to": args.to, "relative_frobenius_error": err})
     print(f"wrote {out}: upsampler {args.to}, relative Frobenius error {err:.4f}")
     if args.evaluate:
         from lkca_jax.evaluation import evaluate_workdir

@@ -117,6 +117,18 @@ class Checkpoints:
         self.best.close()
 
 
+def save_run(workdir, config, variables, meta=None, step: int = 0) -> None:
+    """A run made without training (converted, imported, initialised): its config and one
+    checkpoint of ``variables`` only, written synchronously."""
+    save_config(workdir, config)
+    ckpts = Checkpoints(workdir)
+    try:
+        ckpts.save(step, variables, meta=meta)
+        ckpts.wait()
+    finally:
+        ckpts.close()
+
+
 def restore_variables(workdir, which: str = "best"):
     """(config, variables, meta) of a workdir for inference: ``which`` is 'best' or 'last'."""
     workdir = pathlib.Path(workdir)

@@ -83,11 +83,7 @@ def trained_run(tmp_path_factory):
     c.data.normalisation, c.data.norm_value = "constant", 2.0
     model = build_model(c)
     variables = model.init(jax.random.key(1), jnp.zeros((1, 8, 8, 102)))
-    checkpoint.save_config(workdir, c)
-    ckpts = checkpoint.Checkpoints(workdir)
-    ckpts.save(1, jax.tree.map(np.asarray, variables), meta={})
-    ckpts.wait()
-    ckpts.close()
+    checkpoint.save_run(workdir, c, jax.tree.map(np.asarray, variables))
     return workdir, model, variables
 
 

@@ -82,11 +82,7 @@ def _run(tmp_path, c, name, rng):
     model = build_model(c)
     v = jax.device_get(model.init(jax.random.key(1), np.zeros((1, 8, 8, c.model.bands), np.float32)))
     workdir = tmp_path / name
-    checkpoint.save_config(workdir, c)
-    ckpts = checkpoint.Checkpoints(workdir)
-    ckpts.save(1, v, meta={})
-    ckpts.wait()
-    ckpts.close()
+    checkpoint.save_run(workdir, c, v)
     return workdir, v
 
 

@@ -158,11 +158,7 @@ def test_flax_torch_flax_is_bitwise(rng, variant, tmp_path):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     # and through a .pt file with the CLI, into a new run
     run = tmp_path / "run"
-    checkpoint.save_config(run, c)
-    ckpts = checkpoint.Checkpoints(run)
-    ckpts.save(1, v, meta={})
-    ckpts.wait()
-    ckpts.close()
+    checkpoint.save_run(run, c, v)
     assert cli(["convert", "--workdir", str(run), "--to", str(tmp_path / "m.pt")]) == 0
     assert cli(["convert", "--from", str(tmp_path / "m.pt"), "--workdir", str(tmp_path / "new")]) == 0
     _, again, meta = checkpoint.restore_variables(tmp_path / "new")
@@ -171,11 +167,16 @@ def test_flax_torch_flax_is_bitwise(rng, variant, tmp_path):
     assert meta["converted_from"] == str(tmp_path / "m.pt")
 
 
-def test_bad_pt_files_are_refused(tmp_path, capsys):
+def test_bad_pt_files_are_refused(tmp_path, capsys, rng):
     c = tiny()
-    torch.save({"state_dict": {"head.weight": torch.zeros(3)}, "config": c.to_json_best_effort()}, tmp_path / "a.pt")
-    assert cli(["convert", "--from", str(tmp_path / "a.pt"), "--workdir", str(tmp_path / "new")]) == 2
-    assert "head.weight" in capsys.readouterr().err
+    _, v = random_variables(c, rng)
+    good = {k: torch.from_numpy(x) for k, x in convert.flax_to_torch(v).items()}
+    for name, sd, said in [("misshapen", {**good, "head.weight": torch.zeros(3)}, "head.weight: shape (3,)"),
+                           ("missing", {k: x for k, x in good.items() if k != "up.conv.bias"}, "no 'up.conv.bias'"),
+                           ("extra", {**good, "tail.weight": torch.zeros(1)}, "tail.weight")]:
+        torch.save({"state_dict": sd, "config": c.to_json_best_effort()}, tmp_path / f"{name}.pt")
+        assert cli(["convert", "--from", str(tmp_path / f"{name}.pt"), "--workdir", str(tmp_path / "new")]) == 2
+        assert said in capsys.readouterr().err
     torch.save({"state_dict": {}, "obj": object()}, tmp_path / "b.pt")  # needs unpickling arbitrary objects
     assert cli(["convert", "--from", str(tmp_path / "b.pt"), "--workdir", str(tmp_path / "new")]) == 2
     assert "weights-only" in capsys.readouterr().err
@@ -194,11 +195,7 @@ def test_exported_artifacts_agree_with_flax(rng, tmp_path):
     c = tiny(31, 4, "net")
     model, v = random_variables(c, rng)
     run = tmp_path / "run"
-    checkpoint.save_config(run, c)
-    ckpts = checkpoint.Checkpoints(run)
-    ckpts.save(1, v, meta={})
-    ckpts.wait()
-    ckpts.close()
+    checkpoint.save_run(run, c, v)
     x = rng.random((3, 12, 10, 31), dtype=np.float32)  # batch 3: the exported batch is symbolic
     want = np.asarray(model.apply(v, x, train=False)[0])
     np.save(tmp_path / "x.npy", x)
