@@ -53,7 +53,7 @@ class MatlabBicubic(nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+        h, w = (int(n) for n in x.shape[-2:])  # fixed sizes: the matrices are constants
         mh = torch.as_tensor(bicubic_matrix(h, self.scale), dtype=x.dtype, device=x.device)
         mw = torch.as_tensor(bicubic_matrix(w, self.scale), dtype=x.dtype, device=x.device)
         return mh @ x @ mw.T
