@@ -51,9 +51,7 @@ def flax_and_torch(c, seed=0):
     model = build_model(c)
     lr = np.zeros((1, 16, 16, c.model.bands), np.float32)
     variables = jax.device_get(model.init(jax.random.key(seed), lr))
-    net = torch_ref.build_torch_model(c)
-    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in convert.flax_to_torch(variables).items()},
-                        strict=False)
+    net = convert.torch_model(jax.tree.map(np.array, variables), c)
     return model, variables, net
 
 

@@ -92,6 +92,22 @@ def torch_to_flax(state_dict, config) -> dict:
     return out
 
 
+def torch_model(variables, config):
+    """The PyTorch reference of ``config``'s model holding ``variables`` (eval mode). Every tensor
+    must load; only BatchNorm's ``num_batches_tracked`` counters, which Flax has no use for, stay."""
+    import torch
+
+    from lkca_jax.torch_ref import build_torch_model
+
+    net = build_torch_model(config)
+    result = net.load_state_dict({k: torch.from_numpy(v) for k, v in flax_to_torch(variables).items()}, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"weights do not fit the PyTorch reference: missing {missing[:5]}, "
+                         f"unexpected {result.unexpected_keys[:5]}")
+    return net.eval()
+
+
 def save_pt(path, variables, config) -> None:
     """A ``.pt`` file: {'state_dict': tensors, 'config': the run config as JSON text} (atomic)."""
     import torch

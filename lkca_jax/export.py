@@ -41,11 +41,9 @@ def _onnx(config, variables, lr_shape, tmp: str):
     import onnxruntime
     import torch
 
-    from lkca_jax.convert import flax_to_torch
-    from lkca_jax.torch_ref import build_torch_model
+    from lkca_jax.convert import torch_model
 
-    net = build_torch_model(config).eval()
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in flax_to_torch(variables).items()}, strict=False)
+    net = torch_model(variables, config)
     h, w, c = lr_shape
     example = torch.zeros(1, c, h, w)
     with warnings.catch_warnings():  # the bicubic matrices are constants for the exported size, as meant

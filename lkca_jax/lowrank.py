@@ -45,10 +45,11 @@ def dense_equivalent(up_params: dict, groups: int = 1) -> np.ndarray:
 
 def spectrum(kernel: np.ndarray) -> dict:
     """Singular values (descending), normalised cumulative sum, and the 90/95/99 % ranks."""
-    s = np.linalg.svd(as_matrix(kernel), compute_uv=False)
+    m = as_matrix(kernel)
+    s = np.linalg.svd(m, compute_uv=False)
     cumulative = np.cumsum(s) / max(s.sum(), np.finfo(float).tiny)
     ranks = {f"rank{int(round(p * 100))}": int(np.searchsorted(cumulative, p - 1e-12) + 1) for p in LEVELS}
-    return {"shape": list(as_matrix(kernel).shape), "singular_values": s.tolist(),
+    return {"shape": list(m.shape), "singular_values": s.tolist(),
             "cumulative": cumulative.tolist(), **ranks}
 
 
@@ -74,7 +75,7 @@ def to_svd(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float
     u, s, vt = np.linalg.svd(m, full_matrices=False)
     conv_v = from_matrix(vt[:rank], k)  # (k, k, F, R): R outputs, one per right singular vector
     conv_u = (u[:, :rank] * s[:rank]).T[None, None]  # (1, 1, R, O)
-    approx = np.einsum("abfr,ro->abfo", conv_v, conv_u[0, 0])
+    approx = dense_equivalent({"conv_v": {"kernel": conv_v}, "conv_u": {"kernel": conv_u}})
     return conv_v.astype(kernel.dtype), conv_u.astype(kernel.dtype), _relative_error(kernel, approx)
 
 

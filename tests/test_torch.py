@@ -20,7 +20,7 @@ from lkca_jax.config import load_config  # noqa: E402
 from lkca_jax.data.io import read  # noqa: E402
 from lkca_jax.models import build_model  # noqa: E402
 from lkca_jax.ops.imresize import imresize_np  # noqa: E402
-from lkca_jax.torch_ref import bicubic_matrix, build_torch_model, hloss  # noqa: E402
+from lkca_jax.torch_ref import bicubic_matrix, hloss  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -48,9 +48,7 @@ def random_variables(c, rng):
 
 
 def to_torch(c, v, train=False):
-    net = build_torch_model(c)
-    net.load_state_dict({k: torch.from_numpy(x) for k, x in convert.flax_to_torch(v).items()}, strict=False)
-    return net.train(train)
+    return convert.torch_model(v, c).train(train)
 
 
 def nchw(x):
