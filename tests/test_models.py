@@ -118,3 +118,13 @@ def test_zero_init_upsampler_starts_at_bicubic(rng):
     sr, feats = model.apply(model.init(jax.random.key(0), lr), lr)
     assert not np.any(np.asarray(feats))
     np.testing.assert_allclose(np.asarray(sr), imresize_np(np.asarray(lr), 4), atol=1e-6)
+
+
+def test_vdsr_signal_survives_its_twenty_layers_at_init():
+    """He initialisation keeps the ReLU stack's variance: the features start at the input's scale
+    (PyTorch's default init left them at ~1e-8, and VDSR never moved off bicubic)."""
+    c = load_config(str(ROOT / "configs/cave.py:x4,vdsr"))
+    model = build_model(c)
+    x = np.random.default_rng(0).random((2, 16, 16, 31), np.float32)
+    feats = model.apply(model.init(jax.random.key(0), x), x)[1]
+    assert 0.1 * x.std() < float(jnp.std(feats)) < 100 * x.std()

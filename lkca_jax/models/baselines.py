@@ -10,6 +10,11 @@ from lkca_jax.ops.imresize import imresize
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
 
+# VDSR's own initialisation (He et al. 2015, as in Kim et al. 2016): with PyTorch's default
+# U(+-1/sqrt(fan_in)) and no biases, 20 ReLU convolutions shrink the signal to ~1e-8 and it never trains.
+HE = nn.initializers.he_normal()
+
+
 class VDSR(nn.Module):
     """VDSR as the paper configures it (RECONSTRUCTION.md section 2): Conv3x3 C->64 + ReLU,
     18 x (Conv3x3 64->64 + ReLU), Conv3x3 64->C*r*r, PixelShuffle, all without bias,
@@ -28,11 +33,11 @@ class VDSR(nn.Module):
 
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
-        x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, name="head")(lr))
+        x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, kernel_init=HE, name="head")(lr))
         for i in range(self.depth):
-            x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, name=f"conv{i}")(x))
+            x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, kernel_init=HE, name=f"conv{i}")(x))
         feats = pixel_shuffle(
-            Conv(self.bands * self.scale ** 2, 3, use_bias=False, impl=self.conv_impl, name="up")(x), self.scale)
+            Conv(self.bands * self.scale ** 2, 3, use_bias=False, impl=self.conv_impl, kernel_init=HE, name="up")(x), self.scale)
         return (feats + imresize(lr, self.scale) if self.residual else feats), feats
 
 
