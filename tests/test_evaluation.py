@@ -36,7 +36,7 @@ def test_evaluate_bicubic_on_the_sample_equals_metrics_by_hand(tmp_path):
 
 
 def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field(rng):
-    # VDSR with 3 layers: receptive radius 3 (convs) + 2 (bicubic residual taps) LR pixels.
+    # VDSR with 3 + 2 convs: receptive radius 5 LR pixels (the bicubic branch's 2 run beside them).
     model = VDSR(bands=5, scale=2, features=8, depth=3, residual=True)
     lr = rng.uniform(0, 1, (37, 45, 5)).astype(np.float32)
     variables = model.init(jax.random.key(0), jnp.asarray(lr[None]))
@@ -87,16 +87,17 @@ def trained_run(tmp_path_factory):
     return workdir, model, variables
 
 
-@pytest.mark.parametrize("suffix", [".mat", ".npy", ".tif", ".hdr"])
-def test_sr_command_round_trips_formats(trained_run, tmp_path, suffix, capsys):
+@pytest.mark.parametrize("suffix,v73", [(".mat", False), (".mat", True), (".npy", None), (".tif", None),
+                                       (".hdr", None)])
+def test_sr_command_round_trips_formats(trained_run, tmp_path, suffix, v73, capsys):
     workdir, model, variables = trained_run
     cube = read(shared_data("remote", "pavia_rosis_100.mat"))[:40, :36]
     wl = np.linspace(430, 860, 102)
     src = tmp_path / f"in{suffix}"
-    write_cube(src, cube, wavelengths=wl)
+    write_cube(src, cube, wavelengths=wl, mat_v73=v73)
     dst = tmp_path / f"out{suffix}"
     assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(dst), "--tile", "16",
-                "--overlap", "8"]) == 0
+                "--overlap", "10"]) == 0  # VDSR with 3 + 2 convs: receptive radius 5 <= overlap / 2
     got = read_cube(dst)
     want = np.asarray(model.apply(variables, jnp.asarray(cube[None] / 2.0))[0][0]) * 2.0
     assert got.data.shape == (160, 144, 102)

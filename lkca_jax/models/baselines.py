@@ -28,8 +28,8 @@ class VDSR(nn.Module):
     conv_impl: str = "auto"
 
     @property
-    def tile_radius(self) -> int:  # LR pixels of context: one per 3x3 conv, two for bicubic
-        return self.depth + 2 + 2
+    def tile_radius(self) -> int:  # LR pixels of context: one per 3x3 conv; the bicubic branch needs 2
+        return max(self.depth + 2, 2)
 
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):

@@ -192,9 +192,10 @@ class LKCANet(nn.Module):
 
     @property
     def tile_radius(self) -> int:
-        """LR pixels of context :meth:`upsample` needs around an output pixel (its conv and the
-        bicubic kernel); :meth:`backbone` is global (squeeze-excitation) and runs whole."""
-        return self.up_kernel // 2 + 2
+        """LR pixels of context :meth:`upsample` needs around an output pixel: the wider of its conv
+        and the bicubic kernel (two parallel branches); :meth:`backbone` is global (squeeze-
+        excitation) and runs whole."""
+        return max(self.up_kernel // 2, 2)
 
     def setup(self):
         self.head = Conv(self.features, 3, impl=self.conv_impl)
