@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 
 from lkca_jax.ops.conv import Conv
 from lkca_jax.ops.imresize import imresize
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
-
 
 # VDSR's own initialisation (He et al. 2015, as in Kim et al. 2016): with PyTorch's default
 # U(+-1/sqrt(fan_in)) and no biases, 20 ReLU convolutions shrink the signal to ~1e-8 and it never trains.
@@ -33,11 +34,11 @@ class VDSR(nn.Module):
 
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
-        x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, kernel_init=HE, name="head")(lr))
+        conv = functools.partial(Conv, kernel_size=3, use_bias=False, impl=self.conv_impl, kernel_init=HE)
+        x = nn.relu(conv(self.features, name="head")(lr))
         for i in range(self.depth):
-            x = nn.relu(Conv(self.features, 3, use_bias=False, impl=self.conv_impl, kernel_init=HE, name=f"conv{i}")(x))
-        feats = pixel_shuffle(
-            Conv(self.bands * self.scale ** 2, 3, use_bias=False, impl=self.conv_impl, kernel_init=HE, name="up")(x), self.scale)
+            x = nn.relu(conv(self.features, name=f"conv{i}")(x))
+        feats = pixel_shuffle(conv(self.bands * self.scale ** 2, name="up")(x), self.scale)
         return (feats + imresize(lr, self.scale) if self.residual else feats), feats
 
 
