@@ -35,16 +35,19 @@ def test_pixel_shuffle_matches_torch(rng):
     np.testing.assert_array_equal(np.asarray(pixel_shuffle(x, 4)), ref.numpy())
 
 
-def _check_value_and_grad(x, kernel, groups, dilation):
+def _check_value_and_grad(x, kernel, groups, dilation, bias=None):
     cot = np.random.default_rng(1).standard_normal(conv_xla(x, kernel, groups, dilation).shape).astype(np.float32)
+    bias = np.random.default_rng(2).standard_normal(kernel.shape[-1]).astype(np.float32) if bias is None else bias
 
     def loss(impl):
-        return lambda x, k: jnp.sum(conv(x, k, groups, dilation, impl) * cot)
+        return lambda x, k, b: jnp.sum(conv(x, k, groups, dilation, impl, b) * cot)
 
-    ref_y = conv_xla(x, kernel, groups, dilation)
-    fast_y = jax.jit(lambda x, k: conv(x, k, groups, dilation, "fast"))(x, kernel)
-    ref_g = jax.grad(loss("xla"), argnums=(0, 1))(x, kernel)
-    fast_g = jax.jit(jax.grad(loss("fast"), argnums=(0, 1)))(x, kernel)
+    ref_y = conv_xla(x, kernel, groups, dilation) + bias
+    fast_y = jax.jit(lambda x, k, b: conv(x, k, groups, dilation, "fast", b))(x, kernel, bias)
+    ref_g = jax.grad(loss("xla"), argnums=(0, 1, 2))(x, kernel, bias)
+    fast_g = jax.jit(jax.grad(loss("fast"), argnums=(0, 1, 2)))(x, kernel, bias)
+    # The bias gradient is the cotangent's sum over pixels, computed independently here.
+    np.testing.assert_allclose(np.asarray(ref_g[2]), cot.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
     for got, ref in [(fast_y, ref_y), *zip(fast_g, ref_g)]:
         err = float(jnp.max(jnp.abs(got - ref)) / jnp.max(jnp.abs(ref)))
         assert err < 1e-5, err
@@ -52,13 +55,15 @@ def _check_value_and_grad(x, kernel, groups, dilation):
 
 @pytest.mark.parametrize("k", [3, 5, 7])
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_depthwise_matches_xla(k, d, rng):
-    x = rng.standard_normal((2, 9, 11, 6)).astype(np.float32)
-    kernel = rng.standard_normal((k, k, 1, 6)).astype(np.float32)
-    _check_value_and_grad(x, kernel, 6, d)
+@pytest.mark.parametrize("c", [6, 7, 1])  # even and odd channel halves, and a single channel
+def test_depthwise_matches_xla(k, d, c, rng):
+    x = rng.standard_normal((2, 9, 11, c)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, 1, c)).astype(np.float32)
+    _check_value_and_grad(x, kernel, c, d)
 
 
-@pytest.mark.parametrize("k,groups,cin,cout", [(1, 4, 12, 8), (3, 8, 16, 32), (5, 2, 6, 4), (7, 3, 6, 9)])
+@pytest.mark.parametrize("k,groups,cin,cout", [(1, 4, 12, 8), (1, 3, 6, 9), (3, 8, 16, 32), (5, 2, 6, 4),
+                                               (7, 3, 6, 9)])
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_grouped_matches_xla(k, groups, cin, cout, d, rng):
     x = rng.standard_normal((2, 7, 9, cin)).astype(np.float32)
@@ -66,11 +71,21 @@ def test_grouped_matches_xla(k, groups, cin, cout, d, rng):
     _check_value_and_grad(x, kernel, groups, d)
 
 
-def test_grouped_kernel_expands_block_diagonal(rng):
-    # The grouped 1x1 map from input to output channels at one pixel, probed through the Jacobian,
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("d", [1, 2])
+def test_dense_matches_xla(k, d, rng):
+    # k > 1 takes the custom backward (im2col products, bias inside); k = 1 is XLA's convolution.
+    x = rng.standard_normal((2, 7, 9, 5)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, 5, 6)).astype(np.float32)
+    _check_value_and_grad(x, kernel, 1, d)
+
+
+@pytest.mark.parametrize("k", [1, 3])  # the 1x1 runs dense on the block-diagonal kernel, the 3x3 grouped
+def test_grouped_kernel_expands_block_diagonal(k, rng):
+    # The grouped map from input to output channels at one pixel, probed through the Jacobian,
     # is block-diagonal: output group j (PyTorch order, channels j*Cout/g ...) sees input group j only.
     g, cin, cout = 4, 8, 12
-    layer = Conv(cout, 3, groups=g, impl="fast")
+    layer = Conv(cout, k, groups=g, impl="fast")
     x = jnp.asarray(rng.standard_normal((1, 3, 3, cin)), jnp.float32)
     params = layer.init(jax.random.key(0), x)
     jac = jax.jacobian(lambda v: layer.apply(params, v)[0, 1, 1])(x)[:, 0, 1, 1, :]  # (cout, cin)

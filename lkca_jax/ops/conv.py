@@ -1,4 +1,4 @@
-"""Convolutions with a CPU-fast path for depthwise and grouped kernels.
+"""Convolutions with a CPU-fast path for depthwise, grouped and dense kernels.
 
 XLA's CPU backend runs ``feature_group_count`` convolutions at about 1 GFLOP/s
 and their backward passes slower still (docs/benchmarks.md). The ``fast``
@@ -7,9 +7,11 @@ implementations compute the same function with the same parameter shapes as
 
 * depthwise (g = Cin = Cout): shift-and-add over the k*k taps, with a custom
   VJP: the input gradient is the same shift-and-add with the flipped kernel,
-  the weight gradient one channel-batched matrix product per kernel row.
+  the weight gradient one channel-batched matrix product.
 * grouped (1 < g < Cin): im2col over the taps, then one grouped einsum.
-* dense (g = 1): XLA's convolution, which is already fast.
+* dense (g = 1): XLA's convolution forward; the backward as two matrix
+  products over im2col columns (XLA's own convolution backward on CPU is
+  about 1.6x slower).
 
 ``impl='auto'`` picks ``fast`` on CPU and ``xla`` on GPU/TPU. Padding is
 PyTorch's ``padding = dilation * (k - 1) // 2`` (zeros), stride 1, odd k.
@@ -28,6 +30,7 @@ import numpy as np
 from jax import lax
 
 IMPLS = ("auto", "xla", "fast")
+DENSE_GROUPS = 4  # 1x1 convs with at most this many groups run dense on the block-diagonal kernel
 
 
 def resolve_impl(impl: str) -> str:
@@ -43,6 +46,32 @@ def _pad(x: jax.Array, k: int, dilation: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
 
 
+def _im2col(x: jax.Array, k: int, dilation: int) -> jax.Array:
+    """(n, h, w, c) -> the k*k shifted, zero-padded views, tap-major: (n, h, w, k*k, c)."""
+    if k == 1:
+        return x[:, :, :, None, :]
+    h, w = x.shape[1:3]
+    xp = _pad(x, k, dilation)
+    return jnp.stack([xp[:, i * dilation:i * dilation + h, j * dilation:j * dilation + w, :]
+                      for i in range(k) for j in range(k)], axis=3)
+
+
+def _col2im(cols: jax.Array, k: int, dilation: int) -> jax.Array:
+    """The adjoint of :func:`_im2col`: (n, h, w, k*k, c) -> (n, h, w, c), each tap shifted back and summed."""
+    if k == 1:
+        return cols[:, :, :, 0, :]
+    h, w = cols.shape[1:3]
+    p = dilation * (k - 1) // 2
+    cp = jnp.pad(cols, ((0, 0), (p, p), (p, p), (0, 0), (0, 0)))
+    out = None
+    for i in range(k):
+        for j in range(k):
+            y0, x0 = 2 * p - i * dilation, 2 * p - j * dilation
+            tap = cp[:, y0:y0 + h, x0:x0 + w, i * k + j, :]
+            out = tap if out is None else out + tap
+    return out
+
+
 def conv_xla(x: jax.Array, kernel: jax.Array, groups: int = 1, dilation: int = 1) -> jax.Array:
     """Reference: ``lax.conv_general_dilated`` with PyTorch-style symmetric zero padding."""
     p = dilation * (kernel.shape[0] - 1) // 2
@@ -51,7 +80,7 @@ def conv_xla(x: jax.Array, kernel: jax.Array, groups: int = 1, dilation: int = 1
         dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
 
 
-def _shift_add(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
+def _shift_add_block(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
     k = kernel.shape[0]
     h, w = x.shape[1:3]
     xp = _pad(x, k, dilation)
@@ -61,6 +90,19 @@ def _shift_add(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
             tap = xp[:, i * dilation:i * dilation + h, j * dilation:j * dilation + w, :] * kernel[i, j, 0]
             out = tap if out is None else out + tap
     return out
+
+
+def _shift_add(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
+    # Two channel halves joined by a concatenate on the channel axis: XLA's CPU fusion never fuses
+    # a minor-dimension concatenate into its consumers, so the result is computed once and stored.
+    # As one fused sum, XLA re-computes all k*k taps inside every consumer (the next conv's taps,
+    # the backward's transposes): 5.4x slower for a 7x7 depthwise conv's forward and backward.
+    c = x.shape[-1]
+    if c < 2:
+        return _shift_add_block(x, kernel, dilation)
+    half = c // 2
+    return jnp.concatenate([_shift_add_block(x[..., :half], kernel[..., :half], dilation),
+                            _shift_add_block(x[..., half:], kernel[..., half:], dilation)], axis=-1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -88,44 +130,80 @@ def _depthwise_bwd(dilation, res, g):
     n, h, w, c = x.shape
     p = dilation * (k - 1) // 2
     gx = _shift_add(g, kernel[::-1, ::-1], dilation)
-    # dW[i, j, c] = sum_{n,y,x} xp[n, y + i d, x + j d, c] g[n, y, x, c]. For each kernel row i,
-    # one channel-batched matrix product contracts (n, y) for every column pair (X, x) of the
-    # unpadded width; the column lags j d - p are then offset diagonals of that (w, w) matrix.
-    # Only x is sliced per row: g is transposed once, whole, so XLA does not re-fuse its
-    # (possibly expensive) producer into k separate slices.
+    # dW[i, j, c] = sum_{n,y,x} xp[n, y + i d, x + j d, c] g[n, y, x, c]. One channel-batched matrix
+    # product contracts (n, y) between g and the k row-shifted copies of x, for every column pair
+    # (x, X) of the unpadded width; the column lags j d - p are offset diagonals of each (w, w) block.
     offsets = [j * dilation - p for j in range(k)]
     xt = jnp.pad(jnp.transpose(x, (3, 0, 1, 2)), ((0, 0), (0, 0), (p, p), (0, 0)))  # c, n, h + 2p, w
-    gt = jnp.transpose(g, (3, 0, 1, 2))  # c, n, h, w
-    rows = [_lag_diagonals(jnp.einsum("cnyX,cnyx->cXx", xt[:, :, i * dilation:i * dilation + h], gt), offsets, w)
-            for i in range(k)]
-    return gx, jnp.transpose(jnp.stack(rows), (0, 2, 1))[:, :, None, :].astype(kernel.dtype)
+    xs = jnp.stack([xt[:, :, i * dilation:i * dilation + h] for i in range(k)], axis=3)  # c, n, h, i, X
+    gt = jnp.transpose(g, (3, 2, 0, 1)).reshape(c, w, n * h)  # c, x, (n y)
+    q = jnp.einsum("cxm,cmN->cxN", gt, xs.reshape(c, n * h, k * w)).reshape(c, w, k, w)  # c, x, i, X
+    gk = _lag_diagonals(jnp.transpose(q, (0, 2, 3, 1)), offsets, w)  # c, i, j
+    return gx, jnp.transpose(gk, (1, 2, 0))[:, :, None, :].astype(kernel.dtype)
 
 
 depthwise_conv.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+def block_diagonal(kernel: jax.Array, groups: int) -> jax.Array:
+    """A grouped kernel (k, k, Cin/g, Cout) as the dense (k, k, Cin, Cout) kernel it equals (zeros off the blocks)."""
+    k, _, cig, cout = kernel.shape
+    blocks = kernel.reshape(k, k, 1, cig, groups, cout // groups)
+    eye = jnp.eye(groups, dtype=kernel.dtype).reshape(1, 1, groups, 1, groups, 1)
+    return (blocks * eye).reshape(k, k, groups * cig, cout)
 
 
 def grouped_conv(x: jax.Array, kernel: jax.Array, groups: int, dilation: int = 1) -> jax.Array:
     """Grouped conv, kernel (k, k, Cin/g, Cout), as im2col plus one grouped einsum."""
     k, _, cig, cout = kernel.shape
     n, h, w, cin = x.shape
-    if k == 1:
-        taps = x[:, :, :, None, :]
-    else:
-        xp = _pad(x, k, dilation)
-        taps = jnp.stack([xp[:, i * dilation:i * dilation + h, j * dilation:j * dilation + w, :]
-                          for i in range(k) for j in range(k)], axis=3)
+    taps = _im2col(x, k, dilation)
     taps = taps.reshape(n, h, w, k * k, groups, cig)
     kern = kernel.reshape(k * k, cig, groups, cout // groups)
     return jnp.einsum("nhwtgi,tigo->nhwgo", taps, kern).reshape(n, h, w, cout)
 
 
-def conv(x: jax.Array, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto") -> jax.Array:
-    """Dispatch one convolution to the implementation ``impl`` selects."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def dense_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, dilation: int = 1) -> jax.Array:
+    """Dense conv plus bias, kernel (k, k, Cin, Cout): XLA's forward, a backward of matrix products."""
+    return conv_xla(x, kernel, 1, dilation) + bias
+
+
+def _dense_fwd(x, kernel, bias, dilation):
+    return dense_conv(x, kernel, bias, dilation), (x, kernel)
+
+
+def _dense_bwd(dilation, res, g):
+    x, kernel = res
+    k, _, cin, cout = kernel.shape
+    n, h, w, _ = x.shape
+    # All three products read g as one (pixels, Cout) matrix, so XLA computes g once and stores it
+    # (a reduction for the bias gradient would be a fusion that re-computes g's producer).
+    g2 = g.reshape(n * h * w, cout)
+    cols = _im2col(x, k, dilation).reshape(n * h * w, k * k * cin)
+    gk = (cols.T @ g2).reshape(kernel.shape)
+    gb = jnp.ones((n * h * w,), g.dtype) @ g2
+    gx = _col2im((g2 @ kernel.reshape(k * k * cin, cout).T).reshape(n, h, w, k * k, cin), k, dilation)
+    return gx, gk.astype(kernel.dtype), gb
+
+
+dense_conv.defvjp(_dense_fwd, _dense_bwd)
+
+
+def conv(x: jax.Array, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto",
+         bias: jax.Array | None = None) -> jax.Array:
+    """One convolution (plus ``bias``, when given) by the implementation ``impl`` selects."""
+    if resolve_impl(impl) == "fast" and groups == 1 and kernel.shape[0] > 1:
+        return dense_conv(x, kernel, jnp.zeros(kernel.shape[-1], x.dtype) if bias is None else bias, dilation)
     if resolve_impl(impl) == "xla" or groups == 1:
-        return conv_xla(x, kernel, groups, dilation)
-    if kernel.shape[2] == 1 and groups == x.shape[-1] == kernel.shape[-1]:
-        return depthwise_conv(x, kernel, dilation)
-    return grouped_conv(x, kernel, groups, dilation)
+        y = conv_xla(x, kernel, groups, dilation)
+    elif kernel.shape[2] == 1 and groups == x.shape[-1] == kernel.shape[-1]:
+        y = depthwise_conv(x, kernel, dilation)
+    elif kernel.shape[0] == 1 and groups <= DENSE_GROUPS:
+        y = jnp.einsum("nhwi,io->nhwo", x, block_diagonal(kernel, groups)[0, 0])
+    else:
+        y = grouped_conv(x, kernel, groups, dilation)
+    return y if bias is None else y + bias
 
 
 def torch_kernel_init(key, shape, dtype=jnp.float32):
@@ -153,7 +231,5 @@ class Conv(nn.Module):
             raise ValueError(f"Conv: groups={self.groups} must divide in ({cin}) and out ({self.features}) channels")
         k = self.kernel_size
         kernel = self.param("kernel", self.kernel_init, (k, k, cin // self.groups, self.features))
-        y = conv(x, kernel.astype(x.dtype), self.groups, self.dilation, self.impl)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
-        return y
+        bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype) if self.use_bias else None
+        return conv(x, kernel.astype(x.dtype), self.groups, self.dilation, self.impl, bias)
