@@ -5,9 +5,12 @@
     python bench/compare.py --suite train          # LKCA-Net and LKCA-KD steps, batch 16 and 32
     python bench/compare.py --suite scaling --plots docs/img   # time and memory vs LR size, bands, scale
     python bench/compare.py --suite peak           # achieved GFLOP/s against the measured matmul peak
+    python bench/compare.py --suite claim [--dtype bfloat16]   # LKCA-KD vs LKCA-Net vs VDSR, 512 x 512 x 128 HR
 
 Both frameworks get the same shapes, batch, weights (converted) and threads
-(``torch.set_num_threads`` = the CPU count XLA uses). Each comparison runs ``--rounds`` rounds;
+(``torch.set_num_threads`` = the CPU count XLA uses), and the same device: JAX's default backend,
+PyTorch on CUDA when JAX runs on a GPU. ``--dtype bfloat16`` casts weights and inputs of the
+inference suites in both frameworks. Each comparison runs ``--rounds`` rounds;
 a round times ``--iters`` calls of JAX and then of PyTorch, and the ratio JAX/PyTorch throughput
 is taken per round; the table gives the min, median and max of the ratios. Train steps are the
 full update (forward, HLoss, backward, Adam; for LKCA-KD also the frozen teacher's forward and the
@@ -29,7 +32,7 @@ import torch
 
 from lkca_jax import convert, losses, torch_ref
 from lkca_jax.accounting import count, count_config
-from lkca_jax.config import load_config
+from lkca_jax.config import VARIANT_NAMES, load_config
 from lkca_jax.models import build_model
 
 DATASET_BY_BANDS = {48: "houston", 102: "pavia", 128: "chikusei"}
@@ -72,14 +75,19 @@ def rounds(jax_fn, torch_fn, iters: int, n_rounds: int):
     return float(np.median(jt)), float(np.median(tt)), ratios
 
 
+def torch_device() -> str:
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
 def inference_pair(c, batch: int, size: int):
     model, variables, net = flax_and_torch(c)
-    net.eval()
+    dev, dtype = torch_device(), ARGS.dtype
+    net = net.eval().to(dev, getattr(torch, dtype))
     x = np.random.default_rng(0).random((batch, size, size, c.model.bands), np.float32)
-    xj = jax.device_put(x)
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    xj = jax.device_put(x.astype(dtype))
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(dev, getattr(torch, dtype))
     predict = jax.jit(lambda v, lr: model.apply(v, lr, train=False)[0])
-    variables = jax.device_put(variables)
+    variables = jax.device_put(jax.tree.map(lambda v: v.astype(dtype), variables))
 
     def run_jax():
         jax.block_until_ready(predict(variables, xj))
@@ -87,6 +95,8 @@ def inference_pair(c, batch: int, size: int):
     def run_torch():
         with torch.inference_mode():
             net(xt)
+        if dev == "cuda":
+            torch.cuda.synchronize()
 
     return run_jax, run_torch
 
@@ -255,11 +265,25 @@ def suite_peak():
           f"({100 * flops / dt / 1e9 / peak:.0f}% of the matmul peak)")
 
 
+def suite_claim():
+    """The paper's claim checked directly: wall clock of one 512 x 512 x 128 HR image (x4, 128 x 128 LR)
+    for LKCA-KD (at inference the LKCA-LR student), LKCA-Net and VDSR, in both frameworks."""
+    print("| model | HR | scale | bands | dtype | JAX ms | PyTorch ms | ratio min | ratio median | ratio max |"
+          "\n|" + "---|" * 10)
+    for variant in ("kd", "net", "vdsr"):
+        c = make_config(variant, 128, 4, ARGS)
+        jt, tt, ratios = rounds(*inference_pair(c, 1, 128), ARGS.iters, ARGS.rounds)
+        print(f"| {VARIANT_NAMES[variant]} | 512x512 | x4 | 128 | {ARGS.dtype} | {jt * 1e3:.1f} | {tt * 1e3:.1f} "
+              f"| {ratios.min():.2f} | {np.median(ratios):.2f} | {ratios.max():.2f} |", flush=True)
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="acceptance",
-                    choices=("acceptance", "inference", "train", "scaling", "peak"))
+                    choices=("acceptance", "inference", "train", "scaling", "peak", "claim"))
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                    help="weights and inputs of the inference suites (acceptance, inference, claim)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--depth", type=int)
@@ -268,8 +292,10 @@ def main():
     ARGS = ap.parse_args()
     threads = os.cpu_count()
     torch.set_num_threads(threads)
-    print(f"{platform.processor() or platform.machine()}, {threads} CPU threads; jax {jax.__version__} "
-          f"({jax.default_backend()}), torch {torch.__version__}; rounds {ARGS.rounds} x {ARGS.iters} calls\n")
+    device = jax.devices()[0].device_kind
+    print(f"{platform.processor() or platform.machine()}, {threads} CPU threads, {device}; jax {jax.__version__} "
+          f"({jax.default_backend()}), torch {torch.__version__} ({torch_device()}); rounds {ARGS.rounds} x "
+          f"{ARGS.iters} calls\n")
     if ARGS.suite == "acceptance":
         suite_inference([("net", 102, 4, 16, 16)])
         print()
@@ -281,6 +307,8 @@ def main():
         suite_train([(kd, 102, 4, b) for kd in (False, True) for b in (16, 32)])
     elif ARGS.suite == "scaling":
         suite_scaling(ARGS.plots)
+    elif ARGS.suite == "claim":
+        suite_claim()
     else:
         suite_peak()
 

@@ -24,9 +24,10 @@ from lkca_jax.models import build_model
 from lkca_jax.ops.conv import Conv
 
 
-def _macs_of_call(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
-    if isinstance(module, Conv):
-        return y.size * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
+def _macs_of_call(module: nn.Module, x, y: jax.Array) -> int:
+    if isinstance(module, Conv):  # x: an array or the channel parts of one
+        cin = sum(part.shape[-1] for part in x) if isinstance(x, (list, tuple)) else x.shape[-1]
+        return y.size * module.kernel_size ** 2 * (cin // module.groups)
     if isinstance(module, nn.Dense):
         return y.size * x.shape[-1]
     if isinstance(module, nn.BatchNorm):
