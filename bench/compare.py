@@ -108,6 +108,31 @@ def kd_torch_loss(s, t):
     return (s - t).abs().mean() + (g(s) - g(t)).abs().mean() + (1 - cos.mean())
 
 
+def jax_train_step(model, variables, teacher=None):
+    """(state, jitted step(state, lr, hr) -> (state, loss)): forward, HLoss, backward, Adam; with
+    ``teacher = (model, variables)`` also the frozen teacher's forward and the KD loss."""
+    tx = optax.adam(1e-4)
+    state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
+             "opt": tx.init(variables["params"])}
+
+    @jax.jit
+    def step(state, lr, hr):
+        def loss_fn(params):
+            (sr, feats), upd = model.apply({"params": params, "batch_stats": state["batch_stats"]}, lr, train=True,
+                                           mutable=["batch_stats"])
+            loss = losses.supervised(sr, hr)["loss"]
+            if teacher is not None:
+                _, tf = teacher[0].apply(teacher[1], lr, train=False)
+                loss = loss + 0.01 * losses.distillation(feats, jax.lax.stop_gradient(tf))["kd"]
+            return loss, upd["batch_stats"]
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        updates, opt = tx.update(grads, state["opt"], state["params"])
+        return {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats, "opt": opt}, loss
+
+    return state, step
+
+
 def train_pair(c, batch: int, kd: bool):
     """Full train steps (forward, loss, backward, Adam) in both frameworks on the same batch."""
     scale, bands = c.model.scale, c.model.bands
@@ -120,25 +145,7 @@ def train_pair(c, batch: int, kd: bool):
         t_model, t_vars, t_net = flax_and_torch(teacher_c, seed=1)
         t_net.eval()
     model, variables, net = flax_and_torch(c)
-    tx = optax.adam(1e-4)
-    state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
-             "opt": tx.init(variables["params"])}
-
-    @jax.jit
-    def step(state, lr, hr):
-        def loss_fn(params):
-            (sr, feats), upd = model.apply({"params": params, "batch_stats": state["batch_stats"]}, lr, train=True,
-                                           mutable=["batch_stats"])
-            loss = losses.supervised(sr, hr)["loss"]
-            if kd:
-                _, tf = t_model.apply(t_vars, lr, train=False)
-                loss = loss + 0.01 * losses.distillation(feats, jax.lax.stop_gradient(tf))["kd"]
-            return loss, upd["batch_stats"]
-
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        return {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats, "opt": opt}, loss
-
+    state, step = jax_train_step(model, variables, (t_model, t_vars) if kd else None)
     box = {"state": jax.device_put(state)}
     lrj, hrj = jax.device_put(lr), jax.device_put(hr)
 

@@ -2,8 +2,8 @@
 
     python bench/profile_step.py [--bands 102] [--scale 4] [--batch 16] [--steps 3]
 
-Runs the jitted step (forward, HLoss, backward, Adam) of configs/pavia.py:x4,net at the paper's
-size on 16 x 16 LR patches, traces ``--steps`` calls, and adds up the executed XLA ops by the
+Runs bench/compare.py's JAX train step (forward, HLoss, backward, Adam) of LKCA-Net at the
+paper's size on 16 x 16 LR patches, traces ``--steps`` calls, and adds up the executed XLA ops by the
 model part their metadata names (``block*/lkca/dw1``, ``upsample``, ...), forward and backward
 apart. Ops outside the model (loss, optimizer) are grouped as such.
 """
@@ -21,10 +21,8 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from compare import jax_train_step, make_config
 
-from lkca_jax import losses
-from lkca_jax.config import load_config
 from lkca_jax.models import build_model
 
 
@@ -47,32 +45,18 @@ def main():
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--depth", type=int)
+    ap.add_argument("--features", type=int)
     args = ap.parse_args()
-    c = load_config(f"configs/pavia.py:x{args.scale},net")
-    c.model.bands, c.model.drop_path_rate = args.bands, 0.0
+    c = make_config("net", args.bands, args.scale, args)
     model = build_model(c)
     rng = np.random.default_rng(0)
     lr = jnp.asarray(rng.random((args.batch, 16, 16, args.bands), np.float32))
     hr = jnp.asarray(rng.random((args.batch, 16 * args.scale, 16 * args.scale, args.bands), np.float32))
-    variables = model.init(jax.random.key(0), lr[:1])
-    tx = optax.adam(1e-4)
-    state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
-
-    @jax.jit
-    def step(state, lr, hr):
-        params, stats, opt = state
-
-        def loss_fn(params):
-            (sr, _), upd = model.apply({"params": params, "batch_stats": stats}, lr, train=True,
-                                       mutable=["batch_stats"])
-            return losses.supervised(sr, hr)["loss"], upd["batch_stats"]
-
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt = tx.update(grads, opt, params)
-        return (optax.apply_updates(params, updates), stats, opt), loss
-
+    state, step = jax_train_step(model, model.init(jax.random.key(0), lr[:1]))
+    step = step.lower(state, lr, hr).compile()  # compiled once: its HLO names the traced ops
+    names = dict(re.findall(r'%([\w.\-]+) = .*?op_name="([^"]*)"', step.as_text()))
     jax.block_until_ready(step(state, lr, hr))
-    names = dict(re.findall(r'%([\w.\-]+) = .*?op_name="([^"]*)"', step.lower(state, lr, hr).compile().as_text()))
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
             for _ in range(args.steps):

@@ -194,36 +194,9 @@ def _dense_bwd(dilation, res, g):
 dense_conv.defvjp(_dense_fwd, _dense_bwd)
 
 
-def conv(x, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto",
-         bias: jax.Array | None = None, scale: jax.Array | None = None) -> jax.Array:
-    """One convolution by the implementation ``impl`` selects, plus ``bias`` when given.
-
-    ``x`` is an array or a sequence of arrays standing for their concatenation along channels;
-    ``scale`` (N, Cin), when given, first multiplies each sample's input channels. A fast 1x1 conv
-    with at most :data:`DENSE_GROUPS` groups forms neither the concatenation nor the scaled input.
-    """
-    parts = list(x) if isinstance(x, (list, tuple)) else [x]
-    fast = resolve_impl(impl) == "fast"
-    if fast and kernel.shape[0] == 1 and groups <= DENSE_GROUPS:
-        y = _pointwise_parts(parts, kernel, groups, scale)
-        return y if bias is None else y + bias
-    x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
-    if scale is not None:
-        x = x * scale[:, None, None, :].astype(x.dtype)
-    if fast and groups == 1:
-        return dense_conv(x, kernel, jnp.zeros(kernel.shape[-1], x.dtype) if bias is None else bias, dilation)
-    if not fast or groups == 1:
-        y = conv_xla(x, kernel, groups, dilation)
-    elif kernel.shape[2] == 1 and groups == x.shape[-1] == kernel.shape[-1]:
-        y = depthwise_conv(x, kernel, dilation)
-    else:
-        y = grouped_conv(x, kernel, groups, dilation)
-    return y if bias is None else y + bias
-
-
-def torch_kernel_init(key, shape, dtype=jnp.float32):
-    """PyTorch's default conv/linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")(key, shape, dtype)
+def channel_parts(x) -> list:
+    """``x`` as the list of arrays whose channel concatenation it stands for (an array: itself)."""
+    return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 def _pointwise_parts(parts, kernel: jax.Array, groups: int, scale: jax.Array | None) -> jax.Array:
@@ -243,6 +216,38 @@ def _pointwise_parts(parts, kernel: jax.Array, groups: int, scale: jax.Array | N
     return out
 
 
+def conv(x, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto",
+         bias: jax.Array | None = None, scale: jax.Array | None = None) -> jax.Array:
+    """One convolution by the implementation ``impl`` selects, plus ``bias`` when given.
+
+    ``x`` is an array or a sequence of arrays standing for their concatenation along channels;
+    ``scale`` (N, Cin), when given, first multiplies each sample's input channels. A fast 1x1 conv
+    with at most :data:`DENSE_GROUPS` groups forms neither the concatenation nor the scaled input.
+    """
+    parts = channel_parts(x)
+    fast = resolve_impl(impl) == "fast"
+    if fast and kernel.shape[0] == 1 and groups <= DENSE_GROUPS:
+        y = _pointwise_parts(parts, kernel, groups, scale)
+        return y if bias is None else y + bias
+    x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+    if scale is not None:
+        x = x * scale[:, None, None, :].astype(x.dtype)
+    if fast and groups == 1:
+        return dense_conv(x, kernel, jnp.zeros(kernel.shape[-1], x.dtype) if bias is None else bias, dilation)
+    if not fast:
+        y = conv_xla(x, kernel, groups, dilation)
+    elif kernel.shape[2] == 1 and groups == x.shape[-1] == kernel.shape[-1]:
+        y = depthwise_conv(x, kernel, dilation)
+    else:
+        y = grouped_conv(x, kernel, groups, dilation)
+    return y if bias is None else y + bias
+
+
+def torch_kernel_init(key, shape, dtype=jnp.float32):
+    """PyTorch's default conv/linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")(key, shape, dtype)
+
+
 class Conv(nn.Module):
     """2-D convolution with ``nn.Conv``'s parameter shapes and a selectable implementation;
     ``__call__(x, scale=None)`` takes ``x`` and ``scale`` as :func:`conv` does."""
@@ -257,7 +262,7 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x, scale: jax.Array | None = None) -> jax.Array:
-        parts = list(x) if isinstance(x, (list, tuple)) else [x]
+        parts = channel_parts(x)
         cin, dtype = sum(part.shape[-1] for part in parts), parts[0].dtype
         if self.kernel_size % 2 == 0:
             raise ValueError(f"Conv: kernel_size must be odd, got {self.kernel_size}")
