@@ -9,7 +9,8 @@
 
 Both frameworks get the same shapes, batch, weights (converted) and threads
 (``torch.set_num_threads`` = the CPU count XLA uses), and the same device: JAX's default backend,
-PyTorch on CUDA when JAX runs on a GPU. ``--dtype bfloat16`` casts weights and inputs of the
+PyTorch on CUDA when JAX runs on a GPU (there both may use TF32 for float32 convs and matmuls,
+XLA's default, and cuDNN autotunes per shape as XLA does). ``--dtype bfloat16`` casts weights and inputs of the
 inference suites in both frameworks. Each comparison runs ``--rounds`` rounds;
 a round times ``--iters`` calls of JAX and then of PyTorch, and the ratio JAX/PyTorch throughput
 is taken per round; the table gives the min, median and max of the ratios. Train steps are the
@@ -135,7 +136,7 @@ def jax_train_step(model, variables, teacher=None):
 
 def train_pair(c, batch: int, kd: bool):
     """Full train steps (forward, loss, backward, Adam) in both frameworks on the same batch."""
-    scale, bands = c.model.scale, c.model.bands
+    scale, bands, dev = c.model.scale, c.model.bands, torch_device()
     rng = np.random.default_rng(0)
     lr = rng.random((batch, 16, 16, bands), np.float32)
     hr = rng.random((batch, 16 * scale, 16 * scale, bands), np.float32)
@@ -143,7 +144,7 @@ def train_pair(c, batch: int, kd: bool):
         c = make_config("lr", bands, scale, ARGS)
         teacher_c = make_config("net", bands, scale, ARGS)
         t_model, t_vars, t_net = flax_and_torch(teacher_c, seed=1)
-        t_net.eval()
+        t_net.eval().to(dev)
     model, variables, net = flax_and_torch(c)
     state, step = jax_train_step(model, variables, (t_model, t_vars) if kd else None)
     box = {"state": jax.device_put(state)}
@@ -153,10 +154,10 @@ def train_pair(c, batch: int, kd: bool):
         box["state"], loss = step(box["state"], lrj, hrj)
         jax.block_until_ready(loss)
 
-    net.train()
+    net.train().to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    lrt = torch.from_numpy(np.ascontiguousarray(lr.transpose(0, 3, 1, 2)))
-    hrt = torch.from_numpy(np.ascontiguousarray(hr.transpose(0, 3, 1, 2)))
+    lrt = torch.from_numpy(np.ascontiguousarray(lr.transpose(0, 3, 1, 2))).to(dev)
+    hrt = torch.from_numpy(np.ascontiguousarray(hr.transpose(0, 3, 1, 2))).to(dev)
 
     def run_torch():
         opt.zero_grad(set_to_none=True)
@@ -168,6 +169,8 @@ def train_pair(c, batch: int, kd: bool):
             loss = loss + 0.01 * kd_torch_loss(feats, tf)
         loss.backward()
         opt.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
 
     return run_jax, run_torch
 
@@ -251,15 +254,15 @@ def suite_scaling(plots):
 
 
 def suite_peak():
-    n = 2048
-    a = jax.device_put(np.random.default_rng(0).random((n, n), np.float32))
+    n = 2048 if jax.default_backend() == "cpu" else 8192
+    a = jax.device_put(np.random.default_rng(0).random((n, n), np.float32).astype(ARGS.dtype))
     mm = jax.jit(lambda a: a @ a)
     jax.block_until_ready(mm(a))
     t = time.perf_counter()
     for _ in range(10):
         jax.block_until_ready(mm(a))
     peak = 2 * n ** 3 * 10 / (time.perf_counter() - t) / 1e9
-    print(f"dense float32 matmul {n}x{n} (XLA): {peak:.1f} GFLOP/s, the practical peak of this CPU")
+    print(f"dense {ARGS.dtype} matmul {n}x{n} (XLA): {peak:.1f} GFLOP/s, the practical peak of this device")
     c = make_config("net", 102, 4, ARGS)
     run_jax, _ = inference_pair(c, 16, 16)
     run_jax()
@@ -268,7 +271,7 @@ def suite_peak():
         run_jax()
     dt = (time.perf_counter() - t) / ARGS.iters
     flops = 2 * count_config(c)["macs"] * 16
-    print(f"LKCA-Net x4, 102 bands, batch 16 of 16 x 16: {flops / dt / 1e9:.1f} GFLOP/s "
+    print(f"LKCA-Net x4, 102 bands, batch 16 of 16 x 16, {ARGS.dtype}: {flops / dt / 1e9:.1f} GFLOP/s "
           f"({100 * flops / dt / 1e9 / peak:.0f}% of the matmul peak)")
 
 
@@ -290,7 +293,7 @@ def main():
     ap.add_argument("--suite", default="acceptance",
                     choices=("acceptance", "inference", "train", "scaling", "peak", "claim"))
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                    help="weights and inputs of the inference suites (acceptance, inference, claim)")
+                    help="weights and inputs of the inference suites (acceptance, inference, claim, peak)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--depth", type=int)
@@ -299,6 +302,9 @@ def main():
     ARGS = ap.parse_args()
     threads = os.cpu_count()
     torch.set_num_threads(threads)
+    if torch_device() == "cuda":  # float32 convs and matmuls may use TF32, as XLA's default on GPU does;
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # and cuDNN picks its algorithms per shape, as XLA autotunes
     device = jax.devices()[0].device_kind
     print(f"{platform.processor() or platform.machine()}, {threads} CPU threads, {device}; jax {jax.__version__} "
           f"({jax.default_backend()}), torch {torch.__version__} ({torch_device()}); rounds {ARGS.rounds} x "
