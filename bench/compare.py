@@ -122,9 +122,11 @@ def jax_train_step(model, variables, teacher=None):
             (sr, feats), upd = model.apply({"params": params, "batch_stats": state["batch_stats"]}, lr, train=True,
                                            mutable=["batch_stats"])
             loss = losses.supervised(sr, hr)["loss"]
-            if teacher is not None:
-                _, tf = teacher[0].apply(teacher[1], lr, train=False)
-                loss = loss + 0.01 * losses.distillation(feats, jax.lax.stop_gradient(tf))["kd"]
+            if teacher is not None:  # named scopes: bench/profile_step.py reports these parts apart
+                with jax.named_scope("teacher"):
+                    _, tf = teacher[0].apply(teacher[1], lr, train=False)
+                with jax.named_scope("kd_loss"):
+                    loss = loss + 0.01 * losses.distillation(feats, jax.lax.stop_gradient(tf))["kd"]
             return loss, upd["batch_stats"]
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])

@@ -1,11 +1,12 @@
 """Where one LKCA-Net train step spends its time, by model part, from a jax.profiler trace.
 
-    python bench/profile_step.py [--bands 102] [--scale 4] [--batch 16] [--steps 3]
+    python bench/profile_step.py [--bands 102] [--scale 4] [--batch 16] [--steps 3] [--kd]
 
 Runs bench/compare.py's JAX train step (forward, HLoss, backward, Adam) of LKCA-Net at the
 paper's size on 16 x 16 LR patches, traces ``--steps`` calls, and adds up the executed XLA ops by the
 model part their metadata names (``block*/lkca/dw1``, ``upsample``, ...), forward and backward
-apart. Ops outside the model (loss, optimizer) are grouped as such.
+apart. Ops outside the model (loss, optimizer) are grouped as such. ``--kd`` profiles LKCA-KD's step
+instead (the LKCA-LR student, the frozen teacher's forward and the KD loss, each reported apart).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from lkca_jax.models import build_model
 def part_of(op_name: str) -> str:
     """'transpose(jvp(LKCANet))/LKCANet.backbone/block3/lkca/dw1/...' -> 'block lkca/dw1 backward'."""
     direction = "backward" if "transpose(" in op_name else "forward"
+    if "(teacher)" in op_name:
+        return "teacher forward"
+    if "(kd_loss)" in op_name:
+        return f"kd loss {direction}"
     block = re.search(r"/block\d+/(\w+)(?:/(\w+))?", op_name)
     if block:
         name = block.group(1) + (f"/{block.group(2)}" if block.group(1) == "lkca" and block.group(2) else "")
@@ -47,13 +52,18 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--depth", type=int)
     ap.add_argument("--features", type=int)
+    ap.add_argument("--kd", action="store_true", help="LKCA-KD's step: the LKCA-LR student, teacher forward, KD loss")
     args = ap.parse_args()
-    c = make_config("net", args.bands, args.scale, args)
+    c = make_config("lr" if args.kd else "net", args.bands, args.scale, args)
     model = build_model(c)
     rng = np.random.default_rng(0)
     lr = jnp.asarray(rng.random((args.batch, 16, 16, args.bands), np.float32))
     hr = jnp.asarray(rng.random((args.batch, 16 * args.scale, 16 * args.scale, args.bands), np.float32))
-    state, step = jax_train_step(model, model.init(jax.random.key(0), lr[:1]))
+    teacher = None
+    if args.kd:
+        t_model = build_model(make_config("net", args.bands, args.scale, args))
+        teacher = (t_model, t_model.init(jax.random.key(1), lr[:1]))
+    state, step = jax_train_step(model, model.init(jax.random.key(0), lr[:1]), teacher)
     step = step.lower(state, lr, hr).compile()  # compiled once: its HLO names the traced ops
     names = dict(re.findall(r'%([\w.\-]+) = .*?op_name="([^"]*)"', step.as_text()))
     jax.block_until_ready(step(state, lr, hr))
@@ -68,7 +78,8 @@ def main():
         if e.get("ph") == "X" and e["name"] in names:
             totals[part_of(names[e["name"]])] += e["dur"] / 1e3 / args.steps
     total = sum(totals.values())
-    print(f"jax {jax.__version__} ({jax.default_backend()}); LKCA-Net x{args.scale}, {args.bands} bands, batch "
+    name = "LKCA-KD" if args.kd else "LKCA-Net"
+    print(f"jax {jax.__version__} ({jax.default_backend()}); {name} x{args.scale}, {args.bands} bands, batch "
           f"{args.batch} of 16 x 16; ms per step summed over executed ops ({total:.0f} ms in all)\n")
     print("| part | ms per step | share |\n|---|---|---|")
     for part, ms in totals.most_common():

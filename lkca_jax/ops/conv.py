@@ -157,14 +157,49 @@ def block_diagonal(kernel: jax.Array, groups: int) -> jax.Array:
     return (blocks * eye).reshape(k, k, groups * cig, cout)
 
 
+def _group_cols(x: jax.Array, k: int, dilation: int, groups: int) -> jax.Array:
+    """(n, h, w, Cin) -> each group's im2col columns, group-major: (groups, n*h*w, k*k*Cin/groups)."""
+    n, h, w, cin = x.shape
+    xg = x.reshape(n, h, w, groups, cin // groups).transpose(3, 0, 1, 2, 4).reshape(groups * n, h, w, -1)
+    return _im2col(xg, k, dilation).reshape(groups, n * h * w, -1)
+
+
+def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
+    """Grouped kernel (k, k, Cin/g, Cout) -> per-group matrices (g, k*k*Cin/g, Cout/g)."""
+    k, _, cig, cout = kernel.shape
+    return kernel.reshape(k * k * cig, groups, cout // groups).transpose(1, 0, 2)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def grouped_conv(x: jax.Array, kernel: jax.Array, groups: int, dilation: int = 1) -> jax.Array:
-    """Grouped conv, kernel (k, k, Cin/g, Cout), as im2col plus one grouped einsum."""
+    """Grouped conv, kernel (k, k, Cin/g, Cout), as one group-batched product of im2col columns.
+
+    Everything is laid out group-major, so the products batch over a leading axis (no transposes
+    of their operands), and the backward reads the cotangent through one transpose: XLA computes
+    it once instead of re-computing its producer (e.g. a loss gradient) in every consumer.
+    """
+    n, h, w, _ = x.shape
+    y = jnp.einsum("gpk,gko->gpo", _group_cols(x, kernel.shape[0], dilation, groups), _group_kernel(kernel, groups))
+    return y.transpose(1, 0, 2).reshape(n, h, w, kernel.shape[-1])
+
+
+def _grouped_fwd(x, kernel, groups, dilation):
+    return grouped_conv(x, kernel, groups, dilation), (x, kernel)
+
+
+def _grouped_bwd(groups, dilation, res, g):
+    x, kernel = res
     k, _, cig, cout = kernel.shape
     n, h, w, cin = x.shape
-    taps = _im2col(x, k, dilation)
-    taps = taps.reshape(n, h, w, k * k, groups, cig)
-    kern = kernel.reshape(k * k, cig, groups, cout // groups)
-    return jnp.einsum("nhwtgi,tigo->nhwgo", taps, kern).reshape(n, h, w, cout)
+    gt = g.reshape(n * h * w, groups, cout // groups).transpose(1, 0, 2)
+    gk = jnp.einsum("gpk,gpo->gko", _group_cols(x, k, dilation, groups), gt)
+    gcols = jnp.einsum("gpo,gko->gpk", gt, _group_kernel(kernel, groups))
+    gx = _col2im(gcols.reshape(groups * n, h, w, k * k, cig), k, dilation)
+    gx = gx.reshape(groups, n, h, w, cig).transpose(1, 2, 3, 0, 4).reshape(n, h, w, cin)
+    return gx, gk.transpose(1, 0, 2).reshape(kernel.shape).astype(kernel.dtype)
+
+
+grouped_conv.defvjp(_grouped_fwd, _grouped_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
