@@ -21,13 +21,12 @@ import jax
 import jax.numpy as jnp
 
 from lkca_jax.models import build_model
-from lkca_jax.ops.conv import Conv, channel_parts
+from lkca_jax.ops.conv import Conv
 
 
 def _macs_of_call(module: nn.Module, x, y: jax.Array) -> int:
-    if isinstance(module, Conv):  # x: an array or the channel parts of one
-        cin = sum(part.shape[-1] for part in channel_parts(x))
-        return y.size * module.kernel_size ** 2 * (cin // module.groups)
+    if isinstance(module, Conv):
+        return y.size * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
     if isinstance(module, nn.Dense):
         return y.size * x.shape[-1]
     if isinstance(module, nn.BatchNorm):

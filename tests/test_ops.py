@@ -80,7 +80,7 @@ def test_dense_matches_xla(k, d, rng):
     _check_value_and_grad(x, kernel, 1, d)
 
 
-@pytest.mark.parametrize("k", [1, 3])  # the 1x1 runs dense on the block-diagonal kernel, the 3x3 grouped
+@pytest.mark.parametrize("k", [1, 3])
 def test_grouped_kernel_expands_block_diagonal(k, rng):
     # The grouped map from input to output channels at one pixel, probed through the Jacobian,
     # is block-diagonal: output group j (PyTorch order, channels j*Cout/g ...) sees input group j only.
@@ -104,26 +104,3 @@ def test_conv_module_shapes_match_nn_conv(rng):
 def test_conv_rejects_bad_groups():
     with pytest.raises(ValueError, match="groups=3"):
         Conv(8, 3, groups=3).init(jax.random.key(0), jnp.ones((1, 4, 4, 6)))
-
-
-@pytest.mark.parametrize("impl", ["fast", "xla"])
-@pytest.mark.parametrize("groups", [1, 4])
-def test_conv_of_parts_with_scale(impl, groups, rng):
-    # conv(parts, scale=s) is the conv of concat(parts) * s, each sample's channels scaled: the fast
-    # 1x1 path never forms either; values and gradients (parts, kernel, scale) against XLA's conv.
-    parts = [rng.standard_normal((2, 5, 6, c)).astype(np.float32) for c in (4, 8, 4)]
-    scale = rng.random((2, 16)).astype(np.float32)
-    kernel = rng.standard_normal((1, 1, 16 // groups, 8)).astype(np.float32)
-    cot = rng.standard_normal((2, 5, 6, 8)).astype(np.float32)
-
-    def ours(parts, kernel, scale):
-        return jnp.sum(conv(parts, kernel, groups, 1, impl, scale=scale) * cot)
-
-    def reference(parts, kernel, scale):
-        z = jnp.concatenate(parts, axis=-1) * scale[:, None, None, :]
-        return jnp.sum(conv_xla(z, kernel, groups) * cot)
-
-    got = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(parts, kernel, scale)
-    ref = jax.value_and_grad(reference, argnums=(0, 1, 2))(parts, kernel, scale)
-    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
-        np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-5, atol=1e-4)

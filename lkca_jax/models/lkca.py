@@ -70,11 +70,10 @@ class LKCA(nn.Module):
         maps = [a]
         for i, (k, d) in enumerate(zip(self.kernel_sizes, self.dilations)):
             maps.append(Conv(f, k, groups=f, dilation=d, impl=self.conv_impl, name=f"dw{i}")(maps[-1]))
-        # z = concat(maps) * SE(avgpool(z)) goes into the grouped 1x1 fusion conv; Conv takes the maps
-        # and the gate separately (on CPU it never stores z, see lkca_jax.ops.conv).
-        gate = SqueezeExcite(self.se_reduction, name="se")(
-            jnp.concatenate([jnp.mean(m, axis=(1, 2)) for m in maps], axis=-1))
-        attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(maps, scale=gate)
+        # z = concat(maps) * SE(avgpool(z)) goes into the grouped 1x1 fusion conv.
+        z = jnp.concatenate(maps, axis=-1)
+        gate = SqueezeExcite(self.se_reduction, name="se")(jnp.mean(z, axis=(1, 2)))
+        attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(z * gate[:, None, None, :])
         attn = nn.BatchNorm(not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                             axis_name=self.axis_name, name="fuse_bn")(attn)
         gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))

@@ -8,12 +8,10 @@ implementations compute the same function with the same parameter shapes as
 * depthwise (g = Cin = Cout): shift-and-add over the k*k taps, with a custom
   VJP: the input gradient is the same shift-and-add with the flipped kernel,
   the weight gradient one channel-batched matrix product.
-* 1x1 with g <= DENSE_GROUPS (the LKCA fusion conv, the 1x1 projections):
-  matrix products against the block-diagonal kernel, g times the FLOPs but
-  no transposes; given the input as channel parts and a per-sample channel
-  scale (LKCA's concat * SE gate), neither is ever formed.
-* other grouped (1 < g < Cin): im2col over the taps, then one grouped einsum.
-* dense k x k (k > 1): XLA's convolution forward; the backward as matrix
+* other grouped (1 < g < Cin, e.g. LKCA's 1x1 fusion conv, LKCA-LR's
+  upsampler): group-major im2col columns times per-group matrices, one
+  group-batched product, with a custom VJP of the same products.
+* dense (g = 1): XLA's convolution forward; the backward as matrix
   products over im2col columns (XLA's own convolution backward on CPU is
   about 1.6x slower), the bias inside so the cotangent is stored once.
 
@@ -34,7 +32,6 @@ import numpy as np
 from jax import lax
 
 IMPLS = ("auto", "xla", "fast")
-DENSE_GROUPS = 4  # fast 1x1 convs with at most this many groups: matmuls on the block-diagonal kernel
 
 
 def resolve_impl(impl: str) -> str:
@@ -149,14 +146,6 @@ def _depthwise_bwd(dilation, res, g):
 depthwise_conv.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
-def block_diagonal(kernel: jax.Array, groups: int) -> jax.Array:
-    """A grouped kernel (k, k, Cin/g, Cout) as the dense (k, k, Cin, Cout) kernel it equals (zeros off the blocks)."""
-    k, _, cig, cout = kernel.shape
-    blocks = kernel.reshape(k, k, 1, cig, groups, cout // groups)
-    eye = jnp.eye(groups, dtype=kernel.dtype).reshape(1, 1, groups, 1, groups, 1)
-    return (blocks * eye).reshape(k, k, groups * cig, cout)
-
-
 def _group_cols(x: jax.Array, k: int, dilation: int, groups: int) -> jax.Array:
     """(n, h, w, Cin) -> each group's im2col columns, group-major: (groups, n*h*w, k*k*Cin/groups)."""
     n, h, w, cin = x.shape
@@ -229,44 +218,10 @@ def _dense_bwd(dilation, res, g):
 dense_conv.defvjp(_dense_fwd, _dense_bwd)
 
 
-def channel_parts(x) -> list:
-    """``x`` as the list of arrays whose channel concatenation it stands for (an array: itself)."""
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
-def _pointwise_parts(parts, kernel: jax.Array, groups: int, scale: jax.Array | None) -> jax.Array:
-    """1x1 conv of the channel concatenation of ``parts``, each input channel times ``scale`` (n, Cin),
-    as one per-sample matrix product per part against its rows of the block-diagonal kernel: neither
-    the concatenation nor the scaled input is ever stored."""
-    kern = block_diagonal(kernel, groups)[0, 0]
-    out, start = None, 0
-    for part in parts:
-        rows = kern[start:start + part.shape[-1]]
-        if scale is None:
-            y = jnp.einsum("nhwi,io->nhwo", part, rows)
-        else:
-            y = jnp.einsum("nhwi,nio->nhwo", part, scale[:, start:start + part.shape[-1], None] * rows)
-        out = y if out is None else out + y
-        start += part.shape[-1]
-    return out
-
-
-def conv(x, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto",
-         bias: jax.Array | None = None, scale: jax.Array | None = None) -> jax.Array:
-    """One convolution by the implementation ``impl`` selects, plus ``bias`` when given.
-
-    ``x`` is an array or a sequence of arrays standing for their concatenation along channels;
-    ``scale`` (N, Cin), when given, first multiplies each sample's input channels. A fast 1x1 conv
-    with at most :data:`DENSE_GROUPS` groups forms neither the concatenation nor the scaled input.
-    """
-    parts = channel_parts(x)
+def conv(x: jax.Array, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto",
+         bias: jax.Array | None = None) -> jax.Array:
+    """One convolution by the implementation ``impl`` selects, plus ``bias`` when given."""
     fast = resolve_impl(impl) == "fast"
-    if fast and kernel.shape[0] == 1 and groups <= DENSE_GROUPS:
-        y = _pointwise_parts(parts, kernel, groups, scale)
-        return y if bias is None else y + bias
-    x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
-    if scale is not None:
-        x = x * scale[:, None, None, :].astype(x.dtype)
     if fast and groups == 1:
         return dense_conv(x, kernel, jnp.zeros(kernel.shape[-1], x.dtype) if bias is None else bias, dilation)
     if not fast:
@@ -284,8 +239,7 @@ def torch_kernel_init(key, shape, dtype=jnp.float32):
 
 
 class Conv(nn.Module):
-    """2-D convolution with ``nn.Conv``'s parameter shapes and a selectable implementation;
-    ``__call__(x, scale=None)`` takes ``x`` and ``scale`` as :func:`conv` does."""
+    """2-D convolution with ``nn.Conv``'s parameter shapes and a selectable implementation."""
 
     features: int
     kernel_size: int = 3
@@ -296,9 +250,8 @@ class Conv(nn.Module):
     kernel_init: Callable[..., Any] = torch_kernel_init
 
     @nn.compact
-    def __call__(self, x, scale: jax.Array | None = None) -> jax.Array:
-        parts = channel_parts(x)
-        cin, dtype = sum(part.shape[-1] for part in parts), parts[0].dtype
+    def __call__(self, x: jax.Array) -> jax.Array:
+        cin, dtype = x.shape[-1], x.dtype
         if self.kernel_size % 2 == 0:
             raise ValueError(f"Conv: kernel_size must be odd, got {self.kernel_size}")
         if cin % self.groups or self.features % self.groups:
@@ -306,4 +259,4 @@ class Conv(nn.Module):
         k = self.kernel_size
         kernel = self.param("kernel", self.kernel_init, (k, k, cin // self.groups, self.features)).astype(dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype) if self.use_bias else None
-        return conv(parts, kernel, self.groups, self.dilation, self.impl, bias, scale)
+        return conv(x, kernel, self.groups, self.dilation, self.impl, bias)
