@@ -24,7 +24,7 @@ from lkca_jax.models import build_model
 from lkca_jax.ops.conv import Conv
 
 
-def _macs_of_call(module: nn.Module, x, y: jax.Array) -> int:
+def _macs_of_call(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
     if isinstance(module, Conv):
         return y.size * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
     if isinstance(module, nn.Dense):

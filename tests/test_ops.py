@@ -74,7 +74,7 @@ def test_grouped_matches_xla(k, groups, cin, cout, d, rng):
 @pytest.mark.parametrize("k", [1, 3, 5])
 @pytest.mark.parametrize("d", [1, 2])
 def test_dense_matches_xla(k, d, rng):
-    # k > 1 takes the custom backward (im2col products, bias inside); k = 1 is one matrix product.
+    # XLA's forward, the custom backward (im2col products, bias inside) for every k.
     x = rng.standard_normal((2, 7, 9, 5)).astype(np.float32)
     kernel = rng.standard_normal((k, k, 5, 6)).astype(np.float32)
     _check_value_and_grad(x, kernel, 1, d)

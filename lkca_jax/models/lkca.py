@@ -40,15 +40,17 @@ def resolve_groups(features: int, out_channels: int, requested: int | str, fallb
 
 
 class SqueezeExcite(nn.Module):
-    """FC C->C/r -> ReLU -> FC -> sigmoid on the average-pooled channels (N, C): a per-channel gate."""
+    """avgpool -> FC C->C/r -> ReLU -> FC -> sigmoid, a per-channel gate."""
 
     reduction: int = 16
 
     @nn.compact
-    def __call__(self, pooled: jax.Array) -> jax.Array:
-        c = pooled.shape[-1]
-        s = nn.relu(nn.Dense(max(c // self.reduction, 1), kernel_init=torch_kernel_init, name="fc1")(pooled))
-        return nn.sigmoid(nn.Dense(c, kernel_init=torch_kernel_init, name="fc2")(s))
+    def __call__(self, z: jax.Array) -> jax.Array:
+        c = z.shape[-1]
+        s = jnp.mean(z, axis=(1, 2))
+        s = nn.relu(nn.Dense(max(c // self.reduction, 1), kernel_init=torch_kernel_init, name="fc1")(s))
+        s = nn.sigmoid(nn.Dense(c, kernel_init=torch_kernel_init, name="fc2")(s))
+        return s[:, None, None, :]
 
 
 class LKCA(nn.Module):
@@ -70,10 +72,9 @@ class LKCA(nn.Module):
         maps = [a]
         for i, (k, d) in enumerate(zip(self.kernel_sizes, self.dilations)):
             maps.append(Conv(f, k, groups=f, dilation=d, impl=self.conv_impl, name=f"dw{i}")(maps[-1]))
-        # z = concat(maps) * SE(avgpool(z)) goes into the grouped 1x1 fusion conv.
         z = jnp.concatenate(maps, axis=-1)
-        gate = SqueezeExcite(self.se_reduction, name="se")(jnp.mean(z, axis=(1, 2)))
-        attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(z * gate[:, None, None, :])
+        z = z * SqueezeExcite(self.se_reduction, name="se")(z)
+        attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(z)
         attn = nn.BatchNorm(not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
                             axis_name=self.axis_name, name="fuse_bn")(attn)
         gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))

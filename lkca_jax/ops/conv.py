@@ -10,10 +10,12 @@ implementations compute the same function with the same parameter shapes as
   the weight gradient one channel-batched matrix product.
 * other grouped (1 < g < Cin, e.g. LKCA's 1x1 fusion conv, LKCA-LR's
   upsampler): group-major im2col columns times per-group matrices, one
-  group-batched product, with a custom VJP of the same products.
-* dense (g = 1): XLA's convolution forward; the backward as matrix
-  products over im2col columns (XLA's own convolution backward on CPU is
-  about 1.6x slower), the bias inside so the cotangent is stored once.
+  group-batched product.
+* dense (g = 1): XLA's convolution forward.
+* both: a custom VJP of im2col matrix products, with the bias inside, that
+  reads the cotangent once (XLA's own dense convolution backward on CPU is
+  about 1.6x slower; the autodiff of the grouped einsum re-computed the
+  cotangent in each of its transposes).
 
 ``impl='auto'`` picks ``fast`` on CPU and ``xla`` on GPU/TPU. Padding is
 PyTorch's ``padding = dilation * (k - 1) // 2`` (zeros), stride 1, odd k.
@@ -159,77 +161,52 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
     return kernel.reshape(k * k * cig, groups, cout // groups).transpose(1, 0, 2)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def grouped_conv(x: jax.Array, kernel: jax.Array, groups: int, dilation: int = 1) -> jax.Array:
-    """Grouped conv, kernel (k, k, Cin/g, Cout), as one group-batched product of im2col columns.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int = 1, dilation: int = 1) -> jax.Array:
+    """Grouped (or, with ``groups=1``, dense) conv plus bias, kernel (k, k, Cin/g, Cout).
 
-    Everything is laid out group-major, so the products batch over a leading axis (no transposes
-    of their operands), and the backward reads the cotangent through one transpose: XLA computes
-    it once instead of re-computing its producer (e.g. a loss gradient) in every consumer.
+    Forward: XLA's convolution when dense (already fast), else one group-batched product of
+    group-major im2col columns (no transposes of the products' operands). Backward: the same
+    products, with the bias inside; every one reads the cotangent through a single group-major
+    view, so XLA computes it once instead of re-computing its producer (e.g. a loss gradient) in
+    every consumer, as a separate bias reduction or the transposes of an einsum's autodiff would.
     """
+    if groups == 1:
+        return conv_xla(x, kernel, 1, dilation) + bias
     n, h, w, _ = x.shape
     y = jnp.einsum("gpk,gko->gpo", _group_cols(x, kernel.shape[0], dilation, groups), _group_kernel(kernel, groups))
-    return y.transpose(1, 0, 2).reshape(n, h, w, kernel.shape[-1])
+    return y.transpose(1, 0, 2).reshape(n, h, w, kernel.shape[-1]) + bias
 
 
-def _grouped_fwd(x, kernel, groups, dilation):
-    return grouped_conv(x, kernel, groups, dilation), (x, kernel)
+def _grouped_fwd(x, kernel, bias, groups, dilation):
+    return grouped_conv(x, kernel, bias, groups, dilation), (x, kernel)
 
 
 def _grouped_bwd(groups, dilation, res, g):
     x, kernel = res
     k, _, cig, cout = kernel.shape
     n, h, w, cin = x.shape
-    gt = g.reshape(n * h * w, groups, cout // groups).transpose(1, 0, 2)
+    gt = g.reshape(n * h * w, groups, cout // groups).transpose(1, 0, 2)  # (groups, pixels, Cout/g)
     gk = jnp.einsum("gpk,gpo->gko", _group_cols(x, k, dilation, groups), gt)
+    gb = jnp.einsum("p,gpo->go", jnp.ones((n * h * w,), g.dtype), gt)
     gcols = jnp.einsum("gpo,gko->gpk", gt, _group_kernel(kernel, groups))
     gx = _col2im(gcols.reshape(groups * n, h, w, k * k, cig), k, dilation)
     gx = gx.reshape(groups, n, h, w, cig).transpose(1, 2, 3, 0, 4).reshape(n, h, w, cin)
-    return gx, gk.transpose(1, 0, 2).reshape(kernel.shape).astype(kernel.dtype)
+    return gx, gk.transpose(1, 0, 2).reshape(kernel.shape).astype(kernel.dtype), gb.reshape(cout)
 
 
 grouped_conv.defvjp(_grouped_fwd, _grouped_bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def dense_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, dilation: int = 1) -> jax.Array:
-    """Dense conv plus bias, kernel (k, k, Cin, Cout): XLA's forward, a backward of matrix products."""
-    return conv_xla(x, kernel, 1, dilation) + bias
-
-
-def _dense_fwd(x, kernel, bias, dilation):
-    return dense_conv(x, kernel, bias, dilation), (x, kernel)
-
-
-def _dense_bwd(dilation, res, g):
-    x, kernel = res
-    k, _, cin, cout = kernel.shape
-    n, h, w, _ = x.shape
-    # All three products read g as one (pixels, Cout) matrix, so XLA computes g once and stores it
-    # (a reduction for the bias gradient would be a fusion that re-computes g's producer).
-    g2 = g.reshape(n * h * w, cout)
-    cols = _im2col(x, k, dilation).reshape(n * h * w, k * k * cin)
-    gk = (cols.T @ g2).reshape(kernel.shape)
-    gb = jnp.ones((n * h * w,), g.dtype) @ g2
-    gx = _col2im((g2 @ kernel.reshape(k * k * cin, cout).T).reshape(n, h, w, k * k, cin), k, dilation)
-    return gx, gk.astype(kernel.dtype), gb
-
-
-dense_conv.defvjp(_dense_fwd, _dense_bwd)
-
-
 def conv(x: jax.Array, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto",
          bias: jax.Array | None = None) -> jax.Array:
     """One convolution by the implementation ``impl`` selects, plus ``bias`` when given."""
-    fast = resolve_impl(impl) == "fast"
-    if fast and groups == 1:
-        return dense_conv(x, kernel, jnp.zeros(kernel.shape[-1], x.dtype) if bias is None else bias, dilation)
-    if not fast:
+    if resolve_impl(impl) == "xla":
         y = conv_xla(x, kernel, groups, dilation)
     elif kernel.shape[2] == 1 and groups == x.shape[-1] == kernel.shape[-1]:
         y = depthwise_conv(x, kernel, dilation)
     else:
-        y = grouped_conv(x, kernel, groups, dilation)
+        return grouped_conv(x, kernel, jnp.zeros(kernel.shape[-1], x.dtype) if bias is None else bias, groups, dilation)
     return y if bias is None else y + bias
 
 
