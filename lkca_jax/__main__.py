@@ -3,10 +3,12 @@
     count    --config=configs/chikusei.py:x4,net [--config=...] [--json]
         Parameters and MACs in the paper's convention (one 16 x 16 LR input).
     inspect  FILE [--key K] [--json]
-        Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder).
-    sr       --workdir RUN --input IN --output OUT [--key K] [--tile T] [--overlap O] [--batch B]
+        Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder), and its
+        CRS, pixel size and nodata value when it has them.
+    sr       --workdir RUN --input IN --output OUT [--key K] [--tile T] [--overlap O] [--batch B] [--norm V]
         Super-resolve a whole scene with a trained run, in overlapping cross-faded tiles; OUT's
-        suffix picks the format (.mat, .npy, .tif, .hdr for ENVI).
+        suffix picks the format (.mat, .npy, .tif, .hdr for ENVI). A GeoTIFF or ENVI input's
+        georeference goes to a .tif or .hdr output with pixels r times smaller.
     convert  --workdir RUN --to model.pt  |  --from model.pt --workdir NEW_RUN [--config C]
         Weights to and from the PyTorch reference (lkca_jax/torch_ref.py): a .pt state dict.
     rank     --workdir RUN [--workdir RUN2 ...] [--out DIR]
@@ -60,6 +62,10 @@ def _inspect(args) -> int:
     finite = data[np.isfinite(data)]
     info = {"shape": list(data.shape), "dtype": cube.source_dtype,
             "min": float(finite.min()) if finite.size else None, "max": float(finite.max()) if finite.size else None}
+    g = cube.georef
+    if g is not None:
+        info.update(crs=g.crs_name, pixel_size=list(g.pixel_size), origin=[g.transform.c, g.transform.f],
+                    nodata=g.nodata)
     if cube.nonfinite:
         print(f"warning: {args.file}: {cube.nonfinite} NaN or Inf value(s) (training refuses this file)",
               file=sys.stderr)
@@ -70,14 +76,20 @@ def _inspect(args) -> int:
         print(f"{args.file}: {h} x {w} pixels, {c} bands, {cube.source_dtype}, "
               f"values {info['min']:g} .. {info['max']:g}" + ("" if cube.wavelengths is None else
               f", wavelengths {cube.wavelengths[0]:g} .. {cube.wavelengths[-1]:g}"))
+        if g is not None:
+            print(f"  CRS {g.crs_name}, pixel size {g.pixel_size[0]:g} x {g.pixel_size[1]:g}, origin "
+                  f"({g.transform.c:g}, {g.transform.f:g})" + ("" if g.nodata is None else f", nodata {g.nodata:g}"))
     return 0
 
 
 def _sr(args) -> int:
     from lkca_jax.inference import run_sr
 
-    info = run_sr(args.workdir, args.input, args.output, args.key, args.tile, args.overlap, args.batch, args.which)
-    print(f"wrote {info['output']}: {info['shape'][0]} x {info['shape'][1]} x {info['shape'][2]}")
+    info = run_sr(args.workdir, args.input, args.output, args.key, args.tile, args.overlap, args.batch, args.which,
+                  norm=args.norm)
+    print(f"wrote {info['output']}: {info['shape'][0]} x {info['shape'][1]} x {info['shape'][2]}"
+          + (", georeferenced" if info["georeferenced"] else "")
+          + (f", {info['nodata_pixels']} nodata LR pixels kept as nodata" if info["nodata_pixels"] else ""))
     return 0
 
 
@@ -107,7 +119,7 @@ def _rank(args) -> int:
     import pathlib
 
     from lkca_jax import checkpoint, lowrank
-    from lkca_jax.data.io import atomic_write
+    from lkca_jax.atomic import atomic_write
     from lkca_jax.evaluation import method_name
     from lkca_jax.models import build_model
 
@@ -157,7 +169,7 @@ def _lowrank(args) -> int:
 def _table(args) -> int:
     import pathlib
 
-    from lkca_jax.data.io import atomic_write
+    from lkca_jax.atomic import atomic_write
     from lkca_jax.evaluation import format_table
 
     rows, legacy = [], set()
@@ -212,6 +224,7 @@ def main(argv=None) -> int:
     p.add_argument("--tile", type=int, default=128, help="tile core size in LR pixels (0: whole image)")
     p.add_argument("--overlap", type=int, default=16, help="LR pixels of context on each side of a tile")
     p.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
+    p.add_argument("--norm", type=float, help="divide the input by this (default: as the run was trained)")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_sr)
     p = sub.add_parser("convert", help="weights to or from a PyTorch .pt state dict")

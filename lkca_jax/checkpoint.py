@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lkca_jax.data.io import atomic_write
+from lkca_jax.atomic import atomic_write
 
 CONFIG_FILE = "config.json"
 

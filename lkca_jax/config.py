@@ -169,6 +169,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     e.tile = 0
     e.legacy_ergas = False  # True: the anchors' ERGAS with ratio 4 at every scale, labelled as such
     e.save_images = False
+    e.bicubic_row = True  # the table also holds Bicubic on the same images, and the model's gain over it
     e.rgb_bands = ()  # false-colour (R, G, B) band indices; () picks bands at 3/4, 1/2 and 1/4 of the range
 
     # The paper's Flops column: MACs for one 16 x 16 low-resolution input.

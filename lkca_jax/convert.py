@@ -112,7 +112,7 @@ def save_pt(path, variables, config) -> None:
     """A ``.pt`` file: {'state_dict': tensors, 'config': the run config as JSON text} (atomic)."""
     import torch
 
-    from lkca_jax.data.io import atomic_write
+    from lkca_jax.atomic import atomic_write
 
     payload = {"state_dict": {k: torch.from_numpy(v) for k, v in flax_to_torch(variables).items()},
                "config": config.to_json_best_effort()}

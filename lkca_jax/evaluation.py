@@ -18,9 +18,9 @@ import numpy as np
 
 from lkca_jax import checkpoint, metrics
 from lkca_jax.accounting import count_config, human
+from lkca_jax.atomic import atomic_write
 from lkca_jax.config import VARIANT_NAMES
 from lkca_jax.data.datasets import load_splits
-from lkca_jax.data.io import atomic_write
 from lkca_jax.data.pipeline import SplitSource, eval_batches
 from lkca_jax.inference import DEFAULT_TILE, predict_tiled, predictor
 from lkca_jax.models import build_model
@@ -153,24 +153,55 @@ def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -
     plt.close(fig)
 
 
-def evaluate(config, variables, split, workdir=None, split_name: str = "test", save_images: bool | None = None,
-             echo=print) -> dict:
-    """Score ``split`` (a :class:`lkca_jax.data.datasets.Split`), print the table row and, with a
-    ``workdir``, write ``eval/<split>.json`` and ``.md`` (and pictures when asked)."""
+def bicubic_config(config):
+    """``config`` with the model replaced by Bicubic (same bands and scale)."""
+    b = config.copy_and_resolve_references()
+    b.variant, b.model.name = "bicubic", "bicubic"
+    if "converted" in b:
+        b.converted = ""
+    return b
+
+
+def gain_line(row: dict, reference: dict) -> str:
+    """What a row gains over the reference (Bicubic) in the metrics a reader looks at first."""
+    better = row["MPSNR"] > reference["MPSNR"] and row["SAM"] < reference["SAM"]
+    return (f"{row['Method']} against {reference['Method']}: MPSNR {row['MPSNR'] - reference['MPSNR']:+.4f} dB, "
+            f"SAM {row['SAM'] - reference['SAM']:+.4f} deg, ERGAS {row['ERGAS'] - reference['ERGAS']:+.4f} "
+            f"({'better in both MPSNR and SAM' if better else 'not better in both MPSNR and SAM'})\n")
+
+
+def score(config, variables, split) -> tuple[dict, dict, list]:
+    """The table row, the per-image metrics and the SR images of ``config``'s model on ``split``."""
     model = build_model(config)
-    legacy = bool(config.eval.legacy_ergas)
     per_image, images, seconds = predict_split(model, variables, split, config.eval.batch_size,
-                                               config.model.scale, legacy, config.eval.get("tile", 0))
+                                               config.model.scale, bool(config.eval.legacy_ergas),
+                                               config.eval.get("tile", 0))
     counts = count_config(config)
     row = {"Method": method_name(config), "Param": counts["params"], "Flops": counts["macs"],
            **mean_row(per_image), "s/img": seconds}
-    table = format_table([row], legacy)
+    return row, per_image, images
+
+
+def evaluate(config, variables, split, workdir=None, split_name: str = "test", save_images: bool | None = None,
+             echo=print) -> dict:
+    """Score ``split`` (a :class:`lkca_jax.data.datasets.Split`), print the table (with the Bicubic
+    row and the gain over it, unless ``eval.bicubic_row`` is off or the model is Bicubic) and, with
+    a ``workdir``, write ``eval/<split>.json`` and ``.md`` (and pictures when asked)."""
+    legacy = bool(config.eval.legacy_ergas)
+    row, per_image, images = score(config, variables, split)
+    rows, extra = [row], ""
+    if config.eval.get("bicubic_row", True) and config.model.name != "bicubic":
+        bicubic = score(bicubic_config(config), {}, split)[0]
+        rows, extra = [bicubic, row], "\n" + gain_line(row, bicubic)
+    table = format_table(rows, legacy) + extra
     echo(table)
     if workdir is not None:
         out = pathlib.Path(workdir) / "eval"
         record = {"split": split_name, "scale": config.model.scale, "legacy_ergas": legacy, "mean": row,
                   "per_image": {i: {k: float(v[n]) for k, v in per_image.items()} for n, i in enumerate(split.ids)},
                   "norm": split.norm, "device": jax.devices()[0].device_kind}
+        if len(rows) > 1:
+            record["bicubic"] = rows[0]
         text = json.dumps(record, indent=2, default=float)
         atomic_write(out / f"{split_name}.json", lambda tmp: pathlib.Path(tmp).write_text(text))
         md = f"# {split_name} split\n\n{table}"

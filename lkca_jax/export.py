@@ -4,7 +4,8 @@
   weights baked in and the batch dimension symbolic; reload it with
   ``jax.export.deserialize(open(f, 'rb').read()).call(lr)``, no model code needed.
 * ``onnx``: the PyTorch reference (:mod:`lkca_jax.torch_ref`) with converted weights, exported by
-  ``torch.onnx`` with a dynamic batch and checked with onnxruntime.
+  PyTorch's current exporter (``torch.onnx.export(..., dynamo=True)``, through ``torch.export``;
+  the TorchScript one is deprecated since torch 2.9) with a dynamic batch, checked with onnxruntime.
 
 Both are written to a temporary file, reloaded and run on a random batch of 2 (values in [0, 1),
 the normalised range), and renamed into place only when they agree with Flax within ``tol``.
@@ -12,15 +13,18 @@ the normalised range), and renamed into place only when they agree with Flax wit
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import pathlib
-import tempfile
 import warnings
 
 import jax
 import numpy as np
 
 from lkca_jax import checkpoint
+from lkca_jax.atomic import remove, temp_beside
 from lkca_jax.inference import predictor
 from lkca_jax.models import build_model
 
@@ -46,13 +50,26 @@ def _onnx(config, variables, lr_shape, tmp: str):
     net = torch_model(variables, config)
     h, w, c = lr_shape
     example = torch.zeros(1, c, h, w)
-    with warnings.catch_warnings():  # the bicubic matrices are constants for the exported size, as meant
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+    batch = torch.export.Dim("batch", min=1)
+    # The exporter logs each torchvision op it skips and warns of its own deprecations; the
+    # artifact is checked below, so none of that reaches the user.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_logger("torch.onnx"):
+        warnings.simplefilter("ignore")
         torch.onnx.export(net, (example,), tmp, input_names=["lr"], output_names=["sr", "features"],
-                          dynamic_axes={"lr": {0: "batch"}, "sr": {0: "batch"}, "features": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+                          dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
     session = onnxruntime.InferenceSession(tmp, providers=["CPUExecutionProvider"])
     return lambda x: session.run(["sr"], {"lr": x.transpose(0, 3, 1, 2)})[0].transpose(0, 2, 3, 1)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best", tol: float = 1e-4) -> dict:
@@ -64,9 +81,7 @@ def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best"
         raise ValueError(f"{workdir}: no {fmt} export for model {config.model.name!r}")
     lr_shape = (*lr_size, config.model.bands)
     out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
+    tmp = temp_beside(out)
     try:
         run = (_stablehlo if fmt == "stablehlo" else _onnx)(config, variables, lr_shape, tmp)
         x = np.random.default_rng(0).random((2, *lr_shape), np.float32)
@@ -76,7 +91,6 @@ def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best"
             raise ValueError(f"{fmt} artifact differs from the Flax model by {err:.3g} (> {tol}); not written")
         os.replace(tmp, out)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        remove(tmp)
     return {"output": str(out), "format": fmt, "lr_shape": list(lr_shape), "max_abs_error": err,
             "bytes": out.stat().st_size}

@@ -23,11 +23,12 @@ import jax
 import numpy as np
 
 from lkca_jax import checkpoint
-from lkca_jax.data.io import CubeWriter, DataError, read_cube, require_finite
+from lkca_jax.data.io import GEOREFERENCED, Cube, DataError, open_writer, read_cube, require_finite, writer_class
 from lkca_jax.data.protocols import norm_value
 from lkca_jax.models import build_model
 
 DEFAULT_TILE = 128  # LR pixels
+RANGE_FACTOR = 4  # sr warns when the normalised input exceeds this many times the trained 0..1 range
 
 
 @functools.cache
@@ -145,27 +146,72 @@ def super_resolve(predict, lr: np.ndarray, scale: int, tile: int = 128, overlap:
     return out
 
 
+def _fill_nodata(cube: Cube, path) -> np.ndarray | None:
+    """Replace the nodata pixels of ``cube`` in place by each band's mean over the valid pixels, so
+    the model sees no fill value as data; returns the (h, w) nodata mask (None when there is none)."""
+    mask = cube.nodata_mask()
+    if mask is None or not mask.any():
+        return None
+    if mask.all():
+        raise DataError(path, "every pixel is nodata")
+    cube.data[mask] = cube.data[~mask].mean(axis=0)
+    return mask
+
+
+def _check_range(cube: Cube, path, norm: float, config, warn) -> None:
+    """Warn when the normalised input is far from the range the model was trained on (0..1)."""
+    if config.data.normalisation != "constant":
+        return  # divided by the file's own max, as in training: always in range
+    peak = float(np.max(np.abs(cube.data))) / norm
+    if peak > RANGE_FACTOR:
+        warn(f"warning: {path}: values reach {peak * norm:g}, {peak:.0f}x the 0..1 range the model was trained "
+             f"on (data / {norm:g}); if the file holds raw counts or scaled reflectance, pass --norm with its "
+             f"full-scale value (for example --norm 10000)")
+
+
 def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int = 128, overlap: int = 16,
-           batch: int = 1, which: str = "best", progress: bool = True) -> dict:
-    """Read, normalise as the run was trained, super-resolve, un-normalise, and write OUT block by
-    block of rows (:class:`~lkca_jax.data.io.CubeWriter`: atomic, memory bounded by the tiles)."""
+           batch: int = 1, which: str = "best", progress: bool = True, norm: float | None = None,
+           warn=lambda msg: print(msg, file=sys.stderr)) -> dict:
+    """Read, normalise as the run was trained (or divide by ``norm``), super-resolve, un-normalise,
+    and write OUT block by block of rows (:func:`~lkca_jax.data.io.open_writer`: atomic, memory
+    bounded by the tiles).
+
+    The georeference of a GeoTIFF or ENVI input goes to a GeoTIFF or ENVI output with the same CRS
+    and origin and pixels ``scale`` times smaller. Nodata pixels (the file's nodata value in any
+    band) are filled with each band's valid mean before the model sees them, and written back as
+    the nodata value over the HR pixels they cover, so no value is invented where there were no data."""
     config, variables, _ = checkpoint.restore_variables(workdir, which)
     cube = read_cube(input_path, key)
-    require_finite(cube, input_path)
     if cube.data.shape[2] != config.model.bands:
         raise DataError(input_path, f"has {cube.data.shape[2]} bands, the model in {workdir} expects "
                                     f"{config.model.bands}")
-    # A constant as in training; a max-normalised dataset divides this file by its own max.
-    mode = "constant" if config.data.normalisation == "constant" else "per_file_max"
-    try:
-        norm = norm_value(cube.data, mode, config.data.norm_value)
-    except ValueError as err:
-        raise DataError(input_path, str(err)) from None
+    writer_cls = writer_class(output_path)  # an unwritable suffix fails before any work
+    nodata = _fill_nodata(cube, input_path)
+    require_finite(cube, input_path)
+    if norm is None:  # a constant as in training; a max-normalised dataset divides by the file's max
+        mode = "constant" if config.data.normalisation == "constant" else "per_file_max"
+        try:
+            norm = norm_value(cube.data, mode, config.data.norm_value)
+        except ValueError as err:
+            raise DataError(input_path, str(err)) from None
+        _check_range(cube, input_path, norm, config, warn)
+    elif not norm > 0:
+        raise ValueError(f"--norm must be positive, got {norm}")
     scale = config.model.scale
+    georef = None if cube.georef is None else cube.georef.scaled(scale)
+    if georef is not None and writer_cls not in GEOREFERENCED:
+        warn(f"note: {output_path} cannot hold the georeference of {input_path}; write .tif or .hdr to keep it")
     predict = functools.partial(predictor(build_model(config)), variables)
     h, w, c = cube.data.shape
     out_shape = (h * scale, w * scale, c)
-    with CubeWriter(output_path, out_shape, np.float32, cube.wavelengths) as writer:
+    with open_writer(output_path, out_shape, np.float32, cube.wavelengths,
+                     georef if writer_cls in GEOREFERENCED else None) as writer:
         for row, block in super_resolve_rows(predict, cube.data, scale, tile, overlap, batch, norm, progress):
+            if nodata is not None:
+                lr_rows = nodata[row // scale:(row + len(block) + scale - 1) // scale]
+                hr_mask = np.repeat(np.repeat(lr_rows, scale, 0), scale, 1)[row % scale:row % scale + len(block)]
+                block[hr_mask] = georef.nodata
             writer.write_rows(row, block)
-    return {"input": str(input_path), "output": str(output_path), "shape": list(out_shape), "norm": norm}
+    return {"input": str(input_path), "output": str(output_path), "shape": list(out_shape), "norm": norm,
+            "georeferenced": georef is not None and writer_cls in GEOREFERENCED,
+            "nodata_pixels": 0 if nodata is None else int(nodata.sum())}

@@ -114,7 +114,7 @@ def plot_cumulative(spectra: dict, path, first: int = 600) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lkca_jax.data.io import atomic_write
+    from lkca_jax.atomic import atomic_write
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, sp in spectra.items():

@@ -38,3 +38,20 @@ def test_cave_scene_splits():
     raw = read(path / "feathers_ms")
     np.testing.assert_allclose(splits["test"].hr[0], raw / 65535.0, rtol=1e-6)
     assert splits["test"].norm == {"feathers": 65535.0}
+
+
+def test_folder_missing_configured_scenes_names_them(tmp_path):
+    import pytest
+
+    from lkca_jax.data.io import DataError, write_cube
+
+    for name in ("balloons", "feathers"):
+        write_cube(tmp_path / f"{name}.npy", np.ones((32, 32, 31), np.float32))
+    config = load_config(f"{ROOT}/configs/cave.py:x4,net")
+    config.data.path = str(tmp_path)
+    with pytest.raises(DataError) as err:
+        load_splits(config)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(tmp_path))
+    assert "lacks 14 configured scene(s): cd, clay," in message  # the 16 of the split, less the two found
+    assert "found 2: balloons, feathers" in message

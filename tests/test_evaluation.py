@@ -102,7 +102,7 @@ def test_sr_command_round_trips_formats(trained_run, tmp_path, suffix, v73, caps
     want = np.asarray(model.apply(variables, jnp.asarray(cube[None] / 2.0))[0][0]) * 2.0
     assert got.data.shape == (160, 144, 102)
     np.testing.assert_allclose(got.data, want, atol=1e-4)
-    if suffix in (".mat", ".hdr"):  # formats with a place for band wavelengths
+    if suffix != ".npy":  # formats with a place for band wavelengths
         np.testing.assert_allclose(got.wavelengths, wl, rtol=1e-6)
 
 
@@ -117,3 +117,92 @@ def test_sr_refuses_bad_inputs(trained_run, tmp_path, capsys):
     assert not out.exists()
     assert cli(["sr", "--workdir", str(workdir), "--input", str(tmp_path / "none.mat"), "--output", str(out)]) == 2
     assert "none.mat" in capsys.readouterr().err and not out.exists()
+
+
+# ---------------------------------------------------------------- georeferenced scenes
+
+PAVIA_UTM = "EPSG:32632"  # the sample is a ROSIS crop of Pavia (UTM zone 32 N), 1.3 m pixels
+
+
+def _write_with_gdal(path, cube, driver, transform, nodata=None):
+    """The input file, written by rasterio itself (not by the code under test)."""
+    import rasterio
+
+    h, w, c = cube.shape
+    with rasterio.open(path, "w", driver=driver, width=w, height=h, count=c, dtype="float32", crs=PAVIA_UTM,
+                       transform=transform, nodata=nodata) as dst:
+        dst.write(cube.transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("src_suffix,dst_suffix", [(".tif", ".tif"), (".img", ".hdr"), (".tif", ".hdr"),
+                                                   (".img", ".tif")])
+def test_sr_keeps_the_georeference(trained_run, tmp_path, src_suffix, dst_suffix):
+    """A real cube as a projected GeoTIFF or an ENVI file with map info, super-resolved x4: GDAL
+    opens the output with the same CRS and origin and a quarter of the pixel size."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    workdir, model, variables = trained_run
+    cube = read(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz")[:24, :20]
+    transform = from_origin(513_027.5, 5_005_102.1, 1.3, 1.3)
+    src = tmp_path / f"scene{src_suffix}"
+    _write_with_gdal(src, cube, "GTiff" if src_suffix == ".tif" else "ENVI", transform)
+    dst = tmp_path / f"sr{dst_suffix}"
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(dst), "--tile", "0"]) == 0
+    with rasterio.open(dst.with_suffix(".img") if dst_suffix == ".hdr" else dst) as out:
+        assert out.crs == rasterio.crs.CRS.from_string(PAVIA_UTM)
+        assert (out.transform.c, out.transform.f) == (transform.c, transform.f)
+        assert out.transform.a == pytest.approx(1.3 / 4) and out.transform.e == pytest.approx(-1.3 / 4)
+        assert (out.height, out.width, out.count) == (96, 80, 102)
+        got = out.read().transpose(1, 2, 0)
+    want = np.asarray(model.apply(variables, jnp.asarray(cube[None] / 2.0))[0][0]) * 2.0
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    if dst_suffix == ".hdr":
+        header = dst.read_text()
+        assert "map info = {UTM, 1, 1, 513027.5, 5005102.1, 0.325, 0.325, 32, North" in header
+        assert "sr.img, written by lkca-jax" in header and ".sr." not in header  # no temporary name
+
+
+def test_sr_keeps_nodata_pixels_as_nodata(trained_run, tmp_path):
+    """Nodata pixels are filled with each band's valid mean before the model (checked against that
+    fill done here in NumPy) and come out as nodata over the 4 x 4 HR pixels each one covers."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    workdir, model, variables = trained_run
+    cube = read(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz")[40:64, 40:60].copy()
+    hole = np.zeros(cube.shape[:2], bool)
+    hole[5:9, 3:12] = True
+    hole[0, 0] = True
+    filled = cube.copy()
+    filled[hole] = cube[~hole].mean(axis=0)
+    cube[hole] = -9999.0
+    src, dst = tmp_path / "holes.tif", tmp_path / "holes_sr.tif"
+    _write_with_gdal(src, cube, "GTiff", from_origin(0, 0, 2, 2), nodata=-9999.0)
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(dst), "--tile", "0"]) == 0
+    with rasterio.open(dst) as out:
+        assert out.nodata == -9999.0
+        got = out.read().transpose(1, 2, 0)
+    hr_hole = np.repeat(np.repeat(hole, 4, 0), 4, 1)
+    assert (got[hr_hole] == -9999.0).all() and not (got[~hr_hole] == -9999.0).any()
+    want = np.asarray(model.apply(variables, jnp.asarray(filled[None] / 2.0))[0][0]) * 2.0
+    np.testing.assert_allclose(got[~hr_hole], want[~hr_hole], atol=1e-4)
+
+
+def test_sr_warns_of_raw_counts_and_drops_georeference_only_with_a_note(trained_run, tmp_path, capsys):
+    from rasterio.transform import from_origin
+
+    workdir, _, _ = trained_run  # trained on data / 2
+    counts = read(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz")[:16, :16] * 14000
+    src = tmp_path / "counts.tif"
+    _write_with_gdal(src, counts, "GTiff", from_origin(0, 0, 30, 30))
+    out = tmp_path / "counts_sr.mat"
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "counts.tif" in warning[0] and "--norm" in warning[0]
+    assert any(line.startswith("note:") and "georeference" in line for line in err.splitlines())
+    assert out.exists()
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(tmp_path / "n.tif"),
+                "--norm", "14000"]) == 0
+    assert "warning:" not in capsys.readouterr().err

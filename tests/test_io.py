@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import shared_data
 from lkca_jax.__main__ import main
-from lkca_jax.data.io import CubeWriter, DataError, read, read_cube, require_finite, write_cube
+from lkca_jax.data.io import DataError, Georef, open_writer, read, read_cube, require_finite, write_cube
 
 # ../shared/data/README.md, typed: shape, dtype, and the stated value range (lo, hi).
 REMOTE = {
@@ -177,7 +177,7 @@ def test_round_trip(tmp_path, name, kwargs):
     write_cube(tmp_path / name, data, wavelengths=wl, **kwargs)
     cube = read_cube(tmp_path / name)
     np.testing.assert_array_equal(cube.data, data)
-    if name.endswith((".mat", ".hdr")):
+    if not name.endswith(".npy"):  # .npy has no place for wavelengths
         np.testing.assert_allclose(cube.wavelengths, wl)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
@@ -211,27 +211,68 @@ def test_failed_write_keeps_existing_file(tmp_path, suffix):
     write_cube(path, np.ones((4, 3, 2), np.float32))
     before = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(OSError, match="disk full"):
-        with CubeWriter(path, (4, 3, 2)) as writer:
+        with open_writer(path, (4, 3, 2)) as writer:
             writer.write_rows(0, np.zeros((2, 3, 2)))
             raise OSError("disk full")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     np.testing.assert_array_equal(read(path), np.ones((4, 3, 2)))
 
 
-@pytest.mark.parametrize("name,v73", [("a.npy", None), ("a.tif", None), ("a.hdr", None), ("a.mat", False),
+@pytest.mark.parametrize("name,v73", [("a.npy", None), ("a.tif", None), ("a.hdr", None), ("a.mat", None),
                                       ("a.mat", True)])
 def test_row_blocks_in_any_order_give_the_whole_cube(tmp_path, rng, name, v73):
     """Independent check: the file read back equals the NumPy array the blocks were cut from."""
     cube = rng.normal(size=(11, 7, 5)).astype(np.float32)
     wavelengths = np.linspace(400, 700, 5)
-    with CubeWriter(tmp_path / name, cube.shape, wavelengths=wavelengths, mat_v73=v73) as writer:
+    options = {} if v73 is None else {"mat_v73": v73}
+    with open_writer(tmp_path / name, cube.shape, wavelengths=wavelengths, **options) as writer:
         for rows in (slice(6, 11), slice(0, 2), slice(2, 6)):
             writer.write_rows(rows.start, cube[rows])
     got = read_cube(tmp_path / name)
     np.testing.assert_array_equal(got.data, cube)
-    if name not in ("a.tif", "a.npy"):  # TIFF and .npy have no place for wavelengths
+    if name != "a.npy":  # .npy has no place for wavelengths
         np.testing.assert_allclose(got.wavelengths, wavelengths)
     with pytest.raises(ValueError, match="do not fit"):
-        with CubeWriter(tmp_path / f"b{pathlib.Path(name).suffix}", cube.shape) as writer:
+        with open_writer(tmp_path / f"b{pathlib.Path(name).suffix}", cube.shape) as writer:
             writer.write_rows(9, cube[:5])
     assert not list(tmp_path.glob("b*")) and not list(tmp_path.glob(".b*"))
+
+
+def test_inspect_reports_crs_and_pixel_size(tmp_path, capsys):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "geo.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=5, height=4, count=3, dtype="uint16", crs="EPSG:32615",
+                       transform=from_origin(300000, 3300000, 2.5, 2.5), nodata=0) as dst:
+        dst.write(np.arange(60, dtype=np.uint16).reshape(3, 4, 5) + 1)
+    info = inspect_json(capsys, path)
+    assert info["crs"] == "EPSG:32615" and info["pixel_size"] == [2.5, 2.5]
+    assert info["origin"] == [300000, 3300000] and info["nodata"] == 0 and info["dtype"] == "uint16"
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "CRS EPSG:32615, pixel size 2.5 x 2.5" in out
+    plain = inspect_json(capsys, shared_data("remote", "samson.mat"))
+    assert "crs" not in plain
+
+
+def test_georeference_round_trips_through_our_writers(tmp_path):
+    """Written by write_cube, read back by GDAL directly and by read_cube."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from lkca_jax.data.io.gdal import open_dataset
+
+    crs = rasterio.crs.CRS.from_epsg(32650)
+    geo = Georef(crs.to_wkt(), from_origin(440000, 4420000, 5, 5), -1.0)
+    data = np.random.rand(6, 7, 4).astype(np.float32)
+    for name in ("g.tif", "g.hdr"):
+        write_cube(tmp_path / name, data, np.array([450, 550, 650, 750.5]), geo)
+        with rasterio.open(tmp_path / name.replace(".hdr", ".img")) as src:
+            assert src.crs == crs and src.transform == geo.transform and src.nodata == -1.0
+        cube = read_cube(tmp_path / name)
+        assert cube.georef.transform == geo.transform and cube.georef.crs_name == "EPSG:32650"
+        np.testing.assert_array_equal(cube.data, data)
+        np.testing.assert_allclose(cube.wavelengths, [450, 550, 650, 750.5])
+    assert open_dataset(tmp_path / "g.img", "ENVI file").tags(ns="ENVI")["wavelength"] == "{450, 550, 650, 750.5}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.hdr", "g.img", "g.tif"]  # no .aux.xml, no temporaries

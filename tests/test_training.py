@@ -118,3 +118,29 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
     assert pathlib.Path(killed / "eval" / "test.json").is_file()
+
+
+def test_main_job_table_has_bicubic_beside_the_model_and_the_gain(tmp_path):
+    """train.py on the sample ends with Bicubic and LKCA-Net in one table and the gain between them;
+    the Bicubic row equals the metrics of MATLAB bicubic computed here."""
+    import json
+
+    from lkca_jax import metrics
+    from lkca_jax.data.datasets import load_splits
+    from lkca_jax.ops.imresize import imresize_np
+
+    out = subprocess.run([sys.executable, "train.py", "--config", "configs/sample.py", "--workdir", str(tmp_path),
+                          "--config.model.depth", "1", "--config.model.features", "16",
+                          "--config.train.num_steps", "4", "--config.train.log_every_steps", "4"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    rows = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "Method" not in line]
+    assert rows == ["Bicubic", "LKCA-Net"]
+    gain = [line for line in lines if line.startswith("LKCA-Net against Bicubic: MPSNR ")]
+    assert len(gain) == 1
+    record = json.loads((tmp_path / "eval" / "test.json").read_text())
+    assert gain[0].split("MPSNR ")[1].split(" dB")[0] == f"{record['mean']['MPSNR'] - record['bicubic']['MPSNR']:+.4f}"
+    test = load_splits(load_config(str(ROOT / "configs/sample.py")), ("test",))["test"]
+    by_hand = [metrics.quality_assessment(hr, imresize_np(lr, 4), 4)["MPSNR"] for hr, lr in zip(test.hr, test.lr)]
+    assert record["bicubic"]["MPSNR"] == pytest.approx(np.mean(by_hand), rel=1e-5)

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 
 from lkca_jax.data import protocols as P
-from lkca_jax.data.io import DataError, read_cube, require_finite
+from lkca_jax.data.io import READ_SUFFIXES, DataError, read_cube, require_finite
 
 SAMPLE = pathlib.Path(__file__).parent / "sample" / "pavia_rosis_100.npz"
 
@@ -47,7 +47,7 @@ def _scene_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     for p in sorted(folder.iterdir()):
         if p.name.startswith("."):
             continue
-        if p.is_dir() or p.suffix.lower() in (".mat", ".npy", ".npz", ".tif", ".tiff", ".hdr"):
+        if p.is_dir() or p.suffix.lower() in READ_SUFFIXES:
             found[p.name[:-3] if p.is_dir() and p.name.endswith("_ms") else p.stem] = p
     if not found:
         raise DataError(folder, "holds no scenes (band-PNG folders or cube files)")
@@ -63,6 +63,10 @@ def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     elif d.protocol in ("cave", "folder"):
         files = _scene_files(pathlib.Path(d.path))
         wanted = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) or set(files)
+        missing = sorted(wanted - set(files))
+        if missing:
+            raise DataError(d.path, f"lacks {len(missing)} configured scene(s): {', '.join(missing)}; found "
+                                    f"{len(files)}: {', '.join(sorted(files))}")
         raw = {name: _read(p, d.key) for name, p in files.items() if name in wanted}
     else:
         if not d.path:
