@@ -187,10 +187,10 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     """Train (or resume) and evaluate; returns the test row of the table."""
     workdir = pathlib.Path(workdir)
     lead = jax.process_index() == 0
+    splits = load_splits(config)  # bad data fail here, before the workdir is made
     if lead:
         workdir.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(workdir, config)
-    splits = load_splits(config)
     eval_model = build_model(config)
     if config.model.name == "bicubic":  # nothing to train
         return evaluation.evaluate(config, {}, splits["test"], workdir if lead else None, echo=echo)

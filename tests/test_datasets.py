@@ -45,13 +45,21 @@ def test_folder_missing_configured_scenes_names_them(tmp_path):
 
     from lkca_jax.data.io import DataError, write_cube
 
+    data = tmp_path / "scenes"
     for name in ("balloons", "feathers"):
-        write_cube(tmp_path / f"{name}.npy", np.ones((32, 32, 31), np.float32))
+        write_cube(data / f"{name}.npy", np.ones((32, 32, 31), np.float32))
     config = load_config(f"{ROOT}/configs/cave.py:x4,net")
-    config.data.path = str(tmp_path)
+    config.data.path = str(data)
     with pytest.raises(DataError) as err:
         load_splits(config)
     message = str(err.value)
-    assert "\n" not in message and message.startswith(str(tmp_path))
+    assert "\n" not in message and message.startswith(str(data))
     assert "lacks 14 configured scene(s): cd, clay," in message  # the 16 of the split, less the two found
     assert "found 2: balloons, feathers" in message
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "train.py", "--config", "configs/cave.py", "--workdir", str(tmp_path / "run"),
+                          "--config.data.path", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [f"error: {message}"]
+    assert not (tmp_path / "run").exists()  # nothing written

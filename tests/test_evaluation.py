@@ -117,6 +117,11 @@ def test_sr_refuses_bad_inputs(trained_run, tmp_path, capsys):
     assert not out.exists()
     assert cli(["sr", "--workdir", str(workdir), "--input", str(tmp_path / "none.mat"), "--output", str(out)]) == 2
     assert "none.mat" in capsys.readouterr().err and not out.exists()
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((8, 8, 102), np.float32))
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(good), "--output", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "o.png: cannot write .png" in err and "\n" not in err and not (tmp_path / "o.png").exists()
 
 
 # ---------------------------------------------------------------- georeferenced scenes
@@ -187,6 +192,10 @@ def test_sr_keeps_nodata_pixels_as_nodata(trained_run, tmp_path):
     assert (got[hr_hole] == -9999.0).all() and not (got[~hr_hole] == -9999.0).any()
     want = np.asarray(model.apply(variables, jnp.asarray(filled[None] / 2.0))[0][0]) * 2.0
     np.testing.assert_allclose(got[~hr_hole], want[~hr_hole], atol=1e-4)
+    _write_with_gdal(src, np.full_like(cube, -9999.0), "GTiff", from_origin(0, 0, 2, 2), nodata=-9999.0)
+    before = dst.read_bytes()
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(dst)]) == 2
+    assert dst.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 def test_sr_warns_of_raw_counts_and_drops_georeference_only_with_a_note(trained_run, tmp_path, capsys):
