@@ -1,7 +1,8 @@
 """Command line: ``python -m lkca_jax <command> ...``.
 
-    count    --config=configs/chikusei.py:x4,net [--config=...] [--json]
-        Parameters and MACs in the paper's convention (one 16 x 16 LR input).
+    count    --config=configs/chikusei.py:x4,net [--config=...] [--config.model.depth 32 ...] [--json]
+        Parameters and FLOPs in the paper's convention, fvcore's (one 16 x 16 LR input); any
+        config field can be overridden as for train.py.
     inspect  FILE [--key K] [--json]
         Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder), and its
         CRS, pixel size and nodata value when it has them.
@@ -28,6 +29,8 @@ import argparse
 import json
 import sys
 
+from lkca_jax.config import split_overrides
+
 
 def _count(args) -> int:
     from lkca_jax.accounting import count_config, human
@@ -37,7 +40,7 @@ def _count(args) -> int:
         raise ValueError("--json takes exactly one --config")
     rows = []
     for spec in args.config:
-        config = load_config(spec)
+        config = load_config(spec, args.overrides)
         rows.append((config, count_config(config)))
     if args.json:
         print(json.dumps(rows[0][1]))
@@ -259,7 +262,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_export)
+    try:
+        argv, overrides = split_overrides(sys.argv[1:] if argv is None else list(argv))
+    except ValueError as err:
+        parser.error(str(err))
     args = parser.parse_args(argv)
+    args.overrides = overrides
+    if overrides and args.command != "count":
+        parser.error(f"--config.<field> overrides are for count, not {args.command}")
     try:
         return args.run(args)
     except (ValueError, OSError) as err:  # DataError is a ValueError and names the file

@@ -1,15 +1,24 @@
-"""Parameter and MAC counts in the paper's convention (that of the ``thop`` counter).
+"""Parameter and FLOP counts in the paper's convention: fvcore's (BASELINES.md section 4.3).
 
 * params: trainable parameters only (the ``params`` collection), as
   ``sum(p.numel() for p in model.parameters())`` in PyTorch.
-* MACs for one low-resolution input of ``lr_size`` x ``lr_size`` pixels:
-  convolutions and dense layers count ``(k*k*Cin/groups) * Cout`` per output
-  pixel, i.e. ``prod(kernel.shape[:-1])`` per output element; BatchNorm counts
-  2 per element; activations, pooling, additions, products, PixelShuffle and
-  the bicubic residual count 0.
+* FLOPs (multiply-accumulates, as fvcore counts them) for one low-resolution input of
+  ``lr_size`` x ``lr_size`` pixels, batch 1, inference mode:
 
-MACs are collected by intercepting Flax module calls while the model is traced
-abstractly (``jax.eval_shape``): nothing is computed or allocated.
+  ============================  ==========================================================
+  convolution (any groups,      ``prod(weight shape) * prod(output spatial)``: per output
+  dilation; taps on padding)    element ``k*k*Cin/groups``; the bias is not counted
+  dense (linear)                tokens * in * out
+  BatchNorm (eval)              2 per element
+  LayerNorm module              5 per element
+  adaptive average pooling      1 per input element (the squeeze-excitation's pooling)
+  everything else               0: activations, element-wise products and sums, the
+                                hand-written channels-first LayerNorm, concatenation,
+                                PixelShuffle and the bicubic residual
+  ============================  ==========================================================
+
+Counts are collected by intercepting Flax module calls while the model is traced abstractly
+(``jax.eval_shape``): nothing is computed or allocated.
 """
 
 from __future__ import annotations
@@ -21,16 +30,22 @@ import jax
 import jax.numpy as jnp
 
 from lkca_jax.models import build_model
+from lkca_jax.models.lkca import SqueezeExcite
 from lkca_jax.ops.conv import Conv
 
 
-def _macs_of_call(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
+def _flops_of_call(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
+    """fvcore's count for one call of ``module`` on input ``x`` giving ``y`` (see the table above)."""
     if isinstance(module, Conv):
         return y.size * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
     if isinstance(module, nn.Dense):
         return y.size * x.shape[-1]
     if isinstance(module, nn.BatchNorm):
         return 2 * y.size
+    if isinstance(module, nn.LayerNorm):
+        return 5 * y.size
+    if isinstance(module, SqueezeExcite):  # its pooling; its two Dense layers are counted as calls of their own
+        return x.size
     return 0
 
 
@@ -42,7 +57,7 @@ def count(model: nn.Module, bands: int, lr_size: int = 16) -> dict:
         nonlocal macs
         y = next_fun(*args, **kwargs)
         if context.method_name == "__call__":
-            macs += _macs_of_call(context.module, args[0], y)
+            macs += _flops_of_call(context.module, args[0], y)
         return y
 
     def init():

@@ -13,6 +13,7 @@ differs. The argument is ``'<scale>,<variant>'``: scale ``x2``/``x3``/``x4``/
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import pathlib
 
@@ -93,6 +94,12 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.layer_scale_init = 1e-2  # choice: VAN's default
     m.drop_path_rate = 0.1  # choice: rate of the last block, linear from 0 (VAN)
     m.gelu_approximate = False  # PyTorch's nn.GELU is the exact erf form
+    # The LKB's two normalisations: 'layer' (channels-first LayerNorm, mean and variance over the
+    # channels per pixel, then a per-channel affine) or 'batch' (BatchNorm, statistics synced over the
+    # data axis). Default 'layer': with it fvcore's rules give every LKCA Flops entry of the paper
+    # exactly, which a BatchNorm (2 per element) does not (RECONSTRUCTION.md section 2).
+    m.norm = "layer"
+    m.ln_epsilon = 1e-6  # ConvNeXt's channels-first LayerNorm
     m.bn_momentum = 0.9  # BatchNorm running-average decay, Flax convention (= PyTorch momentum 0.1)
     m.bn_epsilon = 1e-5  # PyTorch's default
     m.conv_impl = "auto"  # auto | xla | fast (auto: fast on CPU, xla on GPU/TPU)
@@ -177,8 +184,9 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     return c
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Load ``path/to/config.py[:arg]`` the way ml_collections' ``config_flags`` does."""
+def load_config(spec: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+    """Load ``path/to/config.py[:arg]`` the way ml_collections' ``config_flags`` does, then apply
+    ``overrides`` ({'model.depth': '32', ...}, values as typed on a command line)."""
     path, _, arg = spec.partition(":")
     file = pathlib.Path(path)
     if not file.is_file():
@@ -186,4 +194,44 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     module_spec = importlib.util.spec_from_file_location(f"_lkca_config_{file.stem}", file)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
+    config = module.get_config(arg) if arg else module.get_config()
+    for field, text in (overrides or {}).items():
+        *parents, leaf = field.split(".")
+        node = config
+        for name in parents:
+            node = node.get(name) if isinstance(node, ml_collections.ConfigDict) else None
+        if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+            raise ValueError(f"{spec}: no config field {field!r}")
+        try:
+            setattr(node, leaf, _parse_value(text))
+        except TypeError as err:
+            raise ValueError(f"{spec}: --config.{field} {text!r}: {' '.join(str(err).split())}") from None
+    return config
+
+
+def _parse_value(text: str):
+    """A command-line value as Python: numbers, tuples and booleans (any case); else the string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``--config.a.b value`` and ``--config.a.b=value`` pairs out of ``argv``: (the rest, overrides)."""
+    rest, overrides, i = [], {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--config."):
+            field, eq, value = arg[len("--config."):].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise ValueError(f"{arg} needs a value")
+                i, value = i + 1, argv[i + 1]
+            overrides[field] = value
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides

@@ -59,6 +59,31 @@ class MatlabBicubic(nn.Module):
         return mh @ x @ mw.T
 
 
+class LayerNorm2d(nn.Module):
+    """Channels-first LayerNorm written out as ConvNeXt's code does: per pixel, mean and biased
+    variance over the channels, then ``weight`` and ``bias`` per channel. fvcore counts these
+    element-wise ops 0, as the paper's Flops column does for the LKB's normalisations."""
+
+    def __init__(self, channels: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[None, :, None, None] * x + self.bias[None, :, None, None]
+
+
+def make_norm(channels: int, m) -> nn.Module:
+    """``model.norm``: 'layer' (:class:`LayerNorm2d`) or 'batch' (``nn.BatchNorm2d``)."""
+    if m.get("norm", "batch") == "layer":
+        return LayerNorm2d(channels, m.get("ln_epsilon", 1e-6))
+    return nn.BatchNorm2d(channels, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)
+
+
 class SE(nn.Module):
     def __init__(self, channels: int, reduction: int):
         super().__init__()
@@ -66,12 +91,13 @@ class SE(nn.Module):
         self.fc2 = nn.Linear(max(channels // reduction, 1), channels)
 
     def forward(self, z):
-        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(z.mean(dim=(2, 3))))))
+        pooled = nn.functional.adaptive_avg_pool2d(z, 1).flatten(1)  # fvcore: 1 per input element
+        s = torch.sigmoid(self.fc2(torch.relu(self.fc1(pooled))))
         return s[:, :, None, None]
 
 
 class LKCA(nn.Module):
-    """a -> [a, DW5(a), DW7_d3(DW5(a))] -> SE gate -> grouped 1x1 to F -> BN -> gamma * a * A."""
+    """a -> [a, DW5(a), DW7_d3(DW5(a))] -> SE gate -> grouped 1x1 to F -> norm -> gamma * a * A."""
 
     def __init__(self, f: int, m):
         super().__init__()
@@ -80,7 +106,7 @@ class LKCA(nn.Module):
         n = len(m.kernel_sizes) + 1
         self.se = SE(n * f, m.se_reduction)
         self.fuse = nn.Conv2d(n * f, f, 1, groups=m.fusion_groups)
-        self.fuse_bn = nn.BatchNorm2d(f, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)
+        self.fuse_bn = make_norm(f, m)
         self.gamma = nn.Parameter(torch.full((f,), float(m.gamma_init)))
         self.n = len(m.kernel_sizes)
 
@@ -96,7 +122,7 @@ class LKCA(nn.Module):
 class LKB(nn.Module):
     def __init__(self, f: int, m, drop_path: float):
         super().__init__()
-        self.bn = nn.BatchNorm2d(f, eps=m.bn_epsilon, momentum=1 - m.bn_momentum)
+        self.bn = make_norm(f, m)
         self.proj_in = nn.Conv2d(f, f, 1)
         self.act = nn.GELU(approximate="tanh" if m.gelu_approximate else "none")
         self.lkca = LKCA(f, m)

@@ -42,7 +42,7 @@ def test_runs_under_jit(bands, scale, variant, rng):
 
 
 def test_train_mode_updates_batch_stats_and_drops_paths(rng):
-    model = build_model(tiny("pavia", "x4,net", depth=2, drop_path_rate=0.5))
+    model = build_model(tiny("pavia", "x4,net", depth=2, drop_path_rate=0.5, norm="batch"))
     lr = jnp.asarray(rng.random((16, 4, 4, 102)), jnp.float32)
     variables = model.init(jax.random.key(0), lr)
     run = lambda key: model.apply(variables, lr, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
@@ -54,6 +54,24 @@ def test_train_mode_updates_batch_stats_and_drops_paths(rng):
     ev1, _ = model.apply(variables, lr)
     ev2, _ = model.apply(variables, lr)
     np.testing.assert_array_equal(np.asarray(ev1), np.asarray(ev2))  # deterministic in eval
+
+
+def test_channel_norm_is_a_per_pixel_layer_norm_over_channels(rng):
+    """model.norm='layer': per pixel, mean and biased variance over the channels (NumPy here), then
+    a per-channel scale and bias; no batch statistics; eval and train give the same output."""
+    from lkca_jax.models.lkca import ChannelNorm
+
+    x = rng.normal(2.0, 3.0, (2, 5, 4, 16)).astype(np.float32)
+    scale, bias = rng.normal(size=16).astype(np.float32), rng.normal(size=16).astype(np.float32)
+    got = ChannelNorm(1e-6).apply({"params": {"scale": scale, "bias": bias}}, jnp.asarray(x))
+    mu, var = x.astype(np.float64).mean(-1, keepdims=True), x.astype(np.float64).var(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(got), (x - mu) / np.sqrt(var + 1e-6) * scale + bias, atol=1e-5)
+    model = build_model(tiny("pavia", "x4,net", depth=2, drop_path_rate=0.0))
+    lr = jnp.asarray(rng.random((4, 4, 4, 102)), jnp.float32)
+    variables = model.init(jax.random.key(0), lr)
+    assert "batch_stats" not in variables and "scale" in variables["params"]["block0"]["bn"]
+    np.testing.assert_allclose(np.asarray(model.apply(variables, lr, train=True)[0]),
+                               np.asarray(model.apply(variables, lr)[0]), atol=1e-6)
 
 
 def test_svd_upsampler_shapes(rng):

@@ -33,7 +33,7 @@ def tiny(bands=102, scale=4, variant="net", **model):
 
 
 def random_variables(c, rng):
-    """Initialised weights plus non-trivial BatchNorm statistics, gammas and layer scales."""
+    """Initialised weights plus non-trivial BatchNorm statistics, norm scales, gammas and layer scales."""
     model = build_model(c)
     v = jax.device_get(model.init(jax.random.key(0), np.zeros((1, 8, 8, c.model.bands), np.float32)))
     v = jax.tree.map(np.array, v)
@@ -41,6 +41,7 @@ def random_variables(c, rng):
         v["batch_stats"] = jax.tree.map(lambda x: rng.normal(0, 0.3, x.shape).astype(np.float32), v["batch_stats"])
         v["batch_stats"] = jax.tree_util.tree_map_with_path(
             lambda p, x: np.abs(x) + 0.5 if p[-1].key == "var" else x, v["batch_stats"])
+    if c.model.name == "lkca":
         v["params"] = jax.tree_util.tree_map_with_path(
             lambda p, x: rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
             if p[-1].key in ("gamma", "layer_scale", "scale") else x, v["params"])
@@ -65,8 +66,9 @@ def test_matlab_bicubic_matrix_matches_the_numpy_imresize(rng):
 @pytest.mark.parametrize("bands", [31, 102, 128])
 @pytest.mark.parametrize("scale", [2, 4, 8])
 @pytest.mark.parametrize("variant", ["net", "lr"])
-def test_eval_outputs_agree(rng, bands, scale, variant):
-    c = tiny(bands, scale, variant)
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_eval_outputs_agree(rng, bands, scale, variant, norm):
+    c = tiny(bands, scale, variant, norm=norm)
     model, v = random_variables(c, rng)
     lr = rng.random((2, 10, 9, bands), dtype=np.float32)
     sr, feats = (np.asarray(a) for a in model.apply(v, lr, train=False))
@@ -96,8 +98,9 @@ def _flax_loss_and_grads(model, v, lr, hr):
     return jax.value_and_grad(loss_fn)(v["params"])
 
 
-def test_train_mode_gradients_and_one_adam_step_agree(rng):
-    c = tiny(31, 4, "lr")
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_train_mode_gradients_and_one_adam_step_agree(rng, norm):
+    c = tiny(31, 4, "lr", norm=norm)
     model, v = random_variables(c, rng)
     lr = rng.random((3, 8, 8, 31), dtype=np.float32)
     hr = rng.random((3, 32, 32, 31), dtype=np.float32)
@@ -146,9 +149,9 @@ def test_train_mode_gradients_and_one_adam_step_agree(rng):
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(stepped), jax.tree.leaves(v["params"])))
 
 
-@pytest.mark.parametrize("variant", ["net", "lr", "vdsr"])
-def test_flax_torch_flax_is_bitwise(rng, variant, tmp_path):
-    c = tiny(variant=variant)
+@pytest.mark.parametrize("variant,norm", [("net", "layer"), ("net", "batch"), ("lr", "layer"), ("vdsr", "layer")])
+def test_flax_torch_flax_is_bitwise(rng, variant, norm, tmp_path):
+    c = tiny(variant=variant, norm=norm)
     _, v = random_variables(c, rng)
     back = convert.torch_to_flax(to_torch(c, v).state_dict(), c)
     assert jax.tree.structure(back) == jax.tree.structure(v)
@@ -189,8 +192,9 @@ np.save(sys.argv[3], np.asarray(exported.call(x)))
 """
 
 
-def test_exported_artifacts_agree_with_flax(rng, tmp_path):
-    c = tiny(31, 4, "net")
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_exported_artifacts_agree_with_flax(rng, tmp_path, norm):
+    c = tiny(31, 4, "net", norm=norm)
     model, v = random_variables(c, rng)
     run = tmp_path / "run"
     checkpoint.save_run(run, c, v)

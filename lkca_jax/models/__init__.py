@@ -26,7 +26,8 @@ def build_model(config, axis_name: str | None = None) -> nn.Module:
             fusion_groups=m.fusion_groups,
             gamma_init=m.gamma_init, layer_scale_init=m.layer_scale_init, drop_path_rate=m.drop_path_rate,
             gelu_approximate=m.gelu_approximate, bn_momentum=m.bn_momentum, bn_epsilon=m.bn_epsilon,
-            conv_impl=m.conv_impl, axis_name=axis_name)
+            conv_impl=m.conv_impl, axis_name=axis_name,
+            norm=m.get("norm", "batch"), ln_epsilon=m.get("ln_epsilon", 1e-6))  # runs from before model.norm: batch
     if name == "vdsr":
         return VDSR(bands=m.bands, scale=m.scale, features=m.vdsr_features, depth=m.vdsr_depth,
                     residual=m.vdsr_residual, conv_impl=m.conv_impl)

@@ -23,6 +23,35 @@ from lkca_jax.ops.imresize import imresize
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
 UPSAMPLERS = ("dense", "grouped", "svd")
+NORMS = ("layer", "batch")
+
+
+class ChannelNorm(nn.Module):
+    """Channels-first LayerNorm as ConvNeXt-style code writes it by hand: per pixel, the mean and
+    (biased) variance over the channels, then a per-channel scale and bias. A module of its own, not
+    ``nn.LayerNorm``: fvcore counts a LayerNorm module 5 per element but these element-wise ops 0,
+    which is what the paper's Flops column shows (RECONSTRUCTION.md section 2)."""
+
+    epsilon: float = 1e-6
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        f = x.shape[-1]
+        mean = jnp.mean(x, axis=-1, keepdims=True)
+        centred = x - mean
+        var = jnp.mean(centred * centred, axis=-1, keepdims=True)
+        y = centred * jax.lax.rsqrt(var + self.epsilon)
+        return y * self.param("scale", nn.initializers.ones, (f,)) + self.param("bias", nn.initializers.zeros, (f,))
+
+
+def norm_layer(kind: str, train: bool, momentum: float, epsilon: float, ln_epsilon: float, axis_name, name: str):
+    """The LKB's normalisation: ``layer`` (:class:`ChannelNorm`) or ``batch`` (BatchNorm, statistics
+    averaged over ``axis_name`` in data-parallel training)."""
+    if kind == "layer":
+        return ChannelNorm(ln_epsilon, name=name)
+    if kind == "batch":
+        return nn.BatchNorm(not train, momentum=momentum, epsilon=epsilon, axis_name=axis_name, name=name)
+    raise ValueError(f"model.norm must be one of {NORMS}, got {kind!r}")
 
 
 def resolve_groups(features: int, out_channels: int, requested: int | str, fallback: int = 8) -> int:
@@ -65,6 +94,8 @@ class LKCA(nn.Module):
     bn_epsilon: float = 1e-5
     conv_impl: str = "auto"
     axis_name: str | None = None
+    norm: str = "layer"
+    ln_epsilon: float = 1e-6
 
     @nn.compact
     def __call__(self, a: jax.Array, train: bool = False) -> jax.Array:
@@ -75,14 +106,16 @@ class LKCA(nn.Module):
         z = jnp.concatenate(maps, axis=-1)
         z = z * SqueezeExcite(self.se_reduction, name="se")(z)
         attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(z)
-        attn = nn.BatchNorm(not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                            axis_name=self.axis_name, name="fuse_bn")(attn)
+        attn = norm_layer(self.norm, train, self.bn_momentum, self.bn_epsilon, self.ln_epsilon, self.axis_name,
+                          "fuse_bn")(attn)
         gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))
         return gamma * (a * attn)
 
 
 class LKB(nn.Module):
-    """One LKCA block: BN, 1x1 + GELU, LKCA, 1x1 + inner shortcut, layer scale, drop path."""
+    """One LKCA block: norm, 1x1 + GELU, LKCA, 1x1 + inner shortcut, layer scale, drop path. The two
+    normalisations keep the names ``bn`` and ``fuse_bn`` whichever kind they are (checkpoints and
+    PyTorch state dicts name them so)."""
 
     kernel_sizes: Sequence[int] = (5, 7)
     dilations: Sequence[int] = (1, 3)
@@ -96,15 +129,18 @@ class LKB(nn.Module):
     bn_epsilon: float = 1e-5
     conv_impl: str = "auto"
     axis_name: str | None = None
+    norm: str = "layer"
+    ln_epsilon: float = 1e-6
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         f = x.shape[-1]
-        u = nn.BatchNorm(not train, momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                         axis_name=self.axis_name, name="bn")(x)
+        u = norm_layer(self.norm, train, self.bn_momentum, self.bn_epsilon, self.ln_epsilon, self.axis_name,
+                       "bn")(x)
         a = nn.gelu(Conv(f, 1, impl=self.conv_impl, name="proj_in")(u), approximate=self.gelu_approximate)
         s = LKCA(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
-                 self.bn_momentum, self.bn_epsilon, self.conv_impl, self.axis_name, name="lkca")(a, train)
+                 self.bn_momentum, self.bn_epsilon, self.conv_impl, self.axis_name, self.norm, self.ln_epsilon,
+                 name="lkca")(a, train)
         v = Conv(f, 1, impl=self.conv_impl, name="proj_out")(s) + u
         v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)) * v
         # Drop path: drop the whole residual branch per sample, rescale the kept ones.
@@ -164,10 +200,14 @@ class LKCANet(nn.Module):
     bn_epsilon: float = 1e-5
     conv_impl: str = "auto"
     axis_name: str | None = None
+    norm: str = "layer"
+    ln_epsilon: float = 1e-6
 
     def __post_init__(self):
         super().__post_init__()
         desc = f"bands={self.bands}, scale={self.scale}, features={self.features}, groups={self.groups}"
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r} ({desc})")
         if self.upsampler not in UPSAMPLERS:
             raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {self.upsampler!r} ({desc})")
         if self.bands < 1 or self.scale < 1 or self.features < 1 or self.depth < 0:
@@ -203,7 +243,7 @@ class LKCANet(nn.Module):
             LKB(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
                 self.layer_scale_init, self.drop_path_rate * i / max(self.depth - 1, 1),  # linear, as in VAN
                 self.gelu_approximate, self.bn_momentum, self.bn_epsilon, self.conv_impl, self.axis_name,
-                name=f"block{i}")
+                self.norm, self.ln_epsilon, name=f"block{i}")
             for i in range(self.depth)]
         self.up = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
                             init_scale=self.up_init_scale, conv_impl=self.conv_impl)
