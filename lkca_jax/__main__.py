@@ -103,7 +103,7 @@ def _convert(args) -> int:
     if bool(args.to) == bool(args.from_):
         raise ValueError("give exactly one of --to model.pt (export a run) or --from model.pt (import one)")
     if args.to:
-        config, variables, _ = checkpoint.restore_variables(args.workdir, args.which)
+        _, variables, config = checkpoint.load_run(args.workdir, args.which)
         convert.save_pt(args.to, variables, config)
         print(f"wrote {args.to}: {len(convert.flax_to_torch(variables))} tensors")
         return 0
@@ -119,52 +119,27 @@ def _convert(args) -> int:
 
 
 def _rank(args) -> int:
-    import pathlib
+    from lkca_jax.lowrank import rank_report
 
-    from lkca_jax import checkpoint, lowrank
-    from lkca_jax.atomic import atomic_write
-    from lkca_jax.evaluation import method_name
-    from lkca_jax.models import build_model
-
-    spectra = {}
-    for workdir in args.workdir:
-        config, variables, _ = checkpoint.restore_variables(workdir, args.which)
-        if config.model.name != "lkca":
-            raise ValueError(f"{workdir}: a {config.model.name} run has no LKCA upsampler")
-        groups = build_model(config).up_groups if config.model.upsampler == "grouped" else 1
-        sp = lowrank.spectrum(lowrank.dense_equivalent(variables["params"]["up"], groups))
-        name = f"{method_name(config)} ({pathlib.Path(workdir).name})"
-        spectra[name] = {"workdir": str(workdir), **sp}
+    spectra, out = rank_report(args.workdir, args.which, args.out)
+    for name, sp in spectra.items():
         print(f"{name}: {sp['shape'][0]} x {sp['shape'][1]} matrix; 90% of the cumulative sum at rank "
               f"{sp['rank90']}, 95% at {sp['rank95']}, 99% at {sp['rank99']}")
-    out = pathlib.Path(args.out or pathlib.Path(args.workdir[0]) / "rank")
-    text = json.dumps(spectra, indent=1)
-    atomic_write(out / "rank.json", lambda tmp: pathlib.Path(tmp).write_text(text))
-    lowrank.plot_cumulative(spectra, out / "rank.png")
     print(f"wrote {out / 'rank.json'} and {out / 'rank.png'}")
     return 0
 
 
 def _lowrank(args) -> int:
-    import pathlib
+    from lkca_jax.lowrank import convert_run
 
-    from lkca_jax import checkpoint, lowrank
-
-    config, variables, meta = checkpoint.restore_variables(args.workdir, args.which)
-    new, updates, err = lowrank.convert_variables(variables, config.model, args.to)
-    config.model.update(updates)
-    config.converted = f"{args.to} of {args.workdir}"
-    out = pathlib.Path(args.out)
-    if (out / checkpoint.CONFIG_FILE).exists():
-        raise ValueError(f"{out}: already a run; choose a new --out")
-    checkpoint.save_run(out, config, new,
-                        {"converted_from": str(args.workdir), "to": args.to, "relative_frobenius_error": err})
-    print(f"wrote {out}: upsampler {args.to}, relative Frobenius error {err:.4f}")
+    err = convert_run(args.workdir, args.to, args.out, args.which)
+    print(f"wrote {args.out}: upsampler {args.to}, relative Frobenius error {err:.4f}")
     if args.evaluate:
         from lkca_jax.evaluation import evaluate_workdir
 
-        before = evaluate_workdir(args.workdir, which=args.which, echo=lambda *a: None)
-        after = evaluate_workdir(out, echo=lambda *a: None)
+        quiet = lambda *a: None
+        before = evaluate_workdir(args.workdir, which=args.which, echo=quiet)
+        after = evaluate_workdir(args.out, echo=quiet)
         print(f"test MPSNR before fine-tuning: {after['MPSNR']:.4f} (the dense run: {before['MPSNR']:.4f})")
     return 0
 
@@ -173,19 +148,9 @@ def _table(args) -> int:
     import pathlib
 
     from lkca_jax.atomic import atomic_write
-    from lkca_jax.evaluation import format_table
+    from lkca_jax.evaluation import runs_table
 
-    rows, legacy = [], set()
-    for workdir in args.workdir:
-        path = pathlib.Path(workdir) / "eval" / f"{args.split}.json"
-        if not path.is_file():
-            raise ValueError(f"{path}: missing; run evaluate.py --workdir {workdir} first")
-        record = json.loads(path.read_text())
-        rows.append(record["mean"])
-        legacy.add(record.get("legacy_ergas", False))
-    if len(legacy) > 1:
-        raise ValueError("the runs mix the legacy and the correct ERGAS; evaluate them alike")
-    table = format_table(rows, legacy.pop())
+    table = runs_table(args.workdir, args.split)
     print(table, end="")
     if args.out:
         atomic_write(args.out, lambda tmp: pathlib.Path(tmp).write_text(table))

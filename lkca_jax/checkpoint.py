@@ -16,7 +16,9 @@ fail to load with a warning (a run killed while writing, a damaged disk).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import pathlib
 import warnings
 
@@ -58,7 +60,7 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(_tuples(json.loads(text)))
 
 
-def _manager(path, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+def _manager(path, keep: int | None, read_only: bool = False) -> ocp.CheckpointManager:
     # the folder name prefixes orbax's multi-process barrier keys: 'checkpoints' and 'best' save the
     # same step concurrently, and unprefixed keys would collide
     multiprocessing = ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=pathlib.Path(path).name)
@@ -129,6 +131,19 @@ def save_run(workdir, config, variables, meta=None, step: int = 0) -> None:
         ckpts.close()
 
 
+@contextlib.contextmanager
+def _quiet_absl():
+    """orbax logs through absl at WARNING on every read-only restore ('Given directory is read only',
+    'read_only=True, setting max_to_keep=None'): nothing a user can act on, so not shown."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def restore_variables(workdir, which: str = "best"):
     """(config, variables, meta) of a workdir for inference: ``which`` is 'best' or 'last'."""
     workdir = pathlib.Path(workdir)
@@ -137,14 +152,25 @@ def restore_variables(workdir, which: str = "best"):
     folder = workdir / ("best" if which == "best" and has_steps(workdir / "best") else "checkpoints")
     if not folder.is_dir():
         raise FileNotFoundError(f"{workdir}: no checkpoints")
-    manager = _manager(folder, 1, read_only=True)
-    try:
-        step = manager.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"{folder}: no checkpoints")
-        out = manager.restore(step, args=ocp.args.Composite(variables=ocp.args.StandardRestore(),
-                                                            meta=ocp.args.JsonRestore()))
-    finally:
-        manager.close()
+    with _quiet_absl():
+        manager = _manager(folder, None, read_only=True)
+        try:
+            step = manager.latest_step()
+            if step is None:
+                raise FileNotFoundError(f"{folder}: no checkpoints")
+            out = manager.restore(step, args=ocp.args.Composite(variables=ocp.args.StandardRestore(),
+                                                                meta=ocp.args.JsonRestore()))
+        finally:
+            manager.close()
     variables = jax.tree.map(np.asarray, dict(out["variables"]))
     return config, variables, dict(out["meta"])
+
+
+def load_run(workdir, which: str = "best"):
+    """``(model, variables, config)`` of a trained run: ``which`` is 'best' (best validation MPSNR)
+    or 'last'. ``model.apply(variables, lr, train=False)`` maps a normalised (N, h, w, C) float32
+    batch to ``(sr, features)``; ``config.data`` says how the run normalised its data."""
+    from lkca_jax.models import build_model
+
+    config, variables, _ = restore_variables(workdir, which)
+    return build_model(config), variables, config

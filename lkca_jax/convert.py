@@ -49,10 +49,8 @@ def _flat(variables) -> dict[tuple[str, ...], np.ndarray]:
     return out
 
 
-def flax_to_torch(variables, config=None) -> dict[str, np.ndarray]:
-    """A PyTorch state dict (NumPy arrays; ``torch.from_numpy`` each to load) of Flax variables.
-    ``config`` is accepted for symmetry; the variables carry all that is needed."""
-    del config
+def flax_to_torch(variables) -> dict[str, np.ndarray]:
+    """A PyTorch state dict (NumPy arrays; ``torch.from_numpy`` each to load) of Flax variables."""
     return {_torch_name(path[1:]): np.ascontiguousarray(_to_torch(path[-1], x))
             for path, x in _flat(variables).items()}
 

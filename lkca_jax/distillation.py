@@ -45,19 +45,18 @@ class Distiller:
         return out
 
     @classmethod
-    def from_config(cls, config, steps_per_epoch: int = 0):
+    def from_config(cls, config):
         """The distiller and the teacher's variables, restored from ``config.teacher.workdir``."""
         from lkca_jax import checkpoint
-        from lkca_jax.models import build_model
 
         t = config.teacher
         if not t.workdir:
             raise ValueError("the kd variant needs config.teacher.workdir: a trained LKCA-Net run")
-        teacher_config, variables, _ = checkpoint.restore_variables(t.workdir, t.which)
+        teacher, variables, teacher_config = checkpoint.load_run(t.workdir, t.which)
         for field in ("bands", "scale"):
             if teacher_config.model[field] != config.model[field]:
                 raise ValueError(f"teacher {t.workdir} has {field}={teacher_config.model[field]}, "
                                  f"the student {config.model[field]}")
         variables = jax.tree.map(jnp.asarray, variables)
-        return cls(build_model(teacher_config), kd_schedule(t.lambda0, t.gamma, t.decay_epochs),
+        return cls(teacher, kd_schedule(t.lambda0, t.gamma, t.decay_epochs),
                    t.l1_weight, t.grad_weight, t.cos_weight), variables

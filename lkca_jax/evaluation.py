@@ -89,7 +89,8 @@ def format_table(rows: list[dict], legacy_ergas: bool = False) -> str:
            "ERGAS": "{:.4f}", "s/img": "{:.4f}"}
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
-        cells = [str(r["Method"]), human(r["Param"], "M"), human(r["Flops"], "G")]
+        cells = [str(r["Method"]), human(r["Param"], "M") if r["Param"] else "-",
+                 human(r["Flops"], "G") if r["Flops"] else "-"]
         cells += [fmt[c].format(r[c]) for c in COLUMNS[3:]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -221,9 +222,24 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
     if config is not None and config.model.name == "bicubic":
         variables = {}
     else:
-        run_config, variables, _ = checkpoint.restore_variables(workdir, which)
+        _, variables, run_config = checkpoint.load_run(workdir, which)
         if config is not None:  # the run's model with the given data and eval settings
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config
     split = load_splits(config, (split_name,))[split_name]
     return evaluate(config, variables, split, workdir, split_name, save_images, echo)
+
+
+def runs_table(workdirs, split_name: str = "test") -> str:
+    """One Markdown table of several runs' ``eval/<split>.json`` rows (evaluated alike)."""
+    rows, legacy = [], set()
+    for workdir in workdirs:
+        path = pathlib.Path(workdir) / "eval" / f"{split_name}.json"
+        if not path.is_file():
+            raise ValueError(f"{path}: missing; run evaluate.py --workdir {workdir} first")
+        record = json.loads(path.read_text())
+        rows.append(record["mean"])
+        legacy.add(record.get("legacy_ergas", False))
+    if len(legacy) > 1:
+        raise ValueError("the runs mix the legacy and the correct ERGAS; evaluate them alike")
+    return format_table(rows, legacy.pop())

@@ -26,13 +26,11 @@ import numpy as np
 from lkca_jax import checkpoint
 from lkca_jax.atomic import remove, temp_beside
 from lkca_jax.inference import predictor
-from lkca_jax.models import build_model
 
 FORMATS = ("stablehlo", "onnx")
 
 
-def _stablehlo(config, variables, lr_shape, tmp: str):
-    model = build_model(config)
+def _stablehlo(model, config, variables, lr_shape, tmp: str):
     batch = jax.export.symbolic_shape("batch")[0]
     spec = jax.ShapeDtypeStruct((batch, *lr_shape), np.float32)
     exported = jax.export.export(jax.jit(lambda lr: model.apply(variables, lr, train=False)[0]))(spec)
@@ -41,7 +39,7 @@ def _stablehlo(config, variables, lr_shape, tmp: str):
     return lambda x: np.asarray(reloaded.call(x))
 
 
-def _onnx(config, variables, lr_shape, tmp: str):
+def _onnx(model, config, variables, lr_shape, tmp: str):
     import onnxruntime
     import torch
 
@@ -76,16 +74,16 @@ def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best"
     """Write the ``fmt`` artifact of the run in ``workdir`` for LR inputs of ``lr_size`` to ``out``."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    config, variables, _ = checkpoint.restore_variables(workdir, which)
+    model, variables, config = checkpoint.load_run(workdir, which)
     if config.model.name == "bicubic" or (fmt == "onnx" and config.model.name not in ("lkca", "vdsr")):
         raise ValueError(f"{workdir}: no {fmt} export for model {config.model.name!r}")
     lr_shape = (*lr_size, config.model.bands)
     out = pathlib.Path(out)
     tmp = temp_beside(out)
     try:
-        run = (_stablehlo if fmt == "stablehlo" else _onnx)(config, variables, lr_shape, tmp)
+        run = (_stablehlo if fmt == "stablehlo" else _onnx)(model, config, variables, lr_shape, tmp)
         x = np.random.default_rng(0).random((2, *lr_shape), np.float32)
-        want = np.asarray(predictor(build_model(config))(variables, x))
+        want = np.asarray(predictor(model)(variables, x))
         err = float(np.abs(run(x) - want).max())
         if not err <= tol:
             raise ValueError(f"{fmt} artifact differs from the Flax model by {err:.3g} (> {tol}); not written")

@@ -25,7 +25,6 @@ import numpy as np
 from lkca_jax import checkpoint
 from lkca_jax.data.io import GEOREFERENCED, Cube, DataError, open_writer, read_cube, require_finite, writer_class
 from lkca_jax.data.protocols import norm_value
-from lkca_jax.models import build_model
 
 DEFAULT_TILE = 128  # LR pixels
 RANGE_FACTOR = 4  # sr warns when the normalised input exceeds this many times the trained 0..1 range
@@ -180,7 +179,7 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     and origin and pixels ``scale`` times smaller. Nodata pixels (the file's nodata value in any
     band) are filled with each band's valid mean before the model sees them, and written back as
     the nodata value over the HR pixels they cover, so no value is invented where there were no data."""
-    config, variables, _ = checkpoint.restore_variables(workdir, which)
+    model, variables, config = checkpoint.load_run(workdir, which)
     cube = read_cube(input_path, key)
     if cube.data.shape[2] != config.model.bands:
         raise DataError(input_path, f"has {cube.data.shape[2]} bands, the model in {workdir} expects "
@@ -201,7 +200,7 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     georef = None if cube.georef is None else cube.georef.scaled(scale)
     if georef is not None and writer_cls not in GEOREFERENCED:
         warn(f"note: {output_path} cannot hold the georeference of {input_path}; write .tif or .hdr to keep it")
-    predict = functools.partial(predictor(build_model(config)), variables)
+    predict = functools.partial(predictor(model), variables)
     h, w, c = cube.data.shape
     out_shape = (h * scale, w * scale, c)
     with open_writer(output_path, out_shape, np.float32, cube.wavelengths,

@@ -10,6 +10,8 @@ Frobenius norm, as a k x k conv F->R then a 1x1 conv R->C*r*r).
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 
 LEVELS = (0.90, 0.95, 0.99)
@@ -131,3 +133,43 @@ def plot_cumulative(spectra: dict, path, first: int = 600) -> None:
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.Path]:
+    """The spectrum of each run's trained upsampler, written as ``rank.json`` and ``rank.png`` (the
+    paper's Fig. 4, every run on one plot) in ``out`` (default: the first run's ``rank/``)."""
+    import json
+
+    from lkca_jax.atomic import atomic_write
+    from lkca_jax.checkpoint import load_run
+    from lkca_jax.evaluation import method_name
+
+    spectra = {}
+    for workdir in workdirs:
+        model, variables, config = load_run(workdir, which)
+        if config.model.name != "lkca":
+            raise ValueError(f"{workdir}: a {config.model.name} run has no LKCA upsampler")
+        groups = model.up_groups if config.model.upsampler == "grouped" else 1
+        sp = spectrum(dense_equivalent(variables["params"]["up"], groups))
+        spectra[f"{method_name(config)} ({pathlib.Path(workdir).name})"] = {"workdir": str(workdir), **sp}
+    out = pathlib.Path(out or pathlib.Path(workdirs[0]) / "rank")
+    text = json.dumps(spectra, indent=1)
+    atomic_write(out / "rank.json", lambda tmp: pathlib.Path(tmp).write_text(text))
+    plot_cumulative(spectra, out / "rank.png")
+    return spectra, out
+
+
+def convert_run(workdir, to: str, out, which: str = "best") -> float:
+    """A new run in ``out`` whose upsampler is ``to`` ('grouped:G' or 'svd:R') of the dense one in
+    ``workdir``; the rest of the model and its config are kept. Returns the relative Frobenius error."""
+    from lkca_jax import checkpoint
+
+    out = pathlib.Path(out)
+    if (out / checkpoint.CONFIG_FILE).exists():
+        raise ValueError(f"{out}: already a run; choose a new --out")
+    _, variables, config = checkpoint.load_run(workdir, which)
+    new, updates, err = convert_variables(variables, config.model, to)
+    config.model.update(updates)
+    config.converted = f"{to} of {workdir}"
+    checkpoint.save_run(out, config, new, {"converted_from": str(workdir), "to": to, "relative_frobenius_error": err})
+    return err

@@ -213,7 +213,7 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     if config.variant == "kd":
         from lkca_jax.distillation import Distiller
 
-        kd, teacher = Distiller.from_config(config, steps_per_epoch)
+        kd, teacher = Distiller.from_config(config)
     model = build_model(config, axis_name=parallel.AXIS)
     state = create_state(config, model, schedule, teacher)
     if t.get("init_from", ""):

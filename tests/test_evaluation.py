@@ -215,3 +215,26 @@ def test_sr_warns_of_raw_counts_and_drops_georeference_only_with_a_note(trained_
     assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(tmp_path / "n.tif"),
                 "--norm", "14000"]) == 0
     assert "warning:" not in capsys.readouterr().err
+
+
+def test_load_run_is_public_and_runs_the_trained_model(trained_run, rng):
+    import lkca_jax
+
+    workdir, model, variables = trained_run
+    loaded, loaded_variables, config = lkca_jax.load_run(workdir)
+    assert config.model.name == "vdsr" and config.data.norm_value == 2.0
+    lr = rng.random((2, 8, 8, 102), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(loaded.apply(loaded_variables, lr, train=False)[0]),
+                                  np.asarray(model.apply(variables, lr, train=False)[0]))
+
+
+def test_sr_and_evaluate_print_no_orbax_or_absl_warnings(trained_run, tmp_path):
+    workdir, _, _ = trained_run
+    src = tmp_path / "in.npy"
+    np.save(src, read(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz")[:16, :16])
+    for args in (["-m", "lkca_jax", "sr", "--workdir", str(workdir), "--input", str(src), "--output",
+                  str(tmp_path / "out.npy")], ["evaluate.py", "--workdir", str(workdir)]):
+        out = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        for noise in ("read only", "read_only", "max_to_keep", "WARNING", "absl"):
+            assert noise not in out.stderr and noise not in out.stdout, (args[0], noise, out.stderr[-500:])

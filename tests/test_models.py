@@ -66,7 +66,7 @@ def test_channel_norm_is_a_per_pixel_layer_norm_over_channels(rng):
     got = ChannelNorm(1e-6).apply({"params": {"scale": scale, "bias": bias}}, jnp.asarray(x))
     mu, var = x.astype(np.float64).mean(-1, keepdims=True), x.astype(np.float64).var(-1, keepdims=True)
     np.testing.assert_allclose(np.asarray(got), (x - mu) / np.sqrt(var + 1e-6) * scale + bias, atol=1e-5)
-    model = build_model(tiny("pavia", "x4,net", depth=2, drop_path_rate=0.0))
+    model = build_model(tiny("pavia", "x4,net", depth=2, drop_path_rate=0.0, norm="layer"))
     lr = jnp.asarray(rng.random((4, 4, 4, 102)), jnp.float32)
     variables = model.init(jax.random.key(0), lr)
     assert "batch_stats" not in variables and "scale" in variables["params"]["block0"]["bn"]

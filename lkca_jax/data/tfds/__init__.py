@@ -33,7 +33,6 @@ from lkca_jax.data.datasets import scene_windows
 from lkca_jax.data.io import DataError
 
 SCALES = (2, 3, 4, 8)
-CUBE_SUFFIXES = (".mat", ".npy", ".npz", ".tif", ".tiff", ".hdr")
 
 
 @dataclasses.dataclass(eq=False)
