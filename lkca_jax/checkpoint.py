@@ -16,9 +16,7 @@ fail to load with a warning (a run killed while writing, a damaged disk).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import pathlib
 import warnings
 
@@ -28,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from lkca_jax.atomic import atomic_write
+from lkca_jax.quiet import quiet_logger
 
 CONFIG_FILE = "config.json"
 
@@ -131,19 +130,6 @@ def save_run(workdir, config, variables, meta=None, step: int = 0) -> None:
         ckpts.close()
 
 
-@contextlib.contextmanager
-def _quiet_absl():
-    """orbax logs through absl at WARNING on every read-only restore ('Given directory is read only',
-    'read_only=True, setting max_to_keep=None'): nothing a user can act on, so not shown."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def restore_variables(workdir, which: str = "best"):
     """(config, variables, meta) of a workdir for inference: ``which`` is 'best' or 'last'."""
     workdir = pathlib.Path(workdir)
@@ -152,7 +138,9 @@ def restore_variables(workdir, which: str = "best"):
     folder = workdir / ("best" if which == "best" and has_steps(workdir / "best") else "checkpoints")
     if not folder.is_dir():
         raise FileNotFoundError(f"{workdir}: no checkpoints")
-    with _quiet_absl():
+    # orbax logs through absl at WARNING on every read-only restore ('Given directory is read only',
+    # 'read_only=True, setting max_to_keep=None'): nothing a user can act on, so not shown
+    with quiet_logger("absl"):
         manager = _manager(folder, None, read_only=True)
         try:
             step = manager.latest_step()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import pathlib
 import warnings
@@ -26,6 +25,7 @@ import numpy as np
 from lkca_jax import checkpoint
 from lkca_jax.atomic import remove, temp_beside
 from lkca_jax.inference import predictor
+from lkca_jax.quiet import quiet_logger
 
 FORMATS = ("stablehlo", "onnx")
 
@@ -51,23 +51,12 @@ def _onnx(model, config, variables, lr_shape, tmp: str):
     batch = torch.export.Dim("batch", min=1)
     # The exporter logs each torchvision op it skips and warns of its own deprecations; the
     # artifact is checked below, so none of that reaches the user.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_logger("torch.onnx"):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (example,), tmp, input_names=["lr"], output_names=["sr", "features"],
                           dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
     session = onnxruntime.InferenceSession(tmp, providers=["CPUExecutionProvider"])
     return lambda x: session.run(["sr"], {"lr": x.transpose(0, 3, 1, 2)})[0].transpose(0, 2, 3, 1)
-
-
-@contextlib.contextmanager
-def _quiet_logger(name: str):
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best", tol: float = 1e-4) -> dict:
