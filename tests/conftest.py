@@ -8,6 +8,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+# A model small enough for unit tests (seconds on a CPU), any method; tests override what they vary.
+TINY_MODEL = dict(features=16, depth=1, se_reduction=4, up_init_scale=1.0, vdsr_features=8, vdsr_depth=1)
+
+
+def tiny_config(spec: str = "sample.py:x4,net", **model):
+    """``configs/<spec>`` with a tiny model (:data:`TINY_MODEL`, then ``model``); ``up_init_scale=1``
+    gives the SR branch random weights, so tests see a non-trivial upsampler."""
+    from lkca_jax.config import load_config
+
+    config = load_config(str(ROOT / "configs" / spec))
+    config.model.update({**TINY_MODEL, **model})
+    return config
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -19,7 +19,7 @@ def test_teacher_frozen_student_trained(tmp_path):
     training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
     _, before, _ = checkpoint.restore_variables(tmp_path / "teacher", "best")
 
-    student = tiny("configs/sample.py:x4,kd", steps=6)
+    student = tiny("sample.py:x4,kd", steps=6)
     student.teacher.workdir = str(tmp_path / "teacher")
     student.teacher.lambda0 = 1.0
     lines = []
@@ -43,7 +43,7 @@ def test_kd_step_updates_only_the_student(tmp_path):
 
     teacher = tiny(steps=2)
     training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
-    c = tiny("configs/sample.py:x4,kd")
+    c = tiny("sample.py:x4,kd")
     c.teacher.workdir = str(tmp_path / "teacher")
     kd, teacher_vars = Distiller.from_config(c)
     schedule = training.optax.constant_schedule(1e-3)
@@ -79,7 +79,7 @@ def test_student_can_start_from_the_teachers_backbone(tmp_path):
     teacher = tiny(steps=2)
     training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
     _, tv, _ = checkpoint.restore_variables(tmp_path / "teacher", "best")
-    c = tiny("configs/sample.py:x4,kd")
+    c = tiny("sample.py:x4,kd")
     c.train.update(init_from=str(tmp_path / "teacher"), init_parts="backbone")
     schedule = training.optax.constant_schedule(1e-3)
     state = training.init_from_run(training.create_state(c, build_model(c), schedule), c.train)

@@ -7,17 +7,14 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import tiny_config
 from lkca_jax import checkpoint, lowrank
 from lkca_jax.__main__ import main as cli
-from lkca_jax.config import load_config
 from lkca_jax.models import build_model
 
 
 def tiny(variant="net", **model):
-    c = load_config(str(ROOT / f"configs/sample.py:x2,{variant}"))
-    c.model.update(bands=6, features=16, depth=1, se_reduction=4, up_init_scale=1.0, **model)
-    return c
+    return tiny_config(f"sample.py:x2,{variant}", bands=6, **model)
 
 
 def test_svd_is_exact_at_full_rank_and_its_error_falls_with_rank(rng):

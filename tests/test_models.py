@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, tiny_config
 from lkca_jax import build_model
 from lkca_jax.config import load_config
 from lkca_jax.models import LKCANet
@@ -13,10 +13,7 @@ from lkca_jax.ops.imresize import imresize_np
 
 
 def tiny(dataset, arg, **model):
-    config = load_config(f"{ROOT}/configs/{dataset}.py:{arg}")
-    # up_init_scale 1: random upsampler weights, so every test sees a non-trivial SR branch
-    config.model.update(dict(features=16, depth=1, vdsr_features=8, vdsr_depth=1, up_init_scale=1.0), **model)
-    return config
+    return tiny_config(f"{dataset}.py:{arg}", **model)
 
 
 DATASETS = {31: "cave", 48: "houston", 102: "pavia", 128: "chikusei"}

@@ -10,13 +10,12 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import ROOT, shared_data
+from conftest import shared_data, tiny_config
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -r requirements-dev.txt)")
 
 from lkca_jax import checkpoint, convert, losses  # noqa: E402
 from lkca_jax.__main__ import main as cli  # noqa: E402
-from lkca_jax.config import load_config  # noqa: E402
 from lkca_jax.data.io import read  # noqa: E402
 from lkca_jax.models import build_model  # noqa: E402
 from lkca_jax.ops.imresize import imresize_np  # noqa: E402
@@ -26,10 +25,8 @@ torch.set_num_threads(2)
 
 
 def tiny(bands=102, scale=4, variant="net", **model):
-    c = load_config(str(ROOT / f"configs/sample.py:x{scale},{variant}"))
-    c.model.update(bands=bands, features=16, depth=2, se_reduction=4, up_init_scale=1.0, drop_path_rate=0.0,
-                   vdsr_features=8, vdsr_depth=3, **model)
-    return c
+    return tiny_config(f"sample.py:x{scale},{variant}", **{"bands": bands, "depth": 2, "drop_path_rate": 0.0,
+                                                             "vdsr_depth": 3, **model})
 
 
 def random_variables(c, rng):
