@@ -33,7 +33,8 @@ import torch
 
 from lkca_jax import convert, losses, torch_ref
 from lkca_jax.accounting import count, count_config
-from lkca_jax.config import VARIANT_NAMES, load_config
+from lkca_jax.config import load_config
+from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
 
 DATASET_BY_BANDS = {48: "houston", 102: "pavia", 128: "chikusei"}
@@ -285,7 +286,7 @@ def suite_claim():
     for variant in ("kd", "net", "vdsr"):
         c = make_config(variant, 128, 4, ARGS)
         jt, tt, ratios = rounds(*inference_pair(c, 1, 128), ARGS.iters, ARGS.rounds)
-        print(f"| {VARIANT_NAMES[variant]} | 512x512 | x4 | 128 | {ARGS.dtype} | {jt * 1e3:.1f} | {tt * 1e3:.1f} "
+        print(f"| {METHODS[variant].display} | 512x512 | x4 | 128 | {ARGS.dtype} | {jt * 1e3:.1f} | {tt * 1e3:.1f} "
               f"| {ratios.min():.2f} | {np.median(ratios):.2f} | {ratios.max():.2f} |", flush=True)
 
 

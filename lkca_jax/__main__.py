@@ -34,7 +34,8 @@ from lkca_jax.config import split_overrides
 
 def _count(args) -> int:
     from lkca_jax.accounting import count_config, human
-    from lkca_jax.config import VARIANT_NAMES, load_config
+    from lkca_jax.config import load_config
+    from lkca_jax.evaluation import method_name
 
     if args.json and len(args.config) != 1:
         raise ValueError("--json takes exactly one --config")
@@ -50,7 +51,7 @@ def _count(args) -> int:
     for config, n in rows:
         params = human(n["params"], "M") if n["params"] else "-"
         macs = human(n["macs"], "G") if n["macs"] else "-"
-        print(f"| {config.dataset} | x{config.model.scale} | {VARIANT_NAMES.get(config.variant, config.variant)} "
+        print(f"| {config.dataset} | x{config.model.scale} | {method_name(config)} "
               f"| {params} | {macs} |")
     return 0
 
@@ -105,7 +106,7 @@ def _convert(args) -> int:
     if args.to:
         _, variables, config = checkpoint.load_run(args.workdir, args.which)
         convert.save_pt(args.to, variables, config)
-        print(f"wrote {args.to}: {len(convert.flax_to_torch(variables))} tensors")
+        print(f"wrote {args.to}: {len(convert.flax_to_torch(variables, config))} tensors")
         return 0
     state_dict, config = convert.load_pt(args.from_)
     if args.config:

@@ -2,13 +2,16 @@
 
 Dataset files in ``configs/`` call :func:`base_config` and override only what
 differs. The argument is ``'<scale>,<variant>'``: scale ``x2``/``x3``/``x4``/
-``x8`` (or a bare integer), variant one of :data:`VARIANTS`:
+``x8`` (or a bare integer), variant a method of :data:`lkca_jax.methods.METHODS`:
 
 * ``net``: LKCA-Net, dense upsampler
 * ``lr``: LKCA-LR, grouped upsampler (g = 8)
 * ``kd``: LKCA-KD, the LR model trained with distillation from a teacher
 * ``vdsr``: the paper's VDSR baseline
 * ``bicubic``: MATLAB bicubic, no parameters
+
+The method's registry entry sets ``model.name`` (its architecture) and its own model and training
+fields over the base values below.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ import pathlib
 
 import ml_collections
 
-VARIANTS = ("net", "lr", "kd", "vdsr", "bicubic")
-VARIANT_NAMES = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "vdsr": "VDSR", "bicubic": "Bicubic"}
+from lkca_jax.methods import METHODS
 
 CAVE_SCENES = {  # choice: the 16 scenes of ../shared/data/cave, 11 / 1 / 4 (the paper's split is not stated)
     "train": ("balloons", "cd", "clay", "egyptian_statue", "fake_and_real_beers", "fake_and_real_lemon_slices",
@@ -49,11 +51,11 @@ def parse_arg(arg: str, default_scale: int = 4) -> tuple[int, str]:
     for part in filter(None, (p.strip() for p in (arg or "").split(","))):
         if part.lstrip("xX").isdigit():
             scale = int(part.lstrip("xX"))
-        elif part in VARIANTS:
+        elif part in METHODS:
             variant = part
         else:
             raise ValueError(f"config argument {arg!r}: {part!r} is neither a scale (x2, x3, x4, x8) "
-                             f"nor a variant {VARIANTS}")
+                             f"nor a method {tuple(METHODS)}")
     if scale < 2:
         raise ValueError(f"config argument {arg!r}: scale must be at least 2")
     return scale, variant
@@ -73,13 +75,14 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     c.variant = variant
 
     m = c.model = ml_collections.ConfigDict()
-    m.name = {"vdsr": "vdsr", "bicubic": "bicubic"}.get(variant, "lkca")
+    method = METHODS[variant]
+    m.name = method.architecture
     m.bands = bands
     m.scale = scale
     # LKCA-Net (RECONSTRUCTION.md section 2).
     m.features = 128
     m.depth = 16
-    m.upsampler = "dense" if variant == "net" else "grouped"
+    m.upsampler = "dense"
     # Paper: g = 8. 'auto:8' is 8 wherever 8 divides F and C*r*r (all the paper's settings) and
     # the largest valid divisor below 8 elsewhere (e.g. CAVE x2: 31*4 channels); an int is strict.
     m.groups = "auto:8"
@@ -182,6 +185,10 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     e.save_images = False
     e.bicubic_row = True  # the table also holds Bicubic on the same images, and the model's gain over it
     e.rgb_bands = ()  # false-colour (R, G, B) band indices; () picks bands at 3/4, 1/2 and 1/4 of the range
+
+    # The method's own fields (lkca_jax/methods.py).
+    m.update(method.model)
+    t.update(method.train)
 
     # The paper's Flops column: MACs for one 16 x 16 low-resolution input.
     c.count_lr_size = 16

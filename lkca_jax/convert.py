@@ -1,7 +1,8 @@
 """Weights between Flax and PyTorch (:mod:`lkca_jax.torch_ref`), both ways, and ``.pt`` files.
 
-Names: the Flax path joined by dots, ``block{i}`` -> ``blocks.{i}`` and VDSR's ``conv{i}`` ->
-``convs.{i}``. Leaves: conv ``kernel`` (k, k, in/g, out) <-> ``weight`` (out, in/g, k, k); Dense
+Names: the Flax path joined by dots, each module name renamed as the architecture's registry
+entry says (:mod:`lkca_jax.methods`: LKCA's ``block{i}`` -> ``blocks.{i}``, VDSR's ``conv{i}`` ->
+``convs.{i}``). Leaves: conv ``kernel`` (k, k, in/g, out) <-> ``weight`` (out, in/g, k, k); Dense
 ``kernel`` (in, out) <-> ``weight`` (out, in); BatchNorm ``scale``/``bias`` and the
 ``batch_stats`` ``mean``/``var`` <-> ``weight``/``bias``/``running_mean``/``running_var``; vectors
 (``gamma``, ``layer_scale``, biases) as they are. Both directions walk the Flax model's own
@@ -14,17 +15,18 @@ Only NumPy is needed for the state dicts themselves (arrays in, arrays out); rea
 from __future__ import annotations
 
 import pathlib
-import re
 
 import jax
 import numpy as np
 
+from lkca_jax.methods import architecture_of
+
 LEAVES = {"scale": "weight", "mean": "running_mean", "var": "running_var"}
 
 
-def _torch_name(path: tuple[str, ...]) -> str:
+def _torch_name(path: tuple[str, ...], architecture) -> str:
     *modules, leaf = path
-    names = [re.sub(r"^block(\d+)$", r"blocks.\1", re.sub(r"^conv(\d+)$", r"convs.\1", m)) for m in modules]
+    names = [architecture.torch_name(m) for m in modules]
     leaf = "weight" if leaf == "kernel" else LEAVES.get(leaf, leaf)
     return ".".join([*names, leaf])
 
@@ -49,9 +51,11 @@ def _flat(variables) -> dict[tuple[str, ...], np.ndarray]:
     return out
 
 
-def flax_to_torch(variables) -> dict[str, np.ndarray]:
-    """A PyTorch state dict (NumPy arrays; ``torch.from_numpy`` each to load) of Flax variables."""
-    return {_torch_name(path[1:]): np.ascontiguousarray(_to_torch(path[-1], x))
+def flax_to_torch(variables, config) -> dict[str, np.ndarray]:
+    """A PyTorch state dict (NumPy arrays; ``torch.from_numpy`` each to load) of the Flax variables
+    of ``config``'s model."""
+    architecture = architecture_of(config)
+    return {_torch_name(path[1:], architecture): np.ascontiguousarray(_to_torch(path[-1], x))
             for path, x in _flat(variables).items()}
 
 
@@ -67,12 +71,13 @@ def flax_template(config):
 def torch_to_flax(state_dict, config) -> dict:
     """Flax variables for ``config``'s model from a PyTorch state dict (tensors or arrays)."""
     template = _flat(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), flax_template(config)))
+    architecture = architecture_of(config)
     sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state_dict.items()}
     sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
     out: dict = {}
     used = set()
     for path, like in template.items():
-        name = _torch_name(path[1:])
+        name = _torch_name(path[1:], architecture)
         if name not in sd:
             raise ValueError(f"state dict has no {name!r} (needed for Flax {'/'.join(path)})")
         x = _to_flax(path[-1], sd[name])
@@ -98,7 +103,8 @@ def torch_model(variables, config):
     from lkca_jax.torch_ref import build_torch_model
 
     net = build_torch_model(config)
-    result = net.load_state_dict({k: torch.from_numpy(v) for k, v in flax_to_torch(variables).items()}, strict=False)
+    result = net.load_state_dict({k: torch.from_numpy(v) for k, v in flax_to_torch(variables, config).items()},
+                                 strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
         raise ValueError(f"weights do not fit the PyTorch reference: missing {missing[:5]}, "
@@ -112,7 +118,7 @@ def save_pt(path, variables, config) -> None:
 
     from lkca_jax.atomic import atomic_write
 
-    payload = {"state_dict": {k: torch.from_numpy(v) for k, v in flax_to_torch(variables).items()},
+    payload = {"state_dict": {k: torch.from_numpy(v) for k, v in flax_to_torch(variables, config).items()},
                "config": config.to_json_best_effort()}
     atomic_write(pathlib.Path(path), lambda tmp: torch.save(payload, tmp))
 

@@ -19,10 +19,10 @@ import numpy as np
 from lkca_jax import checkpoint, metrics
 from lkca_jax.accounting import count_config, human
 from lkca_jax.atomic import atomic_write
-from lkca_jax.config import VARIANT_NAMES
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, eval_batches
 from lkca_jax.inference import DEFAULT_TILE, predict_tiled, predictor
+from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
 
@@ -30,7 +30,8 @@ COLUMNS = ("Method", "Param", "Flops", *metrics.NAMES, "s/img")
 
 
 def method_name(config) -> str:
-    name = VARIANT_NAMES.get(config.get("variant", ""), config.model.name)
+    method = METHODS.get(config.get("variant", ""))
+    name = method.display if method else config.model.name
     if config.get("converted", ""):
         kind, _, n = config.converted.split()[0].partition(":")
         return f"{name} -> {'SVD r' if kind == 'svd' else 'grouped g'}={n}"

@@ -25,6 +25,7 @@ import numpy as np
 from lkca_jax import checkpoint
 from lkca_jax.atomic import remove, temp_beside
 from lkca_jax.inference import predictor
+from lkca_jax.methods import architecture_of
 from lkca_jax.quiet import quiet_logger
 
 FORMATS = ("stablehlo", "onnx")
@@ -64,7 +65,7 @@ def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best"
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     model, variables, config = checkpoint.load_run(workdir, which)
-    if config.model.name == "bicubic" or (fmt == "onnx" and config.model.name not in ("lkca", "vdsr")):
+    if config.model.name == "bicubic" or (fmt == "onnx" and architecture_of(config).torch is None):
         raise ValueError(f"{workdir}: no {fmt} export for model {config.model.name!r}")
     lr_shape = (*lr_size, config.model.bands)
     out = pathlib.Path(out)

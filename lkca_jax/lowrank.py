@@ -143,14 +143,19 @@ def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.
     from lkca_jax.atomic import atomic_write
     from lkca_jax.checkpoint import load_run
     from lkca_jax.evaluation import method_name
+    from lkca_jax.methods import architecture_of
 
     spectra = {}
     for workdir in workdirs:
         model, variables, config = load_run(workdir, which)
-        if config.model.name != "lkca":
-            raise ValueError(f"{workdir}: a {config.model.name} run has no LKCA upsampler")
-        groups = model.up_groups if config.model.upsampler == "grouped" else 1
-        sp = spectrum(dense_equivalent(variables["params"]["up"], groups))
+        path = architecture_of(config).upsampler
+        if path is None:
+            raise ValueError(f"{workdir}: rank cannot read the upsampler of a {config.model.name} run yet")
+        up = variables["params"]
+        for key in path:
+            up = up[key]
+        groups = model.up_groups if config.model.get("upsampler") == "grouped" else 1
+        sp = spectrum(dense_equivalent(up, groups))
         spectra[f"{method_name(config)} ({pathlib.Path(workdir).name})"] = {"workdir": str(workdir), **sp}
     out = pathlib.Path(out or pathlib.Path(workdirs[0]) / "rank")
     text = json.dumps(spectra, indent=1)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lkca_jax.methods import architecture_of
+
 
 def matlab_cubic(x: np.ndarray) -> np.ndarray:
     """Keys' cubic kernel with a = -0.5, as MATLAB's imresize uses."""
@@ -212,17 +214,21 @@ def hloss(y: torch.Tensor, gt: torch.Tensor, l1_weight=1.0, sam_weight=0.5, grad
     return l1_weight * (y - gt).abs().mean() + sam_weight * sam + grad_weight * grad
 
 
+def build_lkca(m) -> LKCANet:
+    from lkca_jax.models import resolve_groups
+
+    groups = resolve_groups(m.features, m.bands * m.scale ** 2, m.groups)
+    if m.upsampler == "grouped" and (m.features % groups or (m.bands * m.scale ** 2) % groups):
+        raise ValueError(f"upsampler groups {groups} must divide {m.features} and {m.bands * m.scale ** 2}")
+    return LKCANet(m, groups)
+
+
+def build_vdsr(m) -> VDSR:
+    return VDSR(m)
+
+
 def build_torch_model(config) -> nn.Module:
-    """The PyTorch reference of ``config.model`` (``config`` may be the model block itself)."""
+    """The PyTorch reference of ``config.model`` (``config`` may be the model block itself), through
+    :mod:`lkca_jax.methods`."""
     m = config.model if "model" in config else config
-    if m.name == "lkca":
-        from lkca_jax.models import resolve_groups
-
-        groups = resolve_groups(m.features, m.bands * m.scale ** 2, m.groups)
-        if m.upsampler == "grouped" and (m.features % groups or (m.bands * m.scale ** 2) % groups):
-            raise ValueError(f"upsampler groups {groups} must divide {m.features} and {m.bands * m.scale ** 2}")
-        return LKCANet(m, groups)
-    if m.name == "vdsr":
-        return VDSR(m)
-    raise ValueError(f"no PyTorch reference for model {m.name!r} (lkca, vdsr)")
-
+    return architecture_of(m).build_torch(m)

@@ -25,6 +25,7 @@ from flax.training import train_state
 from lkca_jax import checkpoint, evaluation, losses, parallel
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
+from lkca_jax.methods import method_of
 from lkca_jax.models import build_model
 
 
@@ -210,7 +211,7 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     schedule = learning_rate_schedule(t, steps_per_epoch, total)
     kd = None
     teacher = None
-    if config.variant == "kd":
+    if method_of(config).teacher:
         from lkca_jax.distillation import Distiller
 
         kd, teacher = Distiller.from_config(config)

@@ -168,7 +168,7 @@ def test_flax_torch_flax_is_bitwise(rng, variant, norm, tmp_path):
 def test_bad_pt_files_are_refused(tmp_path, capsys, rng):
     c = tiny()
     _, v = random_variables(c, rng)
-    good = {k: torch.from_numpy(x) for k, x in convert.flax_to_torch(v).items()}
+    good = {k: torch.from_numpy(x) for k, x in convert.flax_to_torch(v, c).items()}
     for name, sd, said in [("misshapen", {**good, "head.weight": torch.zeros(3)}, "head.weight: shape (3,)"),
                            ("missing", {k: x for k, x in good.items() if k != "up.conv.bias"}, "no 'up.conv.bias'"),
                            ("extra", {**good, "tail.weight": torch.zeros(1)}, "tail.weight")]:

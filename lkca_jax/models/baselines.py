@@ -51,3 +51,14 @@ class Bicubic(nn.Module):
 
     def __call__(self, lr: jax.Array, train: bool = False):
         return imresize(lr, self.scale), None
+
+
+def build_vdsr(m, axis_name: str | None = None) -> VDSR:
+    del axis_name  # no batch statistics
+    return VDSR(bands=m.bands, scale=m.scale, features=m.vdsr_features, depth=m.vdsr_depth,
+                residual=m.vdsr_residual, conv_impl=m.conv_impl)
+
+
+def build_bicubic(m, axis_name: str | None = None) -> Bicubic:
+    del axis_name
+    return Bicubic(bands=m.bands, scale=m.scale)

@@ -262,3 +262,16 @@ class LKCANet(nn.Module):
 
     def __call__(self, lr: jax.Array, train: bool = False):
         return self.upsample(self.backbone(lr, train), lr)
+
+
+def build(m, axis_name: str | None = None) -> LKCANet:
+    """LKCA-Net / LKCA-LR from a config's ``model`` block (runs saved before ``model.norm``
+    existed used BatchNorm)."""
+    return LKCANet(
+        bands=m.bands, scale=m.scale, features=m.features, depth=m.depth, upsampler=m.upsampler,
+        groups=m.groups, rank=m.rank, up_kernel=m.up_kernel, up_init_scale=m.get("up_init_scale", 1.0),
+        kernel_sizes=tuple(m.kernel_sizes), dilations=tuple(m.dilations), se_reduction=m.se_reduction,
+        fusion_groups=m.fusion_groups, gamma_init=m.gamma_init, layer_scale_init=m.layer_scale_init,
+        drop_path_rate=m.drop_path_rate, gelu_approximate=m.gelu_approximate, bn_momentum=m.bn_momentum,
+        bn_epsilon=m.bn_epsilon, conv_impl=m.conv_impl, axis_name=axis_name, norm=m.get("norm", "batch"),
+        ln_epsilon=m.get("ln_epsilon", 1e-6))
