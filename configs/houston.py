@@ -1,11 +1,19 @@
-"""Houston 2018 (ITRES CASI 1500, 48 bands).
+"""Houston 2018 (ITRES CASI 1500, 48 bands, 380-1050 nm): the paper's Table VI.
 
-Count parameters and MACs of LKCA-Net at x4:
+Needs the 48-band Houston 2018 cube in any format `python -m lkca_jax inspect` reads (the contest's
+ENVI pair 20170218_UH_CASI_S4_NAD83.hdr + .pix included; lkca_jax/data/registry.py). Divided by its
+max; 8 test images of 256 x 256 along the top, training patches below. Train:
 
-    python -m lkca_jax count --config=configs/houston.py:x4,net
+    python train.py --config configs/houston.py:x4,net --workdir runs/houston_x4_net \
+        --config.data.path /data/20170218_UH_CASI_S4_NAD83.hdr
 
-The argument is '<scale>,<variant>': scale x2 | x3 | x4 | x8, variant
-net | lr | kd | vdsr | bicubic (see lkca_jax/config.py).
+What to expect: the paper reports LKCA-Net x4 at 46.52 dB MPSNR and SAM 1.71 (x8: 40.35 dB),
+the easiest of its three datasets. Count the paper's columns without data:
+
+    python -m lkca_jax count --config=configs/houston.py:x4,net --config.model.norm layer
+
+The argument is '<scale>,<method>': scale x2 | x3 | x4 | x8, method a key of
+lkca_jax/methods.py (net | lr | kd | vdsr | bicubic).
 """
 
 from lkca_jax.config import base_config

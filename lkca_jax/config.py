@@ -22,27 +22,8 @@ import pathlib
 
 import ml_collections
 
+from lkca_jax.data.registry import DATASETS
 from lkca_jax.methods import METHODS
-
-CAVE_SCENES = {  # choice: the 16 scenes of ../shared/data/cave, 11 / 1 / 4 (the paper's split is not stated)
-    "train": ("balloons", "cd", "clay", "egyptian_statue", "fake_and_real_beers", "fake_and_real_lemon_slices",
-              "fake_and_real_peppers", "fake_and_real_sushi", "feathers", "glass_tiles", "jelly_beans"),
-    "validation": ("paints",),
-    "test": ("pompoms", "real_and_fake_peppers", "stuffed_toys", "thread_spools"),
-}
-
-# Each dataset's band count and the data fields where it differs from the base (RECONSTRUCTION.md
-# section 5). The TFDS builders (lkca_jax/data/tfds) and configs/<dataset>.py both start here.
-DATASETS = {
-    "chikusei": dict(bands=128, test_size=512),
-    "houston": dict(bands=48, test_size=256),
-    # SSPSR's scripts hint at 8000; the test size is not stated (3 x 224 = 672 <= 715, a multiple of 8).
-    "pavia": dict(bands=102, normalisation="constant", norm_value=8000.0, test_size=224),
-    "cave": dict(bands=31, normalisation="constant", norm_value=65535.0, train_scenes=CAVE_SCENES["train"],
-                 val_scenes=CAVE_SCENES["validation"], test_scenes=CAVE_SCENES["test"]),
-    # The embedded ROSIS crop, already reflectance in 0..1: two 48 x 48 test images, 32 x 32 patches.
-    "sample": dict(bands=102, normalisation="constant", norm_value=1.0, test_size=48, patch_size=32, stride=8),
-}
 
 
 def parse_arg(arg: str, default_scale: int = 4) -> tuple[int, str]:
@@ -63,13 +44,15 @@ def parse_arg(arg: str, default_scale: int = 4) -> tuple[int, str]:
 
 def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_collections.ConfigDict:
     """Everything shared by all datasets, with the paper's values as defaults, then the
-    dataset's own fields from :data:`DATASETS` (a dataset not listed there needs ``bands``)."""
+    dataset's own fields from its entry in :data:`lkca_jax.data.registry.DATASETS` (a folder of any
+    cubes needs ``bands``)."""
     scale, variant = parse_arg(arg)
-    known = dict(DATASETS.get(dataset, {}))
-    default_bands = known.pop("bands", None)
-    bands = bands or default_bands
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset {dataset!r} is not registered; known: {', '.join(DATASETS)}")
+    entry = DATASETS[dataset]
+    bands = bands or entry.bands
     if not bands:
-        raise ValueError(f"dataset {dataset!r} is not one of {sorted(DATASETS)}: give its number of bands")
+        raise ValueError(f"dataset {dataset!r} learns its band count from the files: give bands")
     c = ml_collections.ConfigDict()
     c.dataset = dataset
     c.variant = variant
@@ -117,7 +100,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
 
     # Data (RECONSTRUCTION.md section 5; lkca_jax/data/protocols.py). Dataset files set the rest.
     d = c.data = ml_collections.ConfigDict()
-    d.protocol = dataset  # chikusei | houston | pavia | cave | folder | sample
+    d.protocol = dataset  # the registry entry (lkca_jax/data/registry.py): its layout, crop and test images
     d.path = ""  # the downloaded file (or folder of scenes) the protocol reads
     d.key = ""  # variable/array name inside the file, when it holds several
     d.normalisation = "global_max"  # global_max | constant | per_file_max
@@ -130,7 +113,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     d.train_scenes = ()  # scene-level protocols (cave): the scene names of each split
     d.val_scenes = ()
     d.test_scenes = ()
-    d.update(known)
+    d.update(entry.data_fields())
 
     # Training (RECONSTRUCTION.md sections 3 and 4; lkca_jax/training.py).
     t = c.train = ml_collections.ConfigDict()

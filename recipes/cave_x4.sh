@@ -6,7 +6,7 @@
 #     bash recipes/cave_x4.sh runs/cave_x4                 # CPU size: 4 blocks of 64 features
 #     SIZE="" STEPS=100000 bash recipes/cave_x4.sh runs/x  # the paper's 16 blocks of 128 (GPU)
 #
-# The scene split is configs/cave.py's (lkca_jax.config.CAVE_SCENES: 11 train, 1 validation,
+# The scene split is configs/cave.py's (lkca_jax.data.registry.CAVE_SCENES: 11 train, 1 validation,
 # 4 test). Each step is an ordinary command; rerunning resumes or skips what is done.
 set -euo pipefail
 OUT=${1:-runs/cave_x4}

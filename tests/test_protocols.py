@@ -3,8 +3,20 @@
 import numpy as np
 import pytest
 
+from conftest import ROOT
+from lkca_jax.config import load_config
 from lkca_jax.data import protocols as P
+from lkca_jax.data.datasets import windows
+from lkca_jax.data.registry import DATASETS
 from lkca_jax.ops.imresize import imresize_np
+
+
+def strip(dataset, scale, shape=None, seed=0):
+    """The splits configs/<dataset>.py gives a scene of ``shape`` (default: Chikusei's crop)."""
+    config = load_config(f"{ROOT}/configs/{dataset}.py:x{scale}")
+    config.data.seed = seed
+    r0, r1, c0, c1 = DATASETS["chikusei"].crop
+    return windows(config, {dataset: shape or (r1 - r0, c1 - c0)})
 
 
 def covered(windows, shape):
@@ -15,26 +27,29 @@ def covered(windows, shape):
 
 
 def test_chikusei_counts_and_geometry():
-    s4 = P.chikusei(4)
+    s4 = strip("chikusei", 4)
     # SSPSR: 3465 x4 training patches (64, stride 32) before the 10% validation split.
     assert len(s4["train"]) + len(s4["validation"]) == 3465
     assert len(s4["validation"]) == 346  # round(346.5) to even
     assert [(w.top, w.left, w.height) for w in s4["test"]] == [(0, 0, 512), (0, 512, 512), (0, 1024, 512),
                                                                (0, 1536, 512)]
-    s8 = P.chikusei(8)
+    s8 = strip("chikusei", 8)
     assert len(s8["train"]) + len(s8["validation"]) == 27 * 31  # 128 stride 64 over 1792 x 2048
     assert {w.height for w in s8["train"]} == {128}
 
 
 def test_chikusei_crop_shape():
-    raw = np.zeros(P.CHIKUSEI_RAW_SHAPE[:2] + (1,), np.float32)
+    entry = DATASETS["chikusei"]
+    raw = np.zeros((2517, 2335, 1), np.float32)
     raw[106, 143], raw[2409, 2190] = 1, 2  # the first and last pixel of the 1-based range 107:2410, 144:2191
-    cropped = P.chikusei_crop(raw)
+    cropped = P.crop_region(raw, entry.crop, entry.raw_shape)
     assert cropped.shape == (2304, 2048, 1) and cropped[0, 0, 0] == 1 and cropped[-1, -1, 0] == 2
+    with pytest.raises(ValueError, match="2517x2335"):
+        P.crop_region(raw[:-1], entry.crop, entry.raw_shape)
 
 
-@pytest.mark.parametrize("make", [lambda: P.chikusei(4), lambda: P.houston(1202, 4172, 4),
-                                  lambda: P.pavia(1096, 715, 8)])
+@pytest.mark.parametrize("make", [lambda: strip("chikusei", 4), lambda: strip("houston", 4, (1202, 4172)),
+                                  lambda: strip("pavia", 8, (1096, 715))])
 def test_test_pixels_never_in_training(make):
     splits = make()
     h = max(w.top + w.height for ws in splits.values() for w in ws)
@@ -46,14 +61,14 @@ def test_test_pixels_never_in_training(make):
 
 
 def test_houston_and_pavia_tests():
-    assert [w.left for w in P.houston(1202, 4172, 4)["test"]] == [256 * i for i in range(8)]
-    pv = P.pavia(1096, 715, 4)
+    assert [w.left for w in strip("houston", 4, (1202, 4172))["test"]] == [256 * i for i in range(8)]
+    pv = strip("pavia", 4, (1096, 715))
     assert [(w.left, w.height) for w in pv["test"]] == [(0, 224), (224, 224), (448, 224)]
     assert max(w.left + w.width for w in pv["train"]) <= 715
 
 
 def test_validation_is_seeded():
-    a, b, c = P.chikusei(4, seed=1), P.chikusei(4, seed=1), P.chikusei(4, seed=2)
+    a, b, c = strip("chikusei", 4, seed=1), strip("chikusei", 4, seed=1), strip("chikusei", 4, seed=2)
     assert a == b and a["validation"] != c["validation"]
     assert not set(a["train"]) & set(a["validation"])
 

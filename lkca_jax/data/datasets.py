@@ -15,8 +15,9 @@ import numpy as np
 
 from lkca_jax.data import protocols as P
 from lkca_jax.data.io import READ_SUFFIXES, DataError, read_cube, require_finite
+from lkca_jax.data.registry import dataset_of
 
-SAMPLE = pathlib.Path(__file__).parent / "sample" / "pavia_rosis_100.npz"
+PACKAGE_DATA = pathlib.Path(__file__).parent
 
 
 @dataclasses.dataclass
@@ -57,10 +58,8 @@ def _scene_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
 def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """The protocol's normalised scenes by name, and each one's normalisation constant."""
     d = config.data
-    if d.protocol == "sample":
-        with np.load(d.path or SAMPLE) as f:
-            raw = {"pavia_sample": f["data"]}
-    elif d.protocol in ("cave", "folder"):
+    entry = dataset_of(d.protocol)
+    if entry.layout in ("scenes", "folder"):
         files = _scene_files(pathlib.Path(d.path))
         wanted = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) or set(files)
         missing = sorted(wanted - set(files))
@@ -68,11 +67,17 @@ def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
             raise DataError(d.path, f"lacks {len(missing)} configured scene(s): {', '.join(missing)}; found "
                                     f"{len(files)}: {', '.join(sorted(files))}")
         raw = {name: _read(p, d.key) for name, p in files.items() if name in wanted}
-    else:
-        if not d.path:
+    else:  # one scene
+        path = d.path or (PACKAGE_DATA / entry.embedded if entry.embedded else "")
+        if not path:
             raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the downloaded file")
-        cube = _read(d.path, d.key)
-        raw = {d.protocol: P.chikusei_crop(cube) if d.protocol == "chikusei" else cube}
+        cube = _read(path, d.key)
+        if entry.crop:
+            try:
+                cube = P.crop_region(cube, entry.crop, entry.raw_shape)
+            except ValueError as err:
+                raise DataError(path, str(err)) from None
+        raw = {entry.scene or entry.name: cube}
     if d.normalisation == "global_max":  # one max over everything the protocol reads
         mode, value = "constant", float(max(np.max(v) for v in raw.values()))
     else:  # constant, or per_file_max (each scene by its own max)
@@ -83,12 +88,13 @@ def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
 
 def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
     d, r = config.data, config.model.scale
+    entry = dataset_of(d.protocol)
     kw = dict(patch_size=d.patch_size or None, stride=d.stride or None)
-    if d.protocol in ("chikusei", "houston", "pavia", "sample"):
+    if entry.layout == "strip":
         (name, (h, w)), = shapes.items()
-        n_test = {"chikusei": 4, "houston": 8, "pavia": 3}.get(d.protocol, w // d.test_size)
+        n_test = entry.n_test or w // d.test_size  # 0: as many as fit
         return P.top_strip(name, h, w, r, n_test, d.test_size, val_fraction=d.val_fraction, seed=d.seed, **kw)
-    if d.protocol == "cave" or d.train_scenes:
+    if entry.layout == "scenes" or d.train_scenes:
         return P.scenes(shapes, r, list(d.train_scenes), list(d.val_scenes), list(d.test_scenes), **kw)
     return P.folder(shapes, r, val_fraction=d.val_fraction, seed=d.seed, **kw)
 
@@ -100,7 +106,7 @@ def scene_windows(config, check_bands: bool = True) -> tuple[dict[str, np.ndarra
     cubes, norms = load_scenes(config)
     bands = {v.shape[2] for v in cubes.values()}
     if check_bands and bands != {config.model.bands}:
-        raise DataError(config.data.path or SAMPLE, f"has {sorted(bands)} bands, the model expects "
+        raise DataError(config.data.path or config.data.protocol, f"has {sorted(bands)} bands, the model expects "
                                                     f"{config.model.bands}")
     return cubes, norms, windows(config, {k: v.shape[:2] for k, v in cubes.items()})
 

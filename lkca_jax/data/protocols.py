@@ -5,14 +5,14 @@ list of :class:`Window` crops of the high-resolution cube; nothing is copied
 until :func:`crop` is called. Low-resolution inputs are made from each crop by
 MATLAB ``imresize(hr, 1/r)`` after the crop (:func:`degrade`).
 
-* Chikusei (SSPSR, exact): crop rows 107:2410, cols 144:2191 (1-based), test =
-  4 images of 512 x 512 from the top, training patches from the rows below
-  (x4: 64 stride 32, 3465 patches; x8: 128 stride 64), 10% to validation.
-* Houston 2018: 8 test images of 256 x 256 from the top, patches below.
-* Pavia Centre: 3 test images of 224 x 224 from the top (rightmost remainder
-  discarded), patches below.
-* CAVE: whole scenes, listed per split; patches from the training scenes.
-* Any folder of cubes: scenes split by a seeded shuffle, patches from training scenes.
+* :func:`top_strip` (Chikusei after :func:`crop_region`, Houston 2018, Pavia Centre, the sample):
+  test images side by side along the top, training patches from the rows below, a seeded
+  fraction of them to validation. Chikusei (SSPSR, exact): 4 images of 512 x 512, x4 patches
+  64 stride 32 (3465 of them), x8 128 stride 64.
+* :func:`scenes` (CAVE): whole scenes, listed per split; patches from the training scenes.
+* :func:`folder` (any folder of cubes): scenes split by a seeded shuffle.
+
+Each dataset's numbers (crop, test images, scene lists) are in :mod:`lkca_jax.data.registry`.
 
 Patches default to 16 r (the paper's x4 64 and x8 128, i.e. 16 x 16 LR) with stride 8 r.
 """
@@ -115,30 +115,13 @@ def top_strip(scene: str, height: int, width: int, scale: int, n_test: int, test
     return {"train": train, "validation": val, "test": test}
 
 
-CHIKUSEI_RAW_SHAPE = (2517, 2335, 128)
-CHIKUSEI_CROP = (106, 2410, 143, 2191)  # rows 107:2410, cols 144:2191 in MATLAB's 1-based terms
-
-
-def chikusei_crop(raw: np.ndarray) -> np.ndarray:
-    """The SSPSR crop of the raw 2517 x 2335 scene to its 2304 x 2048 valid region."""
-    r0, r1, c0, c1 = CHIKUSEI_CROP
-    if raw.shape[:2] != CHIKUSEI_RAW_SHAPE[:2]:
-        raise ValueError(f"Chikusei is {CHIKUSEI_RAW_SHAPE[0]}x{CHIKUSEI_RAW_SHAPE[1]}, got {raw.shape[:2]}")
+def crop_region(raw: np.ndarray, region: tuple[int, int, int, int], raw_shape: tuple[int, int] | None = None):
+    """``raw[r0:r1, c0:c1]`` for ``region`` = (r0, r1, c0, c1), a view; ``raw_shape``: the (H, W)
+    the raw scene must have (Chikusei's SSPSR crop of 2517 x 2335 to 2304 x 2048)."""
+    if raw_shape is not None and raw.shape[:2] != tuple(raw_shape):
+        raise ValueError(f"the raw scene must be {raw_shape[0]}x{raw_shape[1]}, got {raw.shape[0]}x{raw.shape[1]}")
+    r0, r1, c0, c1 = region
     return raw[r0:r1, c0:c1]
-
-
-def chikusei(scale: int, **kwargs) -> dict[str, list[Window]]:
-    """Windows of the cropped 2304 x 2048 Chikusei cube."""
-    r0, r1, c0, c1 = CHIKUSEI_CROP
-    return top_strip("chikusei", r1 - r0, c1 - c0, scale, n_test=4, test_size=512, **kwargs)
-
-
-def houston(height: int, width: int, scale: int, **kwargs) -> dict[str, list[Window]]:
-    return top_strip("houston2018", height, width, scale, n_test=8, test_size=256, **kwargs)
-
-
-def pavia(height: int, width: int, scale: int, test_size: int = 224, **kwargs) -> dict[str, list[Window]]:
-    return top_strip("pavia_centre", height, width, scale, n_test=3, test_size=test_size, **kwargs)
 
 
 def whole(scene: str, height: int, width: int, scale: int) -> Window:
