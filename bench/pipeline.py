@@ -48,8 +48,9 @@ def main():
     pipe = args.batches * args.batch / (time.perf_counter() - start)
 
     schedule = training.optax.constant_schedule(c.train.learning_rate)
-    model = build_model(c, axis_name=parallel.AXIS)
-    runner = parallel.DataParallel(training.make_train_step(model, c, schedule), c.train.parallel)
+    axis = parallel.axis_name(c.train.parallel)
+    model = build_model(c, axis_name=axis)
+    runner = parallel.DataParallel(training.make_train_step(model, c, schedule, axis_name=axis), c.train.parallel)
     state = runner.put_state(training.create_state(c, model, schedule))
     batches = prefetch(epochs(source, per_device, devices, c.train.augment), c.train.prefetch)
     state, m = runner.step(state, training.as_batch(next(batches)))  # compile

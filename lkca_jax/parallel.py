@@ -1,19 +1,22 @@
 """All data parallelism of the project, in one place.
 
-A step is written once, for one device's share of the batch, using collectives
-over the axis :data:`AXIS` (``lax.pmean`` of gradients, metrics and BatchNorm
-statistics; ``lax.axis_index`` to fold the device into the RNG). It runs either
+A train step is written once, for the batch it is given, with its cross-device means behind an
+``axis_name`` (gradients, metrics and BatchNorm statistics; the drop-path mask is drawn for the
+global batch either way). It runs either
 
-* ``pmap``: ``jax.pmap`` over the local devices, the state replicated with a
-  leading device axis; or
-* ``jit``: ``jax.jit`` of ``jax.vmap`` over the device axis (the same named axis,
-  so the same collectives), with the batch laid out by a ``NamedSharding`` over a
-  one-axis device mesh and the state replicated.
+* ``pmap``: ``jax.pmap`` over the devices, each with its share of the batch and the state
+  replicated with a leading device axis; the step's means are ``lax.pmean`` over :data:`AXIS`
+  (:func:`axis_name` gives it); or
+* ``jit``: one ``jax.jit`` of the step on the *global* batch (``axis_name`` None: no collectives
+  in the step), the batch a ``NamedSharding`` over a one-axis ``data`` mesh placed with
+  ``jax.make_array_from_process_local_data``, the state replicated; XLA's partitioner splits the
+  work and inserts the reductions.
 
-Both compute the same thing (same per-device RNG, same averages), so they give
-the same parameters after the same steps. Batches are ``(devices, per_device,
-...)`` NumPy arrays from :mod:`lkca_jax.data.pipeline`; with several processes
-each passes its local part and ``devices`` counts the local devices.
+Both compute the same thing (a mean over the global batch is the mean of equal devices' means;
+BatchNorm's synced statistics are the global batch's), so they give the same parameters up to
+float summation order. Batches are ``(devices, per_device, ...)`` NumPy arrays from
+:mod:`lkca_jax.data.pipeline`; with several processes each passes its local part and ``devices``
+counts the local devices.
 """
 
 from __future__ import annotations
@@ -22,16 +25,24 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-AXIS = "devices"
+AXIS = "devices"  # pmap's named axis
+MESH_AXIS = "data"  # jit's mesh axis
 MODES = ("pmap", "jit")
 
 
+def axis_name(mode: str) -> str | None:
+    """The axis the model's BatchNorm and drop path and the step's means run over in ``mode``."""
+    if mode not in MODES:
+        raise ValueError(f"parallel mode must be one of {MODES}, got {mode!r}")
+    return AXIS if mode == "pmap" else None
+
+
 class DataParallel:
-    """Runs ``fn(state, batch) -> (state, metrics)`` data-parallel; ``fn`` uses collectives over :data:`AXIS`."""
+    """Runs ``fn(state, batch) -> (state, metrics)`` data-parallel; ``fn`` (and the model in it)
+    must be built with :func:`axis_name` of the same ``mode``."""
 
     def __init__(self, fn, mode: str = "pmap", devices=None, donate: bool = True):
-        if mode not in MODES:
-            raise ValueError(f"parallel mode must be one of {MODES}, got {mode!r}")
+        axis_name(mode)  # checks the mode
         self.mode = mode
         self.local_devices = list(devices or jax.local_devices())
         donate_argnums = (0,) if donate else ()
@@ -39,11 +50,11 @@ class DataParallel:
             self._step = jax.pmap(fn, axis_name=AXIS, devices=devices, donate_argnums=donate_argnums)
         else:
             devices = jax.devices() if devices is None else self.local_devices
-            self.mesh = Mesh(np.asarray(devices), (AXIS,))
+            self.mesh = Mesh(np.asarray(devices), (MESH_AXIS,))
             self._replicated = NamedSharding(self.mesh, PartitionSpec())
-            self._sharded = NamedSharding(self.mesh, PartitionSpec(AXIS))
-            vmapped = jax.vmap(fn, in_axes=(None, 0), out_axes=None, axis_name=AXIS)
-            self._step = jax.jit(vmapped, out_shardings=self._replicated, donate_argnums=donate_argnums)
+            self._sharded = NamedSharding(self.mesh, PartitionSpec(MESH_AXIS))
+            self._step = jax.jit(fn, in_shardings=(self._replicated, self._sharded),
+                                 out_shardings=self._replicated, donate_argnums=donate_argnums)
 
     @property
     def num_local(self) -> int:
@@ -62,16 +73,18 @@ class DataParallel:
         return jax.device_get(state)
 
     def put_batch(self, batch):
-        """A pytree of local ``(local_devices, per_device, ...)`` arrays onto the devices."""
+        """A pytree of local ``(local_devices, per_device, ...)`` arrays onto the devices: as they
+        are for pmap; for jit, this process's rows of the global ``(batch, ...)`` array."""
         if self.mode == "pmap":  # pmap splits the leading axis over its devices
             return batch
-        return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self._sharded, np.asarray(x)), batch)
+        return jax.tree.map(lambda x: jax.make_array_from_process_local_data(
+            self._sharded, np.asarray(x).reshape((-1,) + np.shape(x)[2:])), batch)
 
     def step(self, state, batch):
         return self._step(state, self.put_batch(batch))
 
     def metrics(self, metrics) -> dict:
-        """Device metrics (already averaged over :data:`AXIS`) as Python floats."""
+        """Device metrics (means over the global batch) as Python floats."""
         if self.mode == "pmap":
             metrics = jax.tree.map(lambda x: x[0], metrics)
         return {k: float(v) for k, v in jax.device_get(metrics).items()}

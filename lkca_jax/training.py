@@ -107,13 +107,16 @@ def init_from_run(state: TrainState, t) -> TrainState:
                          opt_state=state.tx.init(merged["params"]))
 
 
-def make_train_step(model, config, schedule, kd=None):
-    """``step(state, batch) -> (state, metrics)`` for one device's share; collectives over parallel.AXIS."""
+def make_train_step(model, config, schedule, kd=None, axis_name: str | None = None):
+    """``step(state, batch) -> (state, metrics)`` on the batch it is given: with ``axis_name``
+    (pmap) one device's share, its gradients, metrics and BatchNorm statistics averaged over that
+    axis; without (jit) the global batch. ``model`` must be built with the same ``axis_name``."""
     t = config.train
+    mean = (lambda tree: jax.lax.pmean(tree, axis_name)) if axis_name else (lambda tree: tree)
 
     def step(state: TrainState, batch: dict):
-        rng = jax.random.wrap_key_data(state.rng)
-        rng = jax.random.fold_in(jax.random.fold_in(rng, state.step), jax.lax.axis_index(parallel.AXIS))
+        # one key per step for the whole global batch (drop path takes each device's rows of it)
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
         def loss_fn(params):
             (sr, feats), updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["lr"],
@@ -125,9 +128,7 @@ def make_train_step(model, config, schedule, kd=None):
             return terms["loss"], (terms, updates.get("batch_stats", {}))
 
         grads, (terms, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
-        grads = jax.lax.pmean(grads, parallel.AXIS)
-        terms = jax.lax.pmean(terms, parallel.AXIS)
-        batch_stats = jax.lax.pmean(batch_stats, parallel.AXIS)
+        grads, terms, batch_stats = mean(grads), mean(terms), mean(batch_stats)
         terms["grad_norm"] = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
         terms["learning_rate"] = schedule(state.step)
         return state.apply_gradients(grads=grads, batch_stats=batch_stats), terms
@@ -215,7 +216,8 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
         from lkca_jax.distillation import Distiller
 
         kd, teacher = Distiller.from_config(config)
-    model = build_model(config, axis_name=parallel.AXIS)
+    axis = parallel.axis_name(t.parallel)
+    model = build_model(config, axis_name=axis)
     state = create_state(config, model, schedule, teacher)
     if t.get("init_from", ""):
         state = init_from_run(state, t)
@@ -231,7 +233,7 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
         echo(f"resumed from step {int(state.step)} in {workdir}")
     start = int(state.step)
 
-    runner = parallel.DataParallel(make_train_step(model, config, schedule, kd), t.parallel)
+    runner = parallel.DataParallel(make_train_step(model, config, schedule, kd, axis), t.parallel)
     state = runner.put_state(state)
     logger = Logger(workdir, lead)
     local_devices = runner.num_local

@@ -49,7 +49,7 @@ def test_kd_step_updates_only_the_student(tmp_path):
     schedule = training.optax.constant_schedule(1e-3)
     model = build_model(c, axis_name=parallel.AXIS)
     state = training.create_state(c, model, schedule, teacher_vars)
-    step = training.make_train_step(model, c, schedule, kd)
+    step = training.make_train_step(model, c, schedule, kd, parallel.AXIS)
     runner = parallel.DataParallel(step, "pmap", jax.local_devices()[:1])
     start = jax.tree.map(np.asarray, state)
     state = runner.put_state(state)

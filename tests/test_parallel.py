@@ -1,5 +1,5 @@
-"""pmap and jit data parallelism on 2 CPU devices give the same parameters (subprocess: the device
-count is fixed when jax starts)."""
+"""pmap and jit (one step on the global batch) on 2 CPU devices give the same parameters, drop path
+included (subprocess: the device count is fixed when jax starts)."""
 
 import os
 import subprocess
@@ -20,17 +20,22 @@ from lkca_jax.models import build_model
 assert jax.device_count() == 2
 c = tiny()
 schedule = training.optax.constant_schedule(1e-3)
-model = build_model(c, axis_name=parallel.AXIS)
+c.model.update(depth=3, drop_path_rate=0.5)  # blocks 1 and 2 drop paths: the masks must agree too
 source = SplitSource(load_splits(c, ("train",))["train"])
 batches = list(train_batches(source, 2, 2, epoch=0, seed=0))[:3]
 out = {{}}
 for mode in ("pmap", "jit"):
-    runner = parallel.DataParallel(training.make_train_step(model, c, schedule), mode)
+    axis = parallel.axis_name(mode)
+    model = build_model(c, axis_name=axis)
+    runner = parallel.DataParallel(training.make_train_step(model, c, schedule, axis_name=axis), mode)
     # SGD keeps parameter differences proportional to gradient differences (Adam's first steps are
     # sign-like and would amplify float reduction-order noise on near-zero gradients).
     state = training.create_state(c, model, schedule)
     sgd = training.optax.sgd(0.1)
     state = runner.put_state(state.replace(tx=sgd, opt_state=sgd.init(state.params)))
+    if mode == "jit":  # the global batch of 4, one array sharded over both devices
+        placed = runner.put_batch(training.as_batch(batches[0]))["lr"]
+        assert placed.shape[0] == 4 and len(placed.sharding.device_set) == 2
     for b in batches:  # a fresh host batch every step
         state, metrics = runner.step(state, training.as_batch(b))
     out[mode] = (runner.get_state(state), runner.metrics(metrics))

@@ -112,6 +112,28 @@ class LKCA(nn.Module):
         return gamma * (a * attn)
 
 
+class DropPath(nn.Module):
+    """In training, drop a sample's whole residual branch with probability ``rate`` and rescale the
+    kept ones. The mask is drawn for the global batch and each device takes its own rows
+    (``axis_name``: the data-parallel axis under ``pmap``; None: the batch is the global one), so
+    pmap over devices and one jit over the global batch drop the same samples from the same key."""
+
+    rate: float = 0.0
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, v: jax.Array, train: bool = False) -> jax.Array:
+        if not train or self.rate == 0:
+            return v
+        n, total, offset = v.shape[0], v.shape[0], 0
+        if self.axis_name is not None:
+            total = n * jax.lax.psum(1, self.axis_name)
+            offset = n * jax.lax.axis_index(self.axis_name)
+        keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate, (total,))
+        keep = jax.lax.dynamic_slice_in_dim(keep, offset, n)
+        return jnp.where(keep[:, None, None, None], v / (1.0 - self.rate), jnp.zeros_like(v))
+
+
 class LKB(nn.Module):
     """One LKCA block: norm, 1x1 + GELU, LKCA, 1x1 + inner shortcut, layer scale, drop path. The two
     normalisations keep the names ``bn`` and ``fuse_bn`` whichever kind they are (checkpoints and
@@ -143,8 +165,7 @@ class LKB(nn.Module):
                  name="lkca")(a, train)
         v = Conv(f, 1, impl=self.conv_impl, name="proj_out")(s) + u
         v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)) * v
-        # Drop path: drop the whole residual branch per sample, rescale the kept ones.
-        v = nn.Dropout(self.drop_path, broadcast_dims=(1, 2, 3), deterministic=not train)(v)
+        v = DropPath(self.drop_path, self.axis_name)(v, train)
         return x + v
 
 
