@@ -28,10 +28,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import torch
 
-from lkca_jax import convert, losses, torch_ref
+from lkca_jax import convert, distillation, parallel, torch_ref, training
 from lkca_jax.accounting import count, count_config
 from lkca_jax.config import load_config
 from lkca_jax.methods import METHODS
@@ -43,7 +42,6 @@ DATASET_BY_BANDS = {48: "houston", 102: "pavia", 128: "chikusei"}
 def make_config(variant: str, bands: int, scale: int, args):
     c = load_config(f"configs/{DATASET_BY_BANDS.get(bands, 'chikusei')}.py:x{scale},{variant}")
     c.model.bands = bands
-    c.model.drop_path_rate = 0.0  # same computation in both frameworks (no random drop)
     c.model.up_init_scale = 1.0
     if args.depth is not None:
         c.model.depth = args.depth
@@ -110,31 +108,29 @@ def kd_torch_loss(s, t):
     return (s - t).abs().mean() + (g(s) - g(t)).abs().mean() + (1 - cos.mean())
 
 
-def jax_train_step(model, variables, teacher=None):
-    """(state, jitted step(state, lr, hr) -> (state, loss)): forward, HLoss, backward, Adam; with
-    ``teacher = (model, variables)`` also the frozen teacher's forward and the KD loss."""
-    tx = optax.adam(1e-4)
-    state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
-             "opt": tx.init(variables["params"])}
-
-    @jax.jit
-    def step(state, lr, hr):
-        def loss_fn(params):
-            (sr, feats), upd = model.apply({"params": params, "batch_stats": state["batch_stats"]}, lr, train=True,
-                                           mutable=["batch_stats"])
-            loss = losses.supervised(sr, hr)["loss"]
-            if teacher is not None:  # named scopes: bench/profile_step.py reports these parts apart
-                with jax.named_scope("teacher"):
-                    _, tf = teacher[0].apply(teacher[1], lr, train=False)
-                with jax.named_scope("kd_loss"):
-                    loss = loss + 0.01 * losses.distillation(feats, jax.lax.stop_gradient(tf))["kd"]
-            return loss, upd["batch_stats"]
-
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        return {"params": optax.apply_updates(state["params"], updates), "batch_stats": stats, "opt": opt}, loss
-
-    return state, step
+def jax_train_step(c, batch: int, teacher=None, mode: str = "pmap"):
+    """The trainer's own step, as train.py runs it: ``training.make_train_step`` (forward with drop
+    path, HLoss, backward, Adam on the config's schedule; with ``teacher = (model, variables)`` the
+    frozen teacher's forward and the KD loss weighted by its epoch schedule) under
+    ``parallel.DataParallel`` on one device. Returns ``(runner, state, batch)``; one step is
+    ``runner.step(state, batch) -> (state, metrics)``."""
+    axis = parallel.axis_name(mode)
+    model = build_model(c, axis_name=axis)
+    schedule = training.learning_rate_schedule(c.train, steps_per_epoch=100, total_steps=10_000)
+    kd = None
+    if teacher is not None:
+        t = c.teacher
+        kd = distillation.Distiller(teacher[0], distillation.kd_schedule(t.lambda0, t.gamma, t.decay_epochs),
+                                    t.l1_weight, t.grad_weight, t.cos_weight)
+    runner = parallel.DataParallel(training.make_train_step(model, c, schedule, kd, axis), mode,
+                                   devices=jax.local_devices()[:1])
+    state = training.create_state(c, model, schedule, None if teacher is None else teacher[1])
+    rng = np.random.default_rng(0)
+    scale, bands = c.model.scale, c.model.bands
+    host = {"lr": rng.random((1, batch, 16, 16, bands), np.float32),
+            "hr": rng.random((1, batch, 16 * scale, 16 * scale, bands), np.float32),
+            "mask": np.ones((1, batch), np.float32), "epoch": np.zeros((1, batch), np.int32)}
+    return runner, runner.put_state(state), host
 
 
 def train_pair(c, batch: int, kd: bool):
@@ -148,14 +144,13 @@ def train_pair(c, batch: int, kd: bool):
         teacher_c = make_config("net", bands, scale, ARGS)
         t_model, t_vars, t_net = flax_and_torch(teacher_c, seed=1)
         t_net.eval().to(dev)
-    model, variables, net = flax_and_torch(c)
-    state, step = jax_train_step(model, variables, (t_model, t_vars) if kd else None)
-    box = {"state": jax.device_put(state)}
-    lrj, hrj = jax.device_put(lr), jax.device_put(hr)
+    _, _, net = flax_and_torch(c)
+    runner, state, host = jax_train_step(c, batch, (t_model, t_vars) if kd else None)
+    box = {"state": state}
 
-    def run_jax():
-        box["state"], loss = step(box["state"], lrj, hrj)
-        jax.block_until_ready(loss)
+    def run_jax():  # a host batch every step, as in training
+        box["state"], metrics = runner.step(box["state"], host)
+        jax.block_until_ready(metrics["loss"])
 
     net.train().to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)

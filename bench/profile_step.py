@@ -2,8 +2,10 @@
 
     python bench/profile_step.py [--bands 102] [--scale 4] [--batch 16] [--steps 3] [--kd]
 
-Runs bench/compare.py's JAX train step (forward, HLoss, backward, Adam) of LKCA-Net at the
-paper's size on 16 x 16 LR patches, traces ``--steps`` calls, and adds up the executed XLA ops by the
+Runs the trainer's own step (``training.make_train_step`` under ``parallel.DataParallel``, as
+train.py does: forward with drop path, HLoss, backward, Adam; bench/compare.py's
+``jax_train_step``) of LKCA-Net at the paper's size on 16 x 16 LR patches, traces ``--steps``
+calls, and adds up the executed XLA ops by the
 model part their metadata names (``block*/lkca/dw1``, ``upsample``, ...), forward and backward
 apart. Ops outside the model (loss, optimizer) are grouped as such. ``--kd`` profiles LKCA-KD's step
 instead (the LKCA-LR student, the frozen teacher's forward and the KD loss, each reported apart).
@@ -20,7 +22,6 @@ import re
 import tempfile
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from compare import jax_train_step, make_config
 
@@ -55,22 +56,20 @@ def main():
     ap.add_argument("--kd", action="store_true", help="LKCA-KD's step: the LKCA-LR student, teacher forward, KD loss")
     args = ap.parse_args()
     c = make_config("lr" if args.kd else "net", args.bands, args.scale, args)
-    model = build_model(c)
-    rng = np.random.default_rng(0)
-    lr = jnp.asarray(rng.random((args.batch, 16, 16, args.bands), np.float32))
-    hr = jnp.asarray(rng.random((args.batch, 16 * args.scale, 16 * args.scale, args.bands), np.float32))
     teacher = None
     if args.kd:
         t_model = build_model(make_config("net", args.bands, args.scale, args))
-        teacher = (t_model, t_model.init(jax.random.key(1), lr[:1]))
-    state, step = jax_train_step(model, model.init(jax.random.key(0), lr[:1]), teacher)
-    step = step.lower(state, lr, hr).compile()  # compiled once: its HLO names the traced ops
+        teacher = (t_model, t_model.init(jax.random.key(1), np.zeros((1, 16, 16, args.bands), np.float32)))
+    runner, state, batch = jax_train_step(c, args.batch, teacher)
+    step = runner.compile(state, batch)  # compiled once: its HLO names the traced ops
     names = dict(re.findall(r'%([\w.\-]+) = .*?op_name="([^"]*)"', step.as_text()))
-    jax.block_until_ready(step(state, lr, hr))
+    placed = runner.put_batch(batch)
+    state, _ = step(state, placed)  # the warm-up step; the state is donated, so keep the new one
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
             for _ in range(args.steps):
-                jax.block_until_ready(step(state, lr, hr))
+                state, metrics = step(state, placed)
+                jax.block_until_ready(metrics)
         (trace,) = glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True)
         events = json.load(gzip.open(trace))["traceEvents"]
     totals = collections.Counter()

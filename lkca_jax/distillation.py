@@ -38,9 +38,11 @@ class Distiller:
     def terms(self, teacher_variables, lr, student_features, mask, epoch) -> dict:
         """KD loss terms and ``kd_weight`` for this batch (``epoch``: per-image epochs, all equal)."""
         frozen = jax.lax.stop_gradient(teacher_variables)
-        _, teacher_features = self.teacher_model.apply(frozen, lr, train=False)
-        out = losses.distillation(student_features, jax.lax.stop_gradient(teacher_features), self.l1_weight,
-                                  self.grad_weight, self.cos_weight, mask)
+        with jax.named_scope("teacher"):  # named so that bench/profile_step.py reports the parts apart
+            _, teacher_features = self.teacher_model.apply(frozen, lr, train=False)
+        with jax.named_scope("kd_loss"):
+            out = losses.distillation(student_features, jax.lax.stop_gradient(teacher_features), self.l1_weight,
+                                      self.grad_weight, self.cos_weight, mask)
         out["kd_weight"] = jnp.asarray(self.schedule(epoch[0]), jnp.float32)
         return out
 

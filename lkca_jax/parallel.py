@@ -83,6 +83,11 @@ class DataParallel:
     def step(self, state, batch):
         return self._step(state, self.put_batch(batch))
 
+    def compile(self, state, batch):
+        """The compiled step for these shapes (``.as_text()`` is its optimised HLO; call it on
+        ``put_batch(batch)``): for profiling and memory analysis."""
+        return self._step.lower(state, self.put_batch(batch)).compile()
+
     def metrics(self, metrics) -> dict:
         """Device metrics (means over the global batch) as Python floats."""
         if self.mode == "pmap":
