@@ -48,6 +48,9 @@ class DataParallel:
         donate_argnums = (0,) if donate else ()
         if mode == "pmap":  # devices=None: collectives span every process's devices
             self._step = jax.pmap(fn, axis_name=AXIS, devices=devices, donate_argnums=donate_argnums)
+            # The state goes in as the step's outputs come out (the same pmap's placement), so the
+            # second step does not compile again for differently placed inputs.
+            self._place = jax.pmap(lambda tree: tree, axis_name=AXIS, devices=devices)
         else:
             devices = jax.devices() if devices is None else self.local_devices
             self.mesh = Mesh(np.asarray(devices), (MESH_AXIS,))
@@ -62,8 +65,8 @@ class DataParallel:
 
     def put_state(self, state):
         """A host (unreplicated) state onto the devices."""
-        if self.mode == "pmap":  # a leading device axis; the first step places it
-            return jax.tree.map(lambda x: np.stack([np.asarray(x)] * self.num_local), state)
+        if self.mode == "pmap":  # a leading device axis
+            return self._place(jax.tree.map(lambda x: np.stack([np.asarray(x)] * self.num_local), state))
         return jax.device_put(state, self._replicated)
 
     def get_state(self, state):

@@ -59,3 +59,32 @@ def test_pmap_and_jit_agree_on_two_devices():
     out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=str(ROOT / "tests"))], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and "same" in out.stdout, out.stderr[-3000:]
+
+
+def test_the_step_compiles_once(caplog):
+    """The state is placed as the step's outputs come out, so steps after the first reuse its
+    compilation (with numpy-placed state, pmap compiled the train step a second time)."""
+    import logging
+
+    import jax
+    import numpy as np
+
+    from lkca_jax import parallel
+
+    def toy_step(axis):
+        def step(state, batch):
+            mean = batch.mean() if axis is None else jax.lax.pmean(batch.mean(), axis)
+            return {"w": state["w"] + mean, "n": state["n"] + 1}, {"loss": mean}
+        return step
+
+    for mode in parallel.MODES:
+        runner = parallel.DataParallel(toy_step(parallel.axis_name(mode)), mode, jax.local_devices()[:1])
+        state = runner.put_state({"w": np.zeros(3, np.float32), "n": 0})
+        batch = np.ones((1, 2, 3), np.float32)
+        state, _ = runner.step(state, batch)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), jax.log_compiles():
+            for _ in range(2):
+                state, metrics = runner.step(state, batch)
+        assert not [r for r in caplog.records if "Compiling" in r.getMessage()], (mode, caplog.text[-500:])
+        assert runner.metrics(metrics)["loss"] == 1.0 and int(runner.get_state(state)["n"]) == 3
