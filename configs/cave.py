@@ -21,4 +21,7 @@ from lkca_jax.config import base_config
 def get_config(arg: str = "x4,net"):
     c = base_config("cave", arg)
     c.data.path = "../shared/data/cave"  # a folder of <scene>_ms band-PNG folders
+    # BatchNorm, as in docs/results.md's runs and for the reason configs/sample.py gives; the CAVE study
+    # compares the two (--config.model.norm layer).
+    c.model.norm = "batch"
     return c

@@ -82,13 +82,13 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.gelu_approximate = False  # PyTorch's nn.GELU is the exact erf form
     # The LKB's two normalisations: 'layer' (channels-first LayerNorm, mean and variance over the
     # channels per pixel, then a per-channel affine) or 'batch' (BatchNorm, statistics synced over the
-    # data axis). The paper's Flops column points to 'layer' (fvcore counts it 0 and every LKCA entry
-    # comes out exact; BatchNorm's 2 per element misses 7 of 18 in the third decimal: RECONSTRUCTION.md
-    # section 2), but on real data 'layer' trained far worse: the README's main job (the sample, 720
-    # steps) ends 0.55 dB below Bicubic with it and well above with 'batch' (docs/benchmarks.md).
-    # Default 'batch' until the CAVE study with seeds settles it; count the paper's model with
-    # --config.model.norm layer.
-    m.norm = "batch"
+    # data axis). Default 'layer', the paper's model as its Flops column shows it: fvcore counts it 0
+    # and every LKCA entry comes out exact, where BatchNorm's 2 per element misses 7 of 18 in the third
+    # decimal (RECONSTRUCTION.md section 2). On real data it trained far worse in the one comparison
+    # made so far (the sample, 720 steps: 0.55 dB below Bicubic against 0.80 dB above with 'batch';
+    # docs/benchmarks.md), so configs/sample.py and configs/cave.py, the configs trained here, choose
+    # 'batch'; the CAVE study with seeds is where the two are settled.
+    m.norm = "layer"
     m.ln_epsilon = 1e-6  # ConvNeXt's channels-first LayerNorm
     m.bn_momentum = 0.9  # BatchNorm running-average decay, Flax convention (= PyTorch momentum 0.1)
     m.bn_epsilon = 1e-5  # PyTorch's default

@@ -14,8 +14,8 @@ implementations compute the same function with the same parameter shapes as
 * dense (g = 1): XLA's convolution forward.
 * both: a custom VJP of im2col matrix products, with the bias inside, that
   reads the cotangent once (XLA's own dense convolution backward on CPU is
-  about 1.6x slower; the autodiff of the grouped einsum re-computed the
-  cotangent in each of its transposes).
+  slower, and the autodiff of the grouped einsum re-computed the cotangent in
+  each of its transposes; the measurements are in docs/benchmarks.md).
 
 ``impl='auto'`` picks ``fast`` on CPU and ``xla`` on GPU/TPU. Padding is
 PyTorch's ``padding = dilation * (k - 1) // 2`` (zeros), stride 1, odd k.
@@ -99,7 +99,7 @@ def _shift_add(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
     # Two channel halves joined by a concatenate on the channel axis: XLA's CPU fusion never fuses
     # a minor-dimension concatenate into its consumers, so the result is computed once and stored.
     # As one fused sum, XLA re-computes all k*k taps inside every consumer (the next conv's taps,
-    # the backward's transposes): 5.4x slower for a 7x7 depthwise conv's forward and backward.
+    # the backward's transposes), several times slower (docs/benchmarks.md, "What was slow").
     c = x.shape[-1]
     if c < 2:
         return _shift_add_block(x, kernel, dilation)
