@@ -14,6 +14,10 @@ Model building (:func:`lkca_jax.models.build_model`), the PyTorch reference
 evaluation table, ``rank``/``lowrank`` and the config argument all read these two tables; adding a
 method is one Flax module, one PyTorch reference, one entry here and its tests. Builders are named
 as ``"module:function"`` strings so that importing this registry imports neither flax nor torch.
+
+Every architecture here maps the LR batch alone to ``(sr, features)`` and makes its bicubic image
+inside (LKCA-Net's and VDSR's residual, Bicubic itself); SSPSR and MSDformer take the bicubic image
+as a second input, and their entries will say so when they land.
 """
 
 from __future__ import annotations
