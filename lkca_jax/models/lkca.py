@@ -11,6 +11,7 @@ truncated SVD of the dense kernel gives).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -82,8 +83,8 @@ class SqueezeExcite(nn.Module):
         return s[:, None, None, :]
 
 
-class LKCA(nn.Module):
-    """Large-Kernel Channel Attention: cascaded dilated depthwise convs, SE, grouped fusion."""
+class BlockSettings(nn.Module):
+    """The settings an LKB and its LKCA share (fields only)."""
 
     kernel_sizes: Sequence[int] = (5, 7)
     dilations: Sequence[int] = (1, 3)
@@ -97,6 +98,18 @@ class LKCA(nn.Module):
     norm: str = "layer"
     ln_epsilon: float = 1e-6
 
+    def shared(self) -> dict:
+        """These fields' values, to make a module of another kind with the same settings."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(BlockSettings)
+                if f.name not in ("parent", "name")}
+
+    def norm_layer(self, train: bool, name: str):
+        return norm_layer(self.norm, train, self.bn_momentum, self.bn_epsilon, self.ln_epsilon, self.axis_name, name)
+
+
+class LKCA(BlockSettings):
+    """Large-Kernel Channel Attention: cascaded dilated depthwise convs, SE, grouped fusion."""
+
     @nn.compact
     def __call__(self, a: jax.Array, train: bool = False) -> jax.Array:
         f = a.shape[-1]
@@ -106,8 +119,7 @@ class LKCA(nn.Module):
         z = jnp.concatenate(maps, axis=-1)
         z = z * SqueezeExcite(self.se_reduction, name="se")(z)
         attn = Conv(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(z)
-        attn = norm_layer(self.norm, train, self.bn_momentum, self.bn_epsilon, self.ln_epsilon, self.axis_name,
-                          "fuse_bn")(attn)
+        attn = self.norm_layer(train, "fuse_bn")(attn)
         gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))
         return gamma * (a * attn)
 
@@ -134,35 +146,21 @@ class DropPath(nn.Module):
         return jnp.where(keep[:, None, None, None], v / (1.0 - self.rate), jnp.zeros_like(v))
 
 
-class LKB(nn.Module):
+class LKB(BlockSettings):
     """One LKCA block: norm, 1x1 + GELU, LKCA, 1x1 + inner shortcut, layer scale, drop path. The two
     normalisations keep the names ``bn`` and ``fuse_bn`` whichever kind they are (checkpoints and
     PyTorch state dicts name them so)."""
 
-    kernel_sizes: Sequence[int] = (5, 7)
-    dilations: Sequence[int] = (1, 3)
-    se_reduction: int = 16
-    fusion_groups: int = 4
-    gamma_init: float = 1.0
     layer_scale_init: float = 1e-2
     drop_path: float = 0.0
     gelu_approximate: bool = False
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
-    conv_impl: str = "auto"
-    axis_name: str | None = None
-    norm: str = "layer"
-    ln_epsilon: float = 1e-6
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         f = x.shape[-1]
-        u = norm_layer(self.norm, train, self.bn_momentum, self.bn_epsilon, self.ln_epsilon, self.axis_name,
-                       "bn")(x)
+        u = self.norm_layer(train, "bn")(x)
         a = nn.gelu(Conv(f, 1, impl=self.conv_impl, name="proj_in")(u), approximate=self.gelu_approximate)
-        s = LKCA(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
-                 self.bn_momentum, self.bn_epsilon, self.conv_impl, self.axis_name, self.norm, self.ln_epsilon,
-                 name="lkca")(a, train)
+        s = LKCA(**self.shared(), name="lkca")(a, train)
         v = Conv(f, 1, impl=self.conv_impl, name="proj_out")(s) + u
         v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)) * v
         v = DropPath(self.drop_path, self.axis_name)(v, train)
@@ -261,10 +259,12 @@ class LKCANet(nn.Module):
     def setup(self):
         self.head = Conv(self.features, 3, impl=self.conv_impl)
         self.blocks = [
-            LKB(self.kernel_sizes, self.dilations, self.se_reduction, self.fusion_groups, self.gamma_init,
-                self.layer_scale_init, self.drop_path_rate * i / max(self.depth - 1, 1),  # linear, as in VAN
-                self.gelu_approximate, self.bn_momentum, self.bn_epsilon, self.conv_impl, self.axis_name,
-                self.norm, self.ln_epsilon, name=f"block{i}")
+            LKB(kernel_sizes=self.kernel_sizes, dilations=self.dilations, se_reduction=self.se_reduction,
+                fusion_groups=self.fusion_groups, gamma_init=self.gamma_init, bn_momentum=self.bn_momentum,
+                bn_epsilon=self.bn_epsilon, conv_impl=self.conv_impl, axis_name=self.axis_name, norm=self.norm,
+                ln_epsilon=self.ln_epsilon, layer_scale_init=self.layer_scale_init,
+                drop_path=self.drop_path_rate * i / max(self.depth - 1, 1),  # linear, as in VAN
+                gelu_approximate=self.gelu_approximate, name=f"block{i}")
             for i in range(self.depth)]
         self.up = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
                             init_scale=self.up_init_scale, conv_impl=self.conv_impl)
