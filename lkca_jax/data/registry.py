@@ -1,4 +1,5 @@
-"""The datasets this library knows: one registry entry each (RECONSTRUCTION.md section 5).
+"""The datasets this library knows: one registry entry each (RECONSTRUCTION.md section 5), the
+tables of ``datasets.toml`` beside this file.
 
 An entry holds every fact about a dataset that code needs: its band count, the files a user
 downloads and the variable inside them, its layout (how scenes become splits), the crop, the
@@ -19,16 +20,10 @@ Layouts:
 from __future__ import annotations
 
 import dataclasses
+import pathlib
+import tomllib
 
 LAYOUTS = ("strip", "scenes", "folder")
-
-# choice: the 16 scenes of ../shared/data/cave, 11 / 1 / 4 (the paper's split is not stated)
-CAVE_SCENES = {
-    "train": ("balloons", "cd", "clay", "egyptian_statue", "fake_and_real_beers", "fake_and_real_lemon_slices",
-              "fake_and_real_peppers", "fake_and_real_sushi", "feathers", "glass_tiles", "jelly_beans"),
-    "validation": ("paints",),
-    "test": ("pompoms", "real_and_fake_peppers", "stuffed_toys", "thread_spools"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +36,8 @@ class Dataset:
 
     name: str
     title: str
-    bands: int | None
     layout: str
+    bands: int | None = None
     files: tuple[str, ...] = ()
     key: str = ""
     crop: tuple[int, int, int, int] | None = None
@@ -77,68 +72,17 @@ class Dataset:
         return fields
 
 
-DATASETS = {d.name: d for d in (
-    Dataset(
-        "chikusei", "Chikusei (Headwall Hyperspec-VNIR-C, 128 bands, 363-1018 nm)", 128, "strip",
-        files=("HyperspecVNIR_Chikusei_20140729.mat",), key="chikusei",
-        crop=(106, 2410, 143, 2191), raw_shape=(2517, 2335),  # SSPSR: rows 107:2410, cols 144:2191 (1-based)
-        n_test=4, test_size=512, tfds="chikusei",
-        description="Chikusei airborne hyperspectral scene (2517 x 2335 x 128, 363-1018 nm), cropped to 2304 x 2048 "
-                    "and divided by its max; 4 test images of 512 x 512 from the top, patches from the rows below.",
-        homepage="https://naotoyokoya.com/Download.html",
-        citation="N. Yokoya and A. Iwasaki, Airborne hyperspectral data over Chikusei, Univ. of Tokyo, "
-                 "Tech. Rep. SAL-2016-05-27, 2016.",
-        download="Download 'Hyperspectral data (MAT format)' (HyperspecVNIR_Chikusei_20140729_MAT.zip) from "
-                 "https://naotoyokoya.com/Download.html, unzip it and put HyperspecVNIR_Chikusei_20140729.mat "
-                 "(MATLAB v7.3, variable 'chikusei') directly in manual_dir."),
-    Dataset(
-        "houston", "Houston 2018 (ITRES CASI 1500, 48 bands, 380-1050 nm)", 48, "strip",
-        files=("houston2018.mat", "20170218_UH_CASI_S4_NAD83.hdr", "houston2018.tif", "houston2018.npy"),
-        n_test=8, test_size=256, tfds="houston2018",
-        description="Houston 2018 hyperspectral scene (48 bands, 380-1050 nm), divided by its max; 8 test images "
-                    "of 256 x 256 from the top, patches from the rows below.",
-        homepage="https://hyperspectral.ee.uh.edu/?page_id=1075",
-        citation="Y. Xu et al., Advanced multi-sensor optical remote sensing for urban land use and land cover "
-                 "classification: outcome of the 2018 IEEE GRSS Data Fusion Contest, IEEE JSTARS 12(6), 2019.",
-        download="Request the 2018 IEEE GRSS Data Fusion Contest data (https://hyperspectral.ee.uh.edu/?page_id=1075 "
-                 "or IEEE DataPort), and put in manual_dir either the ENVI pair 20170218_UH_CASI_S4_NAD83.hdr + "
-                 "20170218_UH_CASI_S4_NAD83.pix from FullHSIDataset, or the 48-band cube saved as houston2018.mat "
-                 "(its only 3-D variable), houston2018.tif or houston2018.npy."),
-    Dataset(
-        # SSPSR's scripts hint at 8000; the test size is not stated (3 x 224 = 672 <= 715, a multiple of 8).
-        "pavia", "Pavia Centre (ROSIS, 102 bands)", 102, "strip", files=("Pavia.mat",), key="pavia",
-        normalisation="constant", norm_value=8000.0, n_test=3, test_size=224, tfds="pavia_centre",
-        description="Pavia Centre (ROSIS, 1096 x 715 x 102), divided by 8000; 3 test images of 224 x 224 from the "
-                    "top (the rightmost remainder discarded), patches from the rows below.",
-        homepage="https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes",
-        citation="ROSIS Pavia Centre scene, courtesy of P. Gamba, University of Pavia.",
-        download="Download Pavia.mat (Pavia Centre, variable 'pavia') from "
-                 "https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes and put it in "
-                 "manual_dir."),
-    Dataset(
-        "cave", "CAVE multispectral (31 bands, 400-700 nm)", 31, "scenes",
-        normalisation="constant", norm_value=65535.0, scenes=CAVE_SCENES, tfds="cave",
-        description="CAVE multispectral images (31 bands, 400-700 nm, 16-bit PNG per band), divided by 65535; "
-                    "scenes split as lkca_jax.data.registry.CAVE_SCENES, patches from the training scenes, the "
-                    "others whole.",
-        homepage="https://cave.cs.columbia.edu/repository/Multispectral",
-        citation="F. Yasuma, T. Mitsunaga, D. Iso and S. K. Nayar, Generalized assorted pixel camera: postcapture "
-                 "control of resolution, dynamic range, and spectrum, IEEE TIP 19(9), 2010.",
-        download="Download complete_ms_data.zip from https://cave.cs.columbia.edu/repository/Multispectral and unzip "
-                 "it so that manual_dir holds one <scene>_ms folder per scene (e.g. balloons_ms/), each holding its "
-                 "31 band PNGs (a nested <scene>_ms/<scene>_ms/ level, as in the official zip, is fine)."),
-    Dataset(
-        "folder", "Any folder of hyperspectral cubes", None, "folder", tfds="hsi_folder",
-        description="A folder of cubes in any format lkca_jax reads, each divided by the global max; a seeded "
-                    "shuffle of the scene names puts 20% of the scenes in test and 10% in validation.",
-        download="Put the cubes (.mat, .npy, .npz, .tif, ENVI .hdr + data, or folders of band PNGs), all with the "
-                 "same number of bands, directly in manual_dir."),
-    Dataset(
-        # The embedded ROSIS crop, already reflectance in 0..1: two 48 x 48 test images, 32 x 32 patches.
-        "sample", "The embedded ROSIS Pavia crop (100 x 100, 102 bands)", 102, "strip", key="data",
-        normalisation="constant", norm_value=1.0, test_size=48, patch_size=32, stride=8, scene="pavia_sample",
-        embedded="sample/pavia_rosis_100.npz"),
-)}
+def _load(path: pathlib.Path) -> dict[str, Dataset]:
+    with open(path, "rb") as f:
+        tables = tomllib.load(f)
+    tuples = ("files", "crop", "raw_shape")
+    return {name: Dataset(name, **{k: tuple(v) if k in tuples else v for k, v in table.items() if k != "scenes"},
+                          scenes={k: tuple(v) for k, v in table.get("scenes", {}).items()})
+            for name, table in tables.items()}
+
+
+DATASETS = _load(pathlib.Path(__file__).with_name("datasets.toml"))
+CAVE_SCENES = DATASETS["cave"].scenes
 
 
 def dataset_of(name: str) -> Dataset:
