@@ -105,7 +105,14 @@ def test_count_cli_bad_config():
 
 
 FVCORE_CASES = [("pavia", 4, "net", "layer"), ("pavia", 4, "net", "batch"), ("houston", 8, "lr", "layer"),
-                ("chikusei", 4, "vdsr", "layer")]
+                ("chikusei", 4, "kd", "layer"), ("chikusei", 4, "vdsr", "layer")]
+
+
+def test_fvcore_cases_cover_every_registered_method_with_a_reference():
+    from lkca_jax.methods import ARCHITECTURES, METHODS
+
+    with_reference = {m.name for m in METHODS.values() if ARCHITECTURES[m.architecture].torch}
+    assert {case[2] for case in FVCORE_CASES} == with_reference  # Bicubic has none, and counts 0 above
 
 
 @pytest.mark.parametrize("dataset,scale,variant,norm", FVCORE_CASES)
