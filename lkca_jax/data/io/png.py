@@ -44,6 +44,8 @@ def read(path: pathlib.Path) -> Cube:
         try:
             with Image.open(p) as im:
                 band = np.asarray(im)
+                if im.mode == "I" and band.dtype == np.int32:  # older Pillow widens 16-bit grey to int32
+                    band = band.astype(np.uint16)  # a PNG sample has at most 16 bits
         except Exception as err:
             raise DataError(p, f"not a readable PNG ({reason(err)})") from None
         if band.ndim == 3:  # 8-bit RGB(A) copies store grey as R = G = B
