@@ -179,6 +179,8 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     and origin and pixels ``scale`` times smaller. Nodata pixels (the file's nodata value in any
     band) are filled with each band's valid mean before the model sees them, and written back as
     the nodata value over the HR pixels they cover, so no value is invented where there were no data."""
+    if norm is not None and not norm > 0:
+        raise ValueError(f"--norm must be positive, got {norm}")
     model, variables, config = checkpoint.load_run(workdir, which)
     cube = read_cube(input_path, key)
     if cube.data.shape[2] != config.model.bands:
@@ -194,17 +196,15 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
         except ValueError as err:
             raise DataError(input_path, str(err)) from None
         _check_range(cube, input_path, norm, config, warn)
-    elif not norm > 0:
-        raise ValueError(f"--norm must be positive, got {norm}")
     scale = config.model.scale
     georef = None if cube.georef is None else cube.georef.scaled(scale)
-    if georef is not None and writer_cls not in GEOREFERENCED:
+    kept = georef is not None and writer_cls in GEOREFERENCED  # open_writer drops it elsewhere
+    if georef is not None and not kept:
         warn(f"note: {output_path} cannot hold the georeference of {input_path}; write .tif or .hdr to keep it")
     predict = functools.partial(predictor(model), variables)
     h, w, c = cube.data.shape
     out_shape = (h * scale, w * scale, c)
-    with open_writer(output_path, out_shape, np.float32, cube.wavelengths,
-                     georef if writer_cls in GEOREFERENCED else None) as writer:
+    with open_writer(output_path, out_shape, np.float32, cube.wavelengths, georef) as writer:
         for row, block in super_resolve_rows(predict, cube.data, scale, tile, overlap, batch, norm, progress):
             if nodata is not None:
                 lr_rows = nodata[row // scale:(row + len(block) + scale - 1) // scale]
@@ -212,5 +212,5 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
                 block[hr_mask] = georef.nodata
             writer.write_rows(row, block)
     return {"input": str(input_path), "output": str(output_path), "shape": list(out_shape), "norm": norm,
-            "georeferenced": georef is not None and writer_cls in GEOREFERENCED,
+            "georeferenced": kept,
             "nodata_pixels": 0 if nodata is None else int(nodata.sum())}
