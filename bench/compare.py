@@ -5,7 +5,8 @@
     python bench/compare.py --suite train          # LKCA-Net and LKCA-KD steps, batch 16 and 32
     python bench/compare.py --suite scaling --plots docs/img   # time and memory vs LR size, bands, scale
     python bench/compare.py --suite peak           # achieved GFLOP/s against the measured matmul peak
-    python bench/compare.py --suite claim [--dtype bfloat16]   # LKCA-KD vs LKCA-Net vs VDSR, 512 x 512 x 128 HR
+    python bench/compare.py --suite baselines      # VDSR, 3D-FCNN and SSPSR at the LKCA rows' shapes
+    python bench/compare.py --suite claim [--dtype bfloat16]   # every method, 512 x 512 x 128 HR
 
 Both frameworks get the same shapes, batch, weights (converted) and threads
 (``torch.set_num_threads`` = the CPU count XLA uses), and the same device: JAX's default backend,
@@ -134,7 +135,7 @@ def jax_train_step(c, batch: int, teacher=None, mode: str = "pmap"):
 
 
 def train_pair(c, batch: int, kd: bool):
-    """Full train steps (forward, loss, backward, Adam) in both frameworks on the same batch."""
+    """Full train steps (forward, the method's loss, backward, Adam) in both frameworks on the same batch."""
     scale, bands, dev = c.model.scale, c.model.bands, torch_device()
     rng = np.random.default_rng(0)
     lr = rng.random((batch, 16, 16, bands), np.float32)
@@ -160,7 +161,7 @@ def train_pair(c, batch: int, kd: bool):
     def run_torch():
         opt.zero_grad(set_to_none=True)
         sr, feats = net(lrt)
-        loss = torch_ref.hloss(sr, hrt)
+        loss = (torch_ref.sspsr_loss if c.train.loss == "sspsr" else torch_ref.hloss)(sr, hrt)
         if kd:
             with torch.no_grad():
                 _, tf = t_net(lrt)
@@ -195,7 +196,7 @@ def suite_inference(cases):
     for variant, bands, scale, size, batch in cases:
         c = make_config(variant, bands, scale, ARGS)
         jt, tt, ratios = rounds(*inference_pair(c, batch, size), ARGS.iters, ARGS.rounds)
-        row({"net": "LKCA-Net", "lr": "LKCA-LR"}[variant], c, batch, size, jt, tt, ratios)
+        row(METHODS[variant].display, c, batch, size, jt, tt, ratios)
 
 
 def suite_train(cases):
@@ -275,21 +276,27 @@ def suite_peak():
 
 def suite_claim():
     """The paper's claim checked directly: wall clock of one 512 x 512 x 128 HR image (x4, 128 x 128 LR)
-    for LKCA-KD (at inference the LKCA-LR student), LKCA-Net and VDSR, in both frameworks."""
-    print("| model | HR | scale | bands | dtype | JAX ms | PyTorch ms | ratio min | ratio median | ratio max |"
-          "\n|" + "---|" * 10)
-    for variant in ("kd", "net", "vdsr"):
+    for every method with a PyTorch reference (LKCA-KD runs as its LKCA-LR student), in both
+    frameworks, and LKCA-KD's speed-up over each (JAX against JAX, PyTorch against PyTorch)."""
+    print("| model | HR | scale | bands | dtype | JAX ms | PyTorch ms | ratio min | ratio median | ratio max "
+          "| LKCA-KD speed-up JAX | LKCA-KD speed-up PyTorch |\n|" + "---|" * 12)
+    kd = None
+    for variant in [m for m in ARGS.methods.split(",") if m]:
         c = make_config(variant, 128, 4, ARGS)
         jt, tt, ratios = rounds(*inference_pair(c, 1, 128), ARGS.iters, ARGS.rounds)
+        kd = kd or (jt, tt)
         print(f"| {METHODS[variant].display} | 512x512 | x4 | 128 | {ARGS.dtype} | {jt * 1e3:.1f} | {tt * 1e3:.1f} "
-              f"| {ratios.min():.2f} | {np.median(ratios):.2f} | {ratios.max():.2f} |", flush=True)
+              f"| {ratios.min():.2f} | {np.median(ratios):.2f} | {ratios.max():.2f} | {jt / kd[0]:.2f} "
+              f"| {tt / kd[1]:.2f} |", flush=True)
 
 
 def main():
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="acceptance",
-                    choices=("acceptance", "inference", "train", "scaling", "peak", "claim"))
+                    choices=("acceptance", "inference", "train", "scaling", "peak", "claim", "baselines"))
+    ap.add_argument("--methods", default="kd,net,vdsr,fcnn3d,sspsr",
+                    help="claim and baselines suites: methods in order (claim: the first is the speed-up's base)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="weights and inputs of the inference suites (acceptance, inference, claim, peak)")
     ap.add_argument("--rounds", type=int, default=5)
@@ -320,6 +327,15 @@ def main():
         suite_scaling(ARGS.plots)
     elif ARGS.suite == "claim":
         suite_claim()
+    elif ARGS.suite == "baselines":  # SSPSR (36 GMACs per 16 x 16 LR image) at batch 2
+        cases = [(m, 102, 4, 16, 2 if m == "sspsr" else 16) for m in ARGS.methods.split(",") if m not in ("kd", "net")]
+        suite_inference(cases)
+        print()
+        print(TRAIN_HEAD)
+        for variant, bands, scale, _, batch in cases:
+            c = make_config(variant, bands, scale, ARGS)
+            jt, tt, ratios = rounds(*train_pair(c, batch, False), ARGS.iters, ARGS.rounds)
+            row(f"{METHODS[variant].display} train", c, batch, 16, jt, tt, ratios, unit="patches/s")
     else:
         suite_peak()
 

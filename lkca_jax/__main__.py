@@ -110,7 +110,9 @@ def _convert(args) -> int:
         return 0
     state_dict, config = convert.load_pt(args.from_)
     if args.config:
-        config = load_config(args.config)
+        config = load_config(args.config, args.overrides)
+    elif args.overrides:
+        raise ValueError("--config.<field> overrides need --config")
     if config is None:
         raise ValueError(f"{args.from_}: holds no config; name the model with --config configs/<dataset>.py:<arg>")
     variables = convert.torch_to_flax(state_dict, config)
@@ -133,8 +135,10 @@ def _rank(args) -> int:
 def _lowrank(args) -> int:
     from lkca_jax.lowrank import convert_run
 
-    err = convert_run(args.workdir, args.to, args.out, args.which)
-    print(f"wrote {args.out}: upsampler {args.to}, relative Frobenius error {err:.4f}")
+    err, updates = convert_run(args.workdir, args.to, args.out, args.which)
+    made = f"svd:{updates['rank']}" if updates["upsampler"] == "svd" else f"grouped:{updates['groups']}"
+    note = "" if made == args.to else f" ({args.to} does not divide the upsampler's channels; the largest that does)"
+    print(f"wrote {args.out}: upsampler {made}{note}, relative Frobenius error {err:.4f}")
     if args.evaluate:
         from lkca_jax.evaluation import evaluate_workdir
 
@@ -200,7 +204,9 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", required=True, help="the run to export, or the new run to create")
     p.add_argument("--to", help="write this .pt from the run")
     p.add_argument("--from", dest="from_", help="read this .pt into a new run")
-    p.add_argument("--config", help="the model's config (configs/<dataset>.py:<arg>) when the .pt has none")
+    p.add_argument("--config", help="the model's config (configs/<dataset>.py:<arg>) when the .pt has none "
+                                    "(e.g. a state dict saved by SSPSR's public code); --config.<field> value "
+                                    "overrides follow it")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_convert)
     p = sub.add_parser("rank", help="singular values of trained upsamplers (the paper's Fig. 4)")
@@ -234,8 +240,8 @@ def main(argv=None) -> int:
         parser.error(str(err))
     args = parser.parse_args(argv)
     args.overrides = overrides
-    if overrides and args.command != "count":
-        parser.error(f"--config.<field> overrides are for count, not {args.command}")
+    if overrides and args.command not in ("count", "convert"):
+        parser.error(f"--config.<field> overrides are for count and convert --from, not {args.command}")
     try:
         return args.run(args)
     except (ValueError, OSError) as err:  # DataError is a ValueError and names the file

@@ -7,11 +7,13 @@
 
   ============================  ==========================================================
   convolution (any groups,      ``prod(weight shape) * prod(output spatial)``: per output
-  dilation; taps on padding)    element ``k*k*Cin/groups``; the bias is not counted
+  dilation; taps on padding,    element ``taps*k*k*Cin/groups``; the bias is not counted
+  3-D over a depth-1 axis)
   dense (linear)                tokens * in * out
   BatchNorm (eval)              2 per element
   LayerNorm module              5 per element
-  adaptive average pooling      1 per input element (the squeeze-excitation's pooling)
+  adaptive average pooling      1 per input element (squeeze-excitation's and channel
+                                attention's pooling)
   everything else               0: activations, element-wise products and sums, the
                                 hand-written channels-first LayerNorm, concatenation,
                                 PixelShuffle and the bicubic residual
@@ -31,20 +33,21 @@ import jax.numpy as jnp
 
 from lkca_jax.models import build_model
 from lkca_jax.models.lkca import SqueezeExcite
+from lkca_jax.models.sspsr import ChannelAttention
 from lkca_jax.ops.conv import Conv
 
 
 def _flops_of_call(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
     """fvcore's count for one call of ``module`` on input ``x`` giving ``y`` (see the table above)."""
-    if isinstance(module, Conv):
-        return y.size * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
+    if isinstance(module, Conv):  # 3-D kernels: every spectral tap, as fvcore counts the padded ones
+        return y.size * max(module.taps, 1) * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
     if isinstance(module, nn.Dense):
         return y.size * x.shape[-1]
     if isinstance(module, nn.BatchNorm):
         return 2 * y.size
     if isinstance(module, nn.LayerNorm):
         return 5 * y.size
-    if isinstance(module, SqueezeExcite):  # its pooling; its two Dense layers are counted as calls of their own
+    if isinstance(module, (SqueezeExcite, ChannelAttention)):  # the pooling; its layers are counted as calls
         return x.size
     return 0
 

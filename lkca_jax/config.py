@@ -8,6 +8,8 @@ differs. The argument is ``'<scale>,<variant>'``: scale ``x2``/``x3``/``x4``/
 * ``lr``: LKCA-LR, grouped upsampler (g = 8)
 * ``kd``: LKCA-KD, the LR model trained with distillation from a teacher
 * ``vdsr``: the paper's VDSR baseline
+* ``fcnn3d``: the paper's 3D-FCNN baseline
+* ``sspsr``: SSPSR, with its own loss and recipe
 * ``bicubic``: MATLAB bicubic, no parameters
 
 The method's registry entry sets ``model.name`` (its architecture) and its own model and training
@@ -71,7 +73,9 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.groups = "auto:8"
     m.rank = 64  # only for upsampler='svd'
     m.up_kernel = 3
-    m.up_init_scale = 0.0  # choice: upsampler's last kernel init x this; 0: SR starts as bicubic (1: PyTorch's)
+    # Choice: the upsampler's last kernel init x this; 0: SR starts as bicubic (1: PyTorch's). The
+    # upsampler fields (upsampler, groups, rank, up_init_scale) apply to every architecture's own.
+    m.up_init_scale = 0.0
     m.kernel_sizes = (5, 7)
     m.dilations = (1, 3)  # choice: VAN's LKA (5x5 d1 then 7x7 d3); the paper lost the values
     m.se_reduction = 16
@@ -97,6 +101,17 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.vdsr_features = 64
     m.vdsr_depth = 18
     m.vdsr_residual = True  # choice: VDSR's global residual, here the bicubic image
+    # 3D-FCNN baseline (BASELINES.md section 2.4).
+    m.fcnn_widths = (64, 32, 9)
+    m.fcnn_taps = 3  # spectral extent of its first and last kernels: (3,9,9) and (3,5,5)
+    m.fcnn_residual = True  # choice: add the bicubic image, as VDSR and LKCA-Net do
+    # SSPSR (BASELINES.md section 2.1; its demo.sh).
+    m.sspsr_features = 256
+    m.sspsr_blocks = 3
+    m.sspsr_subs = 8  # bands per group
+    m.sspsr_overlap = 2  # bands shared by neighbouring groups
+    m.sspsr_res_scale = 0.1
+    m.sspsr_reduction = 16  # channel attention
 
     # Data (RECONSTRUCTION.md section 5; lkca_jax/data/protocols.py). Dataset files set the rest.
     d = c.data = ml_collections.ConfigDict()
@@ -131,9 +146,12 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.step_decay_rate = 0.5
     t.weight_decay = 0.0  # adamw only
     t.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
+    t.loss = "hloss"  # hloss (MSDformer's, the paper's) | sspsr (SSPSR's own); lkca_jax/losses.py
     t.l1_weight = 1.0  # HLoss: L1 + 0.5 SAM + 0.1 gradient (MSDformer)
     t.sam_weight = 0.5
     t.grad_weight = 0.1
+    t.spatial_tv_weight = 1e-3  # SSPSR's loss: L1 + 1e-3 spatial TV + 2e-3 spectral TV (its code)
+    t.spectral_tv_weight = 2e-3
     t.parallel = "pmap"  # pmap | jit (NamedSharding mesh); lkca_jax/parallel.py
     t.log_every_steps = 50
     t.eval_every_steps = 500  # validation MPSNR; the best checkpoint follows it

@@ -1,8 +1,9 @@
 """Weights between Flax and PyTorch (:mod:`lkca_jax.torch_ref`), both ways, and ``.pt`` files.
 
-Names: the Flax path joined by dots, each module name renamed as the architecture's registry
-entry says (:mod:`lkca_jax.methods`: LKCA's ``block{i}`` -> ``blocks.{i}``, VDSR's ``conv{i}`` ->
-``convs.{i}``). Leaves: conv ``kernel`` (k, k, in/g, out) <-> ``weight`` (out, in/g, k, k); Dense
+Names: the Flax module path joined by dots, renamed as the architecture's registry entry says
+(:mod:`lkca_jax.methods`: LKCA's ``block{i}`` -> ``blocks.{i}``, VDSR's ``conv{i}`` ->
+``convs.{i}``, SSPSR's to its public code's names). Leaves: conv ``kernel`` (k, k, in/g, out) <->
+``weight`` (out, in/g, k, k), 3-D (taps, k, k, in/g, out) <-> (out, in/g, taps, k, k); Dense
 ``kernel`` (in, out) <-> ``weight`` (out, in); BatchNorm ``scale``/``bias`` and the
 ``batch_stats`` ``mean``/``var`` <-> ``weight``/``bias``/``running_mean``/``running_var``; vectors
 (``gamma``, ``layer_scale``, biases) as they are. Both directions walk the Flax model's own
@@ -26,21 +27,21 @@ LEAVES = {"scale": "weight", "mean": "running_mean", "var": "running_var"}
 
 def _torch_name(path: tuple[str, ...], architecture) -> str:
     *modules, leaf = path
-    names = [architecture.torch_name(m) for m in modules]
     leaf = "weight" if leaf == "kernel" else LEAVES.get(leaf, leaf)
-    return ".".join([*names, leaf])
+    return f"{architecture.torch_name('.'.join(modules))}.{leaf}"
+
+
+# kernel axes: Flax (k, k, in, out) <-> torch (out, in, k, k); 3-D (taps, k, k, in, out) <-> (out, in, taps, k, k)
+TO_TORCH = {2: (1, 0), 4: (3, 2, 0, 1), 5: (4, 3, 0, 1, 2)}
+TO_FLAX = {2: (1, 0), 4: (2, 3, 1, 0), 5: (2, 3, 4, 1, 0)}
 
 
 def _to_torch(leaf: str, x: np.ndarray) -> np.ndarray:
-    if leaf == "kernel":
-        return x.transpose(3, 2, 0, 1) if x.ndim == 4 else x.T
-    return x
+    return x.transpose(TO_TORCH[x.ndim]) if leaf == "kernel" else x
 
 
 def _to_flax(leaf: str, x: np.ndarray) -> np.ndarray:
-    if leaf == "kernel":
-        return x.transpose(2, 3, 1, 0) if x.ndim == 4 else x.T
-    return x
+    return x.transpose(TO_FLAX[x.ndim]) if leaf == "kernel" and x.ndim in TO_FLAX else x
 
 
 def _flat(variables) -> dict[tuple[str, ...], np.ndarray]:
@@ -74,6 +75,8 @@ def torch_to_flax(state_dict, config) -> dict:
     architecture = architecture_of(config)
     sd = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in state_dict.items()}
     sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    if sd and all(k.startswith("module.") for k in sd):  # saved from nn.DataParallel without .module
+        sd = {k[len("module."):]: v for k, v in sd.items()}
     out: dict = {}
     used = set()
     for path, like in template.items():

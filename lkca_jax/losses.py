@@ -1,7 +1,10 @@
-"""Training losses (RECONSTRUCTION.md section 3) on (N, H, W, C) batches.
+"""Training losses (RECONSTRUCTION.md section 3, BASELINES.md section 3) on (N, H, W, C) batches.
 
-Supervised, MSDformer's HLoss: ``l1 + sam_weight * SAM + grad_weight * L1(G(y), G(gt))``
-(paper: 1, 0.5, 0.1). Distillation on post-PixelShuffle features: ``L1 + L1 of G +
+Supervised, chosen by ``train.loss``: ``hloss``, MSDformer's HLoss ``l1 + sam_weight * SAM +
+grad_weight * L1(G(y), G(gt))`` (paper: 1, 0.5, 0.1), or ``sspsr``, SSPSR's own ``L1 +
+spatial_tv_weight * (mean squared vertical + mean squared horizontal difference of y) +
+spectral_tv_weight * mean squared band-to-band difference of y`` (its code: 1e-3 and 2e-3; both
+TV terms regularise the prediction alone). Distillation on post-PixelShuffle features: ``L1 + L1 of G +
 (1 - mean cosine)``, each with its weight. Every loss takes an optional per-image
 ``mask`` (1 real, 0 padding) and averages over the real images only.
 """
@@ -66,6 +69,36 @@ def supervised(y, gt, l1_weight=1.0, sam_weight=0.5, grad_weight=0.1, mask=None)
     terms = {"l1": l1(y, gt, mask), "sam": sam_loss(y, gt, mask), "grad": gradient_loss(y, gt, mask)}
     terms["loss"] = l1_weight * terms["l1"] + sam_weight * terms["sam"] + grad_weight * terms["grad"]
     return terms
+
+
+def tv_terms(y, mask=None) -> tuple:
+    """SSPSR's (spatial, spectral) total variation of y: per image, the mean squared difference of
+    neighbours along H plus that along W, and the mean squared difference of adjacent bands."""
+    dh = jnp.mean(jnp.square(y[:, 1:] - y[:, :-1]), axis=(1, 2, 3))
+    dw = jnp.mean(jnp.square(y[:, :, 1:] - y[:, :, :-1]), axis=(1, 2, 3))
+    dc = jnp.mean(jnp.square(y[..., 1:] - y[..., :-1]), axis=(1, 2, 3))
+    return _masked_mean(dh + dw, mask), _masked_mean(dc, mask)
+
+
+def sspsr(y, gt, spatial_tv_weight=1e-3, spectral_tv_weight=2e-3, mask=None) -> dict:
+    """SSPSR's loss terms and their weighted sum under ``'loss'``."""
+    terms = {"l1": l1(y, gt, mask)}
+    terms["spatial_tv"], terms["spectral_tv"] = tv_terms(y, mask)
+    terms["loss"] = terms["l1"] + spatial_tv_weight * terms["spatial_tv"] + spectral_tv_weight * terms["spectral_tv"]
+    return terms
+
+
+LOSSES = ("hloss", "sspsr")
+
+
+def training_loss(t, y, gt, mask=None) -> dict:
+    """The supervised loss a config's ``train`` block selects (``t.loss``, default ``hloss``)."""
+    kind = t.get("loss", "hloss")
+    if kind == "hloss":
+        return supervised(y, gt, t.l1_weight, t.sam_weight, t.grad_weight, mask)
+    if kind == "sspsr":
+        return sspsr(y, gt, t.spatial_tv_weight, t.spectral_tv_weight, mask)
+    raise ValueError(f"train.loss must be one of {LOSSES}, got {kind!r}")
 
 
 def distillation(s, t, l1_weight=1.0, grad_weight=1.0, cos_weight=1.0, mask=None) -> dict:

@@ -1,11 +1,17 @@
 """The upsampler's low rank (RECONSTRUCTION.md section 2, the paper's Section III-C and Fig. 4).
 
-The upsampler kernel, Flax ``(k, k, F, C*r*r)``, is read as the paper's ``(C*r*r) x (F*k*k)``
-matrix. :func:`spectrum` gives its singular values, their normalised cumulative sum and the
-ranks that reach 90/95/99 % of it. :func:`to_grouped` and :func:`to_svd` compress a trained dense
-upsampler without retraining (an extension of ours): the block-diagonal part of the matrix
-(``g`` feature groups, LKCA-LR's layout) or its truncated SVD (the best rank-R approximation in
-Frobenius norm, as a k x k conv F->R then a 1x1 conv R->C*r*r).
+The upsampler kernel, Flax ``(k, k, F, O)`` (O = C*r*r for LKCA-Net), is read as the paper's
+``O x (F*k*k)`` matrix. :func:`spectrum` gives its singular values, their normalised cumulative
+sum and the ranks that reach 90/95/99 % of it. :func:`to_grouped` and :func:`to_svd` compress a
+trained dense upsampler without retraining (an extension of ours): the block-diagonal part of the
+matrix (``g`` feature groups, LKCA-LR's layout) or its truncated SVD (the best rank-R
+approximation in Frobenius norm, as a k x k conv F->R then a 1x1 conv R->O).
+
+Every architecture's learnable upsampler is the same module (:mod:`lkca_jax.models.upsampler`),
+found at the ``params`` path its registry entry names (:mod:`lkca_jax.methods`), so both work on
+all of them: LKCA-Net, VDSR, 3D-FCNN and SSPSR (its trunk's x2 stage, F -> 4F). 3D-FCNN's kernel
+is 3-D over a depth-1 axis; only its centre tap meets data, so the matrix is that tap's, and a
+converted kernel keeps the outer taps as zeros (they never change the output).
 """
 
 from __future__ import annotations
@@ -28,13 +34,28 @@ def from_matrix(m: np.ndarray, k: int) -> np.ndarray:
     return m.reshape(o, fkk // (k * k), k, k).transpose(2, 3, 1, 0)
 
 
+def live(kernel) -> np.ndarray:
+    """The 2-D (k, k, F, O) kernel that meets data: a 3-D (taps, k, k, F, O) kernel's centre tap."""
+    kernel = np.asarray(kernel)
+    return kernel[kernel.shape[0] // 2] if kernel.ndim == 5 else kernel
+
+
+def with_taps(kernel: np.ndarray, like) -> np.ndarray:
+    """``kernel`` (k, k, ., .) placed at the centre tap of zeros shaped as ``like``'s taps, if it has any."""
+    if np.ndim(like) != 5:
+        return kernel
+    out = np.zeros((np.shape(like)[0], *kernel.shape), kernel.dtype)
+    out[np.shape(like)[0] // 2] = kernel
+    return out
+
+
 def dense_equivalent(up_params: dict, groups: int = 1) -> np.ndarray:
     """The (k, k, F, O) dense kernel an upsampler computes (dense, grouped or SVD)."""
     if "conv_v" in up_params:
-        v = np.asarray(up_params["conv_v"]["kernel"], np.float64)  # (k, k, F, R)
+        v = np.asarray(live(up_params["conv_v"]["kernel"]), np.float64)  # (k, k, F, R)
         u = np.asarray(up_params["conv_u"]["kernel"], np.float64)[0, 0]  # (R, O)
         return np.einsum("abfr,ro->abfo", v, u)
-    kernel = np.asarray(up_params["conv"]["kernel"], np.float64)
+    kernel = np.asarray(live(up_params["conv"]["kernel"]), np.float64)
     if groups == 1:
         return kernel
     k1, k2, fg, o = kernel.shape
@@ -86,26 +107,55 @@ def _relative_error(kernel, approx) -> float:
     return float(np.linalg.norm(a - as_matrix(approx)) / max(np.linalg.norm(a), np.finfo(float).tiny))
 
 
-def convert_variables(variables: dict, model_config, to: str) -> tuple[dict, dict, float]:
-    """(new variables, model-config updates, relative error) for ``to`` = 'grouped:G' or 'svd:R'."""
+def upsampler_params(variables: dict, config) -> dict:
+    """The ``params`` subtree of the model's learnable upsampler (its architecture names the path)."""
+    from lkca_jax.methods import architecture_of
+
+    path = architecture_of(config).upsampler
+    if path is None:
+        m = config.model if "model" in config else config
+        raise ValueError(f"a {m.name} model has no learnable upsampler to read or convert")
+    up = variables["params"]
+    for key in path:
+        up = up[key]
+    return up
+
+
+def convert_variables(variables: dict, config, to: str) -> tuple[dict, dict, float]:
+    """(new variables, model-config updates, relative error) for ``to`` = 'grouped:G' or 'svd:R'.
+
+    A G that does not divide the upsampler's F and O (3D-FCNN's F is 9) becomes the largest one
+    below it that does, as ``model.groups = 'auto:G'`` resolves it; the updates say which."""
+    from lkca_jax.methods import architecture_of
+    from lkca_jax.models.upsampler import resolve_groups
+
     kind, _, n = to.partition(":")
     if kind not in ("grouped", "svd") or not n.isdigit():
         raise ValueError(f"--to must be grouped:G or svd:R (integers), got {to!r}")
-    if model_config.name != "lkca" or model_config.upsampler != "dense":
-        raise ValueError(f"only a dense LKCA-Net upsampler can be converted, this run's is "
-                         f"{model_config.name}/{model_config.get('upsampler')}")
-    up = variables["params"]["up"]
-    kernel, bias = np.asarray(up["conv"]["kernel"]), np.asarray(up["conv"]["bias"])
+    m = config.model if "model" in config else config
+    if m.get("upsampler", "dense") != "dense":
+        raise ValueError(f"only a dense upsampler can be converted, this {m.name} run's is {m.upsampler}")
+    up = upsampler_params(variables, config)
+    full = np.asarray(up["conv"]["kernel"])
+    kernel = live(full)
+    bias = {"bias": np.asarray(up["conv"]["bias"])} if "bias" in up["conv"] else {}
     if kind == "grouped":
-        grouped, err = to_grouped(kernel, int(n))
-        new_up = {"conv": {"kernel": grouped, "bias": bias}}
-        updates = {"upsampler": "grouped", "groups": n}
+        groups = resolve_groups(kernel.shape[2], kernel.shape[3], f"auto:{n}")
+        grouped, err = to_grouped(kernel, groups)
+        new_up = {"conv": {"kernel": with_taps(grouped, full), **bias}}
+        updates = {"upsampler": "grouped", "groups": str(groups)}
     else:
         conv_v, conv_u, err = to_svd(kernel, int(n))
-        new_up = {"conv_v": {"kernel": conv_v}, "conv_u": {"kernel": conv_u, "bias": bias}}
+        new_up = {"conv_v": {"kernel": with_taps(conv_v, full)}, "conv_u": {"kernel": conv_u, **bias}}
         updates = {"upsampler": "svd", "rank": int(n)}
-    params = {**variables["params"], "up": new_up}
+    params = _replace_at(variables["params"], architecture_of(config).upsampler, new_up)
     return {**variables, "params": params}, updates, err
+
+
+def _replace_at(tree: dict, path: tuple[str, ...], value) -> dict:
+    """A copy of the nested dict ``tree`` with ``value`` at ``path``."""
+    head, *rest = path
+    return {**tree, head: _replace_at(tree[head], tuple(rest), value) if rest else value}
 
 
 def plot_cumulative(spectra: dict, path, first: int = 600) -> None:
@@ -143,17 +193,11 @@ def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.
     from lkca_jax.atomic import atomic_write
     from lkca_jax.checkpoint import load_run
     from lkca_jax.evaluation import method_name
-    from lkca_jax.methods import architecture_of
 
     spectra = {}
     for workdir in workdirs:
         model, variables, config = load_run(workdir, which)
-        path = architecture_of(config).upsampler
-        if path is None:
-            raise ValueError(f"{workdir}: rank cannot read the upsampler of a {config.model.name} run yet")
-        up = variables["params"]
-        for key in path:
-            up = up[key]
+        up = upsampler_params(variables, config)
         groups = model.up_groups if config.model.get("upsampler") == "grouped" else 1
         sp = spectrum(dense_equivalent(up, groups))
         spectra[f"{method_name(config)} ({pathlib.Path(workdir).name})"] = {"workdir": str(workdir), **sp}
@@ -164,17 +208,18 @@ def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.
     return spectra, out
 
 
-def convert_run(workdir, to: str, out, which: str = "best") -> float:
+def convert_run(workdir, to: str, out, which: str = "best") -> tuple[float, dict]:
     """A new run in ``out`` whose upsampler is ``to`` ('grouped:G' or 'svd:R') of the dense one in
-    ``workdir``; the rest of the model and its config are kept. Returns the relative Frobenius error."""
+    ``workdir``; the rest of the model and its config are kept. Returns the relative Frobenius error
+    and the model-config fields set (the groups actually used)."""
     from lkca_jax import checkpoint
 
     out = pathlib.Path(out)
     if (out / checkpoint.CONFIG_FILE).exists():
         raise ValueError(f"{out}: already a run; choose a new --out")
     _, variables, config = checkpoint.load_run(workdir, which)
-    new, updates, err = convert_variables(variables, config.model, to)
+    new, updates, err = convert_variables(variables, config, to)
     config.model.update(updates)
     config.converted = f"{to} of {workdir}"
     checkpoint.save_run(out, config, new, {"converted_from": str(workdir), "to": to, "relative_frobenius_error": err})
-    return err
+    return err, updates

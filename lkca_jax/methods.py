@@ -16,8 +16,9 @@ method is one Flax module, one PyTorch reference, one entry here and its tests. 
 as ``"module:function"`` strings so that importing this registry imports neither flax nor torch.
 
 Every architecture here maps the LR batch alone to ``(sr, features)`` and makes its bicubic image
-inside (LKCA-Net's and VDSR's residual, Bicubic itself); SSPSR and MSDformer take the bicubic image
-as a second input, and their entries will say so when they land.
+inside (LKCA-Net's, VDSR's and 3D-FCNN's residual, SSPSR's skip input, Bicubic itself); where the
+public code takes the bicubic image as a second input (SSPSR), its PyTorch reference accepts it
+too, and it is the same MATLAB bicubic image.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ import re
 class Architecture:
     """One model: ``flax(model_config, axis_name) -> nn.Module`` and ``torch(model_config) ->
     torch.nn.Module`` (None: no reference yet), as ``"module:function"``; ``torch_names``: (regex,
-    replacement) pairs that turn one Flax module name into the reference's; ``upsampler``: the
-    ``params`` path of its learnable upsampler in LKCA's layout (``conv``, or ``conv_v``/``conv_u``),
-    None where ``rank`` and ``lowrank`` cannot read one."""
+    replacement) pairs applied in order to a Flax module path joined by dots, giving the
+    reference's module path (its ``state_dict`` names: for SSPSR those of the public code);
+    ``upsampler``: the ``params`` path of its learnable
+    :class:`~lkca_jax.models.upsampler.Upsampler` (``conv``, or ``conv_v``/``conv_u``, inside),
+    which ``rank`` and ``lowrank`` read and replace; None where there is none."""
 
     flax: str
     torch: str | None = None
@@ -48,10 +51,10 @@ class Architecture:
             raise ValueError(f"no PyTorch reference for model {model_config.name!r}")
         return _resolve(self.torch)(model_config)
 
-    def torch_name(self, module: str) -> str:
+    def torch_name(self, module_path: str) -> str:
         for pattern, replacement in self.torch_names:
-            module = re.sub(pattern, replacement, module)
-        return module
+            module_path = re.sub(pattern, replacement, module_path)
+        return module_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,17 +73,37 @@ class Method:
 
 ARCHITECTURES = {
     "lkca": Architecture("lkca_jax.models.lkca:build", "lkca_jax.torch_ref:build_lkca",
-                         torch_names=((r"^block(\d+)$", r"blocks.\1"),), upsampler=("up",)),
+                         torch_names=((r"^block(\d+)", r"blocks.\1"),), upsampler=("up",)),
     "vdsr": Architecture("lkca_jax.models.baselines:build_vdsr", "lkca_jax.torch_ref:build_vdsr",
-                         torch_names=((r"^conv(\d+)$", r"convs.\1"),)),
+                         torch_names=((r"^conv(\d+)$", r"convs.\1"),), upsampler=("up",)),
+    "fcnn3d": Architecture("lkca_jax.models.baselines:build_fcnn3d", "lkca_jax.torch_ref:build_fcnn3d",
+                           upsampler=("up",)),
+    # SSPSR's public code: SSPN blocks in ``body.net.<i>``, each block's convs at ``body.0``/``body.2``
+    # of its ``spa``/``spc`` part, the attention at ``spc.body.3.conv_du.0/2``, the upsampling convs
+    # at their index in ``upsample``'s Sequential.
+    "sspsr": Architecture("lkca_jax.models.sspsr:build_sspsr", "lkca_jax.torch_ref:build_sspsr", torch_names=(
+        (r"^(branch|trunk)\.body\.ssb(\d+)_spc\.ca\.conv(\d)$", r"\1.body.net.\2.spc.body.3.conv_du.\3"),
+        (r"^(branch|trunk)\.body\.ssb(\d+)_(spa|spc)\.conv(\d)$", r"\1.body.net.\2.\3.body.\4"),
+        (r"^branch\.upsample\.conv(\d+)$", r"branch.upsample.\1"),
+        (r"^trunk\.upsample\.conv$", r"trunk.upsample.0"),
+    ), upsampler=("trunk", "upsample")),
     "bicubic": Architecture("lkca_jax.models.baselines:build_bicubic"),
 }
+
+# SSPSR's recipe as its code sets it (BASELINES.md section 3): Adam 1e-4, x0.1 every 30 epochs (its
+# epochs count from 1, so it decays one epoch before ours), 40 epochs, batch 32, its own loss.
+SSPSR_RECIPE = {"optimizer": "adam", "learning_rate": 1e-4, "schedule": "step", "step_decay_epochs": 30,
+                "step_decay_rate": 0.1, "num_epochs": 40, "batch_size": 32,
+                "loss": "sspsr"}
 
 METHODS = {m.name: m for m in (
     Method("net", "LKCA-Net", "lkca", model={"upsampler": "dense"}),
     Method("lr", "LKCA-LR", "lkca", model={"upsampler": "grouped"}),
     Method("kd", "LKCA-KD", "lkca", model={"upsampler": "grouped"}, teacher=True),
     Method("vdsr", "VDSR", "vdsr"),
+    Method("fcnn3d", "3D-FCNN", "fcnn3d"),
+    # its convs keep PyTorch's default init, the trunk upsampler included (no bicubic residual to start from)
+    Method("sspsr", "SSPSR", "sspsr", model={"up_init_scale": 1.0}, train=SSPSR_RECIPE),
     Method("bicubic", "Bicubic", "bicubic"),
 )}
 

@@ -1,9 +1,11 @@
-"""An independent PyTorch reference of LKCA-Net, LKCA-LR and VDSR (NCHW), for cross-checks and ONNX.
+"""An independent PyTorch reference of every architecture (NCHW), for cross-checks and ONNX.
 
-Written from RECONSTRUCTION.md section 2 with PyTorch's own layers (``nn.Conv2d(groups=...)``,
+LKCA-Net and LKCA-LR are written from RECONSTRUCTION.md section 2, VDSR, 3D-FCNN and SSPSR from
+BASELINES.md section 2, with PyTorch's own layers (``nn.Conv2d(groups=...)``,
 ``nn.BatchNorm2d``, ``nn.PixelShuffle``, ``nn.GELU``) and a MATLAB bicubic residual built as two
 interpolation matrices (MATLAB's ``imresize`` weights, symmetric borders). Module names follow
-the Flax modules' so :mod:`lkca_jax.convert` can map one onto the other name by name.
+the Flax modules' (SSPSR's follow its public code's), and :mod:`lkca_jax.methods` says how one maps
+onto the other, so :mod:`lkca_jax.convert` can map them name by name.
 
 Importing this module needs torch; nothing else in the library does.
 """
@@ -143,19 +145,26 @@ class LKB(nn.Module):
 
 
 class Upsampler(nn.Module):
-    def __init__(self, f: int, m, groups: int):
+    """Conv f -> out (dense, grouped or rank-R ``conv_v`` then 1x1 ``conv_u``), then PixelShuffle.
+    ``taps`` > 0: ``Conv3d`` kernels (taps, k, k) on a (N, f, 1, h, w) input, as 3D-FCNN's last layer
+    (``conv_u`` then runs as a 2-D 1x1 conv after the depth axis is dropped)."""
+
+    def __init__(self, f: int, out: int, scale: int, m, groups: int, kernel: int = 3, bias: bool = True,
+                 taps: int = 0):
         super().__init__()
-        out, k = m.bands * m.scale ** 2, m.up_kernel
+        conv = (lambda i, o, k, **kw: nn.Conv3d(i, o, (taps, k, k), padding=(taps // 2, k // 2, k // 2), **kw)) \
+            if taps else (lambda i, o, k, **kw: nn.Conv2d(i, o, k, padding=k // 2, **kw))
         if m.upsampler == "svd":
-            self.conv_v = nn.Conv2d(f, m.rank, k, padding=k // 2, bias=False)
-            self.conv_u = nn.Conv2d(m.rank, out, 1)
+            self.conv_v = conv(f, m.rank, kernel, bias=False)
+            self.conv_u = nn.Conv2d(m.rank, out, 1, bias=bias)
         else:
-            self.conv = nn.Conv2d(f, out, k, padding=k // 2, groups=groups if m.upsampler == "grouped" else 1)
-        self.shuffle = nn.PixelShuffle(m.scale)
+            self.conv = conv(f, out, kernel, groups=groups if m.upsampler == "grouped" else 1, bias=bias)
+        self.shuffle = nn.PixelShuffle(scale)
 
     def forward(self, x):
-        y = self.conv_u(self.conv_v(x)) if hasattr(self, "conv_v") else self.conv(x)
-        return self.shuffle(y)
+        y = self.conv_v(x) if hasattr(self, "conv_v") else self.conv(x)
+        y = y[:, :, 0] if y.ndim == 5 else y
+        return self.shuffle(self.conv_u(y) if hasattr(self, "conv_u") else y)
 
 
 class LKCANet(nn.Module):
@@ -166,7 +175,7 @@ class LKCANet(nn.Module):
         f = m.features
         self.head = nn.Conv2d(m.bands, f, 3, padding=1)
         self.blocks = nn.ModuleList(LKB(f, m, m.drop_path_rate * i / max(m.depth - 1, 1)) for i in range(m.depth))
-        self.up = Upsampler(f, m, groups)
+        self.up = Upsampler(f, m.bands * m.scale ** 2, m.scale, m, groups, m.up_kernel)
         self.bicubic = MatlabBicubic(m.scale)
 
     def forward(self, lr):
@@ -178,21 +187,135 @@ class LKCANet(nn.Module):
 
 
 class VDSR(nn.Module):
-    def __init__(self, m):
+    def __init__(self, m, groups: int):
         super().__init__()
         f = m.vdsr_features
         self.head = nn.Conv2d(m.bands, f, 3, padding=1, bias=False)
         self.convs = nn.ModuleList(nn.Conv2d(f, f, 3, padding=1, bias=False) for _ in range(m.vdsr_depth))
-        self.up = nn.Conv2d(f, m.bands * m.scale ** 2, 3, padding=1, bias=False)
-        self.shuffle = nn.PixelShuffle(m.scale)
+        self.up = Upsampler(f, m.bands * m.scale ** 2, m.scale, m, groups, bias=False)
         self.bicubic = MatlabBicubic(m.scale) if m.vdsr_residual else None
 
     def forward(self, lr):
         x = torch.relu(self.head(lr))
         for conv in self.convs:
             x = torch.relu(conv(x))
-        feats = self.shuffle(self.up(x))
+        feats = self.up(x)
         return (feats + self.bicubic(lr) if self.bicubic is not None else feats), feats
+
+
+class FCNN3D(nn.Module):
+    """3D-FCNN as the paper used it (BASELINES.md section 2.4): (N, C, h, w) viewed as (N, C, 1, h, w),
+    Conv3d C->64 (taps,9,9), 64->32 and 32->9 (1x1x1), each with ReLU, then Conv3d 9->C*r*r
+    (taps,5,5) and PixelShuffle(r); plus the bicubic image when ``fcnn_residual``."""
+
+    def __init__(self, m, groups: int):
+        super().__init__()
+        (w1, w2, w3), t = m.fcnn_widths, m.fcnn_taps
+        self.conv1 = nn.Conv3d(m.bands, w1, (t, 9, 9), padding=(t // 2, 4, 4))
+        self.conv2 = nn.Conv3d(w1, w2, 1)
+        self.conv3 = nn.Conv3d(w2, w3, 1)
+        self.up = Upsampler(w3, m.bands * m.scale ** 2, m.scale, m, groups, kernel=5, taps=t)
+        self.bicubic = MatlabBicubic(m.scale) if m.fcnn_residual else None
+
+    def forward(self, lr):
+        x = torch.relu(self.conv1(lr[:, :, None]))
+        x = torch.relu(self.conv3(torch.relu(self.conv2(x))))
+        feats = self.up(x)
+        return (feats + self.bicubic(lr) if self.bicubic is not None else feats), feats
+
+
+class CALayer(nn.Module):
+    def __init__(self, c: int, reduction: int):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv_du = nn.Sequential(nn.Conv2d(c, c // reduction, 1), nn.ReLU(inplace=True),
+                                     nn.Conv2d(c // reduction, c, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return x * self.conv_du(self.avg_pool(x))
+
+
+class ResBlock(nn.Module):
+    """x + res_scale * body(x); body = conv, ReLU, conv (k x k), and channel attention if asked."""
+
+    def __init__(self, f: int, k: int, res_scale: float, attention: int = 0):
+        super().__init__()
+        parts = [nn.Conv2d(f, f, k, padding=k // 2), nn.ReLU(inplace=True), nn.Conv2d(f, f, k, padding=k // 2)]
+        self.body = nn.Sequential(*parts, *([CALayer(f, attention)] if attention else []))
+        self.res_scale = res_scale
+
+    def forward(self, x):
+        return x + self.res_scale * self.body(x)
+
+
+class SSB(nn.Module):
+    def __init__(self, f: int, m):
+        super().__init__()
+        self.spa = ResBlock(f, 3, m.sspsr_res_scale)
+        self.spc = ResBlock(f, 1, m.sspsr_res_scale, attention=m.sspsr_reduction)
+
+    def forward(self, x):
+        return self.spc(self.spa(x))
+
+
+class SSPN(nn.Module):
+    def __init__(self, f: int, m):
+        super().__init__()
+        self.net = nn.Sequential(*(SSB(f, m) for _ in range(m.sspsr_blocks)))
+
+    def forward(self, x):
+        return self.net(x) + x
+
+
+class BranchUnit(nn.Module):
+    def __init__(self, c_in: int, f: int, m, upsample: nn.Module, tail: bool):
+        super().__init__()
+        self.head = nn.Conv2d(c_in, f, 3, padding=1)
+        self.body = SSPN(f, m)
+        self.upsample = upsample
+        self.tail = nn.Conv2d(f, c_in, 3, padding=1) if tail else None
+
+    def forward(self, x):
+        y = self.upsample(self.body(self.head(x)))
+        return self.tail(y) if self.tail is not None else y
+
+
+class SSPSR(nn.Module):
+    """SSPSR with the public code's module names (BASELINES.md section 2.1), written from its layer
+    list; ``forward(x, lms=None)``: ``lms``, the bicubic image the public code takes as a second
+    input, is made here with MATLAB's bicubic when not given. Returns (sr, trunk features)."""
+
+    def __init__(self, m, groups: int):
+        super().__init__()
+        from lkca_jax.models.sspsr import group_starts
+
+        f, c, subs = m.sspsr_features, m.bands, m.sspsr_subs
+        self.starts = group_starts(c, subs, m.sspsr_overlap)
+        self.subs = subs
+        stages = [layer for _ in range(int(math.log2(m.scale // 2)))
+                  for layer in (nn.Conv2d(f, 4 * f, 3, padding=1), nn.PixelShuffle(2))]
+        self.branch = BranchUnit(subs, f, m, nn.Sequential(*stages), tail=True)
+        if m.upsampler == "svd":
+            trunk_up = Upsampler(f, 4 * f, 2, m, groups)
+        else:  # the public code's Sequential(conv, PixelShuffle), grouped after `lowrank convert`
+            g = groups if m.upsampler == "grouped" else 1
+            trunk_up = nn.Sequential(nn.Conv2d(f, 4 * f, 3, padding=1, groups=g), nn.PixelShuffle(2))
+        self.trunk = BranchUnit(c, f, m, trunk_up, tail=False)
+        self.skip_conv = nn.Conv2d(c, f, 3, padding=1)
+        self.final = nn.Conv2d(f, c, 3, padding=1)
+        self.bicubic = MatlabBicubic(m.scale)
+
+    def forward(self, x, lms=None):
+        n, c, h, w = x.shape
+        outs = self.branch(torch.cat([x[:, s:s + self.subs] for s in self.starts], dim=0))
+        y = torch.zeros(n, c, *outs.shape[-2:], dtype=x.dtype, device=x.device)
+        counts = torch.zeros(c, dtype=x.dtype, device=x.device)
+        for g, s in enumerate(self.starts):
+            y[:, s:s + self.subs] += outs[g * n:(g + 1) * n]
+            counts[s:s + self.subs] += 1
+        feats = self.trunk(y / counts[:, None, None])
+        lms = self.bicubic(x) if lms is None else lms
+        return self.final(feats + self.skip_conv(lms)), feats
 
 
 def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -214,17 +337,34 @@ def hloss(y: torch.Tensor, gt: torch.Tensor, l1_weight=1.0, sam_weight=0.5, grad
     return l1_weight * (y - gt).abs().mean() + sam_weight * sam + grad_weight * grad
 
 
-def build_lkca(m) -> LKCANet:
-    from lkca_jax.models import resolve_groups
+def sspsr_loss(y: torch.Tensor, gt: torch.Tensor, spatial=1e-3, spectral=2e-3) -> torch.Tensor:
+    """SSPSR's loss on (N, C, H, W): L1 + spatial * (mean squared vertical + mean squared horizontal
+    neighbour difference of y) + spectral * mean squared adjacent-band difference of y."""
+    tv = (y[:, :, 1:] - y[:, :, :-1]).pow(2).mean() + (y[..., 1:] - y[..., :-1]).pow(2).mean()
+    return (y - gt).abs().mean() + spatial * tv + spectral * (y[:, 1:] - y[:, :-1]).pow(2).mean()
 
-    groups = resolve_groups(m.features, m.bands * m.scale ** 2, m.groups)
-    if m.upsampler == "grouped" and (m.features % groups or (m.bands * m.scale ** 2) % groups):
-        raise ValueError(f"upsampler groups {groups} must divide {m.features} and {m.bands * m.scale ** 2}")
-    return LKCANet(m, groups)
+
+def _up_groups(m) -> int:
+    """The upsampler groups the Flax model resolves (and validates) for the same config."""
+    from lkca_jax.models import build_model
+
+    return build_model(m).up_groups
+
+
+def build_lkca(m) -> LKCANet:
+    return LKCANet(m, _up_groups(m))
 
 
 def build_vdsr(m) -> VDSR:
-    return VDSR(m)
+    return VDSR(m, _up_groups(m))
+
+
+def build_fcnn3d(m) -> FCNN3D:
+    return FCNN3D(m, _up_groups(m))
+
+
+def build_sspsr(m) -> SSPSR:
+    return SSPSR(m, _up_groups(m))
 
 
 def build_torch_model(config) -> nn.Module:

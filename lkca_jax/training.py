@@ -107,27 +107,30 @@ def init_from_run(state: TrainState, t) -> TrainState:
                          opt_state=state.tx.init(merged["params"]))
 
 
+def loss_fn(model, config, params, state: TrainState, batch: dict, rng, kd=None):
+    """(loss, (terms, updated batch_stats)) of one training forward pass: the config's supervised
+    loss (``train.loss``), plus for distillation the KD term at this epoch's weight."""
+    t = config.train
+    (sr, feats), updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["lr"],
+                                       train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+    terms = losses.training_loss(t, sr, batch["hr"], batch["mask"])
+    if kd is not None:
+        terms.update(kd.terms(state.teacher, batch["lr"], feats, batch["mask"], batch["epoch"]))
+        terms["loss"] = terms["loss"] + terms["kd_weight"] * terms["kd"]
+    return terms["loss"], (terms, updates.get("batch_stats", {}))
+
+
 def make_train_step(model, config, schedule, kd=None, axis_name: str | None = None):
     """``step(state, batch) -> (state, metrics)`` on the batch it is given: with ``axis_name``
     (pmap) one device's share, its gradients, metrics and BatchNorm statistics averaged over that
     axis; without (jit) the global batch. ``model`` must be built with the same ``axis_name``."""
-    t = config.train
     mean = (lambda tree: jax.lax.pmean(tree, axis_name)) if axis_name else (lambda tree: tree)
 
     def step(state: TrainState, batch: dict):
         # one key per step for the whole global batch (drop path takes each device's rows of it)
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-
-        def loss_fn(params):
-            (sr, feats), updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["lr"],
-                                               train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
-            terms = losses.supervised(sr, batch["hr"], t.l1_weight, t.sam_weight, t.grad_weight, batch["mask"])
-            if kd is not None:
-                terms.update(kd.terms(state.teacher, batch["lr"], feats, batch["mask"], batch["epoch"]))
-                terms["loss"] = terms["loss"] + terms["kd_weight"] * terms["kd"]
-            return terms["loss"], (terms, updates.get("batch_stats", {}))
-
-        grads, (terms, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+        grads, (terms, batch_stats) = jax.grad(
+            lambda p: loss_fn(model, config, p, state, batch, rng, kd), has_aux=True)(state.params)
         grads, terms, batch_stats = mean(grads), mean(terms), mean(batch_stats)
         terms["grad_norm"] = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
         terms["learning_rate"] = schedule(state.step)

@@ -135,11 +135,17 @@ def test_zero_init_upsampler_starts_at_bicubic(rng):
     np.testing.assert_allclose(np.asarray(sr), imresize_np(np.asarray(lr), 4), atol=1e-6)
 
 
-def test_vdsr_signal_survives_its_twenty_layers_at_init():
-    """He initialisation keeps the ReLU stack's variance: the features start at the input's scale
-    (PyTorch's default init left them at ~1e-8, and VDSR never moved off bicubic)."""
+def test_vdsr_starts_at_bicubic_and_its_he_stack_keeps_the_signal():
+    """VDSR's last conv starts at zero (SR = bicubic); He initialisation keeps the 20-layer ReLU
+    stack's variance, so with the last conv He-initialised too the features start at the input's
+    scale (PyTorch's default init left them at ~1e-8, and VDSR never moved off bicubic)."""
     c = load_config(str(ROOT / "configs/cave.py:x4,vdsr"))
-    model = build_model(c)
     x = np.random.default_rng(0).random((2, 16, 16, 31), np.float32)
+    model = build_model(c)
+    sr, feats = model.apply(model.init(jax.random.key(0), x), x)
+    assert not np.any(np.asarray(feats))
+    np.testing.assert_allclose(np.asarray(sr), imresize_np(x, 4), atol=1e-6)
+    c.model.up_init_scale = 1.0
+    model = build_model(c)
     feats = model.apply(model.init(jax.random.key(0), x), x)[1]
     assert 0.1 * x.std() < float(jnp.std(feats)) < 100 * x.std()

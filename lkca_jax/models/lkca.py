@@ -3,27 +3,24 @@
     x (N,h,w,C) -> head Conv3x3 C->F -> depth x LKB -> upsampler F->C*r*r
                 -> PixelShuffle(r) = features;  sr = features + imresize(x, r)
 
-The upsampler is ``dense`` (LKCA-Net), ``grouped`` with g feature groups
-(LKCA-LR / LKCA-KD, g = 8) or ``svd`` with rank R (an extension of ours:
-Conv k x k F->R without bias, then Conv 1x1 R->C*r*r, the factorisation a
-truncated SVD of the dense kernel gives).
+The upsampler (:mod:`lkca_jax.models.upsampler`) is ``dense`` (LKCA-Net),
+``grouped`` with g feature groups (LKCA-LR / LKCA-KD, g = 8) or ``svd`` with
+rank R (an extension of ours).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lkca_jax.models.upsampler import Upsampler, check_upsampler, resolve_groups
 from lkca_jax.ops.conv import Conv, torch_kernel_init
 from lkca_jax.ops.imresize import imresize
-from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
-UPSAMPLERS = ("dense", "grouped", "svd")
 NORMS = ("layer", "batch")
 
 
@@ -53,20 +50,6 @@ def norm_layer(kind: str, train: bool, momentum: float, epsilon: float, ln_epsil
     if kind == "batch":
         return nn.BatchNorm(not train, momentum=momentum, epsilon=epsilon, axis_name=axis_name, name=name)
     raise ValueError(f"model.norm must be one of {NORMS}, got {kind!r}")
-
-
-def resolve_groups(features: int, out_channels: int, requested: int | str, fallback: int = 8) -> int:
-    """Effective upsampler groups: an int (or its digits) is used, ``'auto'`` or ``'auto:g'`` picks the largest
-    divisor of both ``features`` and ``out_channels`` not above g (default 8)."""
-    if isinstance(requested, str) and requested.isdigit():
-        requested = int(requested)
-    if isinstance(requested, str):
-        if not requested.startswith("auto"):
-            raise ValueError(f"groups must be an int or 'auto[:g]', got {requested!r}")
-        cap = int(requested.split(":")[1]) if ":" in requested else fallback
-        common = math.gcd(features, out_channels)
-        return max(d for d in range(1, max(cap, 1) + 1) if common % d == 0)
-    return int(requested)
 
 
 class SqueezeExcite(nn.Module):
@@ -167,34 +150,6 @@ class LKB(BlockSettings):
         return x + v
 
 
-class Upsampler(nn.Module):
-    """Conv F -> C*r*r (dense, grouped or rank-R factorised) followed by PixelShuffle(r)."""
-
-    bands: int
-    scale: int
-    kind: str = "dense"
-    groups: int = 8
-    rank: int = 64
-    kernel_size: int = 3
-    init_scale: float = 1.0  # the last conv's kernel init is scaled by this (0: SR starts as bicubic)
-    conv_impl: str = "auto"
-
-    @nn.compact
-    def __call__(self, feat: jax.Array) -> jax.Array:
-        out = self.bands * self.scale * self.scale
-        k = self.kernel_size
-        scale = self.init_scale
-        init = lambda key, shape, dtype=jnp.float32: scale * torch_kernel_init(key, shape, dtype)
-        if self.kind == "dense":
-            y = Conv(out, k, impl=self.conv_impl, kernel_init=init, name="conv")(feat)
-        elif self.kind == "grouped":
-            y = Conv(out, k, groups=self.groups, impl=self.conv_impl, kernel_init=init, name="conv")(feat)
-        else:
-            y = Conv(self.rank, k, use_bias=False, impl=self.conv_impl, name="conv_v")(feat)
-            y = Conv(out, 1, impl=self.conv_impl, kernel_init=init, name="conv_u")(y)
-        return pixel_shuffle(y, self.scale)
-
-
 class LKCANet(nn.Module):
     """LKCA-Net / LKCA-LR. ``__call__(lr, train) -> (sr, features)``; features = post-PixelShuffle map."""
 
@@ -227,23 +182,13 @@ class LKCANet(nn.Module):
         desc = f"bands={self.bands}, scale={self.scale}, features={self.features}, groups={self.groups}"
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r} ({desc})")
-        if self.upsampler not in UPSAMPLERS:
-            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {self.upsampler!r} ({desc})")
         if self.bands < 1 or self.scale < 1 or self.features < 1 or self.depth < 0:
             raise ValueError(f"LKCANet needs positive bands, scale, features and depth >= 0 ({desc})")
         if len(self.kernel_sizes) != len(self.dilations):
             raise ValueError(f"kernel_sizes {self.kernel_sizes} and dilations {self.dilations} differ in length")
         if self.features % self.fusion_groups:
             raise ValueError(f"fusion_groups={self.fusion_groups} must divide features={self.features}")
-        if self.upsampler == "grouped":
-            out = self.bands * self.scale ** 2
-            g = self.up_groups
-            if g < 1 or self.features % g or out % g:
-                raise ValueError(
-                    f"upsampler groups must divide features F={self.features} and bands*scale^2="
-                    f"{self.bands}*{self.scale}^2={out} ({desc}); groups='auto' picks a valid one")
-        if self.upsampler == "svd" and self.rank < 1:
-            raise ValueError(f"svd upsampler needs rank >= 1, got {self.rank} ({desc})")
+        check_upsampler(self.upsampler, self.features, self.bands * self.scale ** 2, self.up_groups, self.rank, desc)
 
     @property
     def up_groups(self) -> int:
@@ -266,8 +211,8 @@ class LKCANet(nn.Module):
                 drop_path=self.drop_path_rate * i / max(self.depth - 1, 1),  # linear, as in VAN
                 gelu_approximate=self.gelu_approximate, name=f"block{i}")
             for i in range(self.depth)]
-        self.up = Upsampler(self.bands, self.scale, self.upsampler, self.up_groups, self.rank, self.up_kernel,
-                            init_scale=self.up_init_scale, conv_impl=self.conv_impl)
+        self.up = Upsampler(self.bands * self.scale ** 2, self.scale, self.upsampler, self.up_groups, self.rank,
+                            self.up_kernel, init_scale=self.up_init_scale, conv_impl=self.conv_impl)
 
     def backbone(self, lr: jax.Array, train: bool = False) -> jax.Array:
         """The LR-resolution features (N, h, w, F) the upsampler reads."""

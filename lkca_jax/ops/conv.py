@@ -216,7 +216,13 @@ def torch_kernel_init(key, shape, dtype=jnp.float32):
 
 
 class Conv(nn.Module):
-    """2-D convolution with ``nn.Conv``'s parameter shapes and a selectable implementation."""
+    """2-D convolution with ``nn.Conv``'s parameter shapes and a selectable implementation.
+
+    ``taps`` > 0 (odd) makes it PyTorch's ``Conv3d`` with kernel ``(taps, k, k)`` and depth padding
+    ``taps // 2`` on a depth-1 input, as 3D-FCNN's layers are (BASELINES.md section 2.4): the kernel
+    is ``(taps, k, k, Cin/g, Cout)``, but only its centre tap meets data (the others meet the depth
+    padding's zeros, so they never change the output and their gradient is zero); they exist to be
+    counted, and this computes only the centre tap. ``taps=0``: a 2-D conv."""
 
     features: int
     kernel_size: int = 3
@@ -225,6 +231,7 @@ class Conv(nn.Module):
     use_bias: bool = True
     impl: str = "auto"
     kernel_init: Callable[..., Any] = torch_kernel_init
+    taps: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -233,7 +240,11 @@ class Conv(nn.Module):
             raise ValueError(f"Conv: kernel_size must be odd, got {self.kernel_size}")
         if cin % self.groups or self.features % self.groups:
             raise ValueError(f"Conv: groups={self.groups} must divide in ({cin}) and out ({self.features}) channels")
+        if self.taps < 0 or self.taps and self.taps % 2 == 0:
+            raise ValueError(f"Conv: taps must be 0 (2-D) or odd, got {self.taps}")
         k = self.kernel_size
-        kernel = self.param("kernel", self.kernel_init, (k, k, cin // self.groups, self.features)).astype(dtype)
+        shape = (k, k, cin // self.groups, self.features)
+        kernel = self.param("kernel", self.kernel_init, (self.taps, *shape) if self.taps else shape)
+        kernel = (kernel[self.taps // 2] if self.taps else kernel).astype(dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype) if self.use_bias else None
         return conv(x, kernel, self.groups, self.dilation, self.impl, bias)

@@ -1,0 +1,87 @@
+"""The learnable sub-pixel upsampler every architecture here shares, and its low-rank forms.
+
+    features (N, h, w, F) -> conv F -> O -> PixelShuffle(r) -> (N, r h, r w, O / r^2)
+
+``kind`` is ``dense`` (LKCA-Net, VDSR, 3D-FCNN and SSPSR as published), ``grouped`` with g
+feature groups (LKCA-LR's block-diagonal kernel, the paper's Section III-C) or ``svd`` with rank R
+(an extension of ours: conv F -> R without bias, then 1x1 R -> O, the factorisation a truncated
+SVD of the dense kernel gives). The paper argues that the low-rank form applies to the learnable
+upsampler of most networks; one module here is what makes ``model.upsampler``, ``rank`` and
+``lowrank convert`` work on every architecture (each names the ``params`` path of its upsampler
+in :mod:`lkca_jax.methods`).
+
+``taps`` > 0 allocates 3-D kernels ``(taps, k, k, F/g, O)`` over a depth-1 axis, as 3D-FCNN's
+``Conv3d`` layers are (BASELINES.md section 2.4): only the centre tap ever meets data, the others
+multiply the depth axis's zero padding, but they are parameters and fvcore counts their
+multiply-adds, so they are kept for the Param and Flops columns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lkca_jax.ops.conv import Conv, torch_kernel_init
+from lkca_jax.ops.pixel_shuffle import pixel_shuffle
+
+UPSAMPLERS = ("dense", "grouped", "svd")
+
+
+def resolve_groups(features: int, out_channels: int, requested: int | str, fallback: int = 8) -> int:
+    """Effective upsampler groups: an int (or its digits) is used, ``'auto'`` or ``'auto:g'`` picks the largest
+    divisor of both ``features`` and ``out_channels`` not above g (default 8)."""
+    if isinstance(requested, str) and requested.isdigit():
+        requested = int(requested)
+    if isinstance(requested, str):
+        if not requested.startswith("auto"):
+            raise ValueError(f"groups must be an int or 'auto[:g]', got {requested!r}")
+        cap = int(requested.split(":")[1]) if ":" in requested else fallback
+        common = math.gcd(features, out_channels)
+        return max(d for d in range(1, max(cap, 1) + 1) if common % d == 0)
+    return int(requested)
+
+
+def check_upsampler(kind: str, features: int, out: int, groups: int, rank: int, where: str) -> None:
+    """A clear error for an upsampler that cannot be built (``where`` describes the model)."""
+    if kind not in UPSAMPLERS:
+        raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {kind!r} ({where})")
+    if kind == "grouped" and (groups < 1 or features % groups or out % groups):
+        raise ValueError(f"upsampler groups {groups} must divide its input features F={features} and its "
+                         f"{out} output channels ({where}); groups='auto' picks a valid one")
+    if kind == "svd" and rank < 1:
+        raise ValueError(f"svd upsampler needs rank >= 1, got {rank} ({where})")
+
+
+class Upsampler(nn.Module):
+    """Conv F -> ``out`` (dense, grouped or rank-R factorised) followed by PixelShuffle(``scale``)."""
+
+    out: int
+    scale: int
+    kind: str = "dense"
+    groups: int = 8
+    rank: int = 64
+    kernel_size: int = 3
+    taps: int = 0  # > 0: Conv3d kernels (taps, k, k) over a depth-1 axis (3D-FCNN)
+    use_bias: bool = True
+    kernel_init: Callable[..., Any] = torch_kernel_init
+    init_scale: float = 1.0  # the last conv's kernel init is scaled by this (0: it starts at zero)
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, feat: jax.Array) -> jax.Array:
+        k, scale, base = self.kernel_size, self.init_scale, self.kernel_init
+        init = lambda key, shape, dtype=jnp.float32: scale * base(key, shape, dtype)
+        conv = lambda *a, **kw: Conv(*a, impl=self.conv_impl, **kw)
+        if self.kind == "svd":
+            y = conv(self.rank, k, use_bias=False, taps=self.taps, kernel_init=base, name="conv_v")(feat)
+            y = conv(self.out, 1, use_bias=self.use_bias, kernel_init=init, name="conv_u")(y)
+        else:
+            groups = self.groups if self.kind == "grouped" else 1
+            y = conv(self.out, k, groups=groups, use_bias=self.use_bias, taps=self.taps, kernel_init=init,
+                     name="conv")(feat)
+        return pixel_shuffle(y, self.scale)

@@ -1,0 +1,187 @@
+"""VDSR, 3D-FCNN and SSPSR (BASELINES.md section 2): the Flax models against their PyTorch
+references on a real cube (outputs, gradients, both conversions), SSPSR's public state-dict layout,
+its loss against a NumPy computation, and ``rank``/``lowrank`` on each one's upsampler."""
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny_config
+from lkca_jax import checkpoint, losses, lowrank
+from lkca_jax.__main__ import main as cli
+from lkca_jax.data.io import read
+from lkca_jax.models import build_model
+from lkca_jax.models.sspsr import group_starts
+from lkca_jax.ops.imresize import imresize_np
+
+SMALL = {"vdsr": dict(vdsr_depth=3, vdsr_features=8), "fcnn3d": dict(fcnn_widths=(12, 6, 9)),
+         "sspsr": dict(sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4)}
+SAMPLE = ROOT / "lkca_jax" / "data" / "sample" / "pavia_rosis_100.npz"
+
+
+def small(method, bands=102, scale=4, **model):
+    return tiny_config(f"sample.py:x{scale},{method}", bands=bands, **{**SMALL[method], **model})
+
+
+def real_lr(bands, scale, size=10):
+    """An LR crop of the embedded real Pavia cube (102 bands; 48 = its first 48, 128 = all 102 then
+    its first 26 again), made as the protocols make LR images (MATLAB bicubic of the HR crop)."""
+    cube = np.asarray(read(SAMPLE), np.float64)
+    cube = np.concatenate([cube, cube[..., :26]], axis=-1)[..., :bands] / cube.max()
+    hr = cube[:size * scale, :size * scale]
+    return imresize_np(hr, 1 / scale)[None].astype(np.float32), hr[None].astype(np.float32)
+
+
+def test_group_starts_are_sspsr_s():
+    # BASELINES.md section 2.0: Chikusei G = 21 ending at 120, Houston 8 and Pavia 17 shifted back.
+    assert group_starts(128) == list(range(0, 121, 6))
+    assert group_starts(48) == [0, 6, 12, 18, 24, 30, 36, 40]
+    assert len(group_starts(102)) == 17 and group_starts(102)[-1] == 94
+    with pytest.raises(ValueError, match="bands >= subs"):
+        group_starts(6)
+
+
+def test_sspsr_loss_is_l1_plus_its_tv_terms(rng):
+    y, gt = rng.random((2, 5, 6, 7)), rng.random((2, 5, 6, 7))
+    tv = np.mean((y[:, 1:] - y[:, :-1]) ** 2) + np.mean((y[:, :, 1:] - y[:, :, :-1]) ** 2)
+    spectral = np.mean((y[..., 1:] - y[..., :-1]) ** 2)
+    got = losses.sspsr(y, gt)
+    assert float(got["loss"]) == pytest.approx(np.mean(np.abs(y - gt)) + 1e-3 * tv + 2e-3 * spectral, rel=1e-6)
+    masked = losses.sspsr(np.concatenate([y, 9 + y]), np.concatenate([gt, gt]), mask=np.array([1, 1, 0, 0.0]))
+    assert float(masked["loss"]) == pytest.approx(float(got["loss"]), rel=1e-6)
+
+
+def test_fcnn3d_outer_spectral_taps_never_change_the_output(rng):
+    c = small("fcnn3d", bands=48)
+    model = build_model(c)
+    lr, _ = real_lr(48, 4)
+    v = jax.tree.map(np.array, model.init(jax.random.key(0), lr))
+    assert v["params"]["conv1"]["kernel"].shape == (3, 9, 9, 48, 12)
+    assert v["params"]["up"]["conv"]["kernel"].shape == (3, 5, 5, 9, 48 * 16)
+    before = np.asarray(model.apply(v, lr)[0])
+    v["params"]["conv1"]["kernel"][[0, 2]] = rng.normal(size=(2, 9, 9, 48, 12))
+    v["params"]["up"]["conv"]["kernel"][[0, 2]] = 0
+    np.testing.assert_array_equal(np.asarray(model.apply(v, lr)[0]), before)
+
+
+@pytest.mark.parametrize("method", ["vdsr", "fcnn3d", "sspsr"])
+def test_tiny_trained_runs_rank_and_lowrank(method, tmp_path, capsys):
+    """`rank` and `lowrank convert --to grouped:8` on a short real training run of each method (3D-FCNN's
+    upsampler has 9 input features, so 8 becomes the largest divisor below it, 3)."""
+    from lkca_jax.training import train_and_evaluate
+
+    c = small(method, bands=102)
+    c.train.num_steps, c.train.batch_size, c.train.eval_every_steps = 3, 8, 3
+    c.train.checkpoint_every_steps, c.train.log_every_steps = 3, 3
+    run = tmp_path / "run"
+    train_and_evaluate(c, run, echo=lambda *a: None)
+    assert cli(["rank", "--workdir", str(run)]) == 0
+    assert (run / "rank" / "rank.png").exists()
+    assert cli(["lowrank", "convert", "--workdir", str(run), "--to", "grouped:8", "--out", str(tmp_path / "g")]) == 0
+    out = capsys.readouterr().out
+    model, v, config = checkpoint.load_run(tmp_path / "g")
+    expected = {"vdsr": 8, "fcnn3d": 3, "sspsr": 8}[method]
+    assert config.model.upsampler == "grouped" and model.up_groups == expected and f"grouped:{expected}" in out
+    dense_model, dense_v, _ = checkpoint.load_run(run)
+    up = lowrank.upsampler_params(v, config)
+    kernel = lowrank.live(lowrank.upsampler_params(dense_v, config)["conv"]["kernel"])
+    # the converted run computes the block-diagonal part of the trained kernel
+    np.testing.assert_allclose(lowrank.dense_equivalent(up, expected),
+                               lowrank.dense_equivalent({"conv": {"kernel": lowrank.to_grouped(kernel, expected)[0]}},
+                                                        expected), atol=0)
+    lr, _ = real_lr(102, 4, 6)
+    assert np.isfinite(np.asarray(model.apply(v, lr)[0])).all()
+    assert cli(["lowrank", "convert", "--workdir", str(run), "--to", "svd:4", "--out", str(tmp_path / "s")]) == 0
+    assert cli(["rank", "--workdir", str(tmp_path / "s")]) == 0
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="torch is not installed (pip install -r requirements-dev.txt)")
+
+
+@pytest.mark.parametrize("method", ["vdsr", "fcnn3d", "sspsr"])
+@pytest.mark.parametrize("bands", [48, 102, 128])
+@pytest.mark.parametrize("scale", [4, 8])
+def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
+    """Outputs within 1e-5 and the gradients of the method's own loss within 1e-4 (relative to each
+    tensor's norm) on a real cube, with random (non-zero) weights everywhere."""
+    torch = _torch()
+    from lkca_jax import convert
+    from lkca_jax.torch_ref import hloss, sspsr_loss
+
+    torch.set_num_threads(2)
+    c = small(method, bands, scale, up_init_scale=1.0)
+    model = build_model(c)
+    lr, hr = real_lr(bands, scale, 8 if scale == 8 else 10)
+    v = jax.tree.map(np.array, jax.device_get(model.init(jax.random.key(3), lr)))
+    net = convert.torch_model(v, c)
+    nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+    sr, feats = (np.asarray(a) for a in model.apply(v, lr))
+    with torch.no_grad():
+        tsr, tfeats = (a.numpy().transpose(0, 2, 3, 1) for a in net(nchw(lr)))
+    assert np.abs(sr - imresize_np(lr[0], scale)).max() > 1e-3  # the network's part is not trivial
+    np.testing.assert_allclose(tsr, sr, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(tfeats, feats, atol=1e-5, rtol=0)
+
+    loss = losses.training_loss(c.train, jax.numpy.asarray(sr), hr)["loss"]
+    grads = jax.grad(lambda p: losses.training_loss(c.train, model.apply({"params": p}, lr)[0], hr)["loss"])(
+        v["params"])
+    torch_loss = sspsr_loss if c.train.loss == "sspsr" else hloss
+    net.train()
+    tl = torch_loss(net(nchw(lr))[0], nchw(hr))
+    tl.backward()
+    assert tl.item() == pytest.approx(float(loss), rel=1e-5)
+    tgrads = convert.torch_to_flax({k: p.grad for k, p in net.named_parameters()}, c)["params"]
+    for (path, g), tg in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(tgrads), strict=True):
+        g = np.asarray(g)
+        assert np.linalg.norm(tg - g) <= 1e-4 * np.linalg.norm(g) + 1e-9, jax.tree_util.keystr(path)
+    if method == "fcnn3d":  # the dead spectral taps get no gradient in either framework
+        dead = [np.asarray(grads["conv1"]["kernel"])[[0, 2]], tgrads["conv1"]["kernel"][[0, 2]]]
+        assert not np.any(dead[0]) and not np.any(dead[1])
+
+
+def public_sspsr_keys(blocks: int, scale: int) -> set[str]:
+    """The state-dict names of SSPSR's public code (SSPSR.py and common.py at the commit in
+    BASELINES.md), written out from its module structure."""
+    keys = {"skip_conv", "final", "branch.head", "branch.tail", "trunk.head", "trunk.upsample.0"}
+    keys |= {f"branch.upsample.{2 * j}" for j in range(int(np.log2(scale // 2)))}
+    for part in ("branch", "trunk"):
+        for i in range(blocks):
+            block = f"{part}.body.net.{i}"
+            keys |= {f"{block}.spa.body.0", f"{block}.spa.body.2", f"{block}.spc.body.0", f"{block}.spc.body.2",
+                     f"{block}.spc.body.3.conv_du.0", f"{block}.spc.body.3.conv_du.2"}
+    return {f"{k}.{leaf}" for k in keys for leaf in ("weight", "bias")}
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+def test_a_state_dict_in_the_public_sspsr_layout_converts(scale, tmp_path, rng, capsys):
+    """A bare state dict with the public code's names (as its mains.py saves `net.state_dict()`)
+    converts with `convert --from --config` and the run reproduces the reference's output on the
+    bicubic image the public code is given."""
+    torch = _torch()
+    from lkca_jax.torch_ref import build_torch_model
+
+    c = small("sspsr", 48, scale, sspsr_blocks=2)
+    net = build_torch_model(c).eval()
+    assert set(net.state_dict()) == public_sspsr_keys(2, scale)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.from_numpy(rng.normal(0, 0.05, tuple(p.shape)).astype(np.float32)))
+    torch.save(net.state_dict(), tmp_path / "sspsr.pth")
+    over = [a for k, v in SMALL["sspsr"].items() if k != "sspsr_blocks" for a in (f"--config.model.{k}", str(v))]
+    args = ["convert", "--from", str(tmp_path / "sspsr.pth"), "--config", f"{ROOT}/configs/houston.py:x{scale},sspsr",
+            "--config.model.sspsr_blocks", "2", *over, "--workdir", str(tmp_path / "run")]
+    assert cli(args) == 0
+    model, v, _ = checkpoint.load_run(tmp_path / "run")
+    lr, _ = real_lr(48, scale, 6)
+    lms = imresize_np(lr[0], scale)[None].astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(lr.transpose(0, 3, 1, 2)), torch.from_numpy(lms.transpose(0, 3, 1, 2)))[0]
+    np.testing.assert_allclose(np.asarray(model.apply(v, lr)[0]), want.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+    # a missing or misshapen tensor is named, exit 2, no run written
+    sd = net.state_dict()
+    for broken, said in ((dict(list(sd.items())[1:]), next(iter(sd))),
+                         ({**sd, "final.weight": torch.zeros(3)}, "final.weight")):
+        torch.save(broken, tmp_path / "bad.pth")
+        assert cli([*args[:2], str(tmp_path / "bad.pth"), *args[3:-1], str(tmp_path / "bad")]) == 2
+        assert said in capsys.readouterr().err and not (tmp_path / "bad").exists()
