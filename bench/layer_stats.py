@@ -1,7 +1,7 @@
 """Per-layer activation and gradient statistics over a method's first training steps.
 
     python bench/layer_stats.py --config configs/sample.py:x4,vdsr --steps 0,1,5,20,60,200
-    python bench/layer_stats.py --config configs/sample.py:x4,vdsr --config.model.vdsr_up_init_scale 1.0
+    python bench/layer_stats.py --config configs/sample.py:x4,vdsr --config.model.up_init_scale 1.0  # before
 
 Trains with the trainer's own step (:func:`lkca_jax.training.make_train_step`, the config's
 optimizer, schedule and loss) on the config's data, and at each listed step prints, for every

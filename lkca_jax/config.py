@@ -146,7 +146,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.step_decay_rate = 0.5
     t.weight_decay = 0.0  # adamw only
     t.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
-    t.loss = "hloss"  # hloss (MSDformer's, the paper's) | sspsr (SSPSR's own); lkca_jax/losses.py
+    t.loss = "hloss"  # hloss (MSDformer's, the paper's) | mse (VDSR's, 3D-FCNN's) | sspsr; lkca_jax/losses.py
     t.l1_weight = 1.0  # HLoss: L1 + 0.5 SAM + 0.1 gradient (MSDformer)
     t.sam_weight = 0.5
     t.grad_weight = 0.1

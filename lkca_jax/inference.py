@@ -10,7 +10,8 @@ from tiles that saw at least ``overlap / 2`` LR pixels of context around it: a
 model whose receptive field (full width, in LR pixels) is at most ``overlap + 1``
 gives exactly the untiled result. LKCA-Net's squeeze-excitation pools over the
 whole input, so for it tiling is an approximation that improves with the tile
-size (see README); VDSR and Bicubic are exact.
+size (see README); VDSR, 3D-FCNN and Bicubic are exact; SSPSR's channel attention pools globally
+inside every block, so its tiles are an approximation too.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Training losses (RECONSTRUCTION.md section 3, BASELINES.md section 3) on (N, H, W, C) batches.
 
 Supervised, chosen by ``train.loss``: ``hloss``, MSDformer's HLoss ``l1 + sam_weight * SAM +
-grad_weight * L1(G(y), G(gt))`` (paper: 1, 0.5, 0.1), or ``sspsr``, SSPSR's own ``L1 +
+grad_weight * L1(G(y), G(gt))`` (paper: 1, 0.5, 0.1); ``mse``, the mean squared error VDSR's and
+3D-FCNN's papers train with; or ``sspsr``, SSPSR's own ``L1 +
 spatial_tv_weight * (mean squared vertical + mean squared horizontal difference of y) +
 spectral_tv_weight * mean squared band-to-band difference of y`` (its code: 1e-3 and 2e-3; both
 TV terms regularise the prediction alone). Distillation on post-PixelShuffle features: ``L1 + L1 of G +
@@ -88,7 +89,11 @@ def sspsr(y, gt, spatial_tv_weight=1e-3, spectral_tv_weight=2e-3, mask=None) -> 
     return terms
 
 
-LOSSES = ("hloss", "sspsr")
+def mse(y, gt, mask=None):
+    return _masked_mean(jnp.mean(jnp.square(y - gt), axis=(1, 2, 3)), mask)
+
+
+LOSSES = ("hloss", "mse", "sspsr")
 
 
 def training_loss(t, y, gt, mask=None) -> dict:
@@ -96,6 +101,9 @@ def training_loss(t, y, gt, mask=None) -> dict:
     kind = t.get("loss", "hloss")
     if kind == "hloss":
         return supervised(y, gt, t.l1_weight, t.sam_weight, t.grad_weight, mask)
+    if kind == "mse":
+        value = mse(y, gt, mask)
+        return {"mse": value, "loss": value}
     if kind == "sspsr":
         return sspsr(y, gt, t.spatial_tv_weight, t.spectral_tv_weight, mask)
     raise ValueError(f"train.loss must be one of {LOSSES}, got {kind!r}")

@@ -304,16 +304,17 @@ class SSPSR(nn.Module):
         self.skip_conv = nn.Conv2d(c, f, 3, padding=1)
         self.final = nn.Conv2d(f, c, 3, padding=1)
         self.bicubic = MatlabBicubic(m.scale)
+        counts = torch.zeros(c)  # groups covering each band: overlaps are averaged
+        for s in self.starts:
+            counts[s:s + subs] += 1
+        self.register_buffer("counts", counts, persistent=False)  # not in the state dict: the public code's has none
 
     def forward(self, x, lms=None):
-        n, c, h, w = x.shape
-        outs = self.branch(torch.cat([x[:, s:s + self.subs] for s in self.starts], dim=0))
-        y = torch.zeros(n, c, *outs.shape[-2:], dtype=x.dtype, device=x.device)
-        counts = torch.zeros(c, dtype=x.dtype, device=x.device)
-        for g, s in enumerate(self.starts):
-            y[:, s:s + self.subs] += outs[g * n:(g + 1) * n]
-            counts[s:s + self.subs] += 1
-        feats = self.trunk(y / counts[:, None, None])
+        c, subs = x.shape[1], self.subs
+        outs = self.branch(torch.cat([x[:, s:s + subs] for s in self.starts], dim=0))
+        outs = outs.unflatten(0, (len(self.starts), -1))  # (G, N, 8, rh/2, rw/2)
+        y = sum(nn.functional.pad(outs[g], (0, 0, 0, 0, s, c - s - subs)) for g, s in enumerate(self.starts))
+        feats = self.trunk(y / self.counts[:, None, None])
         lms = self.bicubic(x) if lms is None else lms
         return self.final(feats + self.skip_conv(lms)), feats
 

@@ -51,6 +51,17 @@ def test_sspsr_loss_is_l1_plus_its_tv_terms(rng):
     assert float(masked["loss"]) == pytest.approx(float(got["loss"]), rel=1e-6)
 
 
+def test_mse_loss_and_the_loss_choice(rng):
+    import ml_collections
+
+    y, gt = rng.random((3, 4, 5, 6)), rng.random((3, 4, 5, 6))
+    t = ml_collections.ConfigDict({"loss": "mse"})
+    assert float(losses.training_loss(t, y, gt)["loss"]) == pytest.approx(np.mean((y - gt) ** 2), rel=1e-6)
+    t.loss = "l2"
+    with pytest.raises(ValueError, match="train.loss must be one of"):
+        losses.training_loss(t, y, gt)
+
+
 def test_fcnn3d_outer_spectral_taps_never_change_the_output(rng):
     c = small("fcnn3d", bands=48)
     model = build_model(c)
@@ -185,3 +196,26 @@ def test_a_state_dict_in_the_public_sspsr_layout_converts(scale, tmp_path, rng, 
         torch.save(broken, tmp_path / "bad.pth")
         assert cli([*args[:2], str(tmp_path / "bad.pth"), *args[3:-1], str(tmp_path / "bad")]) == 2
         assert said in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("method", ["vdsr", "fcnn3d", "sspsr"])
+def test_sr_and_export_through_the_registry(method, tmp_path):
+    """`sr` on the embedded real scene and both deployment artifacts (each verified against Flax by
+    `export` itself before it is kept) for a run of each method."""
+    c = small(method, bands=102, up_init_scale=1.0)
+    model = build_model(c)
+    v = jax.device_get(model.init(jax.random.key(0), np.zeros((1, 8, 8, 102), np.float32)))
+    run = tmp_path / "run"
+    checkpoint.save_run(run, c, v)
+    out = tmp_path / "sr.npy"
+    assert cli(["sr", "--workdir", str(run), "--input", str(SAMPLE), "--output", str(out), "--tile", "0"]) == 0
+    sr = np.load(out)
+    lr = np.asarray(read(SAMPLE), np.float32)
+    assert sr.shape == (400, 400, 102)
+    np.testing.assert_allclose(sr, np.asarray(model.apply(v, lr[None] / lr.max())[0])[0] * lr.max(), atol=1e-4)
+    for fmt in ("stablehlo", "onnx"):  # ONNX goes through the PyTorch reference: a dev requirement
+        if fmt == "onnx":
+            pytest.importorskip("onnxruntime")
+        assert cli(["export", "--workdir", str(run), "--format", fmt, "--lr_size", "12,10",
+                    "--out", str(tmp_path / f"m.{fmt}")]) == 0
+        assert (tmp_path / f"m.{fmt}").stat().st_size > 0

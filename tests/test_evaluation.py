@@ -60,7 +60,7 @@ def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field(rng):
     assert np.abs(rough - whole).max() > 1e-4  # too little context shows
 
 
-@pytest.mark.parametrize("name", ["lkca", "vdsr", "bicubic"])
+@pytest.mark.parametrize("name", ["lkca", "vdsr", "fcnn3d", "bicubic"])
 def test_tiled_evaluation_equals_whole_images(rng, name):
     """predict_tiled (LKCA-Net: global backbone whole, upsampler tiled) against the whole forward,
     and evaluate() with eval.tile against evaluate() without."""
