@@ -210,7 +210,8 @@ def main(argv=None) -> int:
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_convert)
     p = sub.add_parser("rank", help="singular values of trained upsamplers (the paper's Fig. 4)")
-    p.add_argument("--workdir", action="append", required=True, help="a run; repeat for one plot of several")
+    p.add_argument("--workdir", action="extend", nargs="+", required=True,
+                   help="one or more runs (or repeat the flag) for one plot of several")
     p.add_argument("--out", help="folder for rank.json and rank.png (default: the first run's rank/)")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_rank)
@@ -223,7 +224,8 @@ def main(argv=None) -> int:
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_lowrank)
     p = sub.add_parser("table", help="one table from several runs' evaluations")
-    p.add_argument("--workdir", action="append", required=True, help="a run with eval/<split>.json; repeat")
+    p.add_argument("--workdir", action="extend", nargs="+", required=True,
+                   help="runs with eval/<split>.json, one table row each (several, or repeat the flag)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", help="also write the Markdown table here")
     p.set_defaults(run=_table)

@@ -2,6 +2,8 @@
 references on a real cube (outputs, gradients, both conversions), SSPSR's public state-dict layout,
 its loss against a NumPy computation, and ``rank``/``lowrank`` on each one's upsampler."""
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from lkca_jax.ops.imresize import imresize_np
 SMALL = {"vdsr": dict(vdsr_depth=3, vdsr_features=8), "fcnn3d": dict(fcnn_widths=(12, 6, 9)),
          "sspsr": dict(sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4)}
 SAMPLE = ROOT / "lkca_jax" / "data" / "sample" / "pavia_rosis_100.npz"
+METHOD_ROWS = {"vdsr": "| VDSR |", "fcnn3d": "| 3D-FCNN |", "sspsr": "| SSPSR |"}
 
 
 def small(method, bands=102, scale=4, **model):
@@ -103,7 +106,10 @@ def test_tiny_trained_runs_rank_and_lowrank(method, tmp_path, capsys):
     lr, _ = real_lr(102, 4, 6)
     assert np.isfinite(np.asarray(model.apply(v, lr)[0])).all()
     assert cli(["lowrank", "convert", "--workdir", str(run), "--to", "svd:4", "--out", str(tmp_path / "s")]) == 0
-    assert cli(["rank", "--workdir", str(tmp_path / "s")]) == 0
+    assert cli(["rank", "--workdir", str(run), str(tmp_path / "s"), "--out", str(tmp_path / "both")]) == 0
+    spectra = json.loads((tmp_path / "both" / "rank.json").read_text())
+    assert len(spectra) == 2 and {sp["rank99"] for sp in spectra.values()} >= {4}  # the SVD run has rank 4
+    assert cli(["table", "--workdir", str(run)]) == 0 and METHOD_ROWS[method] in capsys.readouterr().out
 
 
 def _torch():

@@ -146,9 +146,10 @@ def test_train_mode_gradients_and_one_adam_step_agree(rng, norm):
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(stepped), jax.tree.leaves(v["params"])))
 
 
-@pytest.mark.parametrize("variant,norm", [("net", "layer"), ("net", "batch"), ("lr", "layer"), ("vdsr", "layer")])
+@pytest.mark.parametrize("variant,norm", [("net", "layer"), ("net", "batch"), ("lr", "layer"), ("vdsr", "layer"),
+                                          ("fcnn3d", "layer"), ("sspsr", "layer")])
 def test_flax_torch_flax_is_bitwise(rng, variant, norm, tmp_path):
-    c = tiny(variant=variant, norm=norm)
+    c = tiny(variant=variant, norm=norm, sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4)
     _, v = random_variables(c, rng)
     back = convert.torch_to_flax(to_torch(c, v).state_dict(), c)
     assert jax.tree.structure(back) == jax.tree.structure(v)
