@@ -161,7 +161,7 @@ def train_pair(c, batch: int, kd: bool):
     def run_torch():
         opt.zero_grad(set_to_none=True)
         sr, feats = net(lrt)
-        loss = (torch_ref.sspsr_loss if c.train.loss == "sspsr" else torch_ref.hloss)(sr, hrt)
+        loss = torch_ref.training_loss(c.train)(sr, hrt)
         if kd:
             with torch.no_grad():
                 _, tf = t_net(lrt)

@@ -345,6 +345,13 @@ def sspsr_loss(y: torch.Tensor, gt: torch.Tensor, spatial=1e-3, spectral=2e-3) -
     return (y - gt).abs().mean() + spatial * tv + spectral * (y[:, 1:] - y[:, :-1]).pow(2).mean()
 
 
+def training_loss(t):
+    """The torch form of the supervised loss a config's ``train`` block selects (``t.loss``)."""
+    return {"hloss": lambda y, gt: hloss(y, gt, t.l1_weight, t.sam_weight, t.grad_weight),
+            "mse": lambda y, gt: (y - gt).pow(2).mean(),
+            "sspsr": lambda y, gt: sspsr_loss(y, gt, t.spatial_tv_weight, t.spectral_tv_weight)}[t.get("loss", "hloss")]
+
+
 def _up_groups(m) -> int:
     """The upsampler groups the Flax model resolves (and validates) for the same config."""
     from lkca_jax.models import build_model

@@ -124,7 +124,7 @@ def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
     tensor's norm) on a real cube, with random (non-zero) weights everywhere."""
     torch = _torch()
     from lkca_jax import convert
-    from lkca_jax.torch_ref import hloss, sspsr_loss
+    from lkca_jax.torch_ref import training_loss
 
     torch.set_num_threads(2)
     c = small(method, bands, scale, up_init_scale=1.0)
@@ -143,7 +143,7 @@ def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
     loss = losses.training_loss(c.train, jax.numpy.asarray(sr), hr)["loss"]
     grads = jax.grad(lambda p: losses.training_loss(c.train, model.apply({"params": p}, lr)[0], hr)["loss"])(
         v["params"])
-    torch_loss = sspsr_loss if c.train.loss == "sspsr" else hloss
+    torch_loss = training_loss(c.train)
     net.train()
     tl = torch_loss(net(nchw(lr))[0], nchw(hr))
     tl.backward()
