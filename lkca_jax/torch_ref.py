@@ -287,7 +287,7 @@ class SSPSR(nn.Module):
 
     def __init__(self, m, groups: int):
         super().__init__()
-        from lkca_jax.models.sspsr import group_starts
+        from lkca_jax.models.sspsr import band_counts, group_starts
 
         f, c, subs = m.sspsr_features, m.bands, m.sspsr_subs
         self.starts = group_starts(c, subs, m.sspsr_overlap)
@@ -304,10 +304,8 @@ class SSPSR(nn.Module):
         self.skip_conv = nn.Conv2d(c, f, 3, padding=1)
         self.final = nn.Conv2d(f, c, 3, padding=1)
         self.bicubic = MatlabBicubic(m.scale)
-        counts = torch.zeros(c)  # groups covering each band: overlaps are averaged
-        for s in self.starts:
-            counts[s:s + subs] += 1
-        self.register_buffer("counts", counts, persistent=False)  # not in the state dict: the public code's has none
+        # groups covering each band, for the average; not in the state dict (the public code's has none)
+        self.register_buffer("counts", torch.from_numpy(band_counts(c, self.starts, subs)), persistent=False)
 
     def forward(self, x, lms=None):
         c, subs = x.shape[1], self.subs

@@ -13,7 +13,7 @@ from lkca_jax import checkpoint, losses, lowrank
 from lkca_jax.__main__ import main as cli
 from lkca_jax.data.io import read
 from lkca_jax.models import build_model
-from lkca_jax.models.sspsr import group_starts
+from lkca_jax.models.sspsr import band_counts, group_starts
 from lkca_jax.ops.imresize import imresize_np
 
 SMALL = {"vdsr": dict(vdsr_depth=3, vdsr_features=8), "fcnn3d": dict(fcnn_widths=(12, 6, 9)),
@@ -42,6 +42,10 @@ def test_group_starts_are_sspsr_s():
     assert len(group_starts(102)) == 17 and group_starts(102)[-1] == 94
     with pytest.raises(ValueError, match="bands >= subs"):
         group_starts(6)
+    # Houston's overlaps: two bands between neighbours, and four where the shifted last group [40, 48)
+    # meets [36, 44); the average divides by these
+    twice = {6, 7, 12, 13, 18, 19, 24, 25, 30, 31, 36, 37, 40, 41, 42, 43}
+    np.testing.assert_array_equal(band_counts(48, group_starts(48)), [2 if b in twice else 1 for b in range(48)])
 
 
 def test_sspsr_loss_is_l1_plus_its_tv_terms(rng):

@@ -44,6 +44,14 @@ def group_starts(bands: int, subs: int = 8, overlap: int = 2) -> list[int]:
     return [min(stride * g, bands - subs) for g in range(math.ceil((bands - overlap) / stride))]
 
 
+def band_counts(bands: int, starts, subs: int = 8) -> np.ndarray:
+    """How many groups cover each band (1, or 2 where groups overlap): the divisor of the average."""
+    counts = np.zeros(bands, np.float32)
+    for s in starts:
+        counts[s:s + subs] += 1
+    return counts
+
+
 class ChannelAttention(nn.Module):
     """Squeeze-excitation with 1x1 convs (``CALayer``): pool, conv C->C/red + ReLU, conv + sigmoid."""
 
@@ -159,7 +167,7 @@ class SSPSR(UpsamplerSettings):
 
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
-        n, h, w, c = lr.shape
+        n, c = lr.shape[0], lr.shape[-1]
         f, subs, r = self.features, self.subs, self.scale
         starts = group_starts(c, subs, self.overlap)
         shared = dict(res_scale=self.res_scale, reduction=self.reduction, conv_impl=self.conv_impl)
@@ -168,10 +176,7 @@ class SSPSR(UpsamplerSettings):
         groups = branch(jnp.concatenate([lr[..., s:s + subs] for s in starts], axis=0))  # (G*N, rh/2, rw/2, 8)
         groups = groups.reshape(len(starts), n, *groups.shape[1:])
         y = sum(jnp.pad(groups[g], ((0, 0), (0, 0), (0, 0), (s, c - s - subs))) for g, s in enumerate(starts))
-        counts = np.zeros(c, np.float32)
-        for s in starts:
-            counts[s:s + subs] += 1
-        y = y / jnp.asarray(counts, y.dtype)
+        y = y / jnp.asarray(band_counts(c, starts, subs), y.dtype)
         up = self.make_upsampler(f, 4 * f, 2, name=None, parent=None)
         feats = Branch(f, self.blocks, up, name="trunk", **shared)(y)  # no tail: the upsampler's output
         y = feats + Conv(f, 3, impl=self.conv_impl, name="skip_conv")(imresize(lr, r))
