@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     p.set_defaults(run=_rank)
     p = sub.add_parser("lowrank", help="compress a trained dense upsampler into a new run")
     p.add_argument("action", choices=("convert",))
-    p.add_argument("--workdir", required=True, help="a trained LKCA-Net (dense upsampler) run")
+    p.add_argument("--workdir", required=True, help="a trained run with a dense upsampler (any method)")
     p.add_argument("--to", required=True, help="grouped:G (block-diagonal part) or svd:R (truncated SVD)")
     p.add_argument("--out", required=True, help="the new run")
     p.add_argument("--evaluate", action="store_true", help="also report test MPSNR before fine-tuning")
