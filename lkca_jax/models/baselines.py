@@ -13,30 +13,13 @@ import functools
 import flax.linen as nn
 import jax
 
-from lkca_jax.models.upsampler import Upsampler, check_upsampler, resolve_groups
+from lkca_jax.models.upsampler import UpsamplerSettings, resolve_groups, upsampler_fields
 from lkca_jax.ops.conv import Conv
 from lkca_jax.ops.imresize import imresize
 
 # VDSR's own initialisation (He et al. 2015, as in Kim et al. 2016): with PyTorch's default
 # U(+-1/sqrt(fan_in)) and no biases, 20 ReLU convolutions shrink the signal to ~1e-8 and it never trains.
 HE = nn.initializers.he_normal()
-
-
-class UpsamplerSettings(nn.Module):
-    """The upsampler fields a model config's ``model`` block gives every architecture (fields only)."""
-
-    upsampler: str = "dense"
-    groups: int | str = "auto:8"
-    rank: int = 64
-    up_init_scale: float = 0.0
-    conv_impl: str = "auto"
-
-    def make_upsampler(self, features: int, out: int, scale: int, name: str | None = "up", **kw) -> Upsampler:
-        where = f"{type(self).__name__}: F={features}, {out} outputs"
-        groups = resolve_groups(features, out, self.groups)
-        check_upsampler(self.upsampler, features, out, groups, self.rank, where)
-        return Upsampler(out, scale, self.upsampler, groups, self.rank, init_scale=self.up_init_scale,
-                         conv_impl=self.conv_impl, name=name, **kw)
 
 
 class VDSR(UpsamplerSettings):
@@ -121,12 +104,6 @@ class Bicubic(nn.Module):
 
     def __call__(self, lr: jax.Array, train: bool = False):
         return imresize(lr, self.scale), None
-
-
-def upsampler_fields(m) -> dict:
-    """The generic upsampler fields of a config's ``model`` block."""
-    return dict(upsampler=m.get("upsampler", "dense"), groups=m.get("groups", "auto:8"), rank=m.get("rank", 64),
-                up_init_scale=m.get("up_init_scale", 0.0), conv_impl=m.conv_impl)
 
 
 def build_vdsr(m, axis_name: str | None = None) -> VDSR:

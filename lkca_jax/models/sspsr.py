@@ -29,8 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lkca_jax.models.baselines import UpsamplerSettings, upsampler_fields
-from lkca_jax.models.upsampler import resolve_groups
+from lkca_jax.models.upsampler import UpsamplerSettings, resolve_groups, upsampler_fields
 from lkca_jax.ops.conv import Conv
 from lkca_jax.ops.imresize import imresize
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle

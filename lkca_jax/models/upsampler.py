@@ -85,3 +85,26 @@ class Upsampler(nn.Module):
             y = conv(self.out, k, groups=groups, use_bias=self.use_bias, taps=self.taps, kernel_init=init,
                      name="conv")(feat)
         return pixel_shuffle(y, self.scale)
+
+
+class UpsamplerSettings(nn.Module):
+    """The upsampler fields a model config's ``model`` block gives every architecture (fields only)."""
+
+    upsampler: str = "dense"
+    groups: int | str = "auto:8"
+    rank: int = 64
+    up_init_scale: float = 0.0
+    conv_impl: str = "auto"
+
+    def make_upsampler(self, features: int, out: int, scale: int, name: str | None = "up", **kw) -> Upsampler:
+        where = f"{type(self).__name__}: F={features}, {out} outputs"
+        groups = resolve_groups(features, out, self.groups)
+        check_upsampler(self.upsampler, features, out, groups, self.rank, where)
+        return Upsampler(out, scale, self.upsampler, groups, self.rank, init_scale=self.up_init_scale,
+                         conv_impl=self.conv_impl, name=name, **kw)
+
+
+def upsampler_fields(m) -> dict:
+    """The generic upsampler fields of a config's ``model`` block."""
+    return dict(upsampler=m.get("upsampler", "dense"), groups=m.get("groups", "auto:8"), rank=m.get("rank", 64),
+                up_init_scale=m.get("up_init_scale", 0.0), conv_impl=m.conv_impl)
