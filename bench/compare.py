@@ -130,7 +130,7 @@ def jax_train_step(c, batch: int, teacher=None, mode: str = "pmap"):
     scale, bands = c.model.scale, c.model.bands
     host = {"lr": rng.random((1, batch, 16, 16, bands), np.float32),
             "hr": rng.random((1, batch, 16 * scale, 16 * scale, bands), np.float32),
-            "mask": np.ones((1, batch), np.float32), "epoch": np.zeros((1, batch), np.int32)}
+            "mask": np.ones((1, batch), np.float32), "epoch": np.zeros((1, batch), np.float32)}
     return runner, runner.put_state(state), host
 
 

@@ -14,6 +14,9 @@
         Weights to and from the PyTorch reference (lkca_jax/torch_ref.py): a .pt state dict.
     rank     --workdir RUN [--workdir RUN2 ...] [--out DIR]
         Singular values of the trained upsampler (the paper's Fig. 4): rank.json and rank.png.
+    compare  --workdir RUN [--workdir RUN2 ...] --out DIR [--image ID] [--box Y,X,SIZE] [--pixel Y,X ...]
+        Several runs side by side on one test image (the paper's Figs. 6-8: false colour, an enlarged
+        box, error maps on one scale, PSNR and SAM in the titles), and their spectra and per-band PSNR.
     lowrank convert --workdir DENSE_RUN --to grouped:G|svd:R --out NEW_RUN [--evaluate]
         Compress a trained dense upsampler (block-diagonal part, or truncated SVD) into a new run.
     table    --workdir RUN [--workdir RUN2 ...] [--split test] [--out FILE]
@@ -132,6 +135,29 @@ def _rank(args) -> int:
     return 0
 
 
+def _pairs(text: str, n: int, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != n:
+        raise ValueError(f"{what} {text!r}: expected {n} comma-separated integers")
+    return values
+
+
+def _compare(args) -> int:
+    from lkca_jax.figures import compare_runs
+
+    box = _pairs(args.box, 3, "--box") if args.box else None
+    pixels = [_pairs(p, 2, "--pixel") for p in args.pixel] or None
+    result = compare_runs(args.workdir, args.out, args.image, box, pixels, args.which)
+    for p in result["panels"]:
+        print(f"{p['title']}: PSNR {p['psnr']:.4f} dB, SAM {p['sam']:.4f} deg")
+    print(f"box (y, x, size) {result['box']}; pixels {result['pixels']}")
+    print("wrote " + " and ".join(result["files"]))
+    return 0
+
+
 def _lowrank(args) -> int:
     from lkca_jax.lowrank import convert_run
 
@@ -215,6 +241,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="folder for rank.json and rank.png (default: the first run's rank/)")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(run=_rank)
+    p = sub.add_parser("compare", help="several runs side by side on one test image (the paper's Figs. 6-8), "
+                                       "with spectra and per-band PSNR")
+    p.add_argument("--workdir", action="extend", nargs="+", required=True,
+                   help="trained runs of one dataset and scale (several, or repeat the flag)")
+    p.add_argument("--out", required=True, help="folder for <image>_compare.png and <image>_spectra.png")
+    p.add_argument("--image", help="a test image id (default: the first of the test split)")
+    p.add_argument("--box", help="y,x,size of the enlarged region in HR pixels (default: where the methods' "
+                                 "errors differ most)")
+    p.add_argument("--pixel", action="append", default=[],
+                   help="y,x of a pixel whose spectra to plot; repeat (default: three where Bicubic errs most)")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.set_defaults(run=_compare)
     p = sub.add_parser("lowrank", help="compress a trained dense upsampler into a new run")
     p.add_argument("action", choices=("convert",))
     p.add_argument("--workdir", required=True, help="a trained run with a dense upsampler (any method)")

@@ -170,7 +170,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     k.which = "best"  # its best-validation or last checkpoint
     k.lambda0 = 0.01  # lambda(e) = lambda0 * gamma ** floor(e / decay_epochs) (paper)
     k.gamma = 0.66
-    k.decay_epochs = 10
+    k.decay_epochs = 10.0  # may be fractional: a run of E epochs scales the paper's 10 of ~300 to E / 30
     k.l1_weight = 1.0  # L_KD = L1 + gradient loss + (1 - cosine), equally weighted
     k.grad_weight = 1.0
     k.cos_weight = 1.0

@@ -22,8 +22,9 @@ import optax
 from lkca_jax import losses
 
 
-def kd_schedule(lambda0: float, gamma: float, decay_epochs: int) -> optax.Schedule:
-    """lambda(epoch) = lambda0 * gamma ** floor(epoch / decay_epochs)."""
+def kd_schedule(lambda0: float, gamma: float, decay_epochs: float) -> optax.Schedule:
+    """lambda(epoch) = lambda0 * gamma ** floor(epoch / decay_epochs); ``epoch`` and the period may be
+    fractional (a short run scales the paper's 10-epoch period down with its length)."""
     return optax.exponential_decay(lambda0, decay_epochs, gamma, staircase=True)
 
 

@@ -47,6 +47,7 @@ def predict_split(model, variables, split, batch_size: int, scale: int, legacy_e
     Images whose LR side exceeds ``tile`` (> 0), or whose batch does not fit in device memory,
     run in tiles (:func:`lkca_jax.inference.predict_tiled`, the same result)."""
     predict = predictor(model)
+    batch_size = max(1, min(batch_size, len(split)))  # never pad a short split up to a whole batch
     per_image = {k: [] for k in metrics.NAMES}
     images, seconds, timed = [], 0.0, 0
     compiled = set()

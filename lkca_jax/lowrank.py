@@ -160,7 +160,8 @@ def _replace_at(tree: dict, path: tuple[str, ...], value) -> dict:
 
 def plot_cumulative(spectra: dict, path, first: int = 600) -> None:
     """The paper's Fig. 4: normalised cumulative singular values of each run (first ``first``
-    indices), the 90 % level marked, written atomically as a PNG."""
+    indices), each run's 90 % rank marked on its curve and named in the legend (outside the axes, so
+    that nine curves stay readable: ten colours, three dash styles), written atomically as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,18 +169,27 @@ def plot_cumulative(spectra: dict, path, first: int = 600) -> None:
 
     from lkca_jax.atomic import atomic_write
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, sp in spectra.items():
+    n = len(spectra)
+    fig, ax = plt.subplots(figsize=(6 + (3.5 if n > 3 else 0), 4 + 0.12 * max(n - 8, 0)), dpi=120)
+    colours, styles = plt.get_cmap("tab10"), ("-", "--", "-.")
+    for i, (name, sp) in enumerate(spectra.items()):
         c = np.asarray(sp["cumulative"])[:first]
-        line, = ax.plot(np.arange(1, len(c) + 1), c, label=f"{name} (90% at {sp['rank90']})")
-        ax.axvline(sp["rank90"], color=line.get_color(), ls=":", lw=0.8)
-    ax.axhline(0.9, color="k", ls="--", lw=0.8, label="90%")
+        r90 = sp["rank90"]
+        line, = ax.plot(np.arange(1, len(c) + 1), c, color=colours(i % 10), ls=styles[(i // 10) % 3], lw=1.2,
+                        label=f"{name}: 90% at {r90} of {min(sp['shape'])}")
+        if r90 <= len(c):
+            ax.plot([r90], [c[r90 - 1]], "o", ms=5, mfc="white", color=line.get_color())
+    ax.axhline(0.9, color="k", ls=":", lw=0.8)
+    ax.text(ax.get_xlim()[1], 0.9, " 90%", va="center", ha="left", fontsize=8)
     ax.set_xlabel("singular value index")
     ax.set_ylabel("normalised cumulative sum")
-    ax.set_title("Upsampler weight spectrum")
+    ax.set_title("Upsampler weight spectrum (o: 90% rank)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if n > 3:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.04, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

@@ -139,8 +139,11 @@ def make_train_step(model, config, schedule, kd=None, axis_name: str | None = No
     return step
 
 
-def as_batch(b) -> dict:
-    epoch = np.full(b.mask.shape, b.epoch, np.int32)
+def as_batch(b, within: float = 0.0) -> dict:
+    """The step's arrays; ``epoch`` is fractional (``within``: how far into its epoch the batch is), so
+    that a KD decay period shorter than an epoch (``teacher.decay_epochs`` < 1, a short run) decays
+    on time; for a whole number of epochs floor(epoch / period) is the integer epoch's."""
+    epoch = np.full(b.mask.shape, b.epoch + within, np.float32)
     return {"lr": b.lr, "hr": b.hr, "mask": b.mask, "epoch": epoch}
 
 
@@ -246,8 +249,8 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
             skip = start - epoch * steps_per_epoch if epoch == start // steps_per_epoch else 0
             it = train_batches(source, per_device, local_devices, epoch, t.seed, t.augment,
                                jax.process_index(), jax.process_count(), skip=skip)
-            for b in it:
-                yield as_batch(b)
+            for i, b in enumerate(it):
+                yield as_batch(b, (skip + i) / steps_per_epoch)
 
     def mean_metrics(pending) -> dict:
         """Fetch each pending step's metrics once; stop at the first non-finite loss; average."""

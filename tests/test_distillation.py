@@ -14,6 +14,19 @@ def test_lambda_follows_the_formula(epoch):
     assert float(kd_schedule(0.01, 0.66, 10)(epoch)) == pytest.approx(0.01 * 0.66 ** (epoch // 10), rel=1e-6)
 
 
+@pytest.mark.parametrize("epoch, steps", [(0.0, 0), (0.24, 0), (0.25, 1), (0.6, 2), (1.1, 4), (3.99, 15)])
+def test_fractional_period_decays_within_an_epoch(epoch, steps):
+    # a short run scales the period below an epoch; batches carry fractional epochs (training.as_batch)
+    assert float(kd_schedule(0.01, 0.5, 0.25)(epoch)) == pytest.approx(0.01 * 0.5 ** steps, rel=1e-6)
+
+
+def test_batches_carry_their_fraction_of_the_epoch():
+    from lkca_jax.data.pipeline import Batch
+
+    b = Batch(lr=np.zeros((1, 2, 4, 4, 3)), hr=np.zeros((1, 2, 16, 16, 3)), mask=np.ones((1, 2)), epoch=3)
+    np.testing.assert_array_equal(training.as_batch(b, 0.25)["epoch"], np.full((1, 2), 3.25, np.float32))
+
+
 def test_teacher_frozen_student_trained(tmp_path):
     teacher = tiny(steps=4)
     training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)

@@ -1,0 +1,235 @@
+"""Pictures that put several trained runs side by side (the paper's Figs. 6-8 and spectra).
+
+:func:`compare_runs` super-resolves one test image with every run (the same prediction and
+metrics as ``evaluate.py``: :func:`lkca_jax.evaluation.predict_split` on that image) and draws
+
+* ``<image>_compare.png``: false-colour panels of the ground truth, Bicubic and every run, each
+  titled with its PSNR and SAM on the image, a red box around a region (``box``, or by default the
+  window where the methods' errors differ most: the largest mean over the window of the per-pixel
+  standard deviation across methods of the band-mean absolute error), that region enlarged under
+  each panel, and a row of per-pixel error maps on one colour scale;
+* ``<image>_spectra.png``: the spectra of a few pixels (``pixels``, or by default the worst for
+  Bicubic, spread apart) for the ground truth and every method, and each method's per-band PSNR.
+
+Memory is bounded by one SR image at a time: each method leaves only its three false-colour bands,
+its error map, its per-band MSE and the chosen pixels' spectra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from lkca_jax import checkpoint, evaluation
+from lkca_jax.atomic import atomic_write
+from lkca_jax.data.datasets import Split, load_splits
+from lkca_jax.models import build_model
+
+
+@dataclasses.dataclass
+class Panel:
+    """What one method leaves for the figures."""
+
+    title: str
+    psnr: float
+    sam: float
+    rgb: np.ndarray  # (H, W, 3) false colour in [0, 1]
+    error: np.ndarray  # (H, W) mean over bands of |SR - GT|
+    band_psnr: np.ndarray  # (C,)
+    spectra: np.ndarray | None = None  # (pixels, C)
+
+
+def same_task(configs: dict) -> None:
+    """Refuse runs of different datasets, protocols, band counts or scales (one line)."""
+    def key(c):
+        return (c.dataset, c.data.protocol, c.model.bands, c.model.scale, tuple(c.data.get("test_scenes", ())))
+
+    (first, c0), *rest = configs.items()
+    for name, c in rest:
+        if key(c) != key(c0):
+            raise ValueError(f"runs {first} and {name} differ in dataset or scale ({c0.dataset} x{c0.model.scale}, "
+                             f"{c.model.bands} vs {c0.model.bands} bands; {c.dataset} x{c.model.scale}): compare needs "
+                             f"one dataset and scale")
+
+
+def _band_psnr(gt, sr) -> np.ndarray:
+    mse = np.mean((gt.astype(np.float64) - sr) ** 2, axis=(0, 1))
+    return np.where(mse > 0, -10 * np.log10(np.maximum(mse, 1e-300)), np.inf)
+
+
+def default_box(errors: list[np.ndarray], size: int) -> tuple[int, int]:
+    """Top-left (y, x) of the size x size window with the largest mean spread of the methods' errors."""
+    spread = np.std(np.stack(errors), axis=0)
+    c = np.pad(np.cumsum(np.cumsum(spread, 0), 1), ((1, 0), (1, 0)))
+    sums = c[size:, size:] - c[:-size, size:] - c[size:, :-size] + c[:-size, :-size]
+    y, x = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(y), int(x)
+
+
+def worst_pixels(gt, bicubic, n: int = 3) -> list[tuple[int, int]]:
+    """The ``n`` pixels where Bicubic's spectrum is furthest from the ground truth (RMS over bands),
+    at least an eighth of the image apart."""
+    err = np.sqrt(np.mean((bicubic - gt.astype(np.float64)) ** 2, axis=-1))
+    gap = max(min(err.shape) // 8, 1)
+    chosen = []
+    for flat in np.argsort(err, axis=None)[::-1]:
+        y, x = np.unravel_index(flat, err.shape)
+        if all(max(abs(y - a), abs(x - b)) >= gap for a, b in chosen):
+            chosen.append((int(y), int(x)))
+            if len(chosen) == n:
+                break
+    return chosen
+
+
+def _panel(title, config, variables, one: Split, bands, lo, hi, pixels) -> Panel:
+    model = build_model(config)
+    per_image, images, _ = evaluation.predict_split(model, variables, one, 1, config.model.scale,
+                                                    bool(config.eval.legacy_ergas), config.eval.get("tile", 0))
+    gt, sr = one.hr[0], np.asarray(images[0])
+    return Panel(title, float(per_image["MPSNR"][0]), float(per_image["SAM"][0]),
+                 evaluation.false_colour(sr, bands, lo, hi), np.abs(sr - gt).mean(-1),
+                 _band_psnr(gt, sr), None if pixels is None else np.stack([sr[y, x] for y, x in pixels]))
+
+
+def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, int] | None = None,
+                 pixels: list[tuple[int, int]] | None = None, which: str = "best", names=None) -> dict:
+    """Draw the comparison and spectra PNGs of ``image`` (a test-split id; default the first) into
+    ``out``; returns {"image", "box", "pixels", "panels": [{title, psnr, sam}], "files"}."""
+    runs = {}
+    for i, workdir in enumerate(workdirs):
+        label = names[i] if names else pathlib.Path(workdir).name
+        runs[label] = (workdir, checkpoint.load_config(workdir))
+    same_task({name: c for name, (_, c) in runs.items()})
+    config = next(iter(runs.values()))[1]
+    split = load_splits(config, ("test",))["test"]
+    if image is None:
+        image = split.ids[0]
+    if image not in split.ids:
+        raise ValueError(f"image {image!r} is not in the test split of {config.dataset}; it has: "
+                         f"{', '.join(split.ids)}")
+    i = split.ids.index(image)
+    one = Split([split.hr[i]], [split.lr[i]], [image], split.norm)
+    del split
+    gt = one.hr[0]
+    h, w, c = gt.shape
+    if box is not None and not (box[0] >= 0 and box[1] >= 0 and box[2] > 0 and box[0] + box[2] <= h
+                                and box[1] + box[2] <= w):
+        raise ValueError(f"box {box} (y, x, size) does not fit in {image} ({h} x {w})")
+    bands = evaluation.rgb_bands(config, c)
+    rgb = gt[..., list(bands)]
+    lo, hi = np.percentile(rgb, 1, axis=(0, 1)), np.percentile(rgb, 99, axis=(0, 1))
+
+    bicubic_config = evaluation.bicubic_config(config)
+    bic = np.asarray(evaluation.predict_split(build_model(bicubic_config), {}, one, 1, config.model.scale)[1][0])
+    worst = pixels is None
+    if worst:
+        pixels = worst_pixels(gt, bic)
+    for y, x in pixels:
+        if not (0 <= y < h and 0 <= x < w):
+            raise ValueError(f"pixel ({y}, {x}) is outside {image} ({h} x {w})")
+    del bic
+    panels = [_panel("Bicubic", bicubic_config, {}, one, bands, lo, hi, pixels)]
+    for label, (workdir, _) in runs.items():
+        _, variables, run_config = checkpoint.load_run(workdir, which)
+        run_config.data, run_config.eval = config.data, config.eval
+        panels.append(_panel(f"{evaluation.method_name(run_config)} ({label})", run_config, variables, one,
+                             bands, lo, hi, pixels))
+
+    if box is None:
+        size = max(8, min(h, w) // 6)
+        box = (*default_box([p.error for p in panels], size), size)
+    out = pathlib.Path(out)
+    stem = image.replace("/", "_")
+    files = [out / f"{stem}_compare.png", out / f"{stem}_spectra.png"]
+    truth = Panel("Ground truth", np.inf, 0.0, evaluation.false_colour(gt, bands, lo, hi), np.zeros((h, w)),
+                  np.full(c, np.inf), np.stack([gt[py, px] for py, px in pixels]))
+    columns = _draw_comparison(files[0], image, bands, truth, panels, box)
+    _draw_spectra(files[1], image, truth, panels, pixels, worst)
+    return {"image": image, "box": box, "pixels": pixels, "files": [str(f) for f in files], "columns": columns,
+            "panels": [{"title": p.title, "psnr": p.psnr, "sam": p.sam} for p in panels]}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    _plt().close(fig)
+
+
+def panel_title(p: Panel) -> str:
+    return f"{p.title}\n{p.psnr:.2f} dB, SAM {p.sam:.2f}°"
+
+
+def _draw_comparison(path, image, bands, truth: Panel, panels: list[Panel], box) -> list[str]:
+    """Draw the figure; returns the titles of its columns, as drawn."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    y, x, size = box
+    cols = [truth, *panels]
+    vmax = float(np.percentile(np.stack([p.error for p in panels]), 99.5)) or 1e-6
+    fig, axes = plt.subplots(3, len(cols), figsize=(2.6 * len(cols), 8.4), squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 1, 1]})
+    for j, p in enumerate(cols):
+        top, zoom, err = axes[:, j]
+        top.imshow(p.rgb)
+        top.add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, ec="red", lw=1.5))
+        top.set_title("Ground truth" if j == 0 else panel_title(p), fontsize=8)
+        zoom.imshow(p.rgb[y:y + size, x:x + size], interpolation="nearest")
+        for side in zoom.spines.values():
+            side.set_edgecolor("red")
+        if j == 0:
+            err.axis("off")
+        else:
+            im = err.imshow(p.error, cmap="magma", vmin=0, vmax=vmax)
+        for ax in (top, zoom, err):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[1, 0].set_ylabel(f"box ({y}, {x}), {size} px", fontsize=8)
+    axes[2, 1].set_ylabel("|SR - GT|, mean over bands", fontsize=8)
+    fig.colorbar(im, ax=axes[2, 0], fraction=0.8, location="left")
+    fig.suptitle(f"{image}: false colour (bands {bands[0]}/{bands[1]}/{bands[2]}), the red box enlarged, "
+                 f"per-pixel error on one scale", fontsize=10)
+    fig.tight_layout()
+    columns = [ax.get_title() for ax in axes[0]]
+    _save(fig, path)
+    return columns
+
+
+def _draw_spectra(path, image, truth: Panel, panels: list[Panel], pixels, worst: bool) -> None:
+    plt = _plt()
+    n = len(pixels)
+    fig, axes = plt.subplots(1, n + 1, figsize=(4 * (n + 1), 3.8), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    bands = np.arange(truth.spectra.shape[1])
+    for k, (py, px) in enumerate(pixels):
+        ax = axes[0, k]
+        ax.plot(bands, truth.spectra[k], "k-", lw=2, label="Ground truth")
+        for j, p in enumerate(panels):
+            ax.plot(bands, p.spectra[k], color=colours(j % 10), lw=1, ls=("--", "-.", ":")[j % 3], label=p.title)
+        ax.set_title(f"pixel ({py}, {px})", fontsize=9)
+        ax.set_xlabel("band")
+        ax.set_ylabel("normalised value")
+        ax.grid(alpha=0.3)
+    ax = axes[0, n]
+    for j, p in enumerate(panels):
+        ax.plot(bands, p.band_psnr, color=colours(j % 10), lw=1, ls=("--", "-.", ":")[j % 3], label=p.title)
+    ax.set_title("PSNR of each band", fontsize=9)
+    ax.set_xlabel("band")
+    ax.set_ylabel("dB")
+    ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8)
+    where = "where Bicubic errs most" if worst else "of the chosen pixels"
+    fig.suptitle(f"{image}: spectra {where}, and where in the spectrum each method loses", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(labels) // 4), 1, 1))
+    _save(fig, path)
