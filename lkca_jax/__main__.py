@@ -6,7 +6,7 @@
     inspect  FILE [--key K] [--json]
         Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder), and its
         CRS, pixel size and nodata value when it has them.
-    sr       --workdir RUN --input IN --output OUT [--key K] [--tile T] [--overlap O] [--batch B] [--norm V]
+    sr       --workdir RUN|--pretrained NAME --input IN --output OUT [--key K] [--tile T] [--overlap O] [--batch B] [--norm V]
         Super-resolve a whole scene with a trained run, in overlapping cross-faded tiles; OUT's
         suffix picks the format (.mat, .npy, .tif, .hdr for ENVI). A GeoTIFF or ENVI input's
         georeference goes to a .tif or .hdr output with pixels r times smaller.
@@ -93,7 +93,7 @@ def _sr(args) -> int:
     from lkca_jax.inference import run_sr
 
     info = run_sr(args.workdir, args.input, args.output, args.key, args.tile, args.overlap, args.batch, args.which,
-                  norm=args.norm)
+                  norm=args.norm, pretrained=args.pretrained)
     print(f"wrote {info['output']}: {info['shape'][0]} x {info['shape'][1]} x {info['shape'][2]}"
           + (", georeferenced" if info["georeferenced"] else "")
           + (f", {info['nodata_pixels']} nodata LR pixels kept as nodata" if info["nodata_pixels"] else ""))
@@ -216,7 +216,10 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object {shape, dtype, min, max}")
     p.set_defaults(run=_inspect)
     p = sub.add_parser("sr", help="super-resolve a whole file with a trained run")
-    p.add_argument("--workdir", required=True, help="a training run (config.json and checkpoints)")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--workdir", help="a training run (config.json and checkpoints)")
+    model.add_argument("--pretrained", help="a model shipped with lkca_jax (lkca_jax.pretrained.available(): "
+                                            "cave-x4-lkca-net, cave-x4-lkca-lr, cave-x4-lkca-kd)")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True, help=".mat, .npy, .tif or .hdr (ENVI)")
     p.add_argument("--key", help="variable (.mat) or array (.npz) to read")

@@ -35,7 +35,7 @@ class Panel:
     title: str
     psnr: float
     sam: float
-    rgb: np.ndarray  # (H, W, 3) false colour in [0, 1]
+    rgb: np.ndarray  # (H, W, 3) the three false-colour bands, unstretched
     error: np.ndarray  # (H, W) mean over bands of |SR - GT|
     band_psnr: np.ndarray  # (C,)
     spectra: np.ndarray | None = None  # (pixels, C)
@@ -83,13 +83,13 @@ def worst_pixels(gt, bicubic, n: int = 3) -> list[tuple[int, int]]:
     return chosen
 
 
-def _panel(title, config, variables, one: Split, bands, lo, hi, pixels) -> Panel:
+def _panel(title, config, variables, one: Split, bands, pixels) -> Panel:
     model = build_model(config)
     per_image, images, _ = evaluation.predict_split(model, variables, one, 1, config.model.scale,
                                                     bool(config.eval.legacy_ergas), config.eval.get("tile", 0))
     gt, sr = one.hr[0], np.asarray(images[0])
     return Panel(title, float(per_image["MPSNR"][0]), float(per_image["SAM"][0]),
-                 evaluation.false_colour(sr, bands, lo, hi), np.abs(sr - gt).mean(-1),
+                 sr[..., list(bands)].astype(np.float32), np.abs(sr - gt).mean(-1),
                  _band_psnr(gt, sr), None if pixels is None else np.stack([sr[y, x] for y, x in pixels]))
 
 
@@ -118,8 +118,6 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
                                 and box[1] + box[2] <= w):
         raise ValueError(f"box {box} (y, x, size) does not fit in {image} ({h} x {w})")
     bands = evaluation.rgb_bands(config, c)
-    rgb = gt[..., list(bands)]
-    lo, hi = np.percentile(rgb, 1, axis=(0, 1)), np.percentile(rgb, 99, axis=(0, 1))
 
     bicubic_config = evaluation.bicubic_config(config)
     bic = np.asarray(evaluation.predict_split(build_model(bicubic_config), {}, one, 1, config.model.scale)[1][0])
@@ -130,20 +128,20 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
         if not (0 <= y < h and 0 <= x < w):
             raise ValueError(f"pixel ({y}, {x}) is outside {image} ({h} x {w})")
     del bic
-    panels = [_panel("Bicubic", bicubic_config, {}, one, bands, lo, hi, pixels)]
+    panels = [_panel("Bicubic", bicubic_config, {}, one, bands, pixels)]
     for label, (workdir, _) in runs.items():
         _, variables, run_config = checkpoint.load_run(workdir, which)
         run_config.data, run_config.eval = config.data, config.eval
         panels.append(_panel(f"{evaluation.method_name(run_config)} ({label})", run_config, variables, one,
-                             bands, lo, hi, pixels))
+                             bands, pixels))
 
     if box is None:
-        size = max(8, min(h, w) // 6)
+        size = max(8, min(h, w) // 8)
         box = (*default_box([p.error for p in panels], size), size)
     out = pathlib.Path(out)
     stem = image.replace("/", "_")
     files = [out / f"{stem}_compare.png", out / f"{stem}_spectra.png"]
-    truth = Panel("Ground truth", np.inf, 0.0, evaluation.false_colour(gt, bands, lo, hi), np.zeros((h, w)),
+    truth = Panel("Ground truth", np.inf, 0.0, gt[..., list(bands)].astype(np.float32), np.zeros((h, w)),
                   np.full(c, np.inf), np.stack([gt[py, px] for py, px in pixels]))
     columns = _draw_comparison(files[0], image, bands, truth, panels, box)
     _draw_spectra(files[1], image, truth, panels, pixels, worst)
@@ -176,15 +174,20 @@ def _draw_comparison(path, image, bands, truth: Panel, panels: list[Panel], box)
 
     y, x, size = box
     cols = [truth, *panels]
+    # the whole image stretched between the ground truth's 1st and 99th percentiles, the enlarged box
+    # between those of the box itself (so that a bright region's detail is not clipped away)
+    whole = np.percentile(truth.rgb, (1, 99), axis=(0, 1))
+    part = np.percentile(truth.rgb[y:y + size, x:x + size], (1, 99.5), axis=(0, 1))
     vmax = float(np.percentile(np.stack([p.error for p in panels]), 99.5)) or 1e-6
     fig, axes = plt.subplots(3, len(cols), figsize=(2.6 * len(cols), 8.4), squeeze=False,
                              gridspec_kw={"height_ratios": [1, 1, 1]})
     for j, p in enumerate(cols):
         top, zoom, err = axes[:, j]
-        top.imshow(p.rgb)
+        top.imshow(evaluation.false_colour(p.rgb, (0, 1, 2), *whole))
         top.add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, ec="red", lw=1.5))
         top.set_title("Ground truth" if j == 0 else panel_title(p), fontsize=8)
-        zoom.imshow(p.rgb[y:y + size, x:x + size], interpolation="nearest")
+        zoom.imshow(evaluation.false_colour(p.rgb[y:y + size, x:x + size], (0, 1, 2), *part),
+                    interpolation="nearest")
         for side in zoom.spines.values():
             side.set_edgecolor("red")
         if j == 0:
@@ -197,8 +200,8 @@ def _draw_comparison(path, image, bands, truth: Panel, panels: list[Panel], box)
     axes[1, 0].set_ylabel(f"box ({y}, {x}), {size} px", fontsize=8)
     axes[2, 1].set_ylabel("|SR - GT|, mean over bands", fontsize=8)
     fig.colorbar(im, ax=axes[2, 0], fraction=0.8, location="left")
-    fig.suptitle(f"{image}: false colour (bands {bands[0]}/{bands[1]}/{bands[2]}), the red box enlarged, "
-                 f"per-pixel error on one scale", fontsize=10)
+    fig.suptitle(f"{image}\nfalse colour (bands {bands[0]}/{bands[1]}/{bands[2]}); the red box enlarged "
+                 f"(its own stretch); per-pixel error on one scale", fontsize=9)
     fig.tight_layout()
     columns = [ax.get_title() for ax in axes[0]]
     _save(fig, path)

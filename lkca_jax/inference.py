@@ -167,11 +167,14 @@ def _check_range(cube: Cube, path, norm: float, config, warn) -> None:
         warn(f"warning: {path}: values reach {peak * norm:g}, {peak:.0f}x the 0..1 range the model was trained "
              f"on (data / {norm:g}); if the file holds raw counts or scaled reflectance, pass --norm with its "
              f"full-scale value (for example --norm 10000)")
+    elif 0 < peak < 1 / RANGE_FACTOR ** 4:
+        warn(f"warning: {path}: values reach only {peak * norm:g}, {peak:.1e} of the 0..1 range the model was "
+             f"trained on (data / {norm:g}); if the file already holds values in 0..1, pass --norm 1")
 
 
 def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int = 128, overlap: int = 16,
            batch: int = 1, which: str = "best", progress: bool = True, norm: float | None = None,
-           warn=lambda msg: print(msg, file=sys.stderr)) -> dict:
+           warn=lambda msg: print(msg, file=sys.stderr), pretrained: str | None = None) -> dict:
     """Read, normalise as the run was trained (or divide by ``norm``), super-resolve, un-normalise,
     and write OUT block by block of rows (:func:`~lkca_jax.data.io.open_writer`: atomic, memory
     bounded by the tiles).
@@ -179,14 +182,21 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     The georeference of a GeoTIFF or ENVI input goes to a GeoTIFF or ENVI output with the same CRS
     and origin and pixels ``scale`` times smaller. Nodata pixels (the file's nodata value in any
     band) are filled with each band's valid mean before the model sees them, and written back as
-    the nodata value over the HR pixels they cover, so no value is invented where there were no data."""
+    the nodata value over the HR pixels they cover, so no value is invented where there were no data.
+    ``pretrained`` names a shipped model (:func:`lkca_jax.load_pretrained`) to use instead of a run."""
     if norm is not None and not norm > 0:
         raise ValueError(f"--norm must be positive, got {norm}")
-    model, variables, config = checkpoint.load_run(workdir, which)
+    if pretrained:
+        from lkca_jax.pretrained import load_pretrained
+
+        model, variables, config = load_pretrained(pretrained)
+        source = f"the pretrained model {pretrained}"
+    else:
+        model, variables, config = checkpoint.load_run(workdir, which)
+        source = f"the model in {workdir}"
     cube = read_cube(input_path, key)
     if cube.data.shape[2] != config.model.bands:
-        raise DataError(input_path, f"has {cube.data.shape[2]} bands, the model in {workdir} expects "
-                                    f"{config.model.bands}")
+        raise DataError(input_path, f"has {cube.data.shape[2]} bands, {source} expects {config.model.bands}")
     writer_cls = writer_class(output_path)  # an unwritable suffix fails before any work
     nodata = _fill_nodata(cube, input_path)
     require_finite(cube, input_path)

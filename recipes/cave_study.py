@@ -1,6 +1,7 @@
 """The CAVE x4 study of docs/results.md: LKCA-Net, LKCA-LR and LKCA-KD with three seeds, the KD
 ablations of the paper's Tables II-IV, the normalisation choice, the compared methods under the same
-budget, then the report (tables with the seed spread, learning curves, Fig. 4, comparison figures).
+budget (SSPSR at a quarter of its width on the CPU), then the report (tables with the seed spread,
+learning curves, Fig. 4, comparison figures) and, with ``--ship``, the shipped models.
 
     python recipes/cave_study.py --out runs/cave_study            # CPU size: about 2 h on 2 cores
     python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes and schedule (GPU)
@@ -76,6 +77,11 @@ def plan(out: pathlib.Path, paper: bool) -> list[dict]:
                  "label": "LKCA-Net, model.norm layer", "overrides": {**lkca, "model.norm": "layer", "train.seed": 0}})
     for method in ("vdsr", "fcnn3d"):
         runs.append({"name": method, "method": method, "group": "compared", "seed": 0, "overrides": dict(common)})
+    # SSPSR under the same budget and schedule (its own loss); on the CPU at a quarter of its width
+    runs.append({"name": "sspsr", "method": "sspsr", "group": "compared", "seed": 0,
+                 "label": "SSPSR" + ("" if paper else " (width 64 of 256)"),
+                 "overrides": {**({} if paper else {"model.sspsr_features": 64}), **common,
+                               "train.schedule": "cosine"}})
     runs.append({"name": "bicubic", "method": "bicubic", "group": "compared", "seed": 0, "overrides": {}})
     return runs
 
@@ -108,11 +114,201 @@ def train_all(out: pathlib.Path, runs: list[dict]) -> None:
             sys.exit(f"{run['name']}: exit {code}; see {out / 'logs' / run['name']}.log (rerun to resume)")
 
 
+# ---------------------------------------------------------------------------------------------- report
+
+METRICS = ("MPSNR", "MSSIM", "SAM", "ERGAS")
+DISPLAY = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD"}
+SHIP = {"net": "cave-x4-lkca-net", "lr": "cave-x4-lkca-lr", "kd": "cave-x4-lkca-kd"}
+
+
+def finished(out: pathlib.Path, runs: list[dict]) -> dict[str, dict]:
+    """name -> {run, test (eval/test.json), curve [(step, val MPSNR)], best_val} of the finished runs."""
+    done = {}
+    for run in runs:
+        path = out / run["name"] / "eval" / "test.json"
+        if not path.is_file():
+            continue
+        log = out / run["name"] / "metrics.jsonl"
+        rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+        curve = [(r["step"], r["val_mpsnr"]) for r in rows if "val_mpsnr" in r]
+        done[run["name"]] = {"run": run, "test": json.loads(path.read_text()), "curve": curve,
+                             "best_val": max((v for _, v in curve), default=float("nan"))}
+    return done
+
+
+def _mean_std(values) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else float("nan")
+
+
+def _row(label: str, values: dict, fmt: str = "{:.4f}") -> str:
+    return "| " + " | ".join([label, *(fmt.format(values[m]) for m in METRICS)]) + " |"
+
+
+def seed_tables(done: dict) -> tuple[str, dict]:
+    """The per-seed and mean +- std table of the LKCA family, the paired differences, and the
+    median-validation seed of each method."""
+    head = "| Run | " + " | ".join(METRICS) + " | best val MPSNR |\n|---|" + "---|" * (len(METRICS) + 1)
+    lines, summary, median = [head], {}, {}
+    bicubic = next((d["test"]["bicubic"] for d in done.values() if "bicubic" in d["test"]), None)
+    if bicubic:
+        lines.append(_row("Bicubic", bicubic) + " - |")
+    for method in ("net", "lr", "kd"):
+        names = [f"lkca_{method}_s{s}" for s in SEEDS if f"lkca_{method}_s{s}" in done]
+        for name in names:
+            lines.append(_row(f"{DISPLAY[method]} seed {done[name]['run']['seed']}", done[name]["test"]["mean"])
+                         + f" {done[name]['best_val']:.4f} |")
+        if len(names) > 1:
+            stats = {m: _mean_std([done[n]["test"]["mean"][m] for n in names]) for m in METRICS}
+            summary[method] = stats
+            lines.append("| **" + DISPLAY[method] + f" mean +- std ({len(names)} seeds)** | "
+                         + " | ".join(f"{a:.4f} +- {b:.4f}" for a, b in stats.values()) + " | |")
+        if names:
+            by_val = sorted(names, key=lambda n: done[n]["best_val"])
+            median[method] = by_val[(len(by_val) - 1) // 2]
+    text = "\n".join(lines) + "\n"
+    pairs = [("net", "kd"), ("kd", "lr"), ("net", "lr")]
+    diff_lines = ["| Difference (same seed) | MPSNR dB | SAM deg | seeds |", "|---|---|---|---|"]
+    for a, b in pairs:
+        seeds = [s for s in SEEDS if f"lkca_{a}_s{s}" in done and f"lkca_{b}_s{s}" in done]
+        if len(seeds) > 1:
+            d = {m: _mean_std([done[f"lkca_{a}_s{s}"]["test"]["mean"][m] - done[f"lkca_{b}_s{s}"]["test"]["mean"][m]
+                              for s in seeds]) for m in ("MPSNR", "SAM")}
+            diff_lines.append(f"| {DISPLAY[a]} - {DISPLAY[b]} | {d['MPSNR'][0]:+.4f} +- {d['MPSNR'][1]:.4f} | "
+                              f"{d['SAM'][0]:+.4f} +- {d['SAM'][1]:.4f} | {len(seeds)} |")
+    if bicubic:
+        for method, stats in summary.items():
+            diff_lines.append(f"| {DISPLAY[method]} - Bicubic | {stats['MPSNR'][0] - bicubic['MPSNR']:+.4f} +- "
+                              f"{stats['MPSNR'][1]:.4f} | {stats['SAM'][0] - bicubic['SAM']:+.4f} +- "
+                              f"{stats['SAM'][1]:.4f} | {len(SEEDS)} |")
+    return text + "\n" + "\n".join(diff_lines) + "\n", median
+
+
+def other_table(done: dict, group: str, reference: list[str]) -> str:
+    lines = ["| Run | " + " | ".join(METRICS) + " | Param | Flops |", "|---|" + "---|" * (len(METRICS) + 2)]
+    for name in reference + [n for n, d in done.items() if d["run"]["group"] == group]:
+        if name in done:
+            d = done[name]
+            label = d["run"].get("label") or d["test"]["mean"]["Method"]
+            lines.append(_row(f"{label} ({name})", d["test"]["mean"])
+                         + f" {d['test']['mean']['Param'] / 1e6:.3f}M | {d['test']['mean']['Flops'] / 1e9:.3f}G |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(done: dict, path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
+    colours = plt.get_cmap("tab10")
+    for i, (name, d) in enumerate(sorted(done.items())):
+        if d["curve"]:
+            steps, vals = zip(*d["curve"])
+            ax.plot(steps, vals, marker=".", lw=1, color=colours(i % 10), ls=("-", "--", ":")[(i // 10) % 3],
+                    label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation MPSNR (dB, paints)")
+    ax.set_title("Learning curves of the CAVE x4 study")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path | None) -> None:
+    from lkca_jax.figures import compare_runs
+    from lkca_jax.lowrank import rank_report
+
+    done = finished(out, runs)
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    seeds, median = seed_tables(done)
+    parts = [f"# CAVE x4 study ({len(done)} of {len(runs)} runs finished)\n",
+             "Test split (4 scenes), mean over images; std is the sample standard deviation over seeds.\n",
+             "## LKCA-Net, LKCA-LR, LKCA-KD over seeds\n", seeds,
+             "## KD ablations (seed 0; the KD seed-0 run is the reference)\n",
+             other_table(done, "ablation", ["lkca_kd_s0", "lkca_lr_s0"]),
+             "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"]),
+             "## The compared methods under the same budget\n",
+             other_table(done, "compared", [median[m] for m in ("net", "lr", "kd") if m in median]),
+             f"Median-validation seeds: {median}\n"]
+    plot_curves(done, figures / "learning_curves.png")
+    teachers = [out / f"lkca_net_s{s}" for s in SEEDS if f"lkca_net_s{s}" in done]
+    if teachers:
+        spectra, _ = rank_report(teachers + ([out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done
+                                             else []), "last", figures)
+        parts.append("## Upsampler spectrum (Fig. 4)\n\n" + "\n".join(
+            f"- {k}: 90 % at {v['rank90']}, 95 % at {v['rank95']}, 99 % at {v['rank99']} of {min(v['shape'])}"
+            for k, v in spectra.items()) + "\n")
+    shown = [out / n for n in ("vdsr", "fcnn3d") if n in done] + [out / median[m] for m in ("net", "lr", "kd")
+                                                                  if m in median]
+    if shown:
+        for scene in done[next(iter(done))]["test"]["per_image"]:
+            result = compare_runs(shown, figures, scene, which="last")
+            parts.append(f"Comparison on {scene}: box {result['box']}, pixels {result['pixels']}; "
+                         + "; ".join(f"{p['title'].split(' (')[0]} {p['psnr']:.2f} dB" for p in result["panels"]))
+    text = "\n".join(parts) + "\n"
+    (out / "report.md").write_text(text)
+    print(text)
+    if ship:
+        from lkca_jax.pretrained import ship as ship_model
+
+        for method, name in median.items():
+            d = done[name]
+            readme = pretrained_readme(SHIP[method], d, out / name)
+            print(f"shipped {ship_model(out / name, SHIP[method], 'last', readme)}")
+    if docs:
+        docs.mkdir(parents=True, exist_ok=True)
+        for png in figures.glob("*.png"):
+            (docs / f"cave_study_{png.name}").write_bytes(png.read_bytes())
+        (docs / "cave_study_report.md").write_text(text)
+
+
+def pretrained_readme(name: str, d: dict, workdir: pathlib.Path) -> str:
+    run, test = d["run"], d["test"]
+    rows = [f"| {k} | {v['MPSNR']:.4f} | {v['SAM']:.4f} | {v['ERGAS']:.4f} |" for k, v in test["per_image"].items()]
+    line = shlex.join(["python", *command(run, workdir.parent)[1:]])
+    b, m = test["bicubic"], test["mean"]
+    return f"""# {name}
+
+{m['Method']} ({run['overrides'].get('model.depth', 16)} LKBs of {run['overrides'].get('model.features', 128)}
+features, {m['Param'] / 1e6:.3f} M parameters), trained by this project's CAVE x4 study
+(`recipes/cave_study.py`; docs/results.md), seed {run['seed']}: the seed with the median validation
+MPSNR of three, not the best test score. Trained with:
+
+    {line}
+
+For 31-band cubes of 400-700 nm at 10 nm steps (CAVE's camera: indoor objects under studio light,
+16-bit values, divided by 65535 as in training; pass `--norm 1` to `sr` for values already in 0..1),
+super-resolved x4 from an LR image made by MATLAB bicubic downsampling. Not for other band sets,
+other sensors or scales, or real (blurred, noisy) low-resolution images: it has seen 11 scenes of one
+camera for about one epoch.
+
+Test scenes (whole 512 x 512, values / 65535): MPSNR {m['MPSNR']:.4f} dB (Bicubic {b['MPSNR']:.4f}),
+SAM {m['SAM']:.4f} deg (Bicubic {b['SAM']:.4f}), ERGAS {m['ERGAS']:.4f} (Bicubic {b['ERGAS']:.4f}).
+
+| Scene | MPSNR | SAM | ERGAS |
+|---|---|---|---|
+""" + "\n".join(rows) + """
+
+Data: the CAVE multispectral database. F. Yasuma, T. Mitsunaga, D. Iso and S. K. Nayar,
+"Generalized assorted pixel camera: postcapture control of resolution, dynamic range, and spectrum",
+IEEE TIP 19(9), 2010. https://cave.cs.columbia.edu/repository/Multispectral
+"""
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/cave_study", help="the study's folder (one workdir per run)")
     parser.add_argument("--paper", action="store_true", help="the paper's model sizes and schedule (a GPU)")
     parser.add_argument("--report", action="store_true", help="only write the report from finished runs")
+    parser.add_argument("--ship", action="store_true",
+                        help="also write the median-validation LKCA-Net, LR and KD into lkca_jax/pretrained/")
+    parser.add_argument("--docs", help="also copy the report and its PNGs here (docs/img)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     runs = plan(out, args.paper)
@@ -120,6 +316,7 @@ def main(argv=None) -> int:
     (out / "plan.json").write_text(json.dumps(runs, indent=1))
     if not args.report:
         train_all(out, runs)
+    report(out, runs, args.ship, pathlib.Path(args.docs) if args.docs else None)
     return 0
 
 
