@@ -1,26 +1,31 @@
-"""CAVE multispectral (31 bands, 400-700 nm), the 16 scenes of ../shared/data/cave.
+"""CAVE multispectral (31 bands, 400-700 nm): the 16 scenes of ../shared/data/cave, or all 32.
 
-Scenes split 11 / 1 / 4 (lkca_jax/data/registry.py, CAVE_SCENES: the paper gives no split),
-values / 65535, 64 x 64 training patches (stride 32) from the training scenes, the other scenes
-whole (512 x 512). Train:
+The 16: scenes split 11 / 1 / 4 (lkca_jax/data/registry.py, CAVE_SCENES: the paper gives no split).
+All 32 of the official complete_ms_data.zip (argument 'full', registry entry cave_full): 19 / 1 / 12,
+MCNet's 20 / 12 proportions, restricted to the 16 it is the 16-scene split. Values / 65535, 64 x 64
+training patches (stride 32) from the training scenes, the other scenes whole (512 x 512). Train:
 
     python train.py --config configs/cave.py:x4,net --workdir runs/cave_x4_net
+    python train.py --config configs/cave.py:x4,net,full --workdir runs/cave32_x4_net \
+        --config.data.path ~/data/complete_ms_data
 
-What to expect: an epoch is 2475 patches x 8 copies, 618 steps at batch 32; the paper's size
-(16 blocks of 128) takes seconds a step on a 2-core CPU, so docs/results.md runs a reduced model
-(`--config.model.depth 4 --config.model.features 64`), which beat Bicubic (36.30 dB MPSNR on the
-4 test scenes) by 0.75 dB after 800 steps. recipes/cave_x4.sh runs the paper's whole recipe.
+What to expect: an epoch is 2475 patches x 8 copies, 1237 steps at batch 16; the paper's size
+(16 blocks of 128) takes seconds a step on a 2-core CPU, so docs/results.md's study
+(recipes/cave_study.py) runs a reduced model (`--config.model.depth 4 --config.model.features 64`).
 
-The argument is '<scale>,<method>': scale x2 | x3 | x4 | x8, method a key of
-lkca_jax/methods.py (net | lr | kd | vdsr | bicubic).
+The argument is '<scale>,<method>[,full]': scale x2 | x3 | x4 | x8, method a key of
+lkca_jax/methods.py (net | lr | kd | vdsr | fcnn3d | sspsr | bicubic).
 """
 
 from lkca_jax.config import base_config
 
 
 def get_config(arg: str = "x4,net"):
-    c = base_config("cave", arg)
-    c.data.path = "../shared/data/cave"  # a folder of <scene>_ms band-PNG folders
+    parts = [p.strip() for p in arg.split(",")]
+    full = "full" in parts
+    c = base_config("cave_full" if full else "cave", ",".join(p for p in parts if p != "full"))
+    # a folder of <scene>_ms band-PNG folders
+    c.data.path = "" if full else "../shared/data/cave"
     # BatchNorm, as in docs/results.md's runs and for the reason configs/sample.py gives; the CAVE study
     # compares the two (--config.model.norm layer).
     c.model.norm = "batch"

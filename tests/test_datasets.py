@@ -69,3 +69,41 @@ def test_folder_missing_configured_scenes_names_them(tmp_path):
                           "--config.data.path", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [f"error: {message}"]
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+CAVE_ALL = ["balloons", "beads", "cd", "chart_and_stuffed_toy", "clay", "cloth", "egyptian_statue", "face",
+            "fake_and_real_beers", "fake_and_real_food", "fake_and_real_lemon_slices", "fake_and_real_lemons",
+            "fake_and_real_peppers", "fake_and_real_strawberries", "fake_and_real_sushi", "fake_and_real_tomatoes",
+            "feathers", "flowers", "glass_tiles", "hairs", "jelly_beans", "oil_painting", "paints", "photo_and_face",
+            "pompoms", "real_and_fake_apples", "real_and_fake_peppers", "sponges", "stuffed_toys", "superballs",
+            "thread_spools", "watercolors"]  # the 32 folders of the official complete_ms_data.zip
+
+
+def test_all_32_cave_scenes_split_as_configured_and_the_16_are_its_restriction(tmp_path):
+    import pytest
+
+    from lkca_jax.data.io import DataError, write_cube
+
+    data = tmp_path / "complete_ms_data"
+    for i, name in enumerate(CAVE_ALL):
+        write_cube(data / f"{name}.npy", np.full((64, 64, 31), i + 1, np.float32))
+    full = load_config(f"{ROOT}/configs/cave.py:x4,net,full")
+    full.data.path = str(data)
+    splits = load_splits(full)
+    scenes = {k: {i.split("/")[0] for i in v.ids} for k, v in splits.items()}
+    assert len(scenes["train"]) == 19 and scenes["validation"] == {"paints"} and len(scenes["test"]) == 12
+    assert set().union(*scenes.values()) == set(CAVE_ALL)  # every scene used exactly once
+    assert sum(map(len, scenes.values())) == 32
+    small = load_config(f"{ROOT}/configs/cave.py:x4,net")
+    held = set(small.data.train_scenes + small.data.val_scenes + small.data.test_scenes)  # ../shared/data/cave
+    for name, field in (("train", "train_scenes"), ("validation", "val_scenes"), ("test", "test_scenes")):
+        assert set(small.data[field]) == scenes[name] & held
+    small.data.path = str(data)
+    with pytest.warns(UserWarning, match="16 scene\\(s\\) outside the configured split are not used"):
+        load_splits(small)
+    (data / "oil_painting.npy").unlink()
+    with pytest.raises(DataError, match="lacks 1 configured scene\\(s\\): oil_painting;"):
+        load_splits(full)
+    full.data.path = ""
+    with pytest.raises(DataError, match="config.data.path is empty"):
+        load_splits(full)

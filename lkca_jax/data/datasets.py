@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import warnings
 
 import numpy as np
 
@@ -60,12 +61,19 @@ def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     d = config.data
     entry = dataset_of(d.protocol)
     if entry.layout in ("scenes", "folder"):
+        if not d.path:
+            raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the folder of scenes")
         files = _scene_files(pathlib.Path(d.path))
         wanted = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) or set(files)
         missing = sorted(wanted - set(files))
         if missing:
             raise DataError(d.path, f"lacks {len(missing)} configured scene(s): {', '.join(missing)}; found "
                                     f"{len(files)}: {', '.join(sorted(files))}")
+        unused = sorted(set(files) - wanted)
+        if unused:  # not silently: a folder of all 32 CAVE scenes read with the 16-scene split
+            warnings.warn(f"{d.path}: {len(unused)} scene(s) outside the configured split are not used "
+                          f"({', '.join(unused)}); configs/cave.py:<scale>,<method>,full splits all 32 CAVE scenes",
+                          stacklevel=2)
         raw = {name: _read(p, d.key) for name, p in files.items() if name in wanted}
     else:  # one scene
         path = d.path or (PACKAGE_DATA / entry.embedded if entry.embedded else "")
