@@ -6,7 +6,8 @@
     inspect  FILE [--key K] [--json]
         Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder), and its
         CRS, pixel size and nodata value when it has them.
-    sr       --workdir RUN|--pretrained NAME --input IN --output OUT [--key K] [--tile T] [--overlap O] [--batch B] [--norm V]
+    sr       --workdir RUN|--pretrained NAME --input IN --output OUT [--key K] [--tile T] [--overlap O]
+             [--batch B] [--norm V]
         Super-resolve a whole scene with a trained run, in overlapping cross-faded tiles; OUT's
         suffix picks the format (.mat, .npy, .tif, .hdr for ENVI). A GeoTIFF or ENVI input's
         georeference goes to a .tif or .hdr output with pixels r times smaller.

@@ -3,8 +3,9 @@
 Each lives in a folder beside this file, ``<name>/``: ``config.json`` (the run's config),
 ``variables.npz`` (every array of the trained ``params`` and ``batch_stats``, keyed by its
 slash-joined path), ``test.json`` (its evaluation, per test image) and ``README.md`` (what it is,
-the command that trained it, its test table and the data's citation). ``recipes/cave_study.py --ship`` writes them from the CAVE study's runs
-(docs/results.md); no orbax, no training workdir and no ``../shared`` are needed to use them.
+the command that trained it, its test table and the data's citation). ``recipes/cave_study.py
+--ship`` writes them from the CAVE study's runs (docs/results.md); no orbax, no training workdir and
+no ``../shared`` are needed to use them.
 
     model, variables, config = lkca_jax.load_pretrained("cave-x4-lkca-kd")
     python -m lkca_jax sr --pretrained cave-x4-lkca-kd --input scene.mat --output scene_x4.mat
