@@ -116,6 +116,11 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # Data (RECONSTRUCTION.md section 5; lkca_jax/data/protocols.py). Dataset files set the rest.
     d = c.data = ml_collections.ConfigDict()
     d.protocol = dataset  # the registry entry (lkca_jax/data/registry.py): its layout, crop and test images
+    # Where the splits come from: 'files' (read and cut the downloaded files at every start) or 'tfds'
+    # (the dataset prepared once by its TFDS builder, lkca_jax/data/tfds: images read on access, each
+    # process only its own shard; it must have been prepared with the data fields below).
+    d.source = "files"
+    d.tfds_dir = ""  # the TFDS data_dir of source 'tfds' ('': TFDS's default, ~/tensorflow_datasets)
     d.path = ""  # the downloaded file (or folder of scenes) the protocol reads
     d.key = ""  # variable/array name inside the file, when it holds several
     d.normalisation = "global_max"  # global_max | constant | per_file_max

@@ -12,7 +12,7 @@ from lkca_jax.data.io import read, write_cube  # noqa: E402
 from lkca_jax.ops.imresize import imresize_np  # noqa: E402
 
 
-def prepare(cls, scale, data_dir, manual_dir, per_split=3):
+def prepare(cls, scale, data_dir, manual_dir, per_split: int | None = 3):
     b = cls(config=f"x{scale}", data_dir=str(data_dir), file_format="array_record")
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=str(manual_dir), max_examples_per_split=per_split))
@@ -31,10 +31,17 @@ def test_registered_names_and_configs():
     assert [c.name for c in builders.Chikusei.BUILDER_CONFIGS] == ["x2", "x3", "x4", "x8"]
 
 
-def test_cave_builder_on_real_scenes(tmp_path):
+def test_cave_builder_prepares_all_16_scenes_without_tensorflow(tmp_path):
+    """No example cap: the whole of CAVE x4 (2475 patches, ~1.3 GB of float32) goes past TFDS's 1 GB
+    in-memory shuffle, so the builder writes the training split in parts; no TensorFlow is needed."""
+    import sys
+
     cave = shared_data("cave")
-    b = prepare(builders.Cave, 4, tmp_path, cave)
-    assert set(b.info.splits) == {"train", "validation", "test"}
+    b = prepare(builders.Cave, 4, tmp_path, cave, per_split=None)
+    layout = b.info.metadata["splits"]
+    assert layout["train"]["parts"] == ["train_0", "train_1"] and sum(layout["train"]["sizes"]) == 2475
+    assert set(b.info.splits) == {"train_0", "train_1", "validation", "test"}
+    assert "tensorflow" not in sys.modules
     # Read back through tfds.data_source, no TensorFlow.
     test = by_id(tfds.data_source("cave/x4", data_dir=str(tmp_path), split="test"))
     item = test["pompoms/0_0_512x512"]
@@ -42,7 +49,7 @@ def test_cave_builder_on_real_scenes(tmp_path):
     np.testing.assert_allclose(item["hr"], gt, rtol=0, atol=1e-7)
     np.testing.assert_allclose(item["lr"], imresize_np(gt, 0.25), atol=1e-6)
     assert item["scale"] == 4 and item["norm"] == 65535.0
-    train = by_id(b.as_data_source(split="train"))
+    train = by_id(b.as_data_source(split="train_0"))
     name, item = next(iter(train.items()))
     scene, window = name.split("/")
     top, left = (int(v) for v in window.split("_")[:2])
@@ -71,7 +78,9 @@ def test_chikusei_builder_on_a_full_size_standin(tmp_path):
     first = test["chikusei/0_0_512x512"]
     np.testing.assert_allclose(first["hr"][:, :96], block[:512] / peak, atol=1e-7)
     assert first["norm"] == peak and not first["hr"][:, 96:].any()
-    for name, item in by_id(b.as_data_source(split="train")).items():
+    first_part = b.info.metadata["splits"]["train"]["parts"][0]  # ~7 GB of patches: written in parts
+    assert first_part == "train_0"
+    for name, item in by_id(b.as_data_source(split=first_part)).items():
         top, left = (int(v) for v in name.split("/")[1].split("_")[:2])
         assert top >= 512  # below the test strip
         np.testing.assert_allclose(item["hr"][:, :max(0, 96 - left)],
@@ -107,3 +116,93 @@ def test_folder_builder_and_missing_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(Exception, match="Pavia.mat"):
         prepare(builders.PaviaCentre, 4, tmp_path / "d2", tmp_path / "empty")
+
+
+@pytest.fixture(scope="module")
+def prepared_sample(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("tfds")
+    b = builders.LkcaSample(config="x4", data_dir=str(data_dir), file_format="array_record")
+    b.download_and_prepare()
+    return data_dir
+
+
+def _sources(data_dir, spec="sample.py"):
+    from test_training import tiny
+
+    from lkca_jax.data.datasets import load_splits
+
+    files = tiny(spec)
+    prepared = tiny(spec)
+    prepared.data.update(source="tfds", tfds_dir=str(data_dir))
+    return files, prepared, load_splits(files), load_splits(prepared)
+
+
+def test_prepared_splits_equal_the_files_splits(prepared_sample):
+    _, _, files, prepared = _sources(prepared_sample)
+    for name in ("train", "validation", "test"):
+        assert prepared[name].ids == files[name].ids and prepared[name].norm == files[name].norm
+        for a, b in zip(files[name].hr, prepared[name].hr, strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(files[name].lr, prepared[name].lr, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_training_from_tfds_gives_the_same_batches_and_table(prepared_sample, tmp_path):
+    import json
+
+    from lkca_jax import training
+    from lkca_jax.data.pipeline import SplitSource, train_batches
+
+    files_config, tfds_config, files, prepared = _sources(prepared_sample)
+    for epoch in range(2):
+        pairs = zip(train_batches(SplitSource(files["train"]), 4, 1, epoch, 0, "all8"),
+                    train_batches(SplitSource(prepared["train"]), 4, 1, epoch, 0, "all8"), strict=True)
+        for a, b in pairs:
+            np.testing.assert_array_equal(a.lr, b.lr)
+            np.testing.assert_array_equal(a.hr, b.hr)
+    for name, config in (("files", files_config), ("tfds", tfds_config)):
+        config.train.num_steps = 6
+        training.train_and_evaluate(config, tmp_path / name, echo=lambda *a: None)
+    logs = [[json.loads(line) for line in (tmp_path / n / "metrics.jsonl").read_text().splitlines()]
+            for n in ("files", "tfds")]
+    assert [r["loss"] for r in logs[0]] == [r["loss"] for r in logs[1]]
+    tables = [json.loads((tmp_path / n / "eval" / "test.json").read_text()) for n in ("files", "tfds")]
+    assert tables[0]["per_image"] == tables[1]["per_image"] and tables[0]["norm"] == tables[1]["norm"]
+
+
+def test_two_processes_read_disjoint_shards_of_each_global_batch(prepared_sample, monkeypatch):
+    from lkca_jax.data.pipeline import SplitSource, epoch_order, train_batches
+    from lkca_jax.data.tfds import Records
+
+    reads = {}
+    real = Records.__getitem__
+
+    def logged(self, i):
+        reads.setdefault(id(self), set()).add(int(i))
+        return real(self, i)
+
+    monkeypatch.setattr(Records, "__getitem__", logged)
+    seen, opened = [], []
+    for process in range(2):  # each process opens the prepared dataset itself
+        _, _, _, prepared = _sources(prepared_sample)
+        opened.append(prepared)  # alive, so that the two Records never share an id()
+        records = prepared["train"].hr.records
+        batches = list(train_batches(SplitSource(prepared["train"]), 2, 1, 0, 0, "random", process, 2))
+        seen.append(reads.get(id(records), set()))
+        assert len(batches) == len(prepared["train"]) // 4
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    pairs = epoch_order(len(prepared["train"]), 0, 0, "random")
+    assert seen[0] | seen[1] == {i for i, _ in pairs[:len(pairs) // 4 * 4]}  # together: every global batch
+
+
+def test_a_prepared_dataset_cut_otherwise_is_refused(prepared_sample):
+    from lkca_jax.data.datasets import load_splits
+    from lkca_jax.data.io import DataError
+
+    _, prepared, _, _ = _sources(prepared_sample)
+    prepared.data.stride = 4
+    with pytest.raises(DataError, match="prepared with other data fields than the config's: stride 8 there, 4 here"):
+        load_splits(prepared)
+    prepared.data.update(stride=8, tfds_dir=str(prepared_sample / "nothing"))
+    with pytest.raises(DataError, match="no prepared lkca_sample/x4 here"):
+        load_splits(prepared)

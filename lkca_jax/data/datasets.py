@@ -120,7 +120,15 @@ def scene_windows(config, check_bands: bool = True) -> tuple[dict[str, np.ndarra
 
 
 def load_splits(config, names=("train", "validation", "test")) -> dict[str, Split]:
-    """HR/LR pairs of each named split, per the config's protocol."""
+    """HR/LR pairs of each named split, per the config's protocol: cut from the files in memory, or
+    (``config.data.source = 'tfds'``) read on access from the prepared TFDS dataset."""
+    source = config.data.get("source", "files")
+    if source == "tfds":
+        from lkca_jax.data.tfds import load_prepared
+
+        return load_prepared(config, names)
+    if source != "files":
+        raise ValueError(f"config.data.source must be 'files' or 'tfds', got {source!r}")
     cubes, norms, split_windows = scene_windows(config)
     out = {}
     for name, ws in split_windows.items():

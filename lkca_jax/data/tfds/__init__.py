@@ -1,4 +1,5 @@
-"""TFDS builders: the paper's protocols written once to ``array_record`` files.
+"""TFDS builders: the paper's protocols written once to ``array_record`` files, and the reader
+that trains and evaluates from them (``config.data.source = 'tfds'``).
 
 Each builder reads the files the user downloaded from TFDS's ``manual_dir``
 (``<data_dir>/downloads/manual`` unless told otherwise), applies the protocol of
@@ -8,33 +9,54 @@ citation and download instructions), and writes one example per training patch o
 test image: ``hr`` and ``lr`` (float32, H x W x C, normalised), ``id`` (scene and
 window), ``scale`` and ``norm`` (the constant the scene was divided by, so
 evaluation and inference can undo it). There is a builder config per scale,
-``x2``, ``x3``, ``x4`` and ``x8``. Reading needs no TensorFlow::
+``x2``, ``x3``, ``x4`` and ``x8``.
+
+Whole datasets prepare without TensorFlow. TFDS keeps a split's examples in memory up to 1 GB
+and past that spills them to bucket files through ``tf.io.gfile``, which needs TensorFlow. The
+builders therefore write a split larger than :data:`PART_BYTES` as several TFDS splits,
+``train_0``, ``train_1``, ... (each under the limit), in window order (``disable_shuffling``:
+record i of the parts, end to end, is the protocol's window i, so the raw-file path and this one
+see the same items at the same indices; training shuffles per epoch anyway). The dataset's
+metadata (``metadata.json``) records each split's parts and ids, the scenes' normalisation
+constants and the data fields the windows were cut with. Per-patch examples were kept over
+scenes or tiles because training reads random patches: a patch is one small random-access read,
+where a tile would be decoded whole for every patch drawn from it. Reading needs no TensorFlow::
 
     import tensorflow_datasets as tfds
     import lkca_jax.data.tfds  # registers the builders
-    builder = tfds.builder("pavia_centre/x4", data_dir="~/tensorflow_datasets", file_format="array_record")
-    builder.download_and_prepare()
-    train = builder.as_data_source(split="train")  # random access; feed to lkca_jax.data.pipeline
+    builder = tfds.builder("cave/x4", data_dir="~/tensorflow_datasets", file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir="~/cave"))
+    python train.py --config configs/cave.py:x4,net --workdir runs/x --config.data.source tfds
+
+:func:`load_prepared` gives :class:`~lkca_jax.data.datasets.Split` objects whose images are read
+on access, so each process of a multi-process run reads only the patches of its own shard.
 
 Builders: one per registry entry with a ``tfds`` name: ``chikusei``, ``houston2018``,
-``pavia_centre``, ``cave`` and ``hsi_folder`` (any folder of cubes, split by scene).
+``pavia_centre``, ``cave`` (the 16 scenes of ../shared/data/cave), ``cave_full`` (all 32),
+``hsi_folder`` (any folder of cubes, split by scene) and ``lkca_sample`` (the embedded sample).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from lkca_jax.config import base_config
 from lkca_jax.data import protocols as P
-from lkca_jax.data.datasets import scene_windows
+from lkca_jax.data.datasets import Split, scene_windows
 from lkca_jax.data.io import DataError
-from lkca_jax.data.registry import DATASETS
+from lkca_jax.data.registry import DATASETS, dataset_of
 
 SCALES = (2, 3, 4, 8)
+PART_BYTES = 768 << 20  # a split's examples past this many bytes go on in a further part (TFDS: 1 GB in memory)
+# the config.data fields that decide the windows and values; a prepared dataset records them
+WINDOW_FIELDS = ("protocol", "key", "normalisation", "norm_value", "test_size", "patch_size", "stride",
+                 "val_fraction", "seed", "train_scenes", "val_scenes", "test_scenes")
 
 
 @dataclasses.dataclass(eq=False)
@@ -62,6 +84,8 @@ class _ProtocolBuilder:
                 "hr": image, "lr": image, "id": tfds.features.Text(), "scale": np.int32, "norm": np.float32}),
             homepage=entry.homepage or None,
             citation=entry.citation or None,
+            disable_shuffling=True,  # window order: record i is the protocol's window i
+            metadata=tfds.core.MetadataDict(),
         )
 
     def _source(self, manual_dir: pathlib.Path) -> pathlib.Path:
@@ -73,23 +97,127 @@ class _ProtocolBuilder:
                 return manual_dir / name
         raise DataError(manual_dir, f"expected {' or '.join(files)} here; see the manual download instructions")
 
-    def _config(self, manual_dir: pathlib.Path):
+    def _config(self, manual_dir):
         # A folder learns its band count from the data; the window code does not use it.
-        bands = DATASETS[self.DATASET].bands
-        c = base_config(self.DATASET, f"x{self.builder_config.scale}", bands=None if bands else 1)
-        c.data.path = str(self._source(pathlib.Path(manual_dir)))
+        entry = DATASETS[self.DATASET]
+        c = base_config(self.DATASET, f"x{self.builder_config.scale}", bands=None if entry.bands else 1)
+        c.data.path = "" if entry.embedded else str(self._source(pathlib.Path(manual_dir)))
         return c
 
     def _split_generators(self, dl_manager):
-        config = self._config(dl_manager.manual_dir)
-        cubes, norms, splits = scene_windows(config, check_bands=DATASETS[self.DATASET].bands is not None)
-        return {name: self._generate_examples(cubes, norms, ws) for name, ws in splits.items() if ws}
+        entry = DATASETS[self.DATASET]
+        config = self._config(None if entry.embedded else dl_manager.manual_dir)
+        cubes, norms, splits = scene_windows(config, check_bands=entry.bands is not None)
+        r = self.builder_config.scale
+        generators, layout = {}, {}
+        for name, ws in splits.items():
+            if not ws:
+                continue
+            parts, size = [[]], 0
+            for i, w in enumerate(ws):
+                nbytes = w.height * w.width * cubes[w.scene].shape[2] * 4 * (1 + 1 / r ** 2)
+                if parts[-1] and size + nbytes > PART_BYTES:
+                    parts.append([])
+                    size = 0
+                parts[-1].append(i)
+                size += nbytes
+            names = [name] if len(parts) == 1 else [f"{name}_{k}" for k in range(len(parts))]
+            for part, indices in zip(names, parts):
+                generators[part] = self._generate_examples(cubes, norms, ws, indices)
+            layout[name] = {"parts": names, "sizes": [len(p) for p in parts], "ids": [w.id for w in ws]}
+        self.info.metadata.update({"splits": layout, "norms": {k: float(v) for k, v in norms.items()},
+                                   "data": {f: _plain(config.data[f]) for f in WINDOW_FIELDS}})
+        return generators
 
-    def _generate_examples(self, cubes, norms, ws):
+    def _generate_examples(self, cubes, norms, ws, indices):
         scale = self.builder_config.scale
-        for w in ws:
+        for i in indices:
+            w = ws[i]
             hr = P.crop(cubes[w.scene], w)
-            yield w.id, {"hr": hr, "lr": P.degrade(hr, scale), "id": w.id, "scale": scale, "norm": norms[w.scene]}
+            yield i, {"hr": hr, "lr": P.degrade(hr, scale), "id": w.id, "scale": scale, "norm": norms[w.scene]}
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+class PreparedImages(Sequence):
+    """The ``hr`` or ``lr`` images of a prepared split, read on access (one record at a time, the
+    last one kept so that reading an item's HR and LR decodes it once)."""
+
+    def __init__(self, records: Records, key: str):
+        self.records, self.key = records, key
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.records[i][self.key]
+
+
+class Records:
+    """Random access over a split's parts, end to end."""
+
+    def __init__(self, sources):
+        self.sources = sources
+        self.starts = np.cumsum([0] + [len(s) for s in sources]).tolist()
+        self.reads = 0  # records decoded (tests check that a process reads only its own shard)
+        self._last = (None, None)
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def __getitem__(self, i: int) -> dict:
+        i = int(i) + (len(self) if i < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if self._last[0] != i:
+            k = bisect.bisect_right(self.starts, i) - 1
+            self.reads += 1
+            self._last = (i, self.sources[k][i - self.starts[k]])
+        return self._last[1]
+
+
+def load_prepared(config, names=("train", "validation", "test")) -> dict[str, Split]:
+    """The splits of the prepared TFDS dataset of ``config``'s protocol and scale (in
+    ``config.data.tfds_dir``, TFDS's default when empty), images read on access. The dataset must
+    have been cut with the config's data fields; any difference is an error that names them."""
+    d = config.data
+    entry = dataset_of(d.protocol)
+    if not entry.tfds:
+        raise ValueError(f"dataset {d.protocol!r} has no TFDS builder; use config.data.source 'files'")
+    name = f"{entry.tfds}/x{config.model.scale}"
+    data_dir = str(pathlib.Path(d.tfds_dir).expanduser()) if d.get("tfds_dir", "") else None
+    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    where = builder.data_dir
+    if not builder.is_prepared():
+        raise DataError(where, f"no prepared {name} here; prepare it first (tfds.builder({name!r}, data_dir=...)"
+                               ".download_and_prepare(), README 'TFDS')")
+    meta = dict(builder.info.metadata or {})
+    if "splits" not in meta:
+        raise DataError(where, f"{name} was prepared by an older lkca_jax (no split layout in metadata.json); "
+                               "prepare it again")
+    differ = [f for f in WINDOW_FIELDS if _plain(d[f]) != meta["data"].get(f)]
+    if differ:
+        raise DataError(where, f"{name} was prepared with other data fields than the config's: " + ", ".join(
+            f"{f} {meta['data'].get(f)!r} there, {_plain(d[f])!r} here" for f in differ))
+    out = {}
+    for split in names:
+        layout = meta["splits"].get(split)
+        if layout is None:
+            out[split] = Split([], [], [], {})
+            continue
+        records = Records([builder.as_data_source(split=part) for part in layout["parts"]])
+        ids = list(layout["ids"])
+        if len(records) != len(ids):
+            raise DataError(where, f"{name} holds {len(records)} of the {len(ids)} {split} examples (prepared with "
+                                   "max_examples_per_split?); prepare it again without a cap")
+        scenes = {i.split("/")[0] for i in ids}
+        out[split] = Split(PreparedImages(records, "hr"), PreparedImages(records, "lr"), ids,
+                           {k: v for k, v in meta["norms"].items() if k in scenes})
+    return out
 
 
 def _builder(entry) -> type:
@@ -98,9 +226,9 @@ def _builder(entry) -> type:
     name = "".join(part.capitalize() for part in entry.tfds.split("_"))
     return type(name, (_ProtocolBuilder, tfds.core.GeneratorBasedBuilder), {
         "__doc__": entry.title, "__module__": __name__, "DATASET": entry.name,
-        "MANUAL_DOWNLOAD_INSTRUCTIONS": entry.download})
+        "MANUAL_DOWNLOAD_INSTRUCTIONS": None if entry.embedded else entry.download})
 
 
 BUILDERS = {entry.tfds: _builder(entry) for entry in DATASETS.values() if entry.tfds}
-Chikusei, Houston2018, PaviaCentre, Cave, HsiFolder = (
-    BUILDERS[n] for n in ("chikusei", "houston2018", "pavia_centre", "cave", "hsi_folder"))
+Chikusei, Houston2018, PaviaCentre, Cave, CaveFull, HsiFolder, LkcaSample = (
+    BUILDERS[n] for n in ("chikusei", "houston2018", "pavia_centre", "cave", "cave_full", "hsi_folder", "lkca_sample"))
