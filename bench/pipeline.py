@@ -2,6 +2,7 @@
 
     python bench/pipeline.py                       # the embedded sample, x4, batch 16
     python bench/pipeline.py --config configs/cave.py:x4 --batches 200
+    python bench/pipeline.py --config configs/cave.py:x4 --tfds_dir ~/tensorflow_datasets   # the prepared cave/x4
 
 Both measured in one run on this machine: the pipeline (epoch order, dihedral
 copies, stacking, background prefetch) with nothing consuming it, then the
@@ -33,9 +34,15 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--batches", type=int, default=500, help="batches timed for the pipeline alone")
     ap.add_argument("--steps", type=int, default=30, help="train steps timed")
+    ap.add_argument("--tfds_dir", help="read the prepared TFDS dataset here (config.data.source tfds)")
+    ap.add_argument("--depth", type=int, help="LKCA blocks of the timed train step (default: the config's)")
+    ap.add_argument("--features", type=int, help="its width (default: the config's)")
     args = ap.parse_args()
     c = load_config(args.config)
     c.train.batch_size = args.batch
+    if args.tfds_dir:
+        c.data.update(source="tfds", tfds_dir=args.tfds_dir)
+    c.model.update({k: v for k, v in (("depth", args.depth), ("features", args.features)) if v})
     source = SplitSource(load_splits(c, ("train",))["train"])
     devices = jax.local_device_count()
     per_device = args.batch // devices
@@ -61,7 +68,7 @@ def main():
     jax.block_until_ready(m)
     step = args.steps * args.batch / (time.perf_counter() - start)
     lr_shape = source[0]["lr"].shape
-    print(f"| {args.config} | {len(source)} patches, LR {lr_shape} | {args.batch} | {pipe:,.0f} | {step:,.1f} | "
+    print(f"| {args.config} ({c.data.source}) | {len(source)} patches, LR {lr_shape} | {args.batch} | {pipe:,.0f} | {step:,.1f} | "
           f"{pipe / step:,.0f}x |")
     print(f"# pipeline {pipe:,.0f} patches/s alone; train step consumes {step:,.1f} patches/s "
           f"({np.round(pipe / step, 1)}x headroom); jax {jax.__version__}, {devices} device(s)")
