@@ -68,8 +68,8 @@ def main():
     jax.block_until_ready(m)
     step = args.steps * args.batch / (time.perf_counter() - start)
     lr_shape = source[0]["lr"].shape
-    print(f"| {args.config} ({c.data.source}) | {len(source)} patches, LR {lr_shape} | {args.batch} | {pipe:,.0f} | {step:,.1f} | "
-          f"{pipe / step:,.0f}x |")
+    print(f"| {args.config} ({c.data.source}) | {len(source)} patches, LR {lr_shape} | {args.batch} | {pipe:,.0f} | "
+          f"{step:,.1f} | {pipe / step:,.0f}x |")
     print(f"# pipeline {pipe:,.0f} patches/s alone; train step consumes {step:,.1f} patches/s "
           f"({np.round(pipe / step, 1)}x headroom); jax {jax.__version__}, {devices} device(s)")
 

@@ -54,6 +54,8 @@ from lkca_jax.data.registry import DATASETS, dataset_of
 
 SCALES = (2, 3, 4, 8)
 PART_BYTES = 768 << 20  # a split's examples past this many bytes go on in a further part (TFDS: 1 GB in memory)
+PARTS_NOTE = (" Examples in window order; a split over 768 MB is stored as the TFDS splits <split>_0, <split>_1, ..."
+              " (metadata.json: splits.<split>.parts), which lkca_jax.data.tfds.load_prepared reads end to end.")
 # the config.data fields that decide the windows and values; a prepared dataset records them
 WINDOW_FIELDS = ("protocol", "key", "normalisation", "norm_value", "test_size", "patch_size", "stride",
                  "val_fraction", "seed", "train_scenes", "val_scenes", "test_scenes")
@@ -79,7 +81,7 @@ class _ProtocolBuilder:
         image = tfds.features.Tensor(shape=(None, None, entry.bands), dtype=np.float32, encoding="bytes")
         return tfds.core.DatasetInfo(
             builder=self,
-            description=entry.description,
+            description=entry.description + PARTS_NOTE,
             features=tfds.features.FeaturesDict({
                 "hr": image, "lr": image, "id": tfds.features.Text(), "scale": np.int32, "norm": np.float32}),
             homepage=entry.homepage or None,
