@@ -1,7 +1,8 @@
 """The CAVE x4 study of docs/results.md: LKCA-Net, LKCA-LR and LKCA-KD with three seeds, the KD
 ablations of the paper's Tables II-IV, the normalisation choice, the compared methods under the same
-budget (SSPSR at a quarter of its width on the CPU), then the report (tables with the seed spread,
-learning curves, Fig. 4, comparison figures) and, with ``--ship``, the shipped models.
+budget (SSPSR at a quarter of its width on the CPU), the seed-0 teacher compressed without
+retraining (grouped g = 8 and SVD at its 90 % rank, the paper's recipe), then the report (tables with
+the seed spread, learning curves, Fig. 4, comparison figures) and, with ``--ship``, the shipped models.
 
     python recipes/cave_study.py --out runs/cave_study            # CPU size: about 2 h on 2 cores
     python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes and schedule (GPU)
@@ -112,6 +113,41 @@ def train_all(out: pathlib.Path, runs: list[dict]) -> None:
             code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
         if code:
             sys.exit(f"{run['name']}: exit {code}; see {out / 'logs' / run['name']}.log (rerun to resume)")
+    compress(out)
+
+
+def compress_names(teacher: str = "lkca_net_s0") -> list[str]:
+    return [f"{teacher}_grouped", f"{teacher}_svd"]
+
+
+def compress(out: pathlib.Path, teacher: str = "lkca_net_s0") -> list[str]:
+    """The paper's compression without retraining: the seed-0 teacher's dense upsampler to its
+    block-diagonal part (grouped g = 8, LKCA-LR's shape) and to the truncated SVD at its 90 % rank,
+    each evaluated as a run of its own. Returns the converted runs' names."""
+    spectrum = out / teacher / "rank" / "rank.json"
+    names = compress_names(teacher)
+    for name, to in zip(names, ("grouped:8", "svd:90%")):
+        if (out / name / "eval" / "test.json").is_file():
+            continue
+        if to == "svd:90%":
+            if not spectrum.is_file():
+                _call(out, ["-m", "lkca_jax", "rank", "--workdir", str(out / teacher), "--which", "last"])
+            to = f"svd:{next(iter(json.loads(spectrum.read_text()).values()))['rank90']}"
+        if not (out / name / "config.json").is_file():
+            _call(out, ["-m", "lkca_jax", "lowrank", "convert", "--workdir", str(out / teacher), "--to", to,
+                        "--out", str(out / name), "--which", "last"])
+        _call(out, ["evaluate.py", "--workdir", str(out / name)])
+    return names
+
+
+def _call(out: pathlib.Path, args: list[str]) -> None:
+    line = shlex.join(["python", *args])
+    with open(out / "commands.sh", "a") as f:
+        f.write(line + "\n")
+    print(f"  {line}", flush=True)
+    with open(out / "logs" / "compress.log", "a") as log:
+        if subprocess.call([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT):
+            sys.exit(f"{line}: failed; see {out / 'logs' / 'compress.log'}")
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -223,7 +259,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     from lkca_jax.figures import compare_runs
     from lkca_jax.lowrank import rank_report
 
-    done = finished(out, runs)
+    done = finished(out, runs + [{"name": n, "group": "compressed", "seed": 0} for n in compress_names()])
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     seeds, median = seed_tables(done)
@@ -233,6 +269,8 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
              "## KD ablations (seed 0; the KD seed-0 run is the reference)\n",
              other_table(done, "ablation", ["lkca_kd_s0", "lkca_lr_s0"]),
              "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"]),
+             "## The teacher compressed without retraining (seed 0)\n",
+             other_table(done, "compressed", ["lkca_net_s0", "lkca_lr_s0"]),
              "## The compared methods under the same budget\n",
              other_table(done, "compared", [median[m] for m in ("net", "lr", "kd") if m in median]),
              f"Median-validation seeds: {median}\n"]
