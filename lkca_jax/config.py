@@ -150,7 +150,10 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.step_decay_epochs = 100  # step schedule: multiply by step_decay_rate every this many epochs
     t.step_decay_rate = 0.5
     t.weight_decay = 0.0  # adamw only
-    t.grad_clip_norm = 0.0  # > 0: clip the global gradient norm
+    # > 0: clip the global gradient norm. Short KD runs want it (docs/results.md, the CAVE study): the
+    # cosine term of L_KD is singular at a zero-initialised student's features (up_init_scale 0), and
+    # its first gradients would fill Adam's second moments for thousands of steps.
+    t.grad_clip_norm = 0.0
     t.loss = "hloss"  # hloss (MSDformer's, the paper's) | mse (VDSR's, 3D-FCNN's) | sspsr; lkca_jax/losses.py
     t.l1_weight = 1.0  # HLoss: L1 + 0.5 SAM + 0.1 gradient (MSDformer)
     t.sam_weight = 0.5
