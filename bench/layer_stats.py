@@ -2,14 +2,18 @@
 
     python bench/layer_stats.py --config configs/sample.py:x4,vdsr --steps 0,1,5,20,60,200
     python bench/layer_stats.py --config configs/sample.py:x4,vdsr --config.model.up_init_scale 1.0  # before
+    python bench/layer_stats.py --config configs/cave.py:x4,kd --config.teacher.workdir runs/cave_study/lkca_net_s0 \
+        --config.model.depth 4 --config.model.features 64 --config.train.batch_size 16 --steps 0,1,5
 
 Trains with the trainer's own step (:func:`lkca_jax.training.make_train_step`, the config's
 optimizer, schedule and loss) on the config's data, and at each listed step prints, for every
 convolution in call order: the RMS of its output, the fraction of its output channels that are
 negative at every pixel of the batch (a ReLU after it passes nothing: a dead unit), its kernel's
 RMS and the RMS of the kernel's gradient; then the RMS of the model's learned residual (the
-features the bicubic image is added to) and the batch loss. This is how VDSR's failure to learn
-was found (docs/results.md, "VDSR that learns").
+features the bicubic image is added to) and the batch loss. A distilled method (``kd``) trains
+against its ``teacher.workdir``, and each step also prints the global gradient norm of the
+supervised loss alone beside that of the whole loss. This is how VDSR's failure to learn was found
+(docs/results.md, "VDSR that learns"), and why short KD runs clip their gradients (the CAVE study).
 """
 
 from __future__ import annotations
@@ -25,8 +29,14 @@ from lkca_jax import training
 from lkca_jax.config import load_config, split_overrides
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, train_batches
+from lkca_jax.distillation import Distiller
+from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
 from lkca_jax.ops.conv import Conv
+
+
+def norm(tree) -> float:
+    return float(jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(tree))))
 
 
 def rms(x) -> float:
@@ -79,10 +89,17 @@ def main(argv=None) -> int:
     total = t.num_steps or t.num_epochs * steps_per_epoch
     schedule = training.learning_rate_schedule(t, steps_per_epoch, total)
     model = build_model(config)
-    state = training.create_state(config, model, schedule)
-    step_fn = jax.jit(training.make_train_step(model, config, schedule))
-    grad_fn = jax.jit(lambda state, batch: jax.grad(lambda p: training.loss_fn(
-        model, config, p, state, batch, jax.random.key(0))[0])(state.params))
+    kd, teacher = None, None
+    if METHODS[config.variant].teacher:
+        kd, teacher = Distiller.from_config(config)
+    state = training.create_state(config, model, schedule, teacher)
+    step_fn = jax.jit(training.make_train_step(model, config, schedule, kd))
+
+    def gradient(with_kd):
+        return jax.jit(lambda state, batch: jax.grad(lambda p: training.loss_fn(
+            model, config, p, state, batch, jax.random.key(0), kd if with_kd else None)[0])(state.params))
+
+    grad_fn, supervised_fn = gradient(True), gradient(False)
 
     def batches():
         epoch = 0
@@ -97,6 +114,9 @@ def main(argv=None) -> int:
         if step in wanted:
             grads = grad_fn(state, batch)
             report(step, model, state, batch, grads)
+            if kd is not None:
+                print(f"gradient norm: whole loss {norm(grads):.3e}, supervised loss alone "
+                      f"{norm(supervised_fn(state, batch)):.3e}")
         if step >= wanted[-1]:
             break
         state, m = step_fn(state, batch)

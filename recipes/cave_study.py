@@ -60,7 +60,7 @@ def plan(out: pathlib.Path, paper: bool) -> list[dict]:
     lkca = {**s["model"], **common}
     # KD: the decay period scaled to the run, and the global gradient norm clipped at 0.1 (about the
     # largest the LR student reaches without KD; docs/results.md): the cosine term of L_KD is singular
-    # at the zero-initialised student's features, and its first gradients (477x the supervised one,
+    # at the zero-initialised student's features, and its first gradients (322x the supervised one,
     # measured) would fill Adam's second moments for the rest of a short run
     kd_period = {"teacher.decay_epochs": round(epochs / 30, 6), "train.grad_clip_norm": 0.1}
     runs = []
