@@ -79,6 +79,9 @@ def ship(workdir, name: str, which: str, readme: str, root=HERE) -> pathlib.Path
         shutil.copy(pathlib.Path(workdir) / "eval" / "test.json", tmp / "test.json")
         np.savez_compressed(tmp / "variables.npz", **_flatten(variables))
         (tmp / "README.md").write_text(readme)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a package's data are readable by all
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         target = root / name
         if target.exists():
             shutil.rmtree(target)
