@@ -3,7 +3,7 @@
 Two 48 x 48 test images along the top, 32 x 32 training patches below them.
 Needs no download and no ../shared. Trains LKCA-Net at x4 in about 3.5 minutes on 2 CPU cores
 and ends with the test table: Bicubic and LKCA-Net on the two test images, and the gain (expect
-about +0.8 dB MPSNR and -0.8 degrees SAM; docs/benchmarks.md). The README's main command:
+about +0.7 dB MPSNR and -0.8 degrees SAM; docs/benchmarks.md). The README's main command:
 
     python train.py --config configs/sample.py --workdir runs/sample
     python evaluate.py --config configs/sample.py:bicubic --workdir runs/sample_bicubic   # Bicubic alone
