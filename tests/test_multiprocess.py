@@ -35,8 +35,18 @@ def capture(config, variables, split, workdir, **kw):  # the final host variable
 
 training.evaluation.evaluate = capture
 c = tiny(steps=6, augment="random", learning_rate=1e-3, parallel={mode!r})
+if {tfds_dir!r}:  # the prepared dataset: log which training records this process decodes
+    from lkca_jax.data import tfds as prepared
+    read, real_get = [], prepared.Records.__getitem__
+    def logged(self, i):
+        read.append((len(self), int(i)))
+        return real_get(self, i)
+    prepared.Records.__getitem__ = logged
+    c.data.update(source="tfds", tfds_dir={tfds_dir!r})
 c.train.update(log_every_steps=3, eval_every_steps=3, checkpoint_every_steps=3)
 training.train_and_evaluate(c, {workdir!r}, echo=lambda *a: None)
+if {tfds_dir!r}:
+    np.save({out!r} + ".reads.npy", np.array(read, np.int64).reshape(-1, 2))
 print("done", jax.process_index())
 """
 
@@ -49,11 +59,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawn(workdir, out, devices, coordinator="", num_processes=0, process_id=-1, mode="pmap"):
+def _spawn(workdir, out, devices, coordinator="", num_processes=0, process_id=-1, mode="pmap", tfds_dir=""):
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FLAGS}")
     code = SCRIPT.format(tests=str(ROOT / "tests"), coordinator=coordinator, num_processes=num_processes,
-                         process_id=process_id, out=str(out), workdir=str(workdir), mode=mode)
+                         process_id=process_id, out=str(out), workdir=str(workdir), mode=mode, tfds_dir=tfds_dir)
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -69,12 +79,25 @@ def _load(path):
         return {k: z[k] for k in z.files}
 
 
-@pytest.mark.parametrize("mode", ["pmap", "jit"])
-def test_two_processes_match_one_process_with_two_devices(tmp_path: pathlib.Path, mode):
+@pytest.mark.parametrize("mode, source", [("pmap", "files"), ("jit", "files"), ("pmap", "tfds")])
+def test_two_processes_match_one_process_with_two_devices(tmp_path: pathlib.Path, mode, source):
+    tfds_dir = ""
+    if source == "tfds":  # the embedded sample prepared once; each process reads its own shard of it
+        from lkca_jax.data.tfds import LkcaSample
+
+        tfds_dir = str(tmp_path / "tfds")
+        LkcaSample(config="x4", data_dir=tfds_dir, file_format="array_record").download_and_prepare()
     coordinator = f"127.0.0.1:{_free_port()}"
-    multi = [_spawn(tmp_path / "multi", tmp_path / f"multi{i}.npz", 1, coordinator, 2, i, mode) for i in range(2)]
+    multi = [_spawn(tmp_path / "multi", tmp_path / f"multi{i}.npz", 1, coordinator, 2, i, mode, tfds_dir)
+             for i in range(2)]
     _finish(multi)
-    _finish([_spawn(tmp_path / "single", tmp_path / "single.npz", 2, mode=mode)])
+    _finish([_spawn(tmp_path / "single", tmp_path / "single.npz", 2, mode=mode, tfds_dir=tfds_dir)])
+    if source == "tfds":
+        train = 24  # the sample's training patches
+        seen = [{i for n, i in np.load(tmp_path / f"multi{p}.npz.reads.npy") if n == train} for p in range(2)]
+        single = {i for n, i in np.load(tmp_path / "single.npz.reads.npy") if n == train}
+        assert seen[0] and seen[1] and not seen[0] & seen[1]  # disjoint shards ...
+        assert seen[0] | seen[1] == single  # ... that together are the global batches
 
     p0, p1, single = (_load(tmp_path / f) for f in ("multi0.npz", "multi1.npz", "single.npz"))
     assert p0.keys() == p1.keys() == single.keys()
