@@ -158,9 +158,9 @@ def _replace_at(tree: dict, path: tuple[str, ...], value) -> dict:
     return {**tree, head: _replace_at(tree[head], tuple(rest), value) if rest else value}
 
 
-def plot_cumulative(spectra: dict, path, first: int = 600) -> None:
-    """The paper's Fig. 4: normalised cumulative singular values of each run (first ``first``
-    indices), each run's 90 % rank marked on its curve and named in the legend (outside the axes, so
+def plot_cumulative(spectra: dict, path, first: int | None = None) -> None:
+    """The paper's Fig. 4: normalised cumulative singular values of each run (the first ``first``
+    indices; all by default), each run's 90 % rank marked on its curve and named in the legend (outside the axes, so
     that nine curves stay readable: ten colours, three dash styles), written atomically as a PNG."""
     import matplotlib
 
@@ -210,7 +210,8 @@ def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.
         up = upsampler_params(variables, config)
         groups = model.up_groups if config.model.get("upsampler") == "grouped" else 1
         sp = spectrum(dense_equivalent(up, groups))
-        spectra[f"{method_name(config)} ({pathlib.Path(workdir).name})"] = {"workdir": str(workdir), **sp}
+        label = f"{method_name(config)}, {config.dataset} x{config.model.scale} ({pathlib.Path(workdir).name})"
+        spectra[label] = {"workdir": str(workdir), **sp}
     out = pathlib.Path(out or pathlib.Path(workdirs[0]) / "rank")
     text = json.dumps(spectra, indent=1)
     atomic_write(out / "rank.json", lambda tmp: pathlib.Path(tmp).write_text(text))
