@@ -291,7 +291,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         parts.append("## Upsampler spectrum (Fig. 4)\n\n" + "\n".join(
             f"- {k}: 90 % at {v['rank90']}, 95 % at {v['rank95']}, 99 % at {v['rank99']} of {min(v['shape'])}"
             for k, v in spectra.items()) + "\n")
-    shown = [out / n for n in ("vdsr", "fcnn3d") if n in done] + [out / median[m] for m in ("net", "lr", "kd")
+    shown = [out / n for n in ("vdsr", "fcnn3d", "sspsr") if n in done] + [out / median[m] for m in ("net", "lr", "kd")
                                                                   if m in median]
     if shown:
         for scene in done[next(iter(done))]["test"]["per_image"]:
