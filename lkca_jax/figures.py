@@ -38,7 +38,7 @@ class Panel:
     rgb: np.ndarray  # (H, W, 3) the three false-colour bands, unstretched
     error: np.ndarray  # (H, W) mean over bands of |SR - GT|
     band_psnr: np.ndarray  # (C,)
-    spectra: np.ndarray | None = None  # (pixels, C)
+    spectra: np.ndarray  # (pixels, C)
 
 
 def same_task(configs: dict) -> None:
@@ -83,14 +83,17 @@ def worst_pixels(gt, bicubic, n: int = 3) -> list[tuple[int, int]]:
     return chosen
 
 
-def _panel(title, config, variables, one: Split, bands, pixels) -> Panel:
-    model = build_model(config)
-    per_image, images, _ = evaluation.predict_split(model, variables, one, 1, config.model.scale,
+def _predict(config, variables, one: Split) -> tuple[dict, np.ndarray]:
+    """The evaluation's per-image metrics and SR image of the one-image split ``one``."""
+    per_image, images, _ = evaluation.predict_split(build_model(config), variables, one, 1, config.model.scale,
                                                     bool(config.eval.legacy_ergas), config.eval.get("tile", 0))
-    gt, sr = one.hr[0], np.asarray(images[0])
+    return per_image, np.asarray(images[0])
+
+
+def _panel(title, per_image, sr, gt, bands, pixels) -> Panel:
     return Panel(title, float(per_image["MPSNR"][0]), float(per_image["SAM"][0]),
-                 sr[..., list(bands)].astype(np.float32), np.abs(sr - gt).mean(-1),
-                 _band_psnr(gt, sr), None if pixels is None else np.stack([sr[y, x] for y, x in pixels]))
+                 sr[..., list(bands)].astype(np.float32), np.abs(sr - gt).mean(-1), _band_psnr(gt, sr),
+                 np.stack([sr[y, x] for y, x in pixels]))
 
 
 def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, int] | None = None,
@@ -119,21 +122,21 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
         raise ValueError(f"box {box} (y, x, size) does not fit in {image} ({h} x {w})")
     bands = evaluation.rgb_bands(config, c)
 
-    bicubic_config = evaluation.bicubic_config(config)
-    bic = np.asarray(evaluation.predict_split(build_model(bicubic_config), {}, one, 1, config.model.scale)[1][0])
+    per_image, bic = _predict(evaluation.bicubic_config(config), {}, one)
     worst = pixels is None
     if worst:
         pixels = worst_pixels(gt, bic)
     for y, x in pixels:
         if not (0 <= y < h and 0 <= x < w):
             raise ValueError(f"pixel ({y}, {x}) is outside {image} ({h} x {w})")
+    panels = [_panel("Bicubic", per_image, bic, gt, bands, pixels)]
     del bic
-    panels = [_panel("Bicubic", bicubic_config, {}, one, bands, pixels)]
     for label, (workdir, _) in runs.items():
         _, variables, run_config = checkpoint.load_run(workdir, which)
         run_config.data, run_config.eval = config.data, config.eval
-        panels.append(_panel(f"{evaluation.method_name(run_config)} ({label})", run_config, variables, one,
-                             bands, pixels))
+        per_image, sr = _predict(run_config, variables, one)
+        panels.append(_panel(f"{evaluation.method_name(run_config)} ({label})", per_image, sr, gt, bands, pixels))
+        del sr
 
     if box is None:
         size = max(8, min(h, w) // 8)
