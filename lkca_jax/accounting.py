@@ -14,6 +14,11 @@
   LayerNorm module              5 per element
   adaptive average pooling      1 per input element (squeeze-excitation's and channel
                                 attention's pooling)
+  attention products (``@``)    the product of the dimensions (:class:`~lkca_jax.models.
+                                attention.Einsum`: MSDformer's q k^T and attn v,
+                                ESSAformer's k^T v and q (k^T v))
+  deformable convolution        as the dense conv over the sampled taps (MSDformer's
+                                stride-3 conv); the bilinear sampling itself 0
   everything else               0: activations, element-wise products and sums, the
                                 hand-written channels-first LayerNorm, concatenation,
                                 PixelShuffle and the bicubic residual
@@ -32,13 +37,22 @@ import jax
 import jax.numpy as jnp
 
 from lkca_jax.models import build_model
+from lkca_jax.models.attention import Einsum
 from lkca_jax.models.lkca import SqueezeExcite
+from lkca_jax.models.msdformer import DeformConv
 from lkca_jax.models.sspsr import ChannelAttention
 from lkca_jax.ops.conv import Conv
 
 
-def _flops_of_call(module: nn.Module, x: jax.Array, y: jax.Array) -> int:
-    """fvcore's count for one call of ``module`` on input ``x`` giving ``y`` (see the table above)."""
+def _flops_of_call(module: nn.Module, args: tuple, y: jax.Array) -> int:
+    """fvcore's count for one call of ``module`` on ``args`` giving ``y`` (see the table above)."""
+    if not args:  # a parameter-only module (MSDformer's deformable kernel)
+        return 0
+    x = args[0]
+    if isinstance(module, Einsum):
+        return module.macs(*args)
+    if isinstance(module, DeformConv):  # its offsets' p_conv is a Conv, counted as its own call
+        return y.size * 9 * x.shape[-1]
     if isinstance(module, Conv):  # 3-D kernels: every spectral tap, as fvcore counts the padded ones
         return y.size * max(module.taps, 1) * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
     if isinstance(module, nn.Dense):
@@ -60,7 +74,7 @@ def count(model: nn.Module, bands: int, lr_size: int = 16) -> dict:
         nonlocal macs
         y = next_fun(*args, **kwargs)
         if context.method_name == "__call__":
-            macs += _flops_of_call(context.module, args[0], y)
+            macs += _flops_of_call(context.module, args, y)
         return y
 
     def init():

@@ -10,6 +10,8 @@ differs. The argument is ``'<scale>,<variant>'``: scale ``x2``/``x3``/``x4``/
 * ``vdsr``: the paper's VDSR baseline
 * ``fcnn3d``: the paper's 3D-FCNN baseline
 * ``sspsr``: SSPSR, with its own loss and recipe
+* ``msdformer``: MSDformer, with its own recipe
+* ``essaformer``: ESSAformer
 * ``bicubic``: MATLAB bicubic, no parameters
 
 The method's registry entry sets ``model.name`` (its architecture) and its own model and training
@@ -112,6 +114,15 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.sspsr_overlap = 2  # bands shared by neighbouring groups
     m.sspsr_res_scale = 0.1
     m.sspsr_reduction = 16  # channel attention
+    # MSDformer (BASELINES.md section 2.2; its demo.sh). Its head splits the bands as SSPSR does and
+    # its attention blocks reduce as SSPSR's: sspsr_subs, sspsr_overlap and sspsr_reduction apply.
+    m.msdformer_features = 240
+    m.msdformer_blocks = 4  # DCTMs
+    m.msdformer_heads = 6
+    m.msdformer_mlp_ratio = 4.0
+    # ESSAformer (BASELINES.md section 2.3; ESSA(inch=C, dim=256, upscale=r)).
+    m.essa_features = 256
+    m.essa_dropout = 0.2  # Dropout2d inside Convup/Convdown, training only
 
     # Data (RECONSTRUCTION.md section 5; lkca_jax/data/protocols.py). Dataset files set the rest.
     d = c.data = ml_collections.ConfigDict()

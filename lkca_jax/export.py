@@ -48,7 +48,7 @@ def _onnx(model, config, variables, lr_shape, tmp: str):
 
     net = torch_model(variables, config)
     h, w, c = lr_shape
-    example = torch.zeros(1, c, h, w)
+    example = torch.zeros(2, c, h, w)  # not 1: torch.export may specialise a size-1 dimension
     batch = torch.export.Dim("batch", min=1)
     # The exporter logs each torchvision op it skips and warns of its own deprecations; the
     # artifact is checked below, so none of that reaches the user.

@@ -9,7 +9,8 @@ approximation in Frobenius norm, as a k x k conv F->R then a 1x1 conv R->O).
 
 Every architecture's learnable upsampler is the same module (:mod:`lkca_jax.models.upsampler`),
 found at the ``params`` path its registry entry names (:mod:`lkca_jax.methods`), so both work on
-all of them: LKCA-Net, VDSR, 3D-FCNN and SSPSR (its trunk's x2 stage, F -> 4F). 3D-FCNN's kernel
+all of them: LKCA-Net, VDSR, 3D-FCNN, SSPSR (its trunk's x2 stage, F -> 4F), MSDformer and
+ESSAformer (each of their log2 r x2 stages, F -> 4F, converted alike). 3D-FCNN's kernel
 is 3-D over a depth-1 axis; only its centre tap meets data, so the matrix is that tap's, and a
 converted kernel keeps the outer taps as zeros (they never change the output).
 """
@@ -107,49 +108,59 @@ def _relative_error(kernel, approx) -> float:
     return float(np.linalg.norm(a - as_matrix(approx)) / max(np.linalg.norm(a), np.finfo(float).tiny))
 
 
-def upsampler_params(variables: dict, config) -> dict:
-    """The ``params`` subtree of the model's learnable upsampler (its architecture names the path)."""
+def upsampler_parts(variables: dict, config) -> dict[tuple[str, ...], dict]:
+    """{``params`` path: subtree} of the model's learnable upsampler: one entry, or one per stage
+    where the architecture's path ends in ``*`` (MSDformer's and ESSAformer's x2 stages)."""
     from lkca_jax.methods import architecture_of
 
     path = architecture_of(config).upsampler
     if path is None:
         m = config.model if "model" in config else config
         raise ValueError(f"a {m.name} model has no learnable upsampler to read or convert")
-    up = variables["params"]
+    parts = {(): variables["params"]}
     for key in path:
-        up = up[key]
-    return up
+        parts = {p + (k,): node[k] for p, node in parts.items() for k in (sorted(node) if key == "*" else [key])}
+    return parts
+
+
+def _convert_part(up: dict, kind: str, n: int) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """(new subtree, model-config updates, dense kernel, its approximation) for one upsampler."""
+    from lkca_jax.models.upsampler import resolve_groups
+
+    full = np.asarray(up["conv"]["kernel"])
+    kernel = live(full)
+    bias = {"bias": np.asarray(up["conv"]["bias"])} if "bias" in up["conv"] else {}
+    if kind == "grouped":
+        groups = resolve_groups(kernel.shape[2], kernel.shape[3], f"auto:{n}")
+        grouped, _ = to_grouped(kernel, groups)
+        new = {"conv": {"kernel": with_taps(grouped, full), **bias}}
+        return new, {"upsampler": "grouped", "groups": str(groups)}, kernel, dense_equivalent(
+            {"conv": {"kernel": grouped}}, groups)
+    conv_v, conv_u, _ = to_svd(kernel, n)
+    new = {"conv_v": {"kernel": with_taps(conv_v, full)}, "conv_u": {"kernel": conv_u, **bias}}
+    return new, {"upsampler": "svd", "rank": n}, kernel, dense_equivalent({"conv_v": {"kernel": conv_v},
+                                                                           "conv_u": {"kernel": conv_u}})
 
 
 def convert_variables(variables: dict, config, to: str) -> tuple[dict, dict, float]:
     """(new variables, model-config updates, relative error) for ``to`` = 'grouped:G' or 'svd:R'.
 
     A G that does not divide the upsampler's F and O (3D-FCNN's F is 9) becomes the largest one
-    below it that does, as ``model.groups = 'auto:G'`` resolves it; the updates say which."""
-    from lkca_jax.methods import architecture_of
-    from lkca_jax.models.upsampler import resolve_groups
-
+    below it that does, as ``model.groups = 'auto:G'`` resolves it; the updates say which. A
+    multi-stage upsampler has every stage converted; the error is then over all stages' kernels."""
     kind, _, n = to.partition(":")
     if kind not in ("grouped", "svd") or not n.isdigit():
         raise ValueError(f"--to must be grouped:G or svd:R (integers), got {to!r}")
     m = config.model if "model" in config else config
     if m.get("upsampler", "dense") != "dense":
         raise ValueError(f"only a dense upsampler can be converted, this {m.name} run's is {m.upsampler}")
-    up = upsampler_params(variables, config)
-    full = np.asarray(up["conv"]["kernel"])
-    kernel = live(full)
-    bias = {"bias": np.asarray(up["conv"]["bias"])} if "bias" in up["conv"] else {}
-    if kind == "grouped":
-        groups = resolve_groups(kernel.shape[2], kernel.shape[3], f"auto:{n}")
-        grouped, err = to_grouped(kernel, groups)
-        new_up = {"conv": {"kernel": with_taps(grouped, full), **bias}}
-        updates = {"upsampler": "grouped", "groups": str(groups)}
-    else:
-        conv_v, conv_u, err = to_svd(kernel, int(n))
-        new_up = {"conv_v": {"kernel": with_taps(conv_v, full)}, "conv_u": {"kernel": conv_u, **bias}}
-        updates = {"upsampler": "svd", "rank": int(n)}
-    params = _replace_at(variables["params"], architecture_of(config).upsampler, new_up)
-    return {**variables, "params": params}, updates, err
+    params, updates, wrong, total = variables["params"], {}, 0.0, 0.0
+    for path, up in upsampler_parts(variables, config).items():
+        new_up, updates, kernel, approx = _convert_part(up, kind, int(n))
+        params = _replace_at(params, path, new_up)
+        wrong += float(np.sum((as_matrix(kernel) - as_matrix(approx)) ** 2))
+        total += float(np.sum(as_matrix(kernel) ** 2))
+    return {**variables, "params": params}, updates, float(np.sqrt(wrong / max(total, np.finfo(float).tiny)))
 
 
 def _replace_at(tree: dict, path: tuple[str, ...], value) -> dict:
@@ -207,11 +218,13 @@ def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.
     spectra = {}
     for workdir in workdirs:
         model, variables, config = load_run(workdir, which)
-        up = upsampler_params(variables, config)
         groups = model.up_groups if config.model.get("upsampler") == "grouped" else 1
-        sp = spectrum(dense_equivalent(up, groups))
-        label = f"{method_name(config)}, {config.dataset} x{config.model.scale} ({pathlib.Path(workdir).name})"
-        spectra[label] = {"workdir": str(workdir), **sp}
+        parts = upsampler_parts(variables, config)
+        for path, up in parts.items():
+            stage = f", {path[-1]}" if len(parts) > 1 else ""
+            name = f"{method_name(config)}, {config.dataset} x{config.model.scale}{stage}"
+            label = f"{name} ({pathlib.Path(workdir).name})"
+            spectra[label] = {"workdir": str(workdir), **spectrum(dense_equivalent(up, groups))}
     out = pathlib.Path(out or pathlib.Path(workdirs[0]) / "rank")
     text = json.dumps(spectra, indent=1)
     atomic_write(out / "rank.json", lambda tmp: pathlib.Path(tmp).write_text(text))

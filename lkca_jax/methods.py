@@ -87,6 +87,26 @@ ARCHITECTURES = {
         (r"^branch\.upsample\.conv(\d+)$", r"branch.upsample.\1"),
         (r"^trunk\.upsample\.conv$", r"trunk.upsample.0"),
     ), upsampler=("trunk", "upsample")),
+    # MSDformer's public code: the head's shared DCAM ``IG`` and per-group ``spc``/``middle`` lists,
+    # ``body``/``middle`` lists of DCTMs and 3x3 convs, the upsampling convs at their Sequential index.
+    "msdformer": Architecture("lkca_jax.models.msdformer:build_msdformer", "lkca_jax.torch_ref:build_msdformer",
+                              torch_names=(
+        (r"^head\.IG\.spa\.conv(\d)$", r"head.IG.spa.body.\1"),
+        (r"^head\.spc(\d+)\.ca\.conv(\d)$", r"head.spc.\1.body.3.conv_du.\2"),
+        (r"^head\.spc(\d+)\.conv(\d)$", r"head.spc.\1.body.\2"),
+        (r"^head\.middle(\d+)$", r"head.middle.\1"),
+        (r"^(body|middle)(\d+)", r"\1.\2"),
+        (r"^upsample\.stage(\d+)\.conv$", r"upsample.\1"),
+        (r"^upsample\.stage(\d+)\.", r"upsample.\1."),  # svd stages keep conv_v/conv_u inside
+    ), upsampler=("upsample", "*")),
+    # ESSAformer's ESSA.py: everything inside ``blockup``, the Sequential convs at their index.
+    "essaformer": Architecture("lkca_jax.models.essaformer:build_essaformer", "lkca_jax.torch_ref:build_essaformer",
+                               torch_names=(
+        (r"^blockup\.(convup|convdown)\.(convu|convd)(\d)$", r"blockup.\1.\2.\3"),
+        (r"^blockup\.convdownsample\.conv(\d+)$", r"blockup.convdownsample.\1"),
+        (r"^blockup\.convupsample\.stage(\d+)\.conv$", r"blockup.convupsample.\1"),
+        (r"^blockup\.convupsample\.stage(\d+)\.", r"blockup.convupsample.\1."),
+    ), upsampler=("blockup", "convupsample", "*")),
     "bicubic": Architecture("lkca_jax.models.baselines:build_bicubic"),
 }
 
@@ -95,6 +115,11 @@ ARCHITECTURES = {
 SSPSR_RECIPE = {"optimizer": "adam", "learning_rate": 1e-4, "schedule": "step", "step_decay_epochs": 30,
                 "step_decay_rate": 0.1, "num_epochs": 40, "batch_size": 32,
                 "loss": "sspsr"}
+
+# MSDformer's (BASELINES.md section 3): Adam 5e-5 (its argparse default), x0.1 every 150 epochs, 300
+# epochs, batch 32, HLoss (the base config's loss, which is MSDformer's).
+MSDFORMER_RECIPE = {"optimizer": "adam", "learning_rate": 5e-5, "schedule": "step", "step_decay_epochs": 150,
+                    "step_decay_rate": 0.1, "num_epochs": 300, "batch_size": 32, "loss": "hloss"}
 
 METHODS = {m.name: m for m in (
     Method("net", "LKCA-Net", "lkca", model={"upsampler": "dense"}),
@@ -106,6 +131,10 @@ METHODS = {m.name: m for m in (
     Method("fcnn3d", "3D-FCNN", "fcnn3d", train={"loss": "mse"}),
     # its convs keep PyTorch's default init, the trunk upsampler included (no bicubic residual to start from)
     Method("sspsr", "SSPSR", "sspsr", model={"up_init_scale": 1.0}, train=SSPSR_RECIPE),
+    # their upsamplers keep PyTorch's default init (no bicubic residual to start from)
+    Method("msdformer", "MSDformer", "msdformer", model={"up_init_scale": 1.0}, train=MSDFORMER_RECIPE),
+    # no training code was released: the base recipe (Adam, HLoss)
+    Method("essaformer", "ESSAformer", "essaformer", model={"up_init_scale": 1.0}),
     Method("bicubic", "Bicubic", "bicubic"),
 )}
 

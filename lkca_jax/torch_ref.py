@@ -1,11 +1,12 @@
 """An independent PyTorch reference of every architecture (NCHW), for cross-checks and ONNX.
 
-LKCA-Net and LKCA-LR are written from RECONSTRUCTION.md section 2, VDSR, 3D-FCNN and SSPSR from
-BASELINES.md section 2, with PyTorch's own layers (``nn.Conv2d(groups=...)``,
-``nn.BatchNorm2d``, ``nn.PixelShuffle``, ``nn.GELU``) and a MATLAB bicubic residual built as two
-interpolation matrices (MATLAB's ``imresize`` weights, symmetric borders). Module names follow
-the Flax modules' (SSPSR's follow its public code's), and :mod:`lkca_jax.methods` says how one maps
-onto the other, so :mod:`lkca_jax.convert` can map them name by name.
+LKCA-Net and LKCA-LR are written from RECONSTRUCTION.md section 2, VDSR, 3D-FCNN, SSPSR,
+MSDformer and ESSAformer from BASELINES.md section 2, with PyTorch's own layers
+(``nn.Conv2d(groups=...)``, ``nn.BatchNorm2d``, ``nn.PixelShuffle``, ``nn.GELU``) and a MATLAB
+bicubic residual built as two interpolation matrices (MATLAB's ``imresize`` weights, symmetric
+borders). Module names follow the Flax modules' (SSPSR's, MSDformer's and ESSAformer's: their
+public code's), and :mod:`lkca_jax.methods` says how one maps onto the other, so
+:mod:`lkca_jax.convert` can map them name by name.
 
 Importing this module needs torch; nothing else in the library does.
 """
@@ -317,6 +318,238 @@ class SSPSR(nn.Module):
         return self.final(feats + self.skip_conv(lms)), feats
 
 
+def shuffle_stages(f: int, stages: int, m, groups: int) -> nn.Sequential:
+    """EDSR's upsampler as MSDformer's and ESSAformer's code builds it: ``stages`` x [conv F -> 4F
+    (grouped after ``lowrank convert``), PixelShuffle(2)], the convs at Sequential index 0, 2, ...;
+    an ``svd`` stage is an :class:`Upsampler` at that index (it shuffles itself; an identity follows)."""
+    if m.upsampler == "svd":
+        return nn.Sequential(*(layer for _ in range(stages) for layer in (Upsampler(f, 4 * f, 2, m, groups),
+                                                                         nn.Identity())))
+    g = groups if m.upsampler == "grouped" else 1
+    return nn.Sequential(*(layer for _ in range(stages)
+                           for layer in (nn.Conv2d(f, 4 * f, 3, padding=1, groups=g), nn.PixelShuffle(2))))
+
+
+class DCB(nn.Module):
+    def __init__(self, subs: int, f: int):
+        super().__init__()
+        for i, d in enumerate((1, 3, 5)):
+            self.add_module(f"dconv{i + 1}", nn.Conv2d(subs, f, 3, padding=d, dilation=d))
+        self.act = nn.PReLU()  # one slope, shared by the three branches
+
+    def forward(self, x):
+        return sum(self.act(getattr(self, f"dconv{i}")(x)) for i in (1, 2, 3))
+
+
+class DCAM(nn.Module):
+    def __init__(self, subs: int, f: int):
+        super().__init__()
+        self.dcb = DCB(subs, f)
+        self.spa = ResBlock(f, 3, 0.1)
+
+    def forward(self, x):
+        return self.spa(self.dcb(x))
+
+
+class MSAMG(nn.Module):
+    """MSDformer's grouped head: the shared DCAM ``IG``, per-group ``spc`` and ``middle``, the
+    groups summed at their bands and divided by the cover count, then ``tail`` (1x1 C -> F)."""
+
+    def __init__(self, c: int, f: int, m):
+        super().__init__()
+        from lkca_jax.models.sspsr import band_counts, group_starts
+
+        subs = m.sspsr_subs
+        self.starts, self.subs = group_starts(c, subs, m.sspsr_overlap), subs
+        self.IG = DCAM(subs, f)
+        self.spc = nn.ModuleList(ResBlock(f, 1, 0.1, attention=m.sspsr_reduction) for _ in self.starts)
+        self.middle = nn.ModuleList(nn.Conv2d(f, subs, 1) for _ in self.starts)
+        self.tail = nn.Conv2d(c, f, 1)
+        self.register_buffer("counts", torch.from_numpy(band_counts(c, self.starts, subs)), persistent=False)
+
+    def forward(self, x):
+        y = torch.zeros_like(x)
+        for g, s in enumerate(self.starts):
+            t = self.middle[g](self.spc[g](self.IG(x[:, s:s + self.subs])))
+            y = y + nn.functional.pad(t, (0, 0, 0, 0, s, x.shape[1] - s - self.subs))
+        return self.tail(y / self.counts[:, None, None])
+
+
+class DeformConv2d(nn.Module):
+    """Deformable conv v1, 3x3, no bias, as BASELINES.md section 2.2 describes MSDformer's: offsets
+    ``p_conv`` (rows for taps 0..8, then columns), sample points in the coordinates of the input
+    zero-padded by 1, clamped to that padded extent with their floor and floor+1 neighbours,
+    bilinear weights; the 9 samples tiled into a (3h, 3w) map and a stride-3 conv ``conv``."""
+
+    def __init__(self, c: int, o: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, o, 3, stride=3, bias=False)
+        self.p_conv = nn.Conv2d(c, 18, 3, padding=1)
+        nn.init.zeros_(self.p_conv.weight)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        off = self.p_conv(x)
+        xp = nn.functional.pad(x, (1, 1, 1, 1))
+        hp, wp = h + 2, w + 2
+        taps = torch.arange(9, device=x.device)
+        py = (torch.arange(h, device=x.device) + 1.0)[None, None, :, None] + (taps // 3 - 1)[None, :, None, None] \
+            + off[:, :9]
+        px = (torch.arange(w, device=x.device) + 1.0)[None, None, None, :] + (taps % 3 - 1)[None, :, None, None] \
+            + off[:, 9:]
+        y0, x0 = py.detach().floor(), px.detach().floor()
+        y1, x1 = (y0 + 1).clamp(0, hp - 1), (x0 + 1).clamp(0, wp - 1)
+        y0, x0 = y0.clamp(0, hp - 1), x0.clamp(0, wp - 1)
+        py, px = py.clamp(0, hp - 1), px.clamp(0, wp - 1)
+        flat = xp.reshape(b, c, hp * wp)
+
+        def at(yy, xx):
+            idx = (yy * wp + xx).long().reshape(b, 1, -1).expand(-1, c, -1)
+            return flat.gather(2, idx).reshape(b, c, 9, h, w)
+
+        wy0, wy1 = (1 + (y0 - py))[:, None], (1 - (y1 - py))[:, None]
+        wx0, wx1 = (1 + (x0 - px))[:, None], (1 - (x1 - px))[:, None]
+        samples = wy0 * wx0 * at(y0, x0) + wy1 * wx1 * at(y1, x1) + wy0 * wx1 * at(y0, x1) + wy1 * wx0 * at(y1, x0)
+        tiled = samples.reshape(b, c, 3, 3, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, 3 * h, 3 * w)
+        return self.conv(tiled)
+
+
+class DMSA(nn.Module):
+    def __init__(self, f: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(f, 3 * f, 1, bias=False)
+        self.deformconv = DeformConv2d(f, f)
+        self.project_out = nn.Conv2d(f, f, 1, bias=False)
+
+    def forward(self, x):
+        b, f, h, w = x.shape
+        split = lambda t: t.reshape(b, self.heads, f // self.heads, h * w)
+        q = nn.functional.normalize(split(self.deformconv(x)), dim=-1)
+        _, k, v = self.qkv(x).chunk(3, dim=1)  # the q third is computed and discarded
+        k, v = nn.functional.normalize(split(k), dim=-1), split(v)
+        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.temperature, dim=-1)
+        return self.project_out((attn @ v).reshape(b, f, h, w))
+
+
+class Mlp(nn.Module):
+    def __init__(self, f: int, hidden: int):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(f, hidden), nn.GELU(), nn.Linear(hidden, f)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DCTM(nn.Module):
+    def __init__(self, f: int, m):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(f), nn.LayerNorm(f)
+        self.mlp = Mlp(f, int(f * m.msdformer_mlp_ratio))
+        self.global_attn = DMSA(f, m.msdformer_heads)
+
+    def forward(self, x):
+        b, f, h, w = x.shape
+        t = x.flatten(2).transpose(1, 2)  # (b, hw, f)
+        u = self.norm1(t).transpose(1, 2).reshape(b, f, h, w)
+        t = t + self.global_attn(u).flatten(2).transpose(1, 2)
+        t = t + self.mlp(self.norm2(t))
+        return t.transpose(1, 2).reshape(b, f, h, w)
+
+
+class MSDformer(nn.Module):
+    """MSDformer with the public code's module names (BASELINES.md section 2.2), written from its
+    layer list; ``forward(x, lms=None)`` as SSPSR's. Returns (sr, upsampler output)."""
+
+    def __init__(self, m, groups: int):
+        super().__init__()
+        f, c, n = m.msdformer_features, m.bands, m.msdformer_blocks
+        self.head = MSAMG(c, f, m)
+        self.body = nn.ModuleList(DCTM(f, m) for _ in range(n))
+        self.middle = nn.ModuleList(nn.Conv2d(f, f, 3, padding=1) for _ in range(n))  # middle[0] never runs
+        self.skip_conv = nn.Conv2d(c, f, 3, padding=1)
+        self.upsample = shuffle_stages(f, int(math.log2(m.scale)), m, groups)
+        self.tail = nn.Conv2d(f, c, 3, padding=1)
+        self.bicubic = MatlabBicubic(m.scale)
+
+    def forward(self, x, lms=None):
+        y = self.head(x)
+        t = self.body[0](y)
+        for i in range(1, len(self.body)):
+            t = self.middle[i](self.body[i](t))
+        feats = self.upsample(y + t)
+        lms = self.bicubic(x) if lms is None else lms
+        return self.tail(feats + self.skip_conv(lms)), feats
+
+
+class ESSAttn(nn.Module):
+    def __init__(self, f: int):
+        super().__init__()
+        self.lnqkv, self.ln = nn.Linear(f, 3 * f), nn.Linear(f, f)
+
+    def forward(self, x):
+        n = x.shape[1]
+        q, k, v = self.lnqkv(x).chunk(3, dim=-1)
+        q, k = q - q.mean(-1, keepdim=True), k - k.mean(-1, keepdim=True)
+        q2, k2 = q * q, k * k
+        q2 = nn.functional.normalize(q2 / (q2.sum(-1, keepdim=True) + 1e-7), dim=-1)  # over channels
+        k2 = nn.functional.normalize(k2 / (k2.sum(-1, keepdim=True) + 1e-7), dim=-2)  # over tokens
+        return self.ln(v + q2 @ (k2.transpose(-2, -1) @ v) / math.sqrt(n))
+
+
+class ConvAttention(nn.Module):
+    """ESSAformer's ``Convup``/``Convdown``: LayerNorm, ESSAttn, Dropout2d, concatenation with the
+    input, the conv Sequential (``body``: ``convu`` or ``convd``), plus the input."""
+
+    def __init__(self, f: int, body: str, p: float):
+        super().__init__()
+        self.norm, self.attn, self.drop = nn.LayerNorm(f), ESSAttn(f), nn.Dropout2d(p)
+        self.body = body
+        self.add_module(body, nn.Sequential(
+            nn.Conv2d(2 * f, 2 * f, 1), nn.LeakyReLU(0.2), nn.Dropout2d(p), nn.Conv2d(2 * f, 2 * f, 3, padding=1),
+            nn.LeakyReLU(0.2), nn.Dropout2d(p), nn.Conv2d(2 * f, f, 1)))
+
+    def forward(self, x):
+        b, f, h, w = x.shape
+        a = self.attn(self.norm(x.flatten(2).transpose(1, 2))).transpose(1, 2).reshape(b, f, h, w)
+        return getattr(self, self.body)(torch.cat([self.drop(a), x], dim=1)) + x
+
+
+class BlockUp(nn.Module):
+    def __init__(self, m, groups: int):
+        super().__init__()
+        f, stages = m.essa_features, int(math.log2(m.scale))
+        self.convup = ConvAttention(f, "convu", m.essa_dropout)
+        self.convdown = ConvAttention(f, "convd", m.essa_dropout)
+        self.convupsample = shuffle_stages(f, stages, m, groups)
+        self.convdownsample = nn.Sequential(*(layer for _ in range(stages)
+                                              for layer in (nn.Conv2d(f, f // 4, 3, padding=1), nn.PixelUnshuffle(2))))
+
+    def forward(self, x0):
+        up, down = self.convupsample, self.convdownsample
+        x1 = self.convup(up(x0))
+        x2 = self.convdown(down(x1) + x0)
+        x3 = self.convup(up(x2) + x1)
+        x4 = self.convdown(down(x3) + x2)
+        return self.convup(up(x4) + x3)
+
+
+class ESSA(nn.Module):
+    """ESSAformer with ``ESSA.py``'s module names (BASELINES.md section 2.3), written from its layer
+    list. ``forward(x)`` -> (sr, x5), x5 the HR map ``conv_last`` reads."""
+
+    def __init__(self, m, groups: int):
+        super().__init__()
+        self.conv_first = nn.Conv2d(m.bands, m.essa_features, 3, padding=1)
+        self.blockup = BlockUp(m, groups)
+        self.conv_last = nn.Conv2d(m.essa_features, m.bands, 3, padding=1)
+
+    def forward(self, x):
+        x5 = self.blockup(self.conv_first(x))
+        return self.conv_last(x5), x5
+
+
 def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
     """G(x) of RECONSTRUCTION.md section 3 on (N, C, H, W): forward differences along the
     spectrum, H and W, all on the [1:, 1:, 1:] sub-cube, sqrt(sum of squares + 1e-6)."""
@@ -371,6 +604,14 @@ def build_fcnn3d(m) -> FCNN3D:
 
 def build_sspsr(m) -> SSPSR:
     return SSPSR(m, _up_groups(m))
+
+
+def build_msdformer(m) -> MSDformer:
+    return MSDformer(m, _up_groups(m))
+
+
+def build_essaformer(m) -> ESSA:
+    return ESSA(m, _up_groups(m))
 
 
 def build_torch_model(config) -> nn.Module:

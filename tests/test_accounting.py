@@ -23,7 +23,7 @@ PAPER = {
 # Table I: Chikusei x4 LKCA-Net with 4..64 blocks.
 DEPTH = {4: (2.810, 0.698), 8: (3.109, 0.754), 16: (3.707, 0.867), 32: (4.904, 1.092),
          48: (6.100, 1.317), 64: (7.297, 1.543)}
-# Tables V-VII, VDSR, 3D-FCNN and SSPSR: (Param in M, Flops in G) as printed, except Houston x4,
+# Tables V-VII, VDSR, 3D-FCNN, SSPSR, MSDformer and ESSAformer: (Param in M, Flops in G) as printed, except Houston x4,
 # whose VDSR and 3D-FCNN cells the paper swapped (BASELINES.md section 0, point 2): here each
 # method has its own.
 BASELINES = {
@@ -36,6 +36,12 @@ BASELINES = {
     ("chikusei", 4, "sspsr"): (13.564, 43.484), ("chikusei", 8, "sspsr"): (15.925, 122.891),
     ("houston", 4, "sspsr"): (13.011, 20.538), ("houston", 8, "sspsr"): (15.372, 62.706),
     ("pavia", 4, "sspsr"): (13.385, 36.394), ("pavia", 8, "sspsr"): (15.745, 104.255),
+    ("chikusei", 4, "msdformer"): (15.527, 13.109), ("chikusei", 8, "msdformer"): (17.601, 28.398),
+    ("houston", 4, "msdformer"): (13.536, 7.675), ("houston", 8, "msdformer"): (15.611, 18.717),
+    ("pavia", 4, "msdformer"): (14.908, 11.413), ("pavia", 8, "msdformer"): (16.983, 25.321),
+    ("chikusei", 4, "essaformer"): (11.641, 52.135), ("chikusei", 8, "essaformer"): (14.149, 205.593),
+    ("houston", 4, "essaformer"): (11.272, 51.333), ("houston", 8, "essaformer"): (13.780, 202.526),
+    ("pavia", 4, "essaformer"): (11.521, 51.874), ("pavia", 8, "essaformer"): (14.029, 204.596),
 }
 
 
@@ -120,7 +126,8 @@ def test_count_cli_bad_config():
 
 FVCORE_CASES = [("pavia", 4, "net", "layer"), ("pavia", 4, "net", "batch"), ("houston", 8, "lr", "layer"),
                 ("chikusei", 4, "kd", "layer"), ("chikusei", 4, "vdsr", "layer"), ("pavia", 8, "fcnn3d", "layer"),
-                ("houston", 4, "sspsr", "layer")]
+                ("houston", 4, "sspsr", "layer"), ("chikusei", 4, "msdformer", "layer"),
+                ("houston", 8, "essaformer", "layer")]
 
 
 def test_fvcore_cases_cover_every_registered_method_with_a_reference():

@@ -17,9 +17,18 @@ from lkca_jax.models.sspsr import band_counts, group_starts
 from lkca_jax.ops.imresize import imresize_np
 
 SMALL = {"vdsr": dict(vdsr_depth=3, vdsr_features=8), "fcnn3d": dict(fcnn_widths=(12, 6, 9)),
-         "sspsr": dict(sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4)}
+         "sspsr": dict(sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4),
+         # two DCTMs: middle1 runs, middle0 is allocated and never called
+         "msdformer": dict(msdformer_features=12, msdformer_heads=2, msdformer_blocks=2, msdformer_mlp_ratio=2.0,
+                           sspsr_reduction=4),
+         # no dropout, so PyTorch's training mode (the gradient check) computes the same function; width 32:
+         # at 16 the gradient check's random weights (seed 3, x8, 128 bands) are ill-conditioned, JAX's own
+         # float32 gradients 1.8e-4 from its float64 ones (1e-6 for other seeds and at 32)
+         "essaformer": dict(essa_features=32, essa_dropout=0.0)}
 SAMPLE = ROOT / "lkca_jax" / "data" / "sample" / "pavia_rosis_100.npz"
-METHOD_ROWS = {"vdsr": "| VDSR |", "fcnn3d": "| 3D-FCNN |", "sspsr": "| SSPSR |"}
+METHOD_ROWS = {"vdsr": "| VDSR |", "fcnn3d": "| 3D-FCNN |", "sspsr": "| SSPSR |", "msdformer": "| MSDformer |",
+               "essaformer": "| ESSAformer |"}
+METHODS = tuple(SMALL)
 
 
 def small(method, bands=102, scale=4, **model):
@@ -82,7 +91,7 @@ def test_fcnn3d_outer_spectral_taps_never_change_the_output(rng):
     np.testing.assert_array_equal(np.asarray(model.apply(v, lr)[0]), before)
 
 
-@pytest.mark.parametrize("method", ["vdsr", "fcnn3d", "sspsr"])
+@pytest.mark.parametrize("method", METHODS)
 def test_tiny_trained_runs_rank_and_lowrank(method, tmp_path, capsys):
     """`rank` and `lowrank convert --to grouped:8` on a short real training run of each method (3D-FCNN's
     upsampler has 9 input features, so 8 becomes the largest divisor below it, 3)."""
@@ -98,21 +107,23 @@ def test_tiny_trained_runs_rank_and_lowrank(method, tmp_path, capsys):
     assert cli(["lowrank", "convert", "--workdir", str(run), "--to", "grouped:8", "--out", str(tmp_path / "g")]) == 0
     out = capsys.readouterr().out
     model, v, config = checkpoint.load_run(tmp_path / "g")
-    expected = {"vdsr": 8, "fcnn3d": 3, "sspsr": 8}[method]
+    expected = {"vdsr": 8, "fcnn3d": 3, "msdformer": 6}.get(method, 8)  # MSDformer's tiny F is 12
     assert config.model.upsampler == "grouped" and model.up_groups == expected and f"grouped:{expected}" in out
     dense_model, dense_v, _ = checkpoint.load_run(run)
-    up = lowrank.upsampler_params(v, config)
-    kernel = lowrank.live(lowrank.upsampler_params(dense_v, config)["conv"]["kernel"])
-    # the converted run computes the block-diagonal part of the trained kernel
-    np.testing.assert_allclose(lowrank.dense_equivalent(up, expected),
-                               lowrank.dense_equivalent({"conv": {"kernel": lowrank.to_grouped(kernel, expected)[0]}},
-                                                        expected), atol=0)
+    parts, dense_parts = lowrank.upsampler_parts(v, config), lowrank.upsampler_parts(dense_v, config)
+    # one upsampler, or one per x2 stage (MSDformer's and ESSAformer's at x4: two, both converted)
+    assert len(parts) == (2 if method in ("msdformer", "essaformer") else 1) and parts.keys() == dense_parts.keys()
+    for path, up in parts.items():
+        kernel = lowrank.live(dense_parts[path]["conv"]["kernel"])
+        # the converted run computes the block-diagonal part of the trained kernel
+        np.testing.assert_allclose(lowrank.dense_equivalent(up, expected), lowrank.dense_equivalent(
+            {"conv": {"kernel": lowrank.to_grouped(kernel, expected)[0]}}, expected), atol=0)
     lr, _ = real_lr(102, 4, 6)
     assert np.isfinite(np.asarray(model.apply(v, lr)[0])).all()
     assert cli(["lowrank", "convert", "--workdir", str(run), "--to", "svd:4", "--out", str(tmp_path / "s")]) == 0
     assert cli(["rank", "--workdir", str(run), str(tmp_path / "s"), "--out", str(tmp_path / "both")]) == 0
     spectra = json.loads((tmp_path / "both" / "rank.json").read_text())
-    assert len(spectra) == 2 and {sp["rank99"] for sp in spectra.values()} >= {4}  # the SVD run has rank 4
+    assert len(spectra) == 2 * len(parts) and {sp["rank99"] for sp in spectra.values()} >= {4}  # the SVD run: rank 4
     assert cli(["table", "--workdir", str(run)]) == 0 and METHOD_ROWS[method] in capsys.readouterr().out
 
 
@@ -120,12 +131,13 @@ def _torch():
     return pytest.importorskip("torch", reason="torch is not installed (pip install -r requirements-dev.txt)")
 
 
-@pytest.mark.parametrize("method", ["vdsr", "fcnn3d", "sspsr"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("bands", [48, 102, 128])
 @pytest.mark.parametrize("scale", [4, 8])
 def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
     """Outputs within 1e-5 and the gradients of the method's own loss within 1e-4 (relative to each
-    tensor's norm) on a real cube, with random (non-zero) weights everywhere."""
+    tensor's norm, against the reference's float64 gradients) on a real cube, with random (non-zero)
+    weights everywhere."""
     torch = _torch()
     from lkca_jax import convert
     from lkca_jax.torch_ref import training_loss
@@ -147,12 +159,16 @@ def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
     loss = losses.training_loss(c.train, jax.numpy.asarray(sr), hr)["loss"]
     grads = jax.grad(lambda p: losses.training_loss(c.train, model.apply({"params": p}, lr)[0], hr)["loss"])(
         v["params"])
+    # The reference gradients in float64: PyTorch's float32 CPU kernels accumulate less exactly than
+    # XLA's (ESSAformer at 128 bands: up to 5e-4 relative in float32, 7e-7 for JAX, both against float64).
     torch_loss = training_loss(c.train)
-    net.train()
-    tl = torch_loss(net(nchw(lr))[0], nchw(hr))
+    net = net.double().train()
+    tl = torch_loss(net(nchw(lr).double())[0], nchw(hr).double())
     tl.backward()
     assert tl.item() == pytest.approx(float(loss), rel=1e-5)
-    tgrads = convert.torch_to_flax({k: p.grad for k, p in net.named_parameters()}, c)["params"]
+    # parameters that never run (MSDformer's middle.0) have no gradient in PyTorch and a zero one in JAX
+    tgrads = convert.torch_to_flax({k: torch.zeros_like(p).float() if p.grad is None else p.grad.float()
+                                    for k, p in net.named_parameters()}, c)["params"]
     for (path, g), tg in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(tgrads), strict=True):
         g = np.asarray(g)
         assert np.linalg.norm(tg - g) <= 1e-4 * np.linalg.norm(g) + 1e-9, jax.tree_util.keystr(path)
@@ -161,54 +177,95 @@ def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
         assert not np.any(dead[0]) and not np.any(dead[1])
 
 
-def public_sspsr_keys(blocks: int, scale: int) -> set[str]:
+def public_sspsr_keys(c) -> set[str]:
     """The state-dict names of SSPSR's public code (SSPSR.py and common.py at the commit in
     BASELINES.md), written out from its module structure."""
+    m = c.model
     keys = {"skip_conv", "final", "branch.head", "branch.tail", "trunk.head", "trunk.upsample.0"}
-    keys |= {f"branch.upsample.{2 * j}" for j in range(int(np.log2(scale // 2)))}
+    keys |= {f"branch.upsample.{2 * j}" for j in range(int(np.log2(m.scale // 2)))}
     for part in ("branch", "trunk"):
-        for i in range(blocks):
+        for i in range(m.sspsr_blocks):
             block = f"{part}.body.net.{i}"
             keys |= {f"{block}.spa.body.0", f"{block}.spa.body.2", f"{block}.spc.body.0", f"{block}.spc.body.2",
                      f"{block}.spc.body.3.conv_du.0", f"{block}.spc.body.3.conv_du.2"}
     return {f"{k}.{leaf}" for k in keys for leaf in ("weight", "bias")}
 
 
+def public_msdformer_keys(c) -> set[str]:
+    """MSDformer.py and common.py (BASELINES.md's commit): MSAMG ``head`` (shared DCAM ``IG``,
+    per-group ``spc``/``middle``, ``tail``), ``body`` DCTMs, ``middle`` convs, ``skip_conv``,
+    ``upsample``, ``tail``."""
+    m = c.model
+    with_bias = {"head.tail", "skip_conv", "tail", "head.IG.spa.body.0", "head.IG.spa.body.2"}
+    with_bias |= {f"head.IG.dcb.dconv{i}" for i in (1, 2, 3)}
+    with_bias |= {f"upsample.{2 * j}" for j in range(int(np.log2(m.scale)))}
+    for g in range(len(group_starts(m.bands))):
+        with_bias |= {f"head.middle.{g}", *(f"head.spc.{g}.body.{i}" for i in (0, 2)),
+                      *(f"head.spc.{g}.body.3.conv_du.{i}" for i in (0, 2))}
+    keys = {"head.IG.dcb.act.weight"}
+    for i in range(m.msdformer_blocks):
+        with_bias |= {f"middle.{i}", f"body.{i}.norm1", f"body.{i}.norm2", f"body.{i}.mlp.fc1", f"body.{i}.mlp.fc2",
+                      f"body.{i}.global_attn.deformconv.p_conv"}
+        keys |= {f"body.{i}.global_attn.{k}" for k in ("temperature", "qkv.weight", "deformconv.conv.weight",
+                                                         "project_out.weight")}
+    return keys | {f"{k}.{leaf}" for k in with_bias for leaf in ("weight", "bias")}
+
+
+def public_essaformer_keys(c) -> set[str]:
+    """ESSA.py (BASELINES.md's commit): ``conv_first``, ``blockup`` (``convup``/``convdown`` with
+    ``norm``, ``attn.lnqkv``, ``attn.ln`` and their conv Sequential, ``convupsample``,
+    ``convdownsample``), ``conv_last``."""
+    stages = int(np.log2(c.model.scale))
+    keys = {"conv_first", "conv_last"}
+    for part, body in (("convup", "convu"), ("convdown", "convd")):
+        keys |= {f"blockup.{part}.{k}" for k in ("norm", "attn.lnqkv", "attn.ln", f"{body}.0", f"{body}.3",
+                                                   f"{body}.6")}
+    keys |= {f"blockup.conv{kind}sample.{2 * j}" for kind in ("up", "down") for j in range(stages)}
+    return {f"{k}.{leaf}" for k in keys for leaf in ("weight", "bias")}
+
+
+PUBLIC_KEYS = {"sspsr": public_sspsr_keys, "msdformer": public_msdformer_keys, "essaformer": public_essaformer_keys}
+
+
+@pytest.mark.parametrize("method", sorted(PUBLIC_KEYS))
 @pytest.mark.parametrize("scale", [4, 8])
-def test_a_state_dict_in_the_public_sspsr_layout_converts(scale, tmp_path, rng, capsys):
-    """A bare state dict with the public code's names (as its mains.py saves `net.state_dict()`)
-    converts with `convert --from --config` and the run reproduces the reference's output on the
-    bicubic image the public code is given."""
+def test_a_state_dict_in_the_public_layout_converts(method, scale, tmp_path, rng, capsys):
+    """A bare state dict with the public code's names (as its training script saves
+    `net.state_dict()`) converts with `convert --from --config`, and the run reproduces the
+    reference's output (SSPSR and MSDformer given the bicubic image as the public code is)."""
     torch = _torch()
     from lkca_jax.torch_ref import build_torch_model
 
-    c = small("sspsr", 48, scale, sspsr_blocks=2)
+    c = small(method, 48, scale, sspsr_blocks=2)
     net = build_torch_model(c).eval()
-    assert set(net.state_dict()) == public_sspsr_keys(2, scale)
+    assert set(net.state_dict()) == PUBLIC_KEYS[method](c)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.from_numpy(rng.normal(0, 0.05, tuple(p.shape)).astype(np.float32)))
-    torch.save(net.state_dict(), tmp_path / "sspsr.pth")
-    over = [a for k, v in SMALL["sspsr"].items() if k != "sspsr_blocks" for a in (f"--config.model.{k}", str(v))]
-    args = ["convert", "--from", str(tmp_path / "sspsr.pth"), "--config", f"{ROOT}/configs/houston.py:x{scale},sspsr",
-            "--config.model.sspsr_blocks", "2", *over, "--workdir", str(tmp_path / "run")]
+    torch.save(net.state_dict(), tmp_path / "public.pth")
+    over = {**SMALL[method], "sspsr_blocks": 2}
+    args = ["convert", "--from", str(tmp_path / "public.pth"),
+            "--config", f"{ROOT}/configs/houston.py:x{scale},{method}",
+            *(a for k, v in over.items() for a in (f"--config.model.{k}", str(v))), "--workdir", str(tmp_path / "run")]
     assert cli(args) == 0
     model, v, _ = checkpoint.load_run(tmp_path / "run")
     lr, _ = real_lr(48, scale, 6)
-    lms = imresize_np(lr[0], scale)[None].astype(np.float32)
+    inputs = [torch.from_numpy(lr.transpose(0, 3, 1, 2))]
+    if method != "essaformer":
+        inputs.append(torch.from_numpy(imresize_np(lr[0], scale)[None].astype(np.float32).transpose(0, 3, 1, 2)))
     with torch.no_grad():
-        want = net(torch.from_numpy(lr.transpose(0, 3, 1, 2)), torch.from_numpy(lms.transpose(0, 3, 1, 2)))[0]
+        want = net(*inputs)[0]
     np.testing.assert_allclose(np.asarray(model.apply(v, lr)[0]), want.numpy().transpose(0, 2, 3, 1), atol=1e-5)
     # a missing or misshapen tensor is named, exit 2, no run written
     sd = net.state_dict()
-    for broken, said in ((dict(list(sd.items())[1:]), next(iter(sd))),
-                         ({**sd, "final.weight": torch.zeros(3)}, "final.weight")):
+    last = next(reversed(sd))
+    for broken, said in ((dict(list(sd.items())[1:]), next(iter(sd))), ({**sd, last: torch.zeros(3)}, last)):
         torch.save(broken, tmp_path / "bad.pth")
         assert cli([*args[:2], str(tmp_path / "bad.pth"), *args[3:-1], str(tmp_path / "bad")]) == 2
         assert said in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
-@pytest.mark.parametrize("method", ["vdsr", "fcnn3d", "sspsr"])
+@pytest.mark.parametrize("method", METHODS)
 def test_sr_and_export_through_the_registry(method, tmp_path):
     """`sr` on the embedded real scene and both deployment artifacts (each verified against Flax by
     `export` itself before it is kept) for a run of each method."""
@@ -229,3 +286,20 @@ def test_sr_and_export_through_the_registry(method, tmp_path):
         assert cli(["export", "--workdir", str(run), "--format", fmt, "--lr_size", "12,10",
                     "--out", str(tmp_path / f"m.{fmt}")]) == 0
         assert (tmp_path / f"m.{fmt}").stat().st_size > 0
+
+
+def test_essaformer_dropout2d_acts_in_training_only():
+    """Dropout2d(0.2) in Convup/Convdown: training outputs depend on the dropout key, inference and
+    rate 0 do not (rate 0 in training is inference)."""
+    lr, _ = real_lr(48, 4, 6)
+    outs = {}
+    for rate in (0.2, 0.0):
+        c = small("essaformer", 48, 4, essa_dropout=rate)
+        model = build_model(c)
+        v = model.init(jax.random.key(0), lr)
+        train = [np.asarray(model.apply(v, lr, train=True, rngs={"dropout": jax.random.key(k)})[0]) for k in (1, 2)]
+        outs[rate] = (*train, np.asarray(model.apply(v, lr)[0]))
+    a, b, infer = outs[0.2]
+    assert np.abs(a - b).max() > 1e-3 and np.abs(a - infer).max() > 1e-3
+    np.testing.assert_allclose(outs[0.0][0], outs[0.0][2], atol=1e-6)
+    np.testing.assert_array_equal(outs[0.0][2], infer)  # same weights, inference ignores the rate

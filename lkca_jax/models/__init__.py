@@ -7,11 +7,13 @@ import flax.linen as nn
 
 from lkca_jax.methods import architecture_of
 from lkca_jax.models.baselines import FCNN3D, VDSR, Bicubic
+from lkca_jax.models.essaformer import ESSAformer
 from lkca_jax.models.lkca import LKCANet
+from lkca_jax.models.msdformer import MSDformer
 from lkca_jax.models.sspsr import SSPSR
 from lkca_jax.models.upsampler import resolve_groups
 
-__all__ = ["LKCANet", "VDSR", "FCNN3D", "SSPSR", "Bicubic", "build_model", "resolve_groups"]
+__all__ = ["LKCANet", "VDSR", "FCNN3D", "SSPSR", "MSDformer", "ESSAformer", "Bicubic", "build_model", "resolve_groups"]
 
 
 def build_model(config, axis_name: str | None = None) -> nn.Module:

@@ -87,6 +87,28 @@ class Upsampler(nn.Module):
         return pixel_shuffle(y, self.scale)
 
 
+class UpsamplerStages(nn.Module):
+    """EDSR's upsampler for a power-of-two factor, as MSDformer and ESSAformer use it: ``stages`` x
+    :class:`Upsampler` (F -> 4F, PixelShuffle(2)), named ``stage0``, ``stage2``, ... (each conv's
+    index in the public code's ``nn.Sequential``). Every stage has the configured kind: ``rank``
+    and ``lowrank`` read and convert each one."""
+
+    stages: int
+    kind: str = "dense"
+    groups: int = 8
+    rank: int = 64
+    init_scale: float = 1.0
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        f = x.shape[-1]
+        for j in range(self.stages):
+            x = Upsampler(4 * f, 2, self.kind, self.groups, self.rank, init_scale=self.init_scale,
+                          conv_impl=self.conv_impl, name=f"stage{2 * j}")(x)
+        return x
+
+
 class UpsamplerSettings(nn.Module):
     """The upsampler fields a model config's ``model`` block gives every architecture (fields only)."""
 
@@ -102,6 +124,16 @@ class UpsamplerSettings(nn.Module):
         check_upsampler(self.upsampler, features, out, groups, self.rank, where)
         return Upsampler(out, scale, self.upsampler, groups, self.rank, init_scale=self.up_init_scale,
                          conv_impl=self.conv_impl, name=name, **kw)
+
+    def make_stages(self, features: int, scale: int, **kw) -> UpsamplerStages:
+        """log2(``scale``) x2 stages of :class:`Upsampler` on ``features`` channels."""
+        if scale < 2 or scale & (scale - 1):
+            raise ValueError(f"{type(self).__name__} upsamples by powers of two (x2, x4, x8), got x{scale}")
+        groups = resolve_groups(features, 4 * features, self.groups)
+        check_upsampler(self.upsampler, features, 4 * features, groups, self.rank,
+                        f"{type(self).__name__}: F={features}, {4 * features} outputs per stage")
+        return UpsamplerStages(scale.bit_length() - 1, self.upsampler, groups, self.rank, self.up_init_scale,
+                               self.conv_impl, **kw)
 
 
 def upsampler_fields(m) -> dict:

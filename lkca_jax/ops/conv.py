@@ -232,6 +232,7 @@ class Conv(nn.Module):
     impl: str = "auto"
     kernel_init: Callable[..., Any] = torch_kernel_init
     taps: int = 0
+    bias_init: Callable[..., Any] = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -246,5 +247,5 @@ class Conv(nn.Module):
         shape = (k, k, cin // self.groups, self.features)
         kernel = self.param("kernel", self.kernel_init, (self.taps, *shape) if self.taps else shape)
         kernel = (kernel[self.taps // 2] if self.taps else kernel).astype(dtype)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype) if self.use_bias else None
+        bias = self.param("bias", self.bias_init, (self.features,)).astype(dtype) if self.use_bias else None
         return conv(x, kernel, self.groups, self.dilation, self.impl, bias)

@@ -1,0 +1,146 @@
+"""ESSAformer (Zhang et al. 2023) as its public ``ESSA.py`` builds it (BASELINES.md section 2.3).
+
+    lr (N,h,w,C) -> x0 = conv_first (3x3 C -> F)
+                 -> x1 = Convup(Up(x0));        x2 = Convdown(Down(x1) + x0)
+                    x3 = Convup(Up(x2) + x1);   x4 = Convdown(Down(x3) + x2)
+                    x5 = Convup(Up(x4) + x3)
+                 -> conv_last (3x3 F -> C) at HR; no bicubic image anywhere
+
+Up is the learnable upsampler (log2 r x [conv F->4F, PixelShuffle(2)]; 40-50 % of the
+parameters), Down its mirror (log2 r x [conv F->F/4, PixelUnshuffle(2)]). One Convup and one
+Convdown are shared by all their calls. Each is: a = ESSAttn(LayerNorm(tokens)), Dropout2d,
+[a, x] through conv1x1 2F->2F, LeakyReLU 0.2, Dropout2d, conv3x3, LeakyReLU, Dropout2d, conv1x1
+2F->F, plus x. ESSAttn is the kernelised spectral attention, linear in the number of tokens N:
+q, k, v from one Linear; q and k centred over channels and squared; q^2 / sum_c q^2
+L2-normalised over channels, k^2 / sum_c k^2 over tokens; out = Linear(v + q (k^T v) / sqrt(N)).
+Dropout2d (``model.essa_dropout``, 0.2) drops whole channels in training only.
+
+Module names mirror the public code's so a state dict it saved converts by name
+(:mod:`lkca_jax.methods`); ``features`` is x5, the HR map conv_last reads. The attention is
+global, so tiled inference is approximate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lkca_jax.models.attention import Einsum
+from lkca_jax.models.upsampler import UpsamplerSettings, resolve_groups, upsampler_fields
+from lkca_jax.ops.conv import Conv, torch_kernel_init
+from lkca_jax.ops.pixel_shuffle import pixel_unshuffle
+
+
+def _unit(x: jax.Array, axis: int) -> jax.Array:
+    """``F.normalize``: x / max(||x||_2, 1e-12) along ``axis``."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
+
+
+class ESSAttn(nn.Module):
+    """(N, T, F) tokens -> (N, T, F): ``lnqkv`` (F -> 3F), the kernelised attention, ``ln`` (F -> F)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        t, f = x.shape[1:]
+        q, k, v = jnp.split(nn.Dense(3 * f, kernel_init=torch_kernel_init, name="lnqkv")(x), 3, axis=-1)
+        q = q - jnp.mean(q, axis=-1, keepdims=True)
+        k = k - jnp.mean(k, axis=-1, keepdims=True)
+        q2, k2 = q * q, k * k
+        q2 = _unit(q2 / (jnp.sum(q2, axis=-1, keepdims=True) + 1e-7), axis=-1)
+        k2 = _unit(k2 / (jnp.sum(k2, axis=-1, keepdims=True) + 1e-7), axis=-2)
+        kv = Einsum("ntc,ntd->ncd", name="kv")(k2, v)
+        out = v + Einsum("ntc,ncd->ntd", name="qkv")(q2, kv) / math.sqrt(t)
+        return nn.Dense(f, kernel_init=torch_kernel_init, name="ln")(out)
+
+
+class ConvAttention(nn.Module):
+    """``Convup``/``Convdown`` (the same structure; ``body`` names its Sequential: ``convu`` or ``convd``)."""
+
+    body: str
+    dropout: float = 0.2
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        n, h, w, f = x.shape
+        drop = lambda y: nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(y)
+        a = ESSAttn(name="attn")(nn.LayerNorm(1e-5, name="norm")(x.reshape(n, h * w, f)))
+        y = jnp.concatenate([drop(a.reshape(n, h, w, f)), x], axis=-1)
+        conv = lambda o, k, i: Conv(o, k, impl=self.conv_impl, name=f"{self.body}{i}")
+        y = drop(nn.leaky_relu(conv(2 * f, 1, 0)(y), 0.2))
+        y = drop(nn.leaky_relu(conv(2 * f, 3, 3)(y), 0.2))
+        return conv(f, 1, 6)(y) + x
+
+
+class Downsample(nn.Module):
+    """log2 r x [3x3 conv F -> F/4, PixelUnshuffle(2)], the convs ``conv0``, ``conv2``, ..."""
+
+    stages: int
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        f = x.shape[-1]
+        for j in range(self.stages):
+            x = pixel_unshuffle(Conv(f // 4, 3, impl=self.conv_impl, name=f"conv{2 * j}")(x), 2)
+        return x
+
+
+class BlockUp(nn.Module):
+    """``blockup``: the three Up and two Down passes around the shared Convup and Convdown."""
+
+    scale: int
+    convupsample: nn.Module  # the learnable upsampler (Up), named as the public code names it
+    dropout: float = 0.2
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x0: jax.Array, train: bool = False) -> jax.Array:
+        up = self.convupsample
+        down = Downsample(self.scale.bit_length() - 1, self.conv_impl, name="convdownsample")
+        convup = ConvAttention("convu", self.dropout, self.conv_impl, name="convup")
+        convdown = ConvAttention("convd", self.dropout, self.conv_impl, name="convdown")
+        x1 = convup(up(x0), train)
+        x2 = convdown(down(x1) + x0, train)
+        x3 = convup(up(x2) + x1, train)
+        x4 = convdown(down(x3) + x2, train)
+        return convup(up(x4) + x3, train)
+
+
+class ESSAformer(UpsamplerSettings):
+    """``__call__(lr, train) -> (sr, features)``; features: x5, the HR map before ``conv_last``."""
+
+    bands: int = 8
+    scale: int = 4
+    features: int = 256
+    dropout: float = 0.2
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.features % 4:
+            raise ValueError(f"ESSAformer: features={self.features} must be a multiple of 4 (PixelUnshuffle)")
+
+    @property
+    def up_groups(self) -> int:
+        return resolve_groups(self.features, 4 * self.features, self.groups)
+
+    @property
+    def tile_radius(self) -> int:
+        """Generous LR context of the convs (the attention is global besides; see the module doc)."""
+        return 12
+
+    @nn.compact
+    def __call__(self, lr: jax.Array, train: bool = False):
+        x0 = Conv(self.features, 3, impl=self.conv_impl, name="conv_first")(lr)
+        up = self.make_stages(self.features, self.scale, parent=None)
+        x5 = BlockUp(self.scale, up, self.dropout, self.conv_impl, name="blockup")(x0, train)
+        return Conv(lr.shape[-1], 3, impl=self.conv_impl, name="conv_last")(x5), x5
+
+
+def build_essaformer(m, axis_name: str | None = None) -> ESSAformer:
+    del axis_name  # no batch statistics
+    return ESSAformer(bands=m.bands, scale=m.scale, features=m.essa_features, dropout=m.essa_dropout,
+                      **upsampler_fields(m))
