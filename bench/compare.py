@@ -5,8 +5,9 @@
     python bench/compare.py --suite train          # LKCA-Net and LKCA-KD steps, batch 16 and 32
     python bench/compare.py --suite scaling --plots docs/img   # time and memory vs LR size, bands, scale
     python bench/compare.py --suite peak           # achieved GFLOP/s against the measured matmul peak
-    python bench/compare.py --suite baselines      # VDSR, 3D-FCNN and SSPSR at the LKCA rows' shapes
-    python bench/compare.py --suite claim [--dtype bfloat16]   # every method, 512 x 512 x 128 HR
+    python bench/compare.py --suite baselines      # VDSR, 3D-FCNN, SSPSR at the LKCA rows' shapes
+    python bench/compare.py --suite claim [--scales 4,8] [--dtype bfloat16]   # every method, 512 x 512 x 128 HR
+    python bench/compare.py --suite transformers   # MSDformer and ESSAformer at 16 x 16 and 64 x 64 LR, x4
 
 Both frameworks get the same shapes, batch, weights (converted) and threads
 (``torch.set_num_threads`` = the CPU count XLA uses), and the same device: JAX's default backend,
@@ -274,31 +275,38 @@ def suite_peak():
           f"({100 * flops / dt / 1e9 / peak:.0f}% of the matmul peak)")
 
 
-def suite_claim():
-    """The paper's claim checked directly: wall clock of one 512 x 512 x 128 HR image (x4, 128 x 128 LR)
-    for every method with a PyTorch reference (LKCA-KD runs as its LKCA-LR student), in both
-    frameworks, and LKCA-KD's speed-up over each (JAX against JAX, PyTorch against PyTorch)."""
-    print("| model | HR | scale | bands | dtype | JAX ms | PyTorch ms | ratio min | ratio median | ratio max "
-          "| LKCA-KD speed-up JAX | LKCA-KD speed-up PyTorch |\n|" + "---|" * 12)
-    kd = None
-    for variant in [m for m in ARGS.methods.split(",") if m]:
-        c = make_config(variant, 128, 4, ARGS)
-        jt, tt, ratios = rounds(*inference_pair(c, 1, 128), ARGS.iters, ARGS.rounds)
-        kd = kd or (jt, tt)
-        print(f"| {METHODS[variant].display} | 512x512 | x4 | 128 | {ARGS.dtype} | {jt * 1e3:.1f} | {tt * 1e3:.1f} "
-              f"| {ratios.min():.2f} | {np.median(ratios):.2f} | {ratios.max():.2f} | {jt / kd[0]:.2f} "
-              f"| {tt / kd[1]:.2f} |", flush=True)
+def suite_claim(scales):
+    """The paper's claim checked directly: wall clock of one 512 x 512 x 128 HR image (x4: 128 x 128
+    LR; x8: 64 x 64) for every method with a PyTorch reference (LKCA-KD runs as its LKCA-LR
+    student), in both frameworks, LKCA-KD's speed-up over each (JAX against JAX, PyTorch against
+    PyTorch) and the ratio of their multiply-accumulates (fvcore's count) beside it."""
+    print("| model | HR | scale | bands | dtype | GMACs | JAX ms | PyTorch ms | ratio min | ratio median | ratio max "
+          "| MAC ratio to LKCA-KD | LKCA-KD speed-up JAX | LKCA-KD speed-up PyTorch |\n|" + "---|" * 14)
+    for scale in scales:
+        base = None
+        for variant in [m for m in ARGS.methods.split(",") if m]:
+            c = make_config(variant, 128, scale, ARGS)
+            lr = 512 // scale
+            macs = count(build_model(c), 128, lr)["macs"]
+            jt, tt, ratios = rounds(*inference_pair(c, 1, lr), ARGS.iters, ARGS.rounds)
+            base = base or (jt, tt, macs)
+            print(f"| {METHODS[variant].display} | 512x512 | x{scale} | 128 | {ARGS.dtype} | {macs / 1e9:.1f} "
+                  f"| {jt * 1e3:.1f} | {tt * 1e3:.1f} | {ratios.min():.2f} | {np.median(ratios):.2f} "
+                  f"| {ratios.max():.2f} | {macs / base[2]:.2f} | {jt / base[0]:.2f} | {tt / base[1]:.2f} |",
+                  flush=True)
 
 
 def main():
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="acceptance",
-                    choices=("acceptance", "inference", "train", "scaling", "peak", "claim", "baselines"))
-    ap.add_argument("--methods", default="kd,net,vdsr,fcnn3d,sspsr",
+                    choices=("acceptance", "inference", "train", "scaling", "peak", "claim", "baselines",
+                             "transformers"))
+    ap.add_argument("--methods", default="kd,net,vdsr,fcnn3d,sspsr,msdformer,essaformer",
                     help="claim and baselines suites: methods in order (claim: the first is the speed-up's base)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="weights and inputs of the inference suites (acceptance, inference, claim, peak)")
+    ap.add_argument("--scales", default="4,8", help="claim suite: the scales (HR stays 512 x 512)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--depth", type=int)
@@ -326,9 +334,12 @@ def main():
     elif ARGS.suite == "scaling":
         suite_scaling(ARGS.plots)
     elif ARGS.suite == "claim":
-        suite_claim()
+        suite_claim([int(s) for s in ARGS.scales.split(",")])
+    elif ARGS.suite == "transformers":  # the issue's two sizes, batch 1, Chikusei's 128 bands
+        suite_inference([(m, 128, 4, size, 1) for m in ("msdformer", "essaformer") for size in (16, 64)])
     elif ARGS.suite == "baselines":  # SSPSR (36 GMACs per 16 x 16 LR image) at batch 2
-        cases = [(m, 102, 4, 16, 2 if m == "sspsr" else 16) for m in ARGS.methods.split(",") if m not in ("kd", "net")]
+        cases = [(m, 102, 4, 16, 2 if m == "sspsr" else 16) for m in ARGS.methods.split(",")
+                 if m in ("vdsr", "fcnn3d", "sspsr")]
         suite_inference(cases)
         print()
         print(TRAIN_HEAD)

@@ -1,8 +1,10 @@
 """Command line: ``python -m lkca_jax <command> ...``.
 
     count    --config=configs/chikusei.py:x4,net [--config=...] [--config.model.depth 32 ...] [--json]
+             [--parts FIG.png]
         Parameters and FLOPs in the paper's convention, fvcore's (one 16 x 16 LR input); any
-        config field can be overridden as for train.py.
+        config field can be overridden as for train.py. --parts: also each model's parameters by
+        part (backbone, learnable upsampler, reconstruction) in the table and as a PNG (Fig. 1).
     inspect  FILE [--key K] [--json]
         Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder), and its
         CRS, pixel size and nodata value when it has them.
@@ -37,7 +39,7 @@ from lkca_jax.config import split_overrides
 
 
 def _count(args) -> int:
-    from lkca_jax.accounting import count_config, human
+    from lkca_jax.accounting import PARTS, count_config, human, parts_config, plot_parts
     from lkca_jax.config import load_config
     from lkca_jax.evaluation import method_name
 
@@ -46,17 +48,26 @@ def _count(args) -> int:
     rows = []
     for spec in args.config:
         config = load_config(spec, args.overrides)
-        rows.append((config, count_config(config)))
+        n = count_config(config)
+        if args.parts:
+            n["parts"] = parts_config(config)
+        rows.append((config, n))
     if args.json:
         print(json.dumps(rows[0][1]))
-        return 0
-    print("| Dataset | Ratio | Method | Param | Flops (MACs) |")
-    print("|---|---|---|---|---|")
-    for config, n in rows:
-        params = human(n["params"], "M") if n["params"] else "-"
-        macs = human(n["macs"], "G") if n["macs"] else "-"
-        print(f"| {config.dataset} | x{config.model.scale} | {method_name(config)} "
-              f"| {params} | {macs} |")
+    else:
+        extra = "".join(f" {p.capitalize()} |" for p in PARTS) if args.parts else ""
+        print(f"| Dataset | Ratio | Method | Param | Flops (MACs) |{extra}")
+        print("|---|---|---|---|---|" + "---|" * len(PARTS) * bool(args.parts))
+        for config, n in rows:
+            params = human(n["params"], "M") if n["params"] else "-"
+            macs = human(n["macs"], "G") if n["macs"] else "-"
+            parts = "".join(f" {human(n['parts'][p], 'M')} |" for p in PARTS) if args.parts else ""
+            print(f"| {config.dataset} | x{config.model.scale} | {method_name(config)} | {params} | {macs} |{parts}")
+    if args.parts:
+        datasets = sorted({f"{c.dataset} x{c.model.scale}" for c, _ in rows})
+        plot_parts([(method_name(c), n["parts"]) for c, n in rows], args.parts,
+                   f"Parameters by part, {', '.join(datasets)} (the paper's Fig. 1)")
+        print(f"wrote {args.parts}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -209,7 +220,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("count", help="parameters and MACs in the paper's convention")
     p.add_argument("--config", action="append", required=True,
                    help="configs/<dataset>.py:<scale>,<variant>; repeat for a table")
-    p.add_argument("--json", action="store_true", help="print one JSON object {params, macs}")
+    p.add_argument("--json", action="store_true", help="print one JSON object {params, macs[, parts]}")
+    p.add_argument("--parts", help="also split each model's parameters into backbone, learnable upsampler and "
+                                   "reconstruction, and draw them in this PNG (the paper's Fig. 1)")
     p.set_defaults(run=_count)
     p = sub.add_parser("inspect", help="shape, dtype and value range of a hyperspectral file")
     p.add_argument("file")

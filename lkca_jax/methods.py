@@ -36,12 +36,16 @@ class Architecture:
     reference's module path (its ``state_dict`` names: for SSPSR those of the public code);
     ``upsampler``: the ``params`` path of its learnable
     :class:`~lkca_jax.models.upsampler.Upsampler` (``conv``, or ``conv_v``/``conv_u``, inside),
-    which ``rank`` and ``lowrank`` read and replace; None where there is none."""
+    which ``rank`` and ``lowrank`` read and replace; None where there is none (a ``*`` matches
+    every module at its level: one upsampler per x2 stage); ``reconstruction``: the top-level
+    modules that work on the upsampled map (tails, skip convs), for the paper's Fig. 1 split of the
+    parameters into backbone, learnable upsampler and reconstruction (``count --parts``)."""
 
     flax: str
     torch: str | None = None
     torch_names: tuple[tuple[str, str], ...] = ()
     upsampler: tuple[str, ...] | None = None
+    reconstruction: tuple[str, ...] = ()
 
     def build_flax(self, model_config, axis_name=None):
         return _resolve(self.flax)(model_config, axis_name)
@@ -86,7 +90,7 @@ ARCHITECTURES = {
         (r"^(branch|trunk)\.body\.ssb(\d+)_(spa|spc)\.conv(\d)$", r"\1.body.net.\2.\3.body.\4"),
         (r"^branch\.upsample\.conv(\d+)$", r"branch.upsample.\1"),
         (r"^trunk\.upsample\.conv$", r"trunk.upsample.0"),
-    ), upsampler=("trunk", "upsample")),
+    ), upsampler=("trunk", "upsample"), reconstruction=("skip_conv", "final")),
     # MSDformer's public code: the head's shared DCAM ``IG`` and per-group ``spc``/``middle`` lists,
     # ``body``/``middle`` lists of DCTMs and 3x3 convs, the upsampling convs at their Sequential index.
     "msdformer": Architecture("lkca_jax.models.msdformer:build_msdformer", "lkca_jax.torch_ref:build_msdformer",
@@ -98,7 +102,7 @@ ARCHITECTURES = {
         (r"^(body|middle)(\d+)", r"\1.\2"),
         (r"^upsample\.stage(\d+)\.conv$", r"upsample.\1"),
         (r"^upsample\.stage(\d+)\.", r"upsample.\1."),  # svd stages keep conv_v/conv_u inside
-    ), upsampler=("upsample", "*")),
+    ), upsampler=("upsample", "*"), reconstruction=("skip_conv", "tail")),
     # ESSAformer's ESSA.py: everything inside ``blockup``, the Sequential convs at their index.
     "essaformer": Architecture("lkca_jax.models.essaformer:build_essaformer", "lkca_jax.torch_ref:build_essaformer",
                                torch_names=(
@@ -106,7 +110,7 @@ ARCHITECTURES = {
         (r"^blockup\.convdownsample\.conv(\d+)$", r"blockup.convdownsample.\1"),
         (r"^blockup\.convupsample\.stage(\d+)\.conv$", r"blockup.convupsample.\1"),
         (r"^blockup\.convupsample\.stage(\d+)\.", r"blockup.convupsample.\1."),
-    ), upsampler=("blockup", "convupsample", "*")),
+    ), upsampler=("blockup", "convupsample", "*"), reconstruction=("conv_last",)),
     "bicubic": Architecture("lkca_jax.models.baselines:build_bicubic"),
 }
 

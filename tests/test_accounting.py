@@ -156,3 +156,24 @@ def test_fvcore_on_the_pytorch_reference_agrees_exactly(dataset, scale, variant,
     bicubic = analysis.by_module().get("bicubic", 0)
     want = {"params": sum(p.numel() for p in net.parameters()), "macs": analysis.total() - bicubic}
     assert count_config(config) == want
+
+
+def test_parameters_by_part_the_papers_fig1(tmp_path):
+    """`count --parts`: each part hand-summed from BASELINES.md section 2 at Chikusei x4 (C = 128)."""
+    def run(*methods, json_out=False):
+        args = [f"--config=configs/chikusei.py:x4,{m}" for m in methods] + (["--json"] if json_out else [])
+        return subprocess.run([sys.executable, "-m", "lkca_jax", "count", *args, "--parts", str(tmp_path / "fig1.png")],
+                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    assert "Learnable upsampler" in run("vdsr", "essaformer", "lr") and (tmp_path / "fig1.png").stat().st_size > 0
+    got = {m: json.loads(run(m, json_out=True))["parts"] for m in ("vdsr", "essaformer", "msdformer")}
+    c, r = 128, 4
+    # VDSR: the last conv 64 -> C r^2, no bias; nothing after it
+    assert got["vdsr"]["learnable upsampler"] == 64 * 9 * c * r * r and got["vdsr"]["reconstruction"] == 0
+    # ESSAformer: two stages of conv 256 -> 1024 (2,360,320 each), conv_last 256 -> C
+    assert got["essaformer"]["learnable upsampler"] == 2 * 2_360_320
+    assert got["essaformer"]["reconstruction"] == 256 * 9 * c + c
+    # MSDformer: two stages of conv 240 -> 960 (2,074,560 each); skip_conv C -> 240 and tail 240 -> C
+    assert got["msdformer"]["learnable upsampler"] == 2 * 2_074_560
+    assert got["msdformer"]["reconstruction"] == (c * 9 * 240 + 240) + (240 * 9 * c + c)
+    assert sum(got["msdformer"].values()) == 15_526_788
