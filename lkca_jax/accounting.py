@@ -38,6 +38,7 @@ import jax.numpy as jnp
 
 from lkca_jax.models import build_model
 from lkca_jax.models.attention import Einsum
+from lkca_jax.models.essaformer import ConcatDense
 from lkca_jax.models.lkca import SqueezeExcite
 from lkca_jax.models.msdformer import DeformConv
 from lkca_jax.models.sspsr import ChannelAttention
@@ -51,6 +52,8 @@ def _flops_of_call(module: nn.Module, args: tuple, y: jax.Array) -> int:
     x = args[0]
     if isinstance(module, Einsum):
         return module.macs(*args)
+    if isinstance(module, ConcatDense):  # a 1x1 conv of the concatenation of its two inputs
+        return y.size * (args[0].shape[-1] + args[1].shape[-1])
     if isinstance(module, DeformConv):  # its offsets' p_conv is a Conv, counted as its own call
         return y.size * 9 * x.shape[-1]
     if isinstance(module, Conv):  # 3-D kernels: every spectral tap, as fvcore counts the padded ones

@@ -9,10 +9,11 @@
 Up is the learnable upsampler (log2 r x [conv F->4F, PixelShuffle(2)]; 40-50 % of the
 parameters), Down its mirror (log2 r x [conv F->F/4, PixelUnshuffle(2)]). One Convup and one
 Convdown are shared by all their calls. Each is: a = ESSAttn(LayerNorm(tokens)), Dropout2d,
-[a, x] through conv1x1 2F->2F, LeakyReLU 0.2, Dropout2d, conv3x3, LeakyReLU, Dropout2d, conv1x1
-2F->F, plus x. ESSAttn is the kernelised spectral attention, linear in the number of tokens N:
-q, k, v from one Linear; q and k centred over channels and squared; q^2 / sum_c q^2
-L2-normalised over channels, k^2 / sum_c k^2 over tokens; out = Linear(v + q (k^T v) / sqrt(N)).
+[a, x] through conv1x1 2F->2F (as two matrix products, no concatenation), LeakyReLU 0.2,
+Dropout2d, conv3x3, LeakyReLU, Dropout2d, conv1x1 2F->F, plus x. ESSAttn is the kernelised spectral
+attention, linear in the number of tokens N: q, k, v from one Linear; q and k centred over
+channels and squared; q^2 / sum_c q^2 L2-normalised over channels, k^2 / sum_c k^2 over tokens;
+out = Linear(v + q (k^T v) / sqrt(N)).
 Dropout2d (``model.essa_dropout``, 0.2) drops whole channels in training only.
 
 Module names mirror the public code's so a state dict it saved converts by name
@@ -56,6 +57,20 @@ class ESSAttn(nn.Module):
         return nn.Dense(f, kernel_init=torch_kernel_init, name="ln")(out)
 
 
+class ConcatDense(nn.Module):
+    """A 1x1 conv (``kernel`` (1, 1, A+B, O), ``bias``) of the channel concatenation [a, b], computed
+    as two matrix products, without materialising the concatenation."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, a: jax.Array, b: jax.Array) -> jax.Array:
+        ca = a.shape[-1]
+        kernel = self.param("kernel", torch_kernel_init, (1, 1, ca + b.shape[-1], self.features)).astype(a.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(a.dtype)
+        return a @ kernel[0, 0, :ca] + b @ kernel[0, 0, ca:] + bias
+
+
 class ConvAttention(nn.Module):
     """``Convup``/``Convdown`` (the same structure; ``body`` names its Sequential: ``convu`` or ``convd``)."""
 
@@ -68,9 +83,8 @@ class ConvAttention(nn.Module):
         n, h, w, f = x.shape
         drop = lambda y: nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(y)
         a = ESSAttn(name="attn")(nn.LayerNorm(1e-5, name="norm")(x.reshape(n, h * w, f)))
-        y = jnp.concatenate([drop(a.reshape(n, h, w, f)), x], axis=-1)
         conv = lambda o, k, i: Conv(o, k, impl=self.conv_impl, name=f"{self.body}{i}")
-        y = drop(nn.leaky_relu(conv(2 * f, 1, 0)(y), 0.2))
+        y = drop(nn.leaky_relu(ConcatDense(2 * f, name=f"{self.body}0")(drop(a.reshape(n, h, w, f)), x), 0.2))
         y = drop(nn.leaky_relu(conv(2 * f, 3, 3)(y), 0.2))
         return conv(f, 1, 6)(y) + x
 
