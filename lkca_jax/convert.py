@@ -126,8 +126,13 @@ def save_pt(path, variables, config) -> None:
     atomic_write(pathlib.Path(path), lambda tmp: torch.save(payload, tmp))
 
 
+# Where other code keeps the weights in a saved dict (BasicSR: params_ema, then params; others: model, net).
+WRAPPERS = ("params_ema", "params", "model", "net")
+
+
 def load_pt(path):
-    """(state_dict, config or None) of a ``.pt`` file: ours, or a bare PyTorch state dict."""
+    """(state_dict, config or None) of a ``.pt`` file: ours, a bare PyTorch state dict, or a
+    checkpoint dict holding one under a :data:`WRAPPERS` key."""
     import torch
 
     from lkca_jax.checkpoint import config_from_json
@@ -143,4 +148,7 @@ def load_pt(path):
         config = payload.get("config")
         config = config_from_json(config) if isinstance(config, str) else None
         return payload["state_dict"], config
+    for key in WRAPPERS:  # training scripts' checkpoint dicts around the weights
+        if isinstance(payload.get(key), dict):
+            return payload[key], None
     return payload, None

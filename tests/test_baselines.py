@@ -242,7 +242,9 @@ def test_a_state_dict_in_the_public_layout_converts(method, scale, tmp_path, rng
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.from_numpy(rng.normal(0, 0.05, tuple(p.shape)).astype(np.float32)))
-    torch.save(net.state_dict(), tmp_path / "public.pth")
+    # bare, as the public training scripts save it; ESSAformer's also inside a BasicSR-style checkpoint dict
+    payload = {"params": net.state_dict(), "iter": 1} if method == "essaformer" else net.state_dict()
+    torch.save(payload, tmp_path / "public.pth")
     over = {**SMALL[method], "sspsr_blocks": 2}
     args = ["convert", "--from", str(tmp_path / "public.pth"),
             "--config", f"{ROOT}/configs/houston.py:x{scale},{method}",
