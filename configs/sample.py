@@ -9,8 +9,8 @@ about +0.7 dB MPSNR and -0.8 degrees SAM; docs/benchmarks.md). The README's main
     python evaluate.py --config configs/sample.py:bicubic --workdir runs/sample_bicubic   # Bicubic alone
     python train.py --config configs/sample.py:x4,vdsr --workdir runs/sample/vdsr         # or fcnn3d, sspsr
     python train.py --config configs/sample.py:x4,sspsr --workdir runs/sample/sspsr64 --config.model.sspsr_features 64
-    python train.py --config configs/sample.py:x4,msdformer --workdir runs/sample/msd120 --config.model.msdformer_features 120
-    python train.py --config configs/sample.py:x4,essaformer --workdir runs/sample/essa64 --config.model.essa_features 64
+    python train.py --config configs/sample.py:x4,msdformer --workdir runs/msd --config.model.msdformer_features 120
+    python train.py --config configs/sample.py:x4,essaformer --workdir runs/essa --config.model.essa_features 64
 
 Every method trains with this budget (steps, batch, schedule) and its own optimizer and loss;
 docs/results.md has their table (SSPSR at width 64: its 256 takes hours on a CPU; MSDformer and
