@@ -123,23 +123,23 @@ def upsampler_parts(variables: dict, config) -> dict[tuple[str, ...], dict]:
     return parts
 
 
-def _convert_part(up: dict, kind: str, n: int) -> tuple[dict, dict, np.ndarray, np.ndarray]:
-    """(new subtree, model-config updates, dense kernel, its approximation) for one upsampler."""
+def _convert_part(up: dict, kind: str, n: int) -> tuple[dict, dict, float, float]:
+    """(new subtree, model-config updates, relative error, squared norm of the dense matrix) for one
+    upsampler."""
     from lkca_jax.models.upsampler import resolve_groups
 
     full = np.asarray(up["conv"]["kernel"])
     kernel = live(full)
+    norm2 = float(np.sum(as_matrix(kernel).astype(np.float64) ** 2))
     bias = {"bias": np.asarray(up["conv"]["bias"])} if "bias" in up["conv"] else {}
     if kind == "grouped":
         groups = resolve_groups(kernel.shape[2], kernel.shape[3], f"auto:{n}")
-        grouped, _ = to_grouped(kernel, groups)
-        new = {"conv": {"kernel": with_taps(grouped, full), **bias}}
-        return new, {"upsampler": "grouped", "groups": str(groups)}, kernel, dense_equivalent(
-            {"conv": {"kernel": grouped}}, groups)
-    conv_v, conv_u, _ = to_svd(kernel, n)
+        grouped, err = to_grouped(kernel, groups)
+        return {"conv": {"kernel": with_taps(grouped, full), **bias}}, \
+            {"upsampler": "grouped", "groups": str(groups)}, err, norm2
+    conv_v, conv_u, err = to_svd(kernel, n)
     new = {"conv_v": {"kernel": with_taps(conv_v, full)}, "conv_u": {"kernel": conv_u, **bias}}
-    return new, {"upsampler": "svd", "rank": n}, kernel, dense_equivalent({"conv_v": {"kernel": conv_v},
-                                                                           "conv_u": {"kernel": conv_u}})
+    return new, {"upsampler": "svd", "rank": n}, err, norm2
 
 
 def convert_variables(variables: dict, config, to: str) -> tuple[dict, dict, float]:
@@ -155,11 +155,11 @@ def convert_variables(variables: dict, config, to: str) -> tuple[dict, dict, flo
     if m.get("upsampler", "dense") != "dense":
         raise ValueError(f"only a dense upsampler can be converted, this {m.name} run's is {m.upsampler}")
     params, updates, wrong, total = variables["params"], {}, 0.0, 0.0
-    for path, up in upsampler_parts(variables, config).items():
-        new_up, updates, kernel, approx = _convert_part(up, kind, int(n))
+    for path, up in upsampler_parts(variables, config).items():  # the error over all parts' matrices
+        new_up, updates, err, norm2 = _convert_part(up, kind, int(n))
         params = _replace_at(params, path, new_up)
-        wrong += float(np.sum((as_matrix(kernel) - as_matrix(approx)) ** 2))
-        total += float(np.sum(as_matrix(kernel) ** 2))
+        wrong += err ** 2 * norm2
+        total += norm2
     return {**variables, "params": params}, updates, float(np.sqrt(wrong / max(total, np.finfo(float).tiny)))
 
 

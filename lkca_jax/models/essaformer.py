@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from lkca_jax.models.attention import Einsum
-from lkca_jax.models.upsampler import UpsamplerSettings, resolve_groups, upsampler_fields
+from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
 from lkca_jax.ops.conv import Conv, torch_kernel_init
 from lkca_jax.ops.pixel_shuffle import pixel_unshuffle
 
@@ -139,7 +139,7 @@ class ESSAformer(UpsamplerSettings):
 
     @property
     def up_groups(self) -> int:
-        return resolve_groups(self.features, 4 * self.features, self.groups)
+        return self.stage_groups(self.features)
 
     @property
     def tile_radius(self) -> int:

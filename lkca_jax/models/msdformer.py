@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from lkca_jax.models.attention import Einsum, PReLU, torch_bias_init
 from lkca_jax.models.sspsr import ResBlock, band_counts, group_starts
-from lkca_jax.models.upsampler import UpsamplerSettings, resolve_groups, upsampler_fields
+from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
 from lkca_jax.ops.conv import Conv, torch_kernel_init
 from lkca_jax.ops.deform import deform_conv
 from lkca_jax.ops.imresize import imresize
@@ -180,7 +180,7 @@ class MSDformer(UpsamplerSettings):
 
     @property
     def up_groups(self) -> int:
-        return resolve_groups(self.features, 4 * self.features, self.groups)
+        return self.stage_groups(self.features)
 
     @property
     def tile_radius(self) -> int:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lkca_jax.models.upsampler import UpsamplerSettings, resolve_groups, upsampler_fields
+from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
 from lkca_jax.ops.conv import Conv
 from lkca_jax.ops.imresize import imresize
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
@@ -162,7 +162,7 @@ class SSPSR(UpsamplerSettings):
 
     @property
     def up_groups(self) -> int:
-        return resolve_groups(self.features, 4 * self.features, self.groups)
+        return self.stage_groups(self.features)
 
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):

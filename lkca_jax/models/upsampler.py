@@ -125,11 +125,15 @@ class UpsamplerSettings(nn.Module):
         return Upsampler(out, scale, self.upsampler, groups, self.rank, init_scale=self.up_init_scale,
                          conv_impl=self.conv_impl, name=name, **kw)
 
+    def stage_groups(self, features: int) -> int:
+        """The groups of an x2 stage (F -> 4F), as ``model.groups`` resolves for it."""
+        return resolve_groups(features, 4 * features, self.groups)
+
     def make_stages(self, features: int, scale: int, **kw) -> UpsamplerStages:
         """log2(``scale``) x2 stages of :class:`Upsampler` on ``features`` channels."""
         if scale < 2 or scale & (scale - 1):
             raise ValueError(f"{type(self).__name__} upsamples by powers of two (x2, x4, x8), got x{scale}")
-        groups = resolve_groups(features, 4 * features, self.groups)
+        groups = self.stage_groups(features)
         check_upsampler(self.upsampler, features, 4 * features, groups, self.rank,
                         f"{type(self).__name__}: F={features}, {4 * features} outputs per stage")
         return UpsamplerStages(scale.bit_length() - 1, self.upsampler, groups, self.rank, self.up_init_scale,
