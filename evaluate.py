@@ -13,6 +13,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from lkca_jax import hostmem
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (optional when --workdir holds a run).")
 flags.DEFINE_string("workdir", None, "Run directory (checkpoints are read from it, results written to it).")
@@ -25,6 +27,7 @@ flags.mark_flag_as_required("workdir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    hostmem.keep_freed_memory()  # before JAX's first computation
     logging.set_verbosity(logging.WARNING)
     from lkca_jax import evaluation
 

@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from lkca_jax import parallel
+from lkca_jax import hostmem, parallel
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, path/to/config.py[:scale,variant].")
@@ -28,6 +28,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    hostmem.keep_freed_memory()  # before JAX's first computation
     logging.set_verbosity(logging.WARNING)  # orbax logs every step of its work at INFO
     sys.stdout.reconfigure(line_buffering=True)  # progress lines reach logs as they happen
     parallel.initialize_distributed(FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)

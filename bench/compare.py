@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from lkca_jax import convert, distillation, parallel, torch_ref, training
+from lkca_jax import convert, distillation, hostmem, parallel, torch_ref, training
 from lkca_jax.accounting import count, count_config
 from lkca_jax.config import load_config
 from lkca_jax.methods import METHODS
@@ -354,4 +354,5 @@ def main():
 ARGS = None
 
 if __name__ == "__main__":
+    hostmem.keep_freed_memory()  # as the entry points do (lkca_jax/hostmem.py)
     main()

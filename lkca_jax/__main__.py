@@ -35,6 +35,7 @@ import argparse
 import json
 import sys
 
+from lkca_jax import hostmem
 from lkca_jax.config import split_overrides
 
 
@@ -307,4 +308,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    hostmem.keep_freed_memory()  # before JAX's first computation
     sys.exit(main())

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from lkca_jax.models import build_model
 from lkca_jax.models.attention import Einsum
 from lkca_jax.models.essaformer import ConcatDense
-from lkca_jax.models.lkca import SqueezeExcite
+from lkca_jax.models.lkca import Fusion, SqueezeExcite
 from lkca_jax.models.msdformer import DeformConv
 from lkca_jax.models.sspsr import ChannelAttention
 from lkca_jax.ops.conv import Conv
@@ -64,8 +64,10 @@ def _flops_of_call(module: nn.Module, args: tuple, y: jax.Array) -> int:
         return 2 * y.size
     if isinstance(module, nn.LayerNorm):
         return 5 * y.size
+    if isinstance(module, Fusion):  # the grouped 1x1 conv of the maps' concatenation
+        return y.size * sum(m.shape[-1] for m in x) // module.groups
     if isinstance(module, (SqueezeExcite, ChannelAttention)):  # the pooling; its layers are counted as calls
-        return x.size
+        return sum(m.size for m in jax.tree.leaves(x))
     return 0
 
 

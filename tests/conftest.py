@@ -4,6 +4,10 @@ import pathlib
 import numpy as np
 import pytest
 
+from lkca_jax import hostmem
+
+hostmem.keep_freed_memory()  # as the entry points do, before JAX starts its threads
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

@@ -57,8 +57,12 @@ def test_output_size_is_exact_ceil():
     assert output_size(63, 1 / 3) == 21 and output_size(64, 1 / 3) == 22 and output_size(5, 4) == 20
 
 
-@pytest.mark.parametrize("scale", [1 / 4, 1 / 3, 2, 8])
-def test_jax_matches_numpy(scale, rng):
-    x = rng.random((2, 24, 18, 5)).astype(np.float32)
+@pytest.mark.parametrize("scale, shape", [(1 / 4, (2, 24, 18, 5)), (1 / 3, (2, 24, 18, 5)),
+                                          *((s, shape) for s in (2, 3, 4, 8)
+                                            for shape in ((2, 24, 18, 5), (1, 2, 3, 4), (1, 1, 5, 2)))])
+def test_jax_matches_numpy(scale, shape, rng):
+    # integer upscaling runs the polyphase form (down to 1-pixel lines, where the 4 taps mirror
+    # more than once), shrinking the dense matrices; both against float64 NumPy
+    x = rng.random(shape).astype(np.float32)
     got = np.asarray(jax.jit(lambda a: imresize(a, scale))(x))
     np.testing.assert_allclose(got, imresize_np(x, scale), atol=1e-6)

@@ -25,8 +25,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lkca_jax.ops.conv import Conv, torch_kernel_init
+from lkca_jax.ops.conv import Conv, conv, torch_kernel_init
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
 UPSAMPLERS = ("dense", "grouped", "svd")
@@ -57,6 +58,29 @@ def check_upsampler(kind: str, features: int, out: int, groups: int, rank: int, 
         raise ValueError(f"svd upsampler needs rank >= 1, got {rank} ({where})")
 
 
+class ShuffleConv(Conv):
+    """:class:`Conv` followed by PixelShuffle(``scale``), same parameters. When every group's
+    outputs are whole sets of r*r sub-pixels, the kernel's output columns are permuted (inside each
+    group, sub-pixel-major) so that the shuffle moves runs of channels instead of single values:
+    at 128 x 128 LR, x4, the shuffle of the conv's 2048 channels was the upsampler's slowest pass."""
+
+    scale: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel, bias = self.kernel_and_bias(x)
+        r, out, groups = self.scale, kernel.shape[-1], self.groups
+        per_group = out // groups
+        if per_group % (r * r):
+            return pixel_shuffle(conv(x, kernel, groups, self.dilation, self.impl, bias), r)
+        # new column (g, i, j, c) <- PixelShuffle's column (g, c, i, j)
+        perm = np.arange(out).reshape(groups, per_group // (r * r), r * r).transpose(0, 2, 1).reshape(-1)
+        y = conv(x, kernel[..., perm], groups, self.dilation, self.impl, None if bias is None else bias[perm])
+        n, h, w, _ = y.shape
+        y = y.reshape(n, h, w, groups, r, r, per_group // (r * r)).transpose(0, 1, 4, 2, 5, 3, 6)
+        return y.reshape(n, h * r, w * r, out // (r * r))
+
+
 class Upsampler(nn.Module):
     """Conv F -> ``out`` (dense, grouped or rank-R factorised) followed by PixelShuffle(``scale``)."""
 
@@ -82,8 +106,8 @@ class Upsampler(nn.Module):
             y = conv(self.out, 1, use_bias=self.use_bias, kernel_init=init, name="conv_u")(y)
         else:
             groups = self.groups if self.kind == "grouped" else 1
-            y = conv(self.out, k, groups=groups, use_bias=self.use_bias, taps=self.taps, kernel_init=init,
-                     name="conv")(feat)
+            return ShuffleConv(self.out, k, groups=groups, use_bias=self.use_bias, taps=self.taps, kernel_init=init,
+                               impl=self.conv_impl, scale=self.scale, name="conv")(feat)
         return pixel_shuffle(y, self.scale)
 
 

@@ -11,7 +11,8 @@ implementations compute the same function with the same parameter shapes as
 * other grouped (1 < g < Cin, e.g. LKCA's 1x1 fusion conv, LKCA-LR's
   upsampler): group-major im2col columns times per-group matrices, one
   group-batched product.
-* dense (g = 1): XLA's convolution forward.
+* dense (g = 1): XLA's convolution forward; 1x1 as a matrix product, which XLA:CPU runs
+  about 2x faster than its convolution on large maps, with the next element-wise op fused in.
 * both: a custom VJP of im2col matrix products, with the bias inside, that
   reads the cotangent once (XLA's own dense convolution backward on CPU is
   slower, and the autodiff of the grouped einsum re-computed the cotangent in
@@ -165,12 +166,14 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int = 1, dilation: int = 1) -> jax.Array:
     """Grouped (or, with ``groups=1``, dense) conv plus bias, kernel (k, k, Cin/g, Cout).
 
-    Forward: XLA's convolution when dense (already fast), else one group-batched product of
+    Forward: XLA's convolution when dense (a matrix product when 1x1), else one group-batched product of
     group-major im2col columns (no transposes of the products' operands). Backward: the same
     products, with the bias inside; every one reads the cotangent through a single group-major
     view, so XLA computes it once instead of re-computing its producer (e.g. a loss gradient) in
     every consumer, as a separate bias reduction or the transposes of an einsum's autodiff would.
     """
+    if groups == 1 and kernel.shape[0] == 1:  # a matrix product: XLA:CPU fuses what follows into it
+        return jnp.einsum("nhwc,co->nhwo", x, kernel[0, 0]) + bias
     if groups == 1:
         return conv_xla(x, kernel, 1, dilation) + bias
     n, h, w, _ = x.shape
@@ -196,6 +199,33 @@ def _grouped_bwd(groups, dilation, res, g):
 
 
 grouped_conv.defvjp(_grouped_fwd, _grouped_bwd)
+
+
+def gated_fusion(maps, gate: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int) -> jax.Array:
+    """``grouped 1x1 conv(concatenate(maps) * gate) + bias`` without the concatenation: each map
+    times the rows of the block-diagonal kernel it meets, restricted to the columns of the groups
+    those rows fall in, with the per-sample gate folded into that small kernel; the products
+    summed. Maps (N, h, w, C_i), gate (N, sum C_i), kernel (1, 1, sum C_i / groups, Cout).
+
+    Up to twice the multiply-adds of the grouped conv (a map's rows may reach two groups), but no
+    pass over the concatenated, gated map and no group-major copy of it: at image sizes those
+    passes, not the products, bound the fusion (bench/fusion_forms.py). Autodiff gives its
+    gradient; training uses :func:`grouped_conv`, whose custom backward is faster there."""
+    cig, cout = kernel.shape[2:]
+    og = cout // groups
+    w = kernel[0, 0].reshape(cig, groups, og)
+    out, start = bias, 0
+    for m in maps:
+        c = m.shape[-1]
+        g0, g1 = start // cig, (start + c - 1) // cig + 1  # the groups rows [start, start + c) fall in
+        rows = np.arange(start, start + c)
+        block = jnp.zeros((c, g1 - g0, og), kernel.dtype)
+        block = block.at[np.arange(c), rows // cig - g0].set(w[rows % cig, rows // cig])
+        k = gate[:, start:start + c, None] * block.reshape(c, (g1 - g0) * og)[None]
+        y = jnp.einsum("nhwc,nco->nhwo", m, k)
+        out = out + jnp.pad(y, ((0, 0), (0, 0), (0, 0), (g0 * og, cout - g1 * og)))
+        start += c
+    return out
 
 
 def conv(x: jax.Array, kernel: jax.Array, groups: int = 1, dilation: int = 1, impl: str = "auto",
@@ -236,6 +266,11 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        kernel, bias = self.kernel_and_bias(x)
+        return conv(x, kernel, self.groups, self.dilation, self.impl, bias)
+
+    def kernel_and_bias(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+        """The 2-D kernel (k, k, Cin/g, Cout) and bias (or None) for input ``x``, in x's dtype."""
         cin, dtype = x.shape[-1], x.dtype
         if self.kernel_size % 2 == 0:
             raise ValueError(f"Conv: kernel_size must be odd, got {self.kernel_size}")
@@ -248,4 +283,4 @@ class Conv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (self.taps, *shape) if self.taps else shape)
         kernel = (kernel[self.taps // 2] if self.taps else kernel).astype(dtype)
         bias = self.param("bias", self.bias_init, (self.features,)).astype(dtype) if self.use_bias else None
-        return conv(x, kernel, self.groups, self.dilation, self.impl, bias)
+        return kernel, bias

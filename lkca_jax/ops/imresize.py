@@ -5,10 +5,14 @@ a = -0.5, antialiasing when shrinking (kernel stretched to width 4/s), output
 size ``ceil(s * N)``, the coordinate map ``u = x/s + 0.5 * (1 - 1/s)``
 (1-based), weights normalised to sum 1 and a symmetric (mirror) border.
 
-Each spatial axis is resized by one dense ``(out, in)`` matrix built on the host
-in float64, so the op is exact and runs as two matrix products on any backend.
-Arrays are ``(..., H, W, C)``; the H axis is resized first, as MATLAB does when
-both scales are equal.
+Each spatial axis is resized by one ``(out, in)`` matrix built on the host in
+float64 (:func:`resize_matrix`). Arrays are ``(..., H, W, C)``; the H axis is
+resized first, as MATLAB does when both scales are equal. In JAX an integer
+upscaling (every model's bicubic branch) runs as the matrix's polyphase form:
+output row ``r h + i`` is 4 taps of the mirror-padded input from row ``h``,
+with phase ``i``'s weights, so an axis costs 4 multiply-adds per output instead
+of a dense product over the whole input axis (at 128 -> 512 the matrices are
+97% zeros; docs/benchmarks.md). Other scales run as the dense matrix products.
 """
 
 from __future__ import annotations
@@ -72,10 +76,44 @@ def imresize_np(x: np.ndarray, scale: float, antialias: bool = True) -> np.ndarr
     return y.astype(out_dtype)
 
 
+@functools.lru_cache(maxsize=32)
+def polyphase(scale: int) -> tuple[tuple[tuple[float, ...], ...], tuple[int, ...]]:
+    """Integer upscaling's taps away from the borders: ``(weights, starts)``, where output ``scale*h + i``
+    is ``sum_t weights[i][t] * x[h + starts[i] + t]`` (0-based); read off :func:`resize_matrix`'s
+    float64 weights of a line long enough to have rows untouched by the mirror."""
+    n = 16
+    m = resize_matrix(n, scale)
+    weights, starts = [], []
+    for i in range(scale):
+        row = m[scale * (n // 2) + i]
+        cols = np.flatnonzero(row)
+        weights.append(tuple(float(v) for v in row[cols[0]:cols[-1] + 1]))
+        starts.append(int(cols[0]) - n // 2)
+    return tuple(weights), tuple(starts)
+
+
+def _upscale_axis(x: jax.Array, scale: int, axis: int) -> jax.Array:
+    """:func:`polyphase` along ``axis``: each tap a gather of the input rows it reads (mirrored at the
+    borders, MATLAB's symmetric padding), the phases interleaved. Gathers with constant indices fuse
+    into the sum; a padded copy would be written out first (2x slower at 128 -> 512)."""
+    weights, starts = polyphase(scale)
+    n = x.shape[axis]
+    mirror = np.concatenate([np.arange(n), np.arange(n)[::-1]])  # x[-1] = x[0], x[n] = x[n - 1]
+    phases = []
+    for w, start in zip(weights, starts):
+        rows = [mirror[np.mod(np.arange(n) + start + t, 2 * n)] for t in range(len(w))]  # as resize_matrix folds
+        phases.append(functools.reduce(jnp.add, [wt * jnp.take(x, r, axis=axis) for wt, r in zip(w, rows)]))
+    y = jnp.stack(phases, axis=axis + 1)
+    return y.reshape(*x.shape[:axis], n * scale, *x.shape[axis + 1:])
+
+
 def imresize(x: jax.Array, scale: float, antialias: bool = True) -> jax.Array:
-    """JAX ``imresize`` (jittable; the matrices are trace-time constants)."""
+    """JAX ``imresize`` (jittable; the weights are trace-time constants): the polyphase form for an
+    integer upscaling, else the dense matrix products."""
     if x.ndim < 3:
         raise ValueError(f"imresize expects (..., H, W, C), got shape {x.shape}")
+    if scale > 1 and float(scale).is_integer():
+        return _upscale_axis(_upscale_axis(x, int(scale), x.ndim - 3), int(scale), x.ndim - 2)
     mh = jnp.asarray(resize_matrix(x.shape[-3], scale, antialias), x.dtype)
     mw = jnp.asarray(resize_matrix(x.shape[-2], scale, antialias), x.dtype)
     hi = jax.lax.Precision.HIGHEST
