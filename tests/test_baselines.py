@@ -19,8 +19,11 @@ from lkca_jax.ops.imresize import imresize_np
 SMALL = {"vdsr": dict(vdsr_depth=3, vdsr_features=8), "fcnn3d": dict(fcnn_widths=(12, 6, 9)),
          "sspsr": dict(sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4),
          # two DCTMs: middle1 runs, middle0 is allocated and never called
+         # 16-band groups overlapping by 4 (the paper's: 8 and 2): 4, 9 and 11 groups at 48, 102 and 128
+         # bands instead of 8, 17 and 21, each its own attention block, which XLA compiles apart; 48 bands
+         # still end in a group shifted back over its neighbour
          "msdformer": dict(msdformer_features=12, msdformer_heads=2, msdformer_blocks=2, msdformer_mlp_ratio=2.0,
-                           sspsr_reduction=4),
+                           sspsr_reduction=4, sspsr_subs=16, sspsr_overlap=4),
          # no dropout, so PyTorch's training mode (the gradient check) computes the same function; width 32:
          # at 16 the gradient check's random weights (seed 3, x8, 128 bands) are ill-conditioned, JAX's own
          # float32 gradients 1.8e-4 from its float64 ones (1e-6 for other seeds and at 32)
@@ -199,7 +202,7 @@ def public_msdformer_keys(c) -> set[str]:
     with_bias = {"head.tail", "skip_conv", "tail", "head.IG.spa.body.0", "head.IG.spa.body.2"}
     with_bias |= {f"head.IG.dcb.dconv{i}" for i in (1, 2, 3)}
     with_bias |= {f"upsample.{2 * j}" for j in range(int(np.log2(m.scale)))}
-    for g in range(len(group_starts(m.bands))):
+    for g in range(len(group_starts(m.bands, m.sspsr_subs, m.sspsr_overlap))):
         with_bias |= {f"head.middle.{g}", *(f"head.spc.{g}.body.{i}" for i in (0, 2)),
                       *(f"head.spc.{g}.body.3.conv_du.{i}" for i in (0, 2))}
     keys = {"head.IG.dcb.act.weight"}
