@@ -71,7 +71,7 @@ class Fusion(nn.Module):
     :class:`Conv`'s parameters (``kernel`` (1, 1, C/groups, F), ``bias``). In training, the
     concatenation through the grouped conv (its custom backward); at inference, per map without
     the concatenation (:func:`lkca_jax.ops.conv.gated_fusion`; about 2x faster at 128 x 128 LR and
-    above, bench/fusion_forms.py)."""
+    above, bench/forms.py)."""
 
     features: int
     groups: int

@@ -209,7 +209,7 @@ def gated_fusion(maps, gate: jax.Array, kernel: jax.Array, bias: jax.Array, grou
 
     Up to twice the multiply-adds of the grouped conv (a map's rows may reach two groups), but no
     pass over the concatenated, gated map and no group-major copy of it: at image sizes those
-    passes, not the products, bound the fusion (bench/fusion_forms.py). Autodiff gives its
+    passes, not the products, bound the fusion (bench/forms.py). Autodiff gives its
     gradient; training uses :func:`grouped_conv`, whose custom backward is faster there."""
     cig, cout = kernel.shape[2:]
     og = cout // groups
