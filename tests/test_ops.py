@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lkca_jax.ops.conv import Conv, conv, conv_xla
+from lkca_jax.ops.conv import Conv, conv, conv_xla, gated_fusion
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
 
@@ -104,3 +104,16 @@ def test_conv_module_shapes_match_nn_conv(rng):
 def test_conv_rejects_bad_groups():
     with pytest.raises(ValueError, match="groups=3"):
         Conv(8, 3, groups=3).init(jax.random.key(0), jnp.ones((1, 4, 4, 6)))
+
+
+@pytest.mark.parametrize("channels, groups", [((16, 16, 16), 4), ((12, 12, 12), 4), ((8, 8, 8), 2), ((6, 6, 6), 3),
+                                              ((5, 7, 3), 3)])
+def test_gated_fusion_equals_the_grouped_conv_of_the_gated_concatenation(channels, groups, rng):
+    # LKCA's inference fusion (per map, the gate folded into the kernel) against XLA's own grouped conv
+    # of the concatenation, with maps whose channels cross group boundaries
+    maps = [rng.standard_normal((2, 5, 6, c)).astype(np.float32) for c in channels]
+    gate = rng.random((2, sum(channels))).astype(np.float32)
+    kernel = rng.standard_normal((1, 1, sum(channels) // groups, 3 * groups)).astype(np.float32)
+    bias = rng.standard_normal(3 * groups).astype(np.float32)
+    want = conv_xla(jnp.concatenate(maps, -1) * gate[:, None, None], kernel, groups) + bias
+    np.testing.assert_allclose(gated_fusion(maps, gate, kernel, bias, groups), want, rtol=1e-5, atol=1e-5)
