@@ -56,6 +56,8 @@ def _flops_of_call(module: nn.Module, args: tuple, y: jax.Array) -> int:
         return y.size * (args[0].shape[-1] + args[1].shape[-1])
     if isinstance(module, DeformConv):  # its offsets' p_conv is a Conv, counted as its own call
         return y.size * 9 * x.shape[-1]
+    if isinstance(module, Fusion):  # the grouped 1x1 conv of the maps' concatenation
+        return y.size * sum(m.shape[-1] for m in x) // module.groups
     if isinstance(module, Conv):  # 3-D kernels: every spectral tap, as fvcore counts the padded ones
         return y.size * max(module.taps, 1) * module.kernel_size ** 2 * (x.shape[-1] // module.groups)
     if isinstance(module, nn.Dense):
@@ -64,8 +66,6 @@ def _flops_of_call(module: nn.Module, args: tuple, y: jax.Array) -> int:
         return 2 * y.size
     if isinstance(module, nn.LayerNorm):
         return 5 * y.size
-    if isinstance(module, Fusion):  # the grouped 1x1 conv of the maps' concatenation
-        return y.size * sum(m.shape[-1] for m in x) // module.groups
     if isinstance(module, (SqueezeExcite, ChannelAttention)):  # the pooling; its layers are counted as calls
         return sum(m.size for m in jax.tree.leaves(x))
     return 0

@@ -66,22 +66,16 @@ class SqueezeExcite(nn.Module):
         return nn.sigmoid(nn.Dense(c, kernel_init=torch_kernel_init, name="fc2")(s))
 
 
-class Fusion(nn.Module):
-    """LKCA's grouped 1x1 fusion conv of the gated concatenation, ``conv(concat(maps) * gate)``, with
-    :class:`Conv`'s parameters (``kernel`` (1, 1, C/groups, F), ``bias``). In training, the
+class Fusion(Conv):
+    """LKCA's grouped 1x1 fusion conv of the gated concatenation, ``conv(concat(maps) * gate)``, a
+    :class:`Conv` (same parameters) called on the maps and the gate. In training, the
     concatenation through the grouped conv (its custom backward); at inference, per map without
     the concatenation (:func:`lkca_jax.ops.conv.gated_fusion`; about 2x faster at 128 x 128 LR and
     above, bench/forms.py)."""
 
-    features: int
-    groups: int
-    impl: str = "auto"
-
     @nn.compact
     def __call__(self, maps: Sequence[jax.Array], gate: jax.Array, train: bool = False) -> jax.Array:
-        cin, dtype = sum(m.shape[-1] for m in maps), maps[0].dtype
-        kernel = self.param("kernel", torch_kernel_init, (1, 1, cin // self.groups, self.features)).astype(dtype)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype)
+        kernel, bias = self.kernel_and_bias(sum(m.shape[-1] for m in maps), maps[0].dtype)
         if train:
             z = jnp.concatenate(maps, axis=-1) * gate[:, None, None, :]
             return conv(z, kernel, self.groups, impl=self.impl, bias=bias)
@@ -122,7 +116,7 @@ class LKCA(BlockSettings):
         for i, (k, d) in enumerate(zip(self.kernel_sizes, self.dilations)):
             maps.append(Conv(f, k, groups=f, dilation=d, impl=self.conv_impl, name=f"dw{i}")(maps[-1]))
         gate = SqueezeExcite(self.se_reduction, name="se")(maps)
-        attn = Fusion(f, self.fusion_groups, self.conv_impl, name="fuse")(maps, gate, train)
+        attn = Fusion(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(maps, gate, train)
         attn = self.norm_layer(train, "fuse_bn")(attn)
         gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))
         return gamma * (a * attn)

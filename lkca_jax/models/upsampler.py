@@ -68,7 +68,7 @@ class ShuffleConv(Conv):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel, bias = self.kernel_and_bias(x)
+        kernel, bias = self.kernel_and_bias(x.shape[-1], x.dtype)
         r, out, groups = self.scale, kernel.shape[-1], self.groups
         per_group = out // groups
         if per_group % (r * r):

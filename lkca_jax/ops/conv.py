@@ -266,12 +266,11 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel, bias = self.kernel_and_bias(x)
+        kernel, bias = self.kernel_and_bias(x.shape[-1], x.dtype)
         return conv(x, kernel, self.groups, self.dilation, self.impl, bias)
 
-    def kernel_and_bias(self, x: jax.Array) -> tuple[jax.Array, jax.Array | None]:
-        """The 2-D kernel (k, k, Cin/g, Cout) and bias (or None) for input ``x``, in x's dtype."""
-        cin, dtype = x.shape[-1], x.dtype
+    def kernel_and_bias(self, cin: int, dtype) -> tuple[jax.Array, jax.Array | None]:
+        """The 2-D kernel (k, k, cin/g, Cout) and bias (or None), in ``dtype``."""
         if self.kernel_size % 2 == 0:
             raise ValueError(f"Conv: kernel_size must be odd, got {self.kernel_size}")
         if cin % self.groups or self.features % self.groups:
