@@ -544,10 +544,12 @@ class ESSA(nn.Module):
         self.conv_first = nn.Conv2d(m.bands, m.essa_features, 3, padding=1)
         self.blockup = BlockUp(m, groups)
         self.conv_last = nn.Conv2d(m.essa_features, m.bands, 3, padding=1)
+        self.bicubic = MatlabBicubic(m.scale) if m.get("essa_bicubic_residual", False) else None
 
     def forward(self, x):
         x5 = self.blockup(self.conv_first(x))
-        return self.conv_last(x5), x5
+        sr = self.conv_last(x5)
+        return (sr + self.bicubic(x) if self.bicubic is not None else sr), x5
 
 
 def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:

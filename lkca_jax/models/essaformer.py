@@ -4,7 +4,8 @@
                  -> x1 = Convup(Up(x0));        x2 = Convdown(Down(x1) + x0)
                     x3 = Convup(Up(x2) + x1);   x4 = Convdown(Down(x3) + x2)
                     x5 = Convup(Up(x4) + x3)
-                 -> conv_last (3x3 F -> C) at HR; no bicubic image anywhere
+                 -> conv_last (3x3 F -> C) at HR; no bicubic image anywhere (unless
+                    ``model.essa_bicubic_residual``, ours: + the bicubic image, conv_last from zero)
 
 Up is the learnable upsampler (log2 r x [conv F->4F, PixelShuffle(2)]; 40-50 % of the
 parameters), Down its mirror (log2 r x [conv F->F/4, PixelUnshuffle(2)]). One Convup and one
@@ -32,6 +33,7 @@ import jax.numpy as jnp
 from lkca_jax.models.attention import Einsum
 from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
 from lkca_jax.ops.conv import Conv, torch_kernel_init
+from lkca_jax.ops.imresize import imresize
 from lkca_jax.ops.pixel_shuffle import pixel_unshuffle
 
 
@@ -131,6 +133,7 @@ class ESSAformer(UpsamplerSettings):
     scale: int = 4
     features: int = 256
     dropout: float = 0.2
+    bicubic_residual: bool = False  # not the published model: see build_essaformer
 
     def __post_init__(self):
         super().__post_init__()
@@ -151,10 +154,16 @@ class ESSAformer(UpsamplerSettings):
         x0 = Conv(self.features, 3, impl=self.conv_impl, name="conv_first")(lr)
         up = self.make_stages(self.features, self.scale, parent=None)
         x5 = BlockUp(self.scale, up, self.dropout, self.conv_impl, name="blockup")(x0, train)
-        return Conv(lr.shape[-1], 3, impl=self.conv_impl, name="conv_last")(x5), x5
+        if not self.bicubic_residual:
+            return Conv(lr.shape[-1], 3, impl=self.conv_impl, name="conv_last")(x5), x5
+        last = Conv(lr.shape[-1], 3, impl=self.conv_impl, kernel_init=nn.initializers.zeros, name="conv_last")
+        return last(x5) + imresize(lr, self.scale), x5
 
 
 def build_essaformer(m, axis_name: str | None = None) -> ESSAformer:
+    """``model.essa_bicubic_residual`` (a change of ours to the published model, off by default):
+    the bicubic image is added to conv_last's output and conv_last starts at zero, so SR starts as
+    Bicubic, as in LKCA-Net and VDSR. Same parameters, so checkpoints convert either way."""
     del axis_name  # no batch statistics
     return ESSAformer(bands=m.bands, scale=m.scale, features=m.essa_features, dropout=m.essa_dropout,
-                      **upsampler_fields(m))
+                      bicubic_residual=m.get("essa_bicubic_residual", False), **upsampler_fields(m))

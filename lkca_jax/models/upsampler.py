@@ -127,8 +127,9 @@ class UpsamplerStages(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         f = x.shape[-1]
-        for j in range(self.stages):
-            x = Upsampler(4 * f, 2, self.kind, self.groups, self.rank, init_scale=self.init_scale,
+        for j in range(self.stages):  # init_scale on the last stage only (zero on all would stall them)
+            scale = self.init_scale if j == self.stages - 1 else 1.0
+            x = Upsampler(4 * f, 2, self.kind, self.groups, self.rank, init_scale=scale,
                           conv_impl=self.conv_impl, name=f"stage{2 * j}")(x)
         return x
 
