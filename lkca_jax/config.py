@@ -120,15 +120,13 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.msdformer_blocks = 4  # DCTMs
     m.msdformer_heads = 6
     m.msdformer_mlp_ratio = 4.0
-    # Choice, not the public code's: 'identity' starts skip_conv and tail as identities on the bands
-    # (needs msdformer_features >= bands), so with up_init_scale 0 MSDformer starts as Bicubic.
-    m.msdformer_skip_init = "torch"
     # ESSAformer (BASELINES.md section 2.3; ESSA(inch=C, dim=256, upscale=r)).
     m.essa_features = 256
     m.essa_dropout = 0.2  # Dropout2d inside Convup/Convdown, training only
-    # Not the published model (ours, off by default): add the bicubic image to conv_last's output,
-    # conv_last starting at zero, so SR starts as Bicubic. Same parameters as the published model.
-    m.essa_bicubic_residual = False
+    # MSDformer and ESSAformer, not their published models (ours, off by default): add the bicubic
+    # image to the output, their last conv (tail, conv_last) starting at zero, so SR starts as Bicubic
+    # as in LKCA-Net, VDSR and 3D-FCNN here. Same parameters as published (docs/results.md).
+    m.bicubic_residual = False
 
     # Data (RECONSTRUCTION.md section 5; lkca_jax/data/protocols.py). Dataset files set the rest.
     d = c.data = ml_collections.ConfigDict()

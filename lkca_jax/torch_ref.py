@@ -472,6 +472,7 @@ class MSDformer(nn.Module):
         self.upsample = shuffle_stages(f, int(math.log2(m.scale)), m, groups)
         self.tail = nn.Conv2d(f, c, 3, padding=1)
         self.bicubic = MatlabBicubic(m.scale)
+        self.residual = m.get("bicubic_residual", False)
 
     def forward(self, x, lms=None):
         y = self.head(x)
@@ -480,7 +481,8 @@ class MSDformer(nn.Module):
             t = self.middle[i](self.body[i](t))
         feats = self.upsample(y + t)
         lms = self.bicubic(x) if lms is None else lms
-        return self.tail(feats + self.skip_conv(lms)), feats
+        sr = self.tail(feats + self.skip_conv(lms))
+        return (sr + lms if self.residual else sr), feats
 
 
 class ESSAttn(nn.Module):
@@ -544,7 +546,7 @@ class ESSA(nn.Module):
         self.conv_first = nn.Conv2d(m.bands, m.essa_features, 3, padding=1)
         self.blockup = BlockUp(m, groups)
         self.conv_last = nn.Conv2d(m.essa_features, m.bands, 3, padding=1)
-        self.bicubic = MatlabBicubic(m.scale) if m.get("essa_bicubic_residual", False) else None
+        self.bicubic = MatlabBicubic(m.scale) if m.get("bicubic_residual", False) else None
 
     def forward(self, x):
         x5 = self.blockup(self.conv_first(x))

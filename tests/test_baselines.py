@@ -310,41 +310,47 @@ def test_essaformer_dropout2d_acts_in_training_only():
     np.testing.assert_array_equal(outs[0.0][2], infer)  # same weights, inference ignores the rate
 
 
-def test_msdformer_identity_skip_init_starts_at_bicubic_and_learns():
-    """msdformer_skip_init='identity' with up_init_scale 0: SR is exactly the bicubic image at init,
-    the upsampler's features are zero, and the last stage's kernel has a gradient (only the last
-    stage starts at zero; the first is PyTorch-initialised)."""
-    lr, hr = real_lr(20, 4, 6)
-    c = small("msdformer", 20, 4, msdformer_features=20, msdformer_skip_init="identity", up_init_scale=0.0)
-    model = build_model(c)
-    v = model.init(jax.random.key(0), lr)
-    sr, feats = (np.asarray(a) for a in model.apply(v, lr))
-    assert not np.any(feats)
-    np.testing.assert_allclose(sr, imresize_np(lr[0], 4)[None], atol=1e-6)
-    up = v["params"]["upsample"]
-    assert np.abs(np.asarray(up["stage0"]["conv"]["kernel"])).max() > 0
-    grads = jax.grad(lambda p: losses.training_loss(c.train, model.apply({"params": p}, lr)[0], hr)["loss"])(
-        v["params"])
-    assert np.abs(np.asarray(grads["upsample"]["stage2"]["conv"]["kernel"])).max() > 1e-6
-    with pytest.raises(ValueError, match="features >= bands"):
-        build_model(small("msdformer", 20, 4, msdformer_features=12, msdformer_skip_init="identity"))
 
-
-def test_essaformer_bicubic_residual_starts_at_bicubic_and_matches_the_reference():
-    """essa_bicubic_residual: SR = bicubic at init (conv_last starts at zero); with random weights
-    the PyTorch reference built from the same config adds the same bicubic image."""
-    lr, _ = real_lr(20, 4, 6)
-    c = small("essaformer", 20, 4, essa_bicubic_residual=True)
-    model = build_model(c)
-    v = jax.tree.map(np.array, jax.device_get(model.init(jax.random.key(0), lr)))
-    np.testing.assert_allclose(np.asarray(model.apply(v, lr)[0]), imresize_np(lr[0], 4)[None], atol=1e-6)
+@pytest.mark.parametrize("method", ["msdformer", "essaformer"])
+def test_bicubic_residual_starts_at_bicubic_learns_and_matches_the_reference(method):
+    """model.bicubic_residual: SR = bicubic at init (the last conv starts at zero) while every other
+    layer is random, the last conv's kernel has a gradient, and with random weights the PyTorch
+    reference built from the same config adds the same bicubic image."""
     torch = _torch()
     from lkca_jax import convert
 
-    last = v["params"]["conv_last"]
-    last["kernel"] = np.random.default_rng(1).normal(0, 0.05, last["kernel"].shape).astype(np.float32)
+    lr, hr = real_lr(20, 4, 6)
+    c = small(method, 20, 4, bicubic_residual=True, up_init_scale=1.0)
+    model = build_model(c)
+    v = jax.tree.map(np.array, jax.device_get(model.init(jax.random.key(0), lr)))
+    sr, feats = (np.asarray(a) for a in model.apply(v, lr))
+    np.testing.assert_allclose(sr, imresize_np(lr[0], 4)[None], atol=1e-6)
+    assert np.abs(feats).max() > 1e-3
+    last = "tail" if method == "msdformer" else "conv_last"
+    grads = jax.grad(lambda p: losses.training_loss(c.train, model.apply({"params": p}, lr)[0], hr)["loss"])(
+        v["params"])
+    assert np.abs(np.asarray(grads[last]["kernel"])).max() > 1e-6
+
+    v["params"][last]["kernel"] = np.random.default_rng(1).normal(0, 0.05, v["params"][last]["kernel"].shape
+                                                                    ).astype(np.float32)
     sr = np.asarray(model.apply(v, lr)[0])
     assert np.abs(sr - imresize_np(lr[0], 4)[None]).max() > 1e-3
     with torch.no_grad():
         tsr = convert.torch_model(v, c)(torch.from_numpy(np.ascontiguousarray(lr.transpose(0, 3, 1, 2))))[0]
     np.testing.assert_allclose(tsr.numpy().transpose(0, 2, 3, 1), sr, atol=1e-5, rtol=0)
+
+
+def test_several_upsampler_stages_start_with_only_the_last_at_zero():
+    """up_init_scale 0 on a two-stage (x4) upsampler zeroes the last stage only: the first keeps its
+    random kernel, so the last one's kernel gets a gradient from the first step (zero in both, it got none)."""
+    lr, hr = real_lr(20, 4, 6)
+    c = small("msdformer", 20, 4, up_init_scale=0.0)
+    model = build_model(c)
+    v = model.init(jax.random.key(0), lr)
+    up = v["params"]["upsample"]
+    assert not np.any(np.asarray(up["stage2"]["conv"]["kernel"]))
+    assert np.abs(np.asarray(up["stage0"]["conv"]["kernel"])).max() > 0
+    assert not np.any(np.asarray(model.apply(v, lr)[1]))
+    grads = jax.grad(lambda p: losses.training_loss(c.train, model.apply({"params": p}, lr)[0], hr)["loss"])(
+        v["params"])
+    assert np.abs(np.asarray(grads["upsample"]["stage2"]["conv"]["kernel"])).max() > 1e-6

@@ -5,7 +5,7 @@
                     x3 = Convup(Up(x2) + x1);   x4 = Convdown(Down(x3) + x2)
                     x5 = Convup(Up(x4) + x3)
                  -> conv_last (3x3 F -> C) at HR; no bicubic image anywhere (unless
-                    ``model.essa_bicubic_residual``, ours: + the bicubic image, conv_last from zero)
+                    ``model.bicubic_residual``, ours: + the bicubic image, conv_last from zero)
 
 Up is the learnable upsampler (log2 r x [conv F->4F, PixelShuffle(2)]; 40-50 % of the
 parameters), Down its mirror (log2 r x [conv F->F/4, PixelUnshuffle(2)]). One Convup and one
@@ -161,9 +161,9 @@ class ESSAformer(UpsamplerSettings):
 
 
 def build_essaformer(m, axis_name: str | None = None) -> ESSAformer:
-    """``model.essa_bicubic_residual`` (a change of ours to the published model, off by default):
+    """``model.bicubic_residual`` (a change of ours to the published model, off by default):
     the bicubic image is added to conv_last's output and conv_last starts at zero, so SR starts as
     Bicubic, as in LKCA-Net and VDSR. Same parameters, so checkpoints convert either way."""
     del axis_name  # no batch statistics
     return ESSAformer(bands=m.bands, scale=m.scale, features=m.essa_features, dropout=m.essa_dropout,
-                      bicubic_residual=m.get("essa_bicubic_residual", False), **upsampler_fields(m))
+                      bicubic_residual=m.get("bicubic_residual", False), **upsampler_fields(m))

@@ -171,18 +171,13 @@ class MSDformer(UpsamplerSettings):
     subs: int = 8
     overlap: int = 2
     reduction: int = 16
-    skip_init: str = "torch"  # 'identity': skip_conv and tail start as identities on the bands (see build)
+    bicubic_residual: bool = False  # not the published model: see build_msdformer
 
     def __post_init__(self):
         super().__post_init__()
         group_starts(self.bands, self.subs, self.overlap)
         if self.features % self.heads:
             raise ValueError(f"MSDformer: heads={self.heads} must divide features={self.features}")
-        if self.skip_init not in ("torch", "identity"):
-            raise ValueError(f"MSDformer: skip_init must be 'torch' or 'identity', got {self.skip_init!r}")
-        if self.skip_init == "identity" and self.features < self.bands:
-            raise ValueError(f"MSDformer: skip_init='identity' needs features >= bands, got features="
-                             f"{self.features} for {self.bands} bands")
 
     @property
     def up_groups(self) -> int:
@@ -204,26 +199,21 @@ class MSDformer(UpsamplerSettings):
         for i in range(1, self.blocks):
             t = DCTM(self.heads, self.mlp_ratio, self.conv_impl, name=f"body{i}")(t)
             t = Conv(f, 3, impl=self.conv_impl, name=f"middle{i}")(t)
-        init = dirac_init if self.skip_init == "identity" else torch_kernel_init
         feats = self.make_stages(f, self.scale, name="upsample")(x + t)
-        y = feats + Conv(f, 3, impl=self.conv_impl, kernel_init=init, name="skip_conv")(imresize(lr, self.scale))
-        return Conv(lr.shape[-1], 3, impl=self.conv_impl, kernel_init=init, name="tail")(y), feats
-
-
-def dirac_init(key, shape, dtype=jnp.float32):
-    """A (k, k, Cin, Cout) kernel that passes channel i to channel i through its centre tap."""
-    del key
-    k, _, cin, cout = shape
-    eye = jnp.eye(cin, cout, dtype=dtype)
-    return jnp.zeros(shape, dtype).at[k // 2, k // 2].set(eye)
+        bicubic = imresize(lr, self.scale)
+        y = feats + Conv(f, 3, impl=self.conv_impl, name="skip_conv")(bicubic)
+        if not self.bicubic_residual:
+            return Conv(lr.shape[-1], 3, impl=self.conv_impl, name="tail")(y), feats
+        tail = Conv(lr.shape[-1], 3, impl=self.conv_impl, kernel_init=nn.initializers.zeros, name="tail")
+        return tail(y) + bicubic, feats
 
 
 def build_msdformer(m, axis_name: str | None = None) -> MSDformer:
-    """``model.msdformer_skip_init`` 'identity' (a choice of ours; the public code initialises as
-    PyTorch does): skip_conv and tail start as identities on the bands, so with ``up_init_scale`` 0
-    (the upsampler's last stage at zero) MSDformer starts as Bicubic, as LKCA-Net and VDSR do here."""
+    """``model.bicubic_residual`` (a change of ours to the published model, off by default): the
+    bicubic image is also added after the tail conv, which then starts at zero, so SR starts as
+    Bicubic, as in LKCA-Net and VDSR. Same parameters, so checkpoints convert either way."""
     del axis_name  # no batch statistics
     return MSDformer(bands=m.bands, scale=m.scale, features=m.msdformer_features, blocks=m.msdformer_blocks,
                      heads=m.msdformer_heads, mlp_ratio=m.msdformer_mlp_ratio, subs=m.sspsr_subs,
                      overlap=m.sspsr_overlap, reduction=m.sspsr_reduction,
-                     skip_init=m.get("msdformer_skip_init", "torch"), **upsampler_fields(m))
+                     bicubic_residual=m.get("bicubic_residual", False), **upsampler_fields(m))
