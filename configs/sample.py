@@ -12,10 +12,11 @@ about +0.7 dB MPSNR and -0.8 degrees SAM; docs/benchmarks.md). The README's main
     python train.py --config configs/sample.py:x4,msdformer --workdir runs/msd --config.model.msdformer_features 60
     python train.py --config configs/sample.py:x4,essaformer --workdir runs/essa --config.model.essa_features 32
     # with a bicubic residual (not the published models), the settings that beat Bicubic here:
-    python train.py --config configs/sample.py:x4,msdformer --workdir runs/msd_res --config.model.msdformer_features 60 \
-        --config.model.bicubic_residual=True --config.train.sam_weight 0 --config.train.grad_weight 0
-    python train.py --config configs/sample.py:x4,essaformer --workdir runs/essa_res --config.model.essa_features 32 \
-        --config.model.bicubic_residual=True --config.train.loss mse
+    python train.py --config configs/sample.py:x4,msdformer --workdir runs/msd_res \
+        --config.model.msdformer_features 60 --config.model.bicubic_residual=True \
+        --config.train.sam_weight 0 --config.train.grad_weight 0
+    python train.py --config configs/sample.py:x4,essaformer --workdir runs/essa_res \
+        --config.model.essa_features 32 --config.model.bicubic_residual=True --config.train.loss mse
 
 Every method trains with this budget (steps, batch, schedule) and its own optimizer and loss;
 docs/results.md has their table (SSPSR at width 64: its 256 takes hours on a CPU; MSDformer and

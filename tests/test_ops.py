@@ -6,7 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lkca_jax.ops.conv import Conv, conv, conv_xla, gated_fusion
+from lkca_jax.ops.conv import (
+    WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_MIN_PIXELS,
+    Conv,
+    conv,
+    conv_xla,
+    gated_fusion,
+    winograd_conv3x3,
+)
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
 
@@ -81,6 +89,39 @@ def test_dense_matches_xla(k, d, rng):
 
 
 @pytest.mark.parametrize("k", [1, 3])
+def direct_conv3x3_float64(x, kernel):
+    """Zero-padded 3x3 cross-correlation in float64, tap by tap."""
+    n, h, w, _ = x.shape
+    xp = np.pad(np.asarray(x, np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    k = np.asarray(kernel, np.float64)
+    return sum(xp[:, i:i + h, j:j + w] @ k[i, j] for i in range(3) for j in range(3))
+
+
+@pytest.mark.parametrize("shape,cout", [((2, 6, 8, 3), 4), ((1, 7, 9, 5), 6), ((1, 1, 1, 2), 3), ((1, 2, 5, 4), 7)])
+def test_winograd_matches_a_float64_direct_conv(shape, cout, rng):
+    """Even and odd sizes (padded to whole 2x2 tiles, then cropped) and a 1-pixel image."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, shape[-1], cout)).astype(np.float32)
+    ref = direct_conv3x3_float64(x, kernel)
+    got = np.asarray(jax.jit(winograd_conv3x3)(x, kernel))
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_dense_3x3_on_a_large_map_runs_winograd_with_the_same_values_and_gradients(rng):
+    """At the size where the fast path switches to Winograd, conv(..., 'fast') (its custom backward
+    unchanged) against XLA's convolution, and against the float64 direct conv."""
+    side = int(np.sqrt(WINOGRAD_MIN_PIXELS))
+    x = rng.standard_normal((1, side, side, WINOGRAD_MIN_CHANNELS)).astype(np.float32)
+    kernel = (rng.standard_normal((3, 3, WINOGRAD_MIN_CHANNELS, 8)) / 24).astype(np.float32)
+    _check_value_and_grad(x, kernel, 1, 1)
+    got = np.asarray(jax.jit(lambda x, k: conv(x, k, 1, 1, "fast"))(x, kernel))
+    ref = direct_conv3x3_float64(x, kernel)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    # it is the Winograd path: the same bits as winograd_conv3x3, and not XLA's
+    np.testing.assert_array_equal(got, np.asarray(jax.jit(winograd_conv3x3)(x, kernel)))
+
+
 def test_grouped_kernel_expands_block_diagonal(k, rng):
     # The grouped map from input to output channels at one pixel, probed through the Jacobian,
     # is block-diagonal: output group j (PyTorch order, channels j*Cout/g ...) sees input group j only.
