@@ -13,9 +13,10 @@ implementations compute the same function with the same parameter shapes as
   group-batched product.
 * dense (g = 1): XLA's convolution forward; 1x1 as a matrix product, which XLA:CPU runs
   about 2x faster than its convolution on large maps, with the next element-wise op fused in;
-  3x3 (dilation 1) on large maps by Winograd's F(2x2, 3x3): 16 matrix products with 2.25x fewer
-  multiply-adds, 1.2-1.4x faster than XLA's convolution from 16k output pixels and 64 input
-  channels up, slower below (docs/benchmarks.md).
+  3x3 (dilation 1) by Winograd's F(2x2, 3x3) from 1024 output pixels and 128 input and output
+  channels up: 16 matrix products with 2.25x fewer multiply-adds, 1.3-1.6x faster than XLA's
+  convolution there (about even at 240 -> 128), slower on smaller maps or 64 channels
+  (docs/benchmarks.md).
 * both: a custom VJP of im2col matrix products, with the bias inside, that
   reads the cotangent once (XLA's own dense convolution backward on CPU is
   slower, and the autodiff of the grouped einsum re-computed the cotangent in
@@ -166,14 +167,19 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 
 
 # Winograd F(2x2, 3x3) (Lavin and Gray 2016): Y = A^T [(G g G^T) * (B^T d B)] A per 4x4 input tile d.
-_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
-WINOGRAD_MIN_PIXELS = 16384  # output pixels (N H W) from which it beats XLA's convolution here
-WINOGRAD_MIN_CHANNELS = 64
+# From these sizes on it beat XLA's convolution on the CPUs measured (bench/forms.py --part winograd):
+WINOGRAD_MIN_PIXELS = 1024  # output pixels, N H W
+WINOGRAD_MIN_CHANNELS = 128  # input and output channels each
 
 
 def _winograd_bt(d):
     """B^T along one tile axis, on its 4 entries."""
     return [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
+
+
+def _winograd_g(g):
+    """G along one kernel axis: 3 taps -> 4 (an einsum with G took 10x longer: XLA transposes for it)."""
+    return [g[0], 0.5 * (g[0] + g[1] + g[2]), 0.5 * (g[0] - g[1] + g[2]), g[2]]
 
 
 def _winograd_at(m):
@@ -194,8 +200,9 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     cols = [_winograd_bt([tiles[a][b] for a in range(4)]) for b in range(4)]  # cols[b][alpha]
     v = [_winograd_bt([cols[b][al] for b in range(4)]) for al in range(4)]  # v[alpha][beta]
     v = jnp.stack([v[al][be] for al in range(4) for be in range(4)]).reshape(16, n * h2 * w2, c)
-    g = jnp.asarray(_WINOGRAD_G, kernel.dtype)
-    u = jnp.einsum("ai,ijco,bj->abco", g, kernel, g).reshape(16, c, o)
+    taps = [_winograd_g([kernel[i, j] for i in range(3)]) for j in range(3)]  # taps[j][alpha]
+    u = [_winograd_g([taps[j][al] for j in range(3)]) for al in range(4)]  # u[alpha][beta]
+    u = jnp.stack([u[al][be] for al in range(4) for be in range(4)])
     m = jnp.einsum("tpc,tco->tpo", v, u).reshape(4, 4, n, h2, w2, o)
     rows = [_winograd_at([m[al, be] for al in range(4)]) for be in range(4)]  # rows[beta][i]
     y = [jnp.stack(_winograd_at([rows[be][i] for be in range(4)]), axis=3) for i in range(2)]  # (n, h2, w2, 2, o)
@@ -204,15 +211,16 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def _winograd_pays(x: jax.Array, kernel: jax.Array, dilation: int) -> bool:
     n, h, w, c = x.shape
-    return kernel.shape[0] == 3 and dilation == 1 and n * h * w >= WINOGRAD_MIN_PIXELS and c >= WINOGRAD_MIN_CHANNELS
+    return (kernel.shape[0] == 3 and dilation == 1 and n * h * w >= WINOGRAD_MIN_PIXELS
+            and min(c, kernel.shape[-1]) >= WINOGRAD_MIN_CHANNELS)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int = 1, dilation: int = 1) -> jax.Array:
     """Grouped (or, with ``groups=1``, dense) conv plus bias, kernel (k, k, Cin/g, Cout).
 
-    Forward: XLA's convolution when dense (a matrix product when 1x1, Winograd's when 3x3 on a large
-    map: :func:`winograd_conv3x3`), else one group-batched product of
+    Forward: XLA's convolution when dense (a matrix product when 1x1, Winograd's when 3x3 and large
+    enough: :func:`winograd_conv3x3`), else one group-batched product of
     group-major im2col columns (no transposes of the products' operands). Backward: the same
     products, with the bias inside; every one reads the cotangent through a single group-major
     view, so XLA computes it once instead of re-computing its producer (e.g. a loss gradient) in
