@@ -28,8 +28,9 @@ checked against the group-major one first.
 **Dense 3x3 convolutions** (``--part winograd``): XLA's convolution against Winograd's F(2x2, 3x3)
 (:func:`lkca_jax.ops.conv.winograd_conv3x3`), forward, at the shapes of MSDformer's head, skip,
 tail and upsampler convs, LKCA-Net's upsampler, ESSAformer's Convup, VDSR's and smaller ones; the
-fast path switches to Winograd from ``WINOGRAD_MIN_PIXELS`` output pixels and
-``WINOGRAD_MIN_CHANNELS`` input and output channels. Outputs agree within 1e-5 of their scale first.
+fast path uses Winograd from ``WINOGRAD_MIN_PIXELS`` output pixels and ``WINOGRAD_MIN_CHANNELS``
+input and output channels while its transformed tensors stay under ``WINOGRAD_MAX_VALUES`` values
+(the last column: which one the fast path runs). Outputs agree within 1e-5 of their scale first.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lkca_jax import hostmem
-from lkca_jax.ops.conv import conv_xla, gated_fusion, grouped_conv, winograd_conv3x3
+from lkca_jax.ops.conv import conv_xla, gated_fusion, grouped_conv, uses_winograd, winograd_conv3x3
 from lkca_jax.ops.imresize import imresize, resize_matrix
 
 GROUPS = 4
@@ -135,8 +136,6 @@ WINOGRAD_SHAPES = [  # (input shape, output channels, where it occurs)
     ((1, 256, 256, 128), 240, "MSDformer skip_conv, 64 x 64 LR x4"),
     ((1, 256, 256, 240), 128, "MSDformer tail, 64 x 64 LR x4"),
     ((1, 128, 128, 240), 960, "MSDformer upsampler stage 2, 64 x 64 LR"),
-    ((1, 128, 128, 128), 2048, "LKCA-Net upsampler, 128 x 128 LR x4"),
-    ((1, 128, 128, 64), 64, "VDSR body, 128 x 128 LR"),
     ((16, 64, 64, 64), 64, "batch 16 of 64 x 64, 64 channels"),
     ((16, 16, 16, 128), 2048, "LKCA-Net upsampler, batch 16 of 16 x 16 LR x4"),
     ((16, 8, 8, 128), 1632, "LKCA-Net upsampler, the sample's batch 16 of 8 x 8 LR x4"),
@@ -145,21 +144,27 @@ WINOGRAD_SHAPES = [  # (input shape, output channels, where it occurs)
     ((1, 16, 16, 240), 960, "MSDformer upsampler stage 0, 16 x 16 LR"),
     ((1, 32, 32, 256), 1024, "32 x 32, 256 channels"),
     ((1, 8, 8, 128), 128, "8 x 8, 128 channels"),
+    ((1, 128, 128, 64), 64, "VDSR body, 128 x 128 LR"),
+    ((1, 128, 128, 128), 2048, "LKCA-Net upsampler, 128 x 128 LR x4"),
+    ((1, 64, 64, 128), 8192, "LKCA-Net upsampler, 64 x 64 LR x8"),
+    ((1, 512, 512, 128), 240, "MSDformer skip_conv, 128 x 128 LR x4"),
+    ((1, 256, 256, 512), 512, "ESSAformer Convup 3x3, 64 x 64 LR x4"),
 ]
 
 
 def winograd_table(rounds: int):
     rng = np.random.default_rng(0)
     print(f"Dense 3x3 convolutions, forward; median ms of {rounds} calls\n")
-    print("| input | out | where | XLA conv | Winograd | speed-up |\n|---|---|---|---|---|---|")
+    print("| input | out | where | XLA conv | Winograd | speed-up | fast path |\n|---|---|---|---|---|---|---|")
     for shape, cout, where in WINOGRAD_SHAPES:
         x = jnp.asarray(rng.random(shape), jnp.float32)
         k = jnp.asarray(rng.normal(0, 1 / np.sqrt(9 * shape[-1]), (3, 3, shape[-1], cout)), jnp.float32)
         want = np.asarray(jax.jit(conv_xla)(x, k))
         np.testing.assert_allclose(np.asarray(jax.jit(winograd_conv3x3)(x, k)), want, atol=1e-5 * np.abs(want).max())
         row = [median_ms(jax.jit(f), (x, k), rounds) for f in (conv_xla, winograd_conv3x3)]
+        path = "Winograd" if uses_winograd(x, k) else "XLA"
         print(f"| {'x'.join(map(str, shape))} | {cout} | {where} | {row[0]:.1f} | {row[1]:.1f} | "
-              f"{row[0] / row[1]:.2f}x |", flush=True)
+              f"{row[0] / row[1]:.2f}x | {path} |", flush=True)
 
 
 def main():

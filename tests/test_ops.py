@@ -13,6 +13,7 @@ from lkca_jax.ops.conv import (
     conv,
     conv_xla,
     gated_fusion,
+    uses_winograd,
     winograd_conv3x3,
 )
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
@@ -119,6 +120,24 @@ def test_dense_3x3_on_a_large_map_runs_winograd_with_the_same_values_and_gradien
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
     # it is the Winograd path: the same bits as winograd_conv3x3, and not XLA's
     np.testing.assert_array_equal(got, np.asarray(jax.jit(winograd_conv3x3)(x, kernel)))
+
+
+@pytest.mark.parametrize("shape,cout,expected", [
+    ((21, 64, 64, 240), 240, True),  # MSDformer's head at 64 x 64 LR: 16 x 21504 tiles x 240 = 82.6 M values
+    ((1, 32, 32, 128), 128, True),  # 1024 pixels, 128 channels: the smallest
+    ((1, 32, 31, 128), 128, False),  # 992 pixels
+    ((1, 64, 64, 64), 128, False),  # 64 input channels
+    ((1, 64, 64, 128), 64, False),  # 64 output channels
+    ((1, 128, 128, 128), 2048, False),  # 16 x 4096 tiles x 2048 = 2^27 values: the cap
+    ((1, 512, 512, 128), 240, False),  # 16 x 65536 tiles x 240
+])
+def test_winograd_is_used_between_its_size_bounds(shape, cout, expected):
+    """Hand-counted against the documented bounds: >= 1024 output pixels, >= 128 input and output
+    channels, transformed tensors (16 x tiles x max channels) under 2^27 values."""
+    x, kernel = jax.ShapeDtypeStruct(shape, jnp.float32), jax.ShapeDtypeStruct((3, 3, shape[-1], cout), jnp.float32)
+    assert uses_winograd(x, kernel) is expected
+    assert not uses_winograd(x, jax.ShapeDtypeStruct((5, 5, shape[-1], cout), jnp.float32))
+    assert not uses_winograd(x, kernel, dilation=2)
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -13,10 +13,10 @@ implementations compute the same function with the same parameter shapes as
   group-batched product.
 * dense (g = 1): XLA's convolution forward; 1x1 as a matrix product, which XLA:CPU runs
   about 2x faster than its convolution on large maps, with the next element-wise op fused in;
-  3x3 (dilation 1) by Winograd's F(2x2, 3x3) from 1024 output pixels and 128 input and output
-  channels up: 16 matrix products with 2.25x fewer multiply-adds, 1.3-1.6x faster than XLA's
-  convolution there (about even at 240 -> 128), slower on smaller maps or 64 channels
-  (docs/benchmarks.md).
+  3x3 (dilation 1) by Winograd's F(2x2, 3x3) on maps of 1024 output pixels and 128 input and
+  output channels up to 512 MB of transformed values: 16 matrix products with 2.25x fewer
+  multiply-adds, 1.3-1.6x faster than XLA's convolution there (about even at 240 -> 128), slower
+  on smaller maps, 64 channels or larger transforms (docs/benchmarks.md).
 * both: a custom VJP of im2col matrix products, with the bias inside, that
   reads the cotangent once (XLA's own dense convolution backward on CPU is
   slower, and the autodiff of the grouped einsum re-computed the cotangent in
@@ -167,9 +167,12 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 
 
 # Winograd F(2x2, 3x3) (Lavin and Gray 2016): Y = A^T [(G g G^T) * (B^T d B)] A per 4x4 input tile d.
-# From these sizes on it beat XLA's convolution on the CPUs measured (bench/forms.py --part winograd):
+# Where it beat XLA's convolution on the CPUs measured (bench/forms.py --part winograd): from 1024
+# output pixels and 128 input and output channels, up to transformed tensors (16 x tiles x channels)
+# of 2^27 values (512 MB in float32); past that it was up to 5x slower (e.g. 512 x 512 x 128 -> 240).
 WINOGRAD_MIN_PIXELS = 1024  # output pixels, N H W
 WINOGRAD_MIN_CHANNELS = 128  # input and output channels each
+WINOGRAD_MAX_VALUES = 2 ** 27  # values of its largest transformed tensor, 16 N ceil(H/2) ceil(W/2) max(Cin, Cout)
 
 
 def _winograd_bt(d):
@@ -209,10 +212,13 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return jnp.stack(y, axis=2).reshape(n, 2 * h2, 2 * w2, o)[:, :h, :w]
 
 
-def _winograd_pays(x: jax.Array, kernel: jax.Array, dilation: int) -> bool:
+def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> bool:
+    """Whether the fast path computes this dense conv by :func:`winograd_conv3x3` (shapes only)."""
     n, h, w, c = x.shape
+    tiles = n * -(-h // 2) * -(-w // 2)
     return (kernel.shape[0] == 3 and dilation == 1 and n * h * w >= WINOGRAD_MIN_PIXELS
-            and min(c, kernel.shape[-1]) >= WINOGRAD_MIN_CHANNELS)
+            and min(c, kernel.shape[-1]) >= WINOGRAD_MIN_CHANNELS
+            and 16 * tiles * max(c, kernel.shape[-1]) < WINOGRAD_MAX_VALUES)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -229,7 +235,7 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int =
     if groups == 1 and kernel.shape[0] == 1:  # a matrix product: XLA:CPU fuses what follows into it
         return jnp.einsum("nhwc,co->nhwo", x, kernel[0, 0]) + bias
     if groups == 1:
-        if _winograd_pays(x, kernel, dilation):
+        if uses_winograd(x, kernel, dilation):
             return winograd_conv3x3(x, kernel) + bias
         return conv_xla(x, kernel, 1, dilation) + bias
     n, h, w, _ = x.shape
