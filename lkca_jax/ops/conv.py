@@ -16,7 +16,7 @@ implementations compute the same function with the same parameter shapes as
   3x3 (dilation 1) by Winograd's F(2x2, 3x3) on maps of 1024 output pixels and 128 input and
   output channels up to 512 MB of transformed values: 16 matrix products with 2.25x fewer
   multiply-adds, 1.3-1.6x faster than XLA's convolution there (about even at 240 -> 128), slower
-  on smaller maps, 64 channels or larger transforms (docs/benchmarks.md).
+  on smaller maps; larger transforms slowed whole models down (docs/benchmarks.md).
 * both: a custom VJP of im2col matrix products, with the bias inside, that
   reads the cotangent once (XLA's own dense convolution backward on CPU is
   slower, and the autodiff of the grouped einsum re-computed the cotangent in
@@ -167,9 +167,11 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 
 
 # Winograd F(2x2, 3x3) (Lavin and Gray 2016): Y = A^T [(G g G^T) * (B^T d B)] A per 4x4 input tile d.
-# Where it beat XLA's convolution on the CPUs measured (bench/forms.py --part winograd): from 1024
-# output pixels and 128 input and output channels, up to transformed tensors (16 x tiles x channels)
-# of 2^27 values (512 MB in float32); past that it was up to 5x slower (e.g. 512 x 512 x 128 -> 240).
+# Where it is used (docs/benchmarks.md, "Dense 3x3 convolutions by Winograd"): from 1024 output pixels
+# and 128 input and output channels, where the conv alone beat XLA's, while its transformed tensors
+# (16 x tiles x channels) stay under 2^27 values (512 MB in float32). Past that the conv alone was
+# still faster, but the models at the paper's 512 x 512 test size were not: SSPSR and MSDformer
+# took 1.6x longer with it (bench/compare.py --suite claim).
 WINOGRAD_MIN_PIXELS = 1024  # output pixels, N H W
 WINOGRAD_MIN_CHANNELS = 128  # input and output channels each
 WINOGRAD_MAX_VALUES = 2 ** 27  # values of its largest transformed tensor, 16 N ceil(H/2) ceil(W/2) max(Cin, Cout)
