@@ -138,6 +138,8 @@ def test_winograd_is_used_between_its_size_bounds(shape, cout, expected):
     assert uses_winograd(x, kernel) is expected
     assert not uses_winograd(x, jax.ShapeDtypeStruct((5, 5, shape[-1], cout), jnp.float32))
     assert not uses_winograd(x, kernel, dilation=2)
+    batch = jax.export.symbolic_shape("batch")[0]  # export's symbolic shapes keep XLA's convolution
+    assert not uses_winograd(jax.ShapeDtypeStruct((batch, *shape[1:]), jnp.float32), kernel)
 
 
 @pytest.mark.parametrize("k", [1, 3])

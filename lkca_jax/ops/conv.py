@@ -215,7 +215,10 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> bool:
-    """Whether the fast path computes this dense conv by :func:`winograd_conv3x3` (shapes only)."""
+    """Whether the fast path computes this dense conv by :func:`winograd_conv3x3` (shapes only; never
+    for symbolic shapes, as ``export`` traces them: those keep XLA's convolution)."""
+    if not all(isinstance(d, (int, np.integer)) for d in (*x.shape, *kernel.shape)):
+        return False
     n, h, w, c = x.shape
     tiles = n * -(-h // 2) * -(-w // 2)
     return (kernel.shape[0] == 3 and dilation == 1 and n * h * w >= WINOGRAD_MIN_PIXELS
