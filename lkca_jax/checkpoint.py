@@ -7,7 +7,8 @@ Layout::
     WORKDIR/best/<step>/         the one with the best validation MPSNR so far
 
 Each checkpoint has three items: ``variables`` (``params`` and ``batch_stats``:
-all inference needs), ``train`` (optimizer state, step, RNG; absent in converted
+all inference needs; and ``ema``, the same two as exponential moving averages, when the run kept
+them: ``train.ema_decay``), ``train`` (optimizer state, step, RNG; absent in converted
 checkpoints) and ``meta`` (JSON: epoch, validation MPSNR, the teacher's workdir
 for distilled students). A frozen teacher is never saved with its student.
 Restoring for training walks back from the newest checkpoint, skipping any that
@@ -130,8 +131,15 @@ def save_run(workdir, config, variables, meta=None, step: int = 0) -> None:
         ckpts.close()
 
 
-def restore_variables(workdir, which: str = "best"):
-    """(config, variables, meta) of a workdir for inference: ``which`` is 'best' or 'last'."""
+WEIGHTS = ("ema", "raw")
+
+
+def restore_variables(workdir, which: str = "best", weights: str = "ema"):
+    """(config, variables, meta) of a workdir for inference: ``which`` is 'best' or 'last';
+    ``weights`` 'ema' gives the EMA weights where the run kept them (else the raw ones, as 'raw'
+    does); ``meta['weights']`` says which were given."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     workdir = pathlib.Path(workdir)
     config = load_config(workdir)
     has_steps = lambda f: f.is_dir() and any(p.name.isdigit() for p in f.iterdir())
@@ -151,14 +159,20 @@ def restore_variables(workdir, which: str = "best"):
         finally:
             manager.close()
     variables = jax.tree.map(np.asarray, dict(out["variables"]))
-    return config, variables, dict(out["meta"])
+    ema = variables.pop("ema", None)
+    meta = dict(out["meta"], weights="raw")
+    if ema is not None and weights == "ema":
+        variables, meta["weights"] = dict(ema), "ema"
+    return config, variables, meta
 
 
-def load_run(workdir, which: str = "best"):
+def load_run(workdir, which: str = "best", weights: str = "ema", dtype=None):
     """``(model, variables, config)`` of a trained run: ``which`` is 'best' (best validation MPSNR)
-    or 'last'. ``model.apply(variables, lr, train=False)`` maps a normalised (N, h, w, C) float32
-    batch to ``(sr, features)``; ``config.data`` says how the run normalised its data."""
+    or 'last'; ``weights`` 'ema' (the EMA weights where the run kept them) or 'raw'; ``dtype`` the
+    compute dtype (None: float32, whatever the run trained in; the weights are float32 either way).
+    ``model.apply(variables, lr, train=False)`` maps a normalised (N, h, w, C) float32 batch to
+    float32 ``(sr, features)``; ``config.data`` says how the run normalised its data."""
     from lkca_jax.models import build_model
 
-    config, variables, _ = restore_variables(workdir, which)
-    return build_model(config), variables, config
+    config, variables, _ = restore_variables(workdir, which, weights)
+    return build_model(config, dtype=dtype), variables, config

@@ -176,6 +176,17 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.spatial_tv_weight = 1e-3  # SSPSR's loss: L1 + 1e-3 spatial TV + 2e-3 spectral TV (its code)
     t.spectral_tv_weight = 2e-3
     t.parallel = "pmap"  # pmap | jit (NamedSharding mesh); lkca_jax/parallel.py
+    # Precision of the convolutions, products and activations: float32 | bfloat16 | float16 (dynamic
+    # loss scaling). Parameters, optimizer state, EMA, normalisation statistics, softmax, the bicubic
+    # residual, the losses and the metrics stay float32 (lkca_jax/precision.py says which and why).
+    t.compute_dtype = "float32"
+    # > 0 (e.g. 0.999): keep an exponential moving average of the params and BatchNorm statistics,
+    # ema = d ema + (1 - d) params after every update; validation, the best checkpoint, evaluation, sr,
+    # export, compare, lowrank and a KD teacher then use it (--weights raw: the raw weights). 0: off.
+    t.ema_decay = 0.0
+    # k > 1: each step's batch (train.batch_size, unchanged) in k micro-batches of batch_size / k,
+    # their gradients averaged, one update: the same batch in less memory (lkca_jax/training.py).
+    t.grad_accum_steps = 1
     t.log_every_steps = 50
     t.eval_every_steps = 500  # validation MPSNR; the best checkpoint follows it
     t.checkpoint_every_steps = 500
@@ -209,6 +220,9 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     e.save_images = False
     e.bicubic_row = True  # the table also holds Bicubic on the same images, and the model's gain over it
     e.rgb_bands = ()  # false-colour (R, G, B) band indices; () picks bands at 3/4, 1/2 and 1/4 of the range
+    # compute dtype of validation and evaluation (float32 | bfloat16 | float16); the table's metrics are
+    # float32 either way. float32 by default, so that a run's numbers do not depend on its train dtype.
+    e.dtype = "float32"
 
     # The method's own fields (lkca_jax/methods.py).
     m.update(method.model)

@@ -175,7 +175,7 @@ def gain_line(row: dict, reference: dict) -> str:
 
 def score(config, variables, split) -> tuple[dict, dict, list]:
     """The table row, the per-image metrics and the SR images of ``config``'s model on ``split``."""
-    model = build_model(config)
+    model = build_model(config, dtype=config.eval.get("dtype", "float32"))
     per_image, images, seconds = predict_split(model, variables, split, config.eval.batch_size,
                                                config.model.scale, bool(config.eval.legacy_ergas),
                                                config.eval.get("tile", 0))
@@ -218,16 +218,20 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
 
 
 def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
-                     save_images: bool = False, echo=print) -> dict:
-    """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint)."""
+                     save_images: bool = False, echo=print, weights: str = "ema", dtype: str | None = None) -> dict:
+    """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint): its
+    ``weights`` ('ema' where it kept them, or 'raw'), computing in ``dtype`` (None: ``eval.dtype``)."""
     workdir = pathlib.Path(workdir)
     if config is not None and config.model.name == "bicubic":
         variables = {}
     else:
-        _, variables, run_config = checkpoint.load_run(workdir, which)
+        _, variables, run_config = checkpoint.load_run(workdir, which, weights)
         if config is not None:  # the run's model with the given data and eval settings
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config
+    if dtype:
+        config = config.copy_and_resolve_references()
+        config.eval.dtype = dtype
     split = load_splits(config, (split_name,))[split_name]
     return evaluate(config, variables, split, workdir, split_name, save_images, echo)
 

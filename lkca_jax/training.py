@@ -10,6 +10,7 @@ the run naming the step; checkpoints are only ever written from finite states.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -20,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax.training import train_state
+from flax.training import dynamic_scale, train_state
 
-from lkca_jax import checkpoint, evaluation, losses, parallel
+from lkca_jax import checkpoint, evaluation, losses, parallel, precision
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
 from lkca_jax.methods import method_of
@@ -31,11 +32,40 @@ from lkca_jax.models import build_model
 
 class TrainState(train_state.TrainState):
     """Student params and optimizer (from flax), BatchNorm statistics, the base RNG key (raw
-    uint32 data), and, for distillation, the frozen teacher's variables (never optimised or saved)."""
+    uint32 data), for distillation the frozen teacher's variables (never optimised or saved), the
+    EMA of the params and BatchNorm statistics (``train.ema_decay`` > 0; else None) and float16's
+    dynamic loss scale (flax's ``DynamicScale``; else None). Everything here is float32."""
 
     batch_stats: Any = None
     rng: Any = None
     teacher: Any = None
+    ema: Any = None
+    dynamic_scale: Any = None
+
+    def variables(self, ema: bool = True) -> dict:
+        """What inference uses: the EMA weights when there are (and ``ema``), else the raw ones."""
+        if ema and self.ema is not None:
+            return dict(self.ema)
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+    def saved(self) -> tuple[dict, dict]:
+        """The checkpoint's ``variables`` (raw, and ``ema`` when on) and ``train`` items."""
+        variables = {"params": self.params, "batch_stats": self.batch_stats}
+        if self.ema is not None:
+            variables["ema"] = self.ema
+        train = {"opt_state": self.opt_state, "step": self.step, "rng": self.rng}
+        if self.dynamic_scale is not None:
+            train["loss_scale"] = {"scale": self.dynamic_scale.scale, "fin_steps": self.dynamic_scale.fin_steps}
+        return variables, train
+
+    def restored(self, variables: dict, train: dict) -> TrainState:
+        """This state with the items :meth:`saved` wrote put back."""
+        ds = self.dynamic_scale
+        if ds is not None:
+            ds = ds.replace(scale=train["loss_scale"]["scale"], fin_steps=train["loss_scale"]["fin_steps"])
+        return self.replace(params=variables["params"], batch_stats=variables["batch_stats"],
+                            ema=variables.get("ema"), opt_state=train["opt_state"], step=train["step"],
+                            rng=train["rng"], dynamic_scale=ds)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -75,13 +105,32 @@ def init_variables(model, config, key) -> dict:
     return jax.jit(lambda k: model.init(k, lr, train=False))(key)
 
 
+def check_train_config(t, n_devices: int) -> None:
+    """The precision, EMA and accumulation fields, and the batch they must divide."""
+    precision.resolve(t.get("compute_dtype", "float32"))
+    if not 0.0 <= t.get("ema_decay", 0.0) < 1.0:
+        raise ValueError(f"train.ema_decay must be in [0, 1) (0: off), got {t.ema_decay}")
+    k = t.get("grad_accum_steps", 1)
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"train.grad_accum_steps must be a positive integer, got {k!r}")
+    if t.batch_size < 1 or t.batch_size % n_devices:
+        raise ValueError(f"train.batch_size {t.batch_size} is not a positive multiple of the {n_devices} devices")
+    if (t.batch_size // n_devices) % k:
+        raise ValueError(f"train.grad_accum_steps {k} must divide the per-device batch "
+                         f"{t.batch_size // n_devices} (train.batch_size {t.batch_size} on {n_devices} devices)")
+
+
 def create_state(config, model, schedule, teacher=None) -> TrainState:
-    key = jax.random.key(config.train.seed)
+    t = config.train
+    key = jax.random.key(t.seed)
     variables = init_variables(model, config, jax.random.fold_in(key, 0))
-    return TrainState.create(apply_fn=model.apply, params=variables["params"],
-                             batch_stats=variables.get("batch_stats", {}),
-                             tx=make_optimizer(config.train, schedule),
-                             rng=jax.random.key_data(jax.random.fold_in(key, 1)), teacher=teacher)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    ema = {"params": params, "batch_stats": batch_stats} if t.get("ema_decay", 0.0) > 0 else None
+    float16 = precision.resolve(t.get("compute_dtype", "float32")) == jnp.float16
+    scale = dynamic_scale.DynamicScale(fin_steps=jnp.int32(0), scale=jnp.float32(2.0 ** 16)) if float16 else None
+    return TrainState.create(apply_fn=model.apply, params=params, batch_stats=batch_stats,
+                             tx=make_optimizer(t, schedule), rng=jax.random.key_data(jax.random.fold_in(key, 1)),
+                             teacher=teacher, ema=ema, dynamic_scale=scale)
 
 
 def init_from_run(state: TrainState, t) -> TrainState:
@@ -103,38 +152,106 @@ def init_from_run(state: TrainState, t) -> TrainState:
                                  f"(different depth, width or upsampler?)")
             target[name] = jax.tree.map(jnp.asarray, theirs)
         merged[collection] = target
-    return state.replace(params=merged["params"], batch_stats=merged["batch_stats"],
-                         opt_state=state.tx.init(merged["params"]))
+    merged_state = state.replace(params=merged["params"], batch_stats=merged["batch_stats"],
+                                 opt_state=state.tx.init(merged["params"]))
+    return merged_state.replace(ema=merged) if state.ema is not None else merged_state
 
 
-def loss_fn(model, config, params, state: TrainState, batch: dict, rng, kd=None):
+def loss_fn(model, config, params, batch_stats, teacher, batch: dict, rng, kd=None):
     """(loss, (terms, updated batch_stats)) of one training forward pass: the config's supervised
-    loss (``train.loss``), plus for distillation the KD term at this epoch's weight."""
+    loss (``train.loss``), plus for distillation the KD term at this epoch's weight. The model's
+    outputs are float32 whatever its compute dtype, and so are the losses."""
     t = config.train
-    (sr, feats), updates = model.apply({"params": params, "batch_stats": state.batch_stats}, batch["lr"],
+    (sr, feats), updates = model.apply({"params": params, "batch_stats": batch_stats}, batch["lr"],
                                        train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
     terms = losses.training_loss(t, sr, batch["hr"], batch["mask"])
     if kd is not None:
-        terms.update(kd.terms(state.teacher, batch["lr"], feats, batch["mask"], batch["epoch"]))
+        terms.update(kd.terms(teacher, batch["lr"], feats, batch["mask"], batch["epoch"]))
         terms["loss"] = terms["loss"] + terms["kd_weight"] * terms["kd"]
     return terms["loss"], (terms, updates.get("batch_stats", {}))
+
+
+def micro_batches(batch: dict, k: int) -> dict:
+    """(rows, ...) arrays -> (k, rows / k, ...): micro-batch j takes rows j, j + k, j + 2k, ... Strided,
+    so that the global micro-batch j is the same rows whether a device holds a share (pmap: rows
+    ``d n + i``, n divisible by k) or the whole batch (jit), and in the same order (drop path's mask)."""
+    return jax.tree.map(lambda x: x.reshape(x.shape[0] // k, k, *x.shape[1:]).swapaxes(0, 1), batch)
 
 
 def make_train_step(model, config, schedule, kd=None, axis_name: str | None = None):
     """``step(state, batch) -> (state, metrics)`` on the batch it is given: with ``axis_name``
     (pmap) one device's share, its gradients, metrics and BatchNorm statistics averaged over that
-    axis; without (jit) the global batch. ``model`` must be built with the same ``axis_name``."""
+    axis; without (jit) the global batch. ``model`` must be built with the same ``axis_name``; the
+    step runs it in ``train.compute_dtype`` (:mod:`lkca_jax.precision`).
+
+    ``train.grad_accum_steps`` k > 1: the batch is cut into k micro-batches (:func:`micro_batches`)
+    whose gradients are computed one after another (a ``lax.scan``: one micro-batch's activations
+    in memory at a time) and averaged, then one optimizer update. The loss is a mean over images, so
+    this is the whole batch's gradient (LayerNorm); BatchNorm normalises each micro-batch by its own
+    statistics and updates its running averages k times. Each micro-batch j draws drop path from the
+    step's key folded with j. float16: each (micro-)batch's gradient goes through the dynamic loss
+    scale (flax's ``DynamicScale``: it averages over ``axis_name`` and checks them finite); a step
+    with a non-finite gradient leaves the parameters, optimizer state, statistics and EMA unchanged,
+    halves the scale, and is counted in the ``skipped`` metric. ``train.ema_decay`` d > 0: after the
+    update, ema = d ema + (1 - d) new, for the params and the BatchNorm statistics."""
+    t = config.train
+    dtype = precision.resolve(t.get("compute_dtype", "float32"))
+    model = model.clone(dtype=dtype)
+    if kd is not None:  # the teacher's forward in the same precision
+        kd = dataclasses.replace(kd, teacher_model=kd.teacher_model.clone(dtype=dtype))
+    k = t.get("grad_accum_steps", 1)
+    decay = t.get("ema_decay", 0.0)
     mean = (lambda tree: jax.lax.pmean(tree, axis_name)) if axis_name else (lambda tree: tree)
+
+    def gradients(state: TrainState, batch_stats, batch: dict, rng, ds):
+        """(ds, finite, terms, batch_stats, grads) of one (micro-)batch; with ``ds`` the gradients
+        are already averaged over the devices."""
+        fn = lambda p: loss_fn(model, config, p, batch_stats, state.teacher, batch, rng, kd)
+        if ds is None:
+            (_, (terms, stats)), grads = jax.value_and_grad(fn, has_aux=True)(state.params)
+            return None, jnp.array(True), terms, stats, grads
+        ds, finite, (_, (terms, stats)), grads = ds.value_and_grad(fn, has_aux=True, axis_name=axis_name)(
+            state.params)
+        return ds, finite, terms, stats, grads
 
     def step(state: TrainState, batch: dict):
         # one key per step for the whole global batch (drop path takes each device's rows of it)
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-        grads, (terms, batch_stats) = jax.grad(
-            lambda p: loss_fn(model, config, p, state, batch, rng, kd), has_aux=True)(state.params)
-        grads, terms, batch_stats = mean(grads), mean(terms), mean(batch_stats)
+        ds = state.dynamic_scale
+        if k == 1:
+            ds, finite, terms, batch_stats, grads = gradients(state, state.batch_stats, batch, rng, ds)
+        else:
+            def body(carry, xs):
+                ds, finite, terms, stats, grads = carry
+                j, mb = xs
+                ds, fin, t_j, stats, g_j = gradients(state, stats, mb, jax.random.fold_in(rng, j), ds)
+                add = lambda a, b: jax.tree.map(jnp.add, a, b)
+                return (ds, finite & fin, add(terms, t_j), stats, add(grads, g_j)), None
+
+            mbs = micro_batches(batch, k)
+            zeros = jax.tree.map(jnp.zeros_like, state.params)
+            terms0 = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
+                lambda: gradients(state, state.batch_stats, jax.tree.map(lambda x: x[0], mbs), rng, ds)[2]))
+            (ds, finite, terms, batch_stats, grads), _ = jax.lax.scan(
+                body, (ds, jnp.array(True), terms0, state.batch_stats, zeros), (jnp.arange(k), mbs))
+            grads, terms = jax.tree.map(lambda g: g / k, grads), jax.tree.map(lambda x: x / k, terms)
+        if ds is None:
+            grads = mean(grads)
+        terms, batch_stats = mean(terms), mean(batch_stats)
         terms["grad_norm"] = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
         terms["learning_rate"] = schedule(state.step)
-        return state.apply_gradients(grads=grads, batch_stats=batch_stats), terms
+        new = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+        if decay > 0:
+            ema = optax.incremental_update({"params": new.params, "batch_stats": new.batch_stats}, state.ema, 1 - decay)
+            new = new.replace(ema=ema)
+        if ds is not None:  # a non-finite step changes nothing but the scale and the step count
+            keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(finite, x, y), a, b)
+            new = new.replace(params=keep(new.params, state.params), opt_state=keep(new.opt_state, state.opt_state),
+                              batch_stats=keep(new.batch_stats, state.batch_stats), ema=keep(new.ema, state.ema),
+                              dynamic_scale=ds)
+            terms["skipped"] = 1.0 - finite.astype(jnp.float32)
+            terms["loss_scale"] = ds.scale
+        return new, terms
 
     return step
 
@@ -184,6 +301,7 @@ def _eta(seconds: float) -> str:
 
 
 def validate(model, variables, split, config) -> float | None:
+    """Mean validation MPSNR of ``variables`` (None without a validation split)."""
     if not len(split):
         return None
     per_image, _, _ = evaluation.predict_split(model, variables, split, config.eval.validation_batch_size,
@@ -199,15 +317,15 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     if lead:
         workdir.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(workdir, config)
-    eval_model = build_model(config)
+    eval_model = build_model(config, dtype=config.eval.get("dtype", "float32"))
     if config.model.name == "bicubic":  # nothing to train
         return evaluation.evaluate(config, {}, splits["test"], workdir if lead else None, echo=echo)
 
     t = config.train
     n_devices = jax.device_count()
-    if t.batch_size % n_devices:
-        raise ValueError(f"train.batch_size {t.batch_size} is not divisible by the {n_devices} devices")
+    check_train_config(t, n_devices)
     per_device = t.batch_size // n_devices
+    float16 = precision.resolve(t.get("compute_dtype", "float32")) == jnp.float16
     source = SplitSource(splits["train"])
     copies = 8 if t.augment == "all8" else 1
     steps_per_epoch = len(source) * copies // t.batch_size
@@ -229,12 +347,10 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
         state = init_from_run(state, t)
     ckpts = checkpoint.Checkpoints(workdir, t.keep_checkpoints)
     best = -math.inf
-    restored = ckpts.restore_latest({"params": state.params, "batch_stats": state.batch_stats},
-                                    {"opt_state": state.opt_state, "step": state.step, "rng": state.rng})
+    restored = ckpts.restore_latest(*state.saved())
     if restored is not None:
         v, tr, meta = restored
-        state = state.replace(params=v["params"], batch_stats=v["batch_stats"], opt_state=tr["opt_state"],
-                              step=tr["step"], rng=tr["rng"])
+        state = state.restored(v, tr)
         best = meta.get("best_val_mpsnr", -math.inf)
         echo(f"resumed from step {int(state.step)} in {workdir}")
     start = int(state.step)
@@ -253,22 +369,39 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
                 yield as_batch(b, (skip + i) / steps_per_epoch)
 
     def mean_metrics(pending) -> dict:
-        """Fetch each pending step's metrics once; stop at the first non-finite loss; average."""
+        """Fetch each pending step's metrics once; stop at the first non-finite loss (float16: the
+        steps its loss scale skipped are counted, not stopped at, unless every step since the last
+        report was skipped); average (the loss over the steps that were taken)."""
         rows = [(step_no, runner.metrics(m)) for step_no, m in pending]
-        for step_no, row in rows:
+        taken = [(step_no, row) for step_no, row in rows if not row.get("skipped", 0.0)]
+        if not taken:
+            raise NonFiniteLoss(f"every float16 step from {rows[0][0]} to {rows[-1][0]} overflowed (loss scale "
+                                f"{rows[-1][1]['loss_scale']:g}); stopping. The last good checkpoint in "
+                                f"{workdir / 'checkpoints'} is kept; try train.compute_dtype bfloat16")
+        for step_no, row in taken:
             if not math.isfinite(row["loss"]):
                 raise NonFiniteLoss(f"loss is {row['loss']} at step {step_no}; stopping. The last good checkpoint in "
                                     f"{workdir / 'checkpoints'} is kept; lower train.learning_rate or check the data")
-        return {k: float(np.mean([row[k] for _, row in rows])) for k in rows[0][1]}
+        out = {k: float(np.mean([row[k] for _, row in taken])) for k in rows[0][1]}
+        if float16:
+            out["skipped"] = float(sum(row["skipped"] for _, row in rows))  # steps, not a mean
+            out["loss_scale"] = rows[-1][1]["loss_scale"]
+        return out
 
     def save(host, step_no, is_best, val=None):  # every process calls save; orbax writes once
         meta = {"epoch": step_no // steps_per_epoch, "val_mpsnr": val, "best_val_mpsnr": best,
-                "teacher_workdir": config.teacher.workdir if kd else ""}
-        ckpts.save(step_no, {"params": host.params, "batch_stats": host.batch_stats},
-                   {"opt_state": host.opt_state, "step": host.step, "rng": host.rng}, meta, best=is_best)
+                "teacher_workdir": config.teacher.workdir if kd else "",
+                "compute_dtype": precision.resolve(t.get("compute_dtype", "float32")).name,
+                "ema_decay": t.get("ema_decay", 0.0)}
+        variables, train = host.saved()
+        ckpts.save(step_no, variables, train, meta, best=is_best)
 
+    extras = [f"{t.compute_dtype}" if t.get("compute_dtype", "float32") != "float32" else "",
+              f"EMA {t.ema_decay:g}" if t.get("ema_decay", 0.0) else "",
+              f"{t.grad_accum_steps} micro-batches a step" if t.get("grad_accum_steps", 1) > 1 else ""]
     echo(f"training {evaluation.method_name(config)}: {len(source)} patches x {copies}, {steps_per_epoch} steps "
-         f"per epoch, {total} steps, batch {t.batch_size} on {n_devices} device(s) ({t.parallel})")
+         f"per epoch, {total} steps, batch {t.batch_size} on {n_devices} device(s) ({t.parallel})"
+         + "".join(f", {e}" for e in extras if e))
     pending = []
     tick, tick_step, began = time.perf_counter(), start, time.perf_counter()
     step_no = start
@@ -293,14 +426,15 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
                 validating = step_no % t.eval_every_steps == 0 or last
                 saving = step_no % t.checkpoint_every_steps == 0 or last
                 host = runner.get_state(state) if validating or saving else None  # one fetch for both
-                if validating:
-                    val = validate(eval_model, {"params": host.params, "batch_stats": host.batch_stats},
-                                   splits["validation"], config)
+                if validating:  # the EMA weights when there are
+                    val = validate(eval_model, host.variables(), splits["validation"], config)
                     if val is not None:
                         values["val_mpsnr"] = val
                 logger.write(step_no, values)
                 eta = (total - step_no) / max(rate, 1e-9)
                 extra = f" val MPSNR {val:.3f}" if val is not None else ""
+                if float16:
+                    extra += f" loss scale {values['loss_scale']:g}, {values['skipped']:g} skipped"
                 echo(f"step {step_no}/{total} epoch {step_no / steps_per_epoch:.2f} loss {values['loss']:.5f}"
                      f" lr {values['learning_rate']:.2e} {rate:.2f} steps/s ETA {_eta(eta)}{extra}")
                 is_best = val is not None and val > best
@@ -314,5 +448,4 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
         logger.close()
     echo(f"trained {step_no - start} steps in {_eta(time.perf_counter() - began)}")
     host = runner.get_state(state)
-    variables = {"params": host.params, "batch_stats": host.batch_stats}
-    return evaluation.evaluate(config, variables, splits["test"], workdir if lead else None, echo=echo)
+    return evaluation.evaluate(config, host.variables(), splits["test"], workdir if lead else None, echo=echo)

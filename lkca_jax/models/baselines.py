@@ -9,10 +9,13 @@ image when the model's residual is on.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
+from lkca_jax import precision
 from lkca_jax.models.upsampler import UpsamplerSettings, resolve_groups, upsampler_fields
 from lkca_jax.ops.conv import Conv
 from lkca_jax.ops.imresize import imresize
@@ -51,12 +54,12 @@ class VDSR(UpsamplerSettings):
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
         conv = functools.partial(Conv, kernel_size=3, use_bias=False, impl=self.conv_impl, kernel_init=HE)
-        x = nn.relu(conv(self.features, name="head")(lr))
+        x = nn.relu(conv(self.features, name="head")(precision.network_input(lr, self.dtype)))
         for i in range(self.depth):
             x = nn.relu(conv(self.features, name=f"conv{i}")(x))
         feats = self.make_upsampler(self.features, self.bands * self.scale ** 2, self.scale, use_bias=False,
                                     kernel_init=HE)(x)
-        return (feats + imresize(lr, self.scale) if self.residual else feats), feats
+        return precision.head(feats, lr if self.residual else None, self.scale), precision.float32(feats)
 
 
 class FCNN3D(UpsamplerSettings):
@@ -88,11 +91,11 @@ class FCNN3D(UpsamplerSettings):
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
         (w1, w2, w3), conv = self.widths, functools.partial(Conv, impl=self.conv_impl)
-        x = nn.relu(conv(w1, 9, taps=self.taps, name="conv1")(lr))
+        x = nn.relu(conv(w1, 9, taps=self.taps, name="conv1")(precision.network_input(lr, self.dtype)))
         x = nn.relu(conv(w2, 1, taps=1, name="conv2")(x))
         x = nn.relu(conv(w3, 1, taps=1, name="conv3")(x))
         feats = self.make_upsampler(w3, self.bands * self.scale ** 2, self.scale, kernel_size=5, taps=self.taps)(x)
-        return (feats + imresize(lr, self.scale) if self.residual else feats), feats
+        return precision.head(feats, lr if self.residual else None, self.scale), precision.float32(feats)
 
 
 class Bicubic(nn.Module):
@@ -100,10 +103,11 @@ class Bicubic(nn.Module):
 
     bands: int
     scale: int
+    dtype: Any = jnp.float32  # unused: the bicubic image is always float32
     tile_radius = 2
 
     def __call__(self, lr: jax.Array, train: bool = False):
-        return imresize(lr, self.scale), None
+        return imresize(precision.float32(lr), self.scale), None
 
 
 def build_vdsr(m, axis_name: str | None = None) -> VDSR:

@@ -30,10 +30,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lkca_jax import precision
 from lkca_jax.models.attention import Einsum
 from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
 from lkca_jax.ops.conv import Conv, torch_kernel_init
-from lkca_jax.ops.imresize import imresize
 from lkca_jax.ops.pixel_shuffle import pixel_unshuffle
 
 
@@ -48,15 +48,18 @@ class ESSAttn(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         t, f = x.shape[1:]
-        q, k, v = jnp.split(nn.Dense(3 * f, kernel_init=torch_kernel_init, name="lnqkv")(x), 3, axis=-1)
+        dense = lambda n, name: nn.Dense(n, kernel_init=torch_kernel_init, dtype=x.dtype, name=name)
+        q, k, v = jnp.split(dense(3 * f, "lnqkv")(x), 3, axis=-1)
+        # the means, sums and norms in float32 (lkca_jax.precision), the products in x's dtype
+        q, k = precision.float32(q), precision.float32(k)
         q = q - jnp.mean(q, axis=-1, keepdims=True)
         k = k - jnp.mean(k, axis=-1, keepdims=True)
         q2, k2 = q * q, k * k
-        q2 = _unit(q2 / (jnp.sum(q2, axis=-1, keepdims=True) + 1e-7), axis=-1)
-        k2 = _unit(k2 / (jnp.sum(k2, axis=-1, keepdims=True) + 1e-7), axis=-2)
+        q2 = _unit(q2 / (jnp.sum(q2, axis=-1, keepdims=True) + 1e-7), axis=-1).astype(x.dtype)
+        k2 = _unit(k2 / (jnp.sum(k2, axis=-1, keepdims=True) + 1e-7), axis=-2).astype(x.dtype)
         kv = Einsum("ntc,ntd->ncd", name="kv")(k2, v)
         out = v + Einsum("ntc,ncd->ntd", name="qkv")(q2, kv) / math.sqrt(t)
-        return nn.Dense(f, kernel_init=torch_kernel_init, name="ln")(out)
+        return dense(f, "ln")(out)
 
 
 class ConcatDense(nn.Module):
@@ -84,7 +87,7 @@ class ConvAttention(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         n, h, w, f = x.shape
         drop = lambda y: nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(y)
-        a = ESSAttn(name="attn")(nn.LayerNorm(1e-5, name="norm")(x.reshape(n, h * w, f)))
+        a = ESSAttn(name="attn")(nn.LayerNorm(1e-5, dtype=x.dtype, name="norm")(x.reshape(n, h * w, f)))
         conv = lambda o, k, i: Conv(o, k, impl=self.conv_impl, name=f"{self.body}{i}")
         y = drop(nn.leaky_relu(ConcatDense(2 * f, name=f"{self.body}0")(drop(a.reshape(n, h, w, f)), x), 0.2))
         y = drop(nn.leaky_relu(conv(2 * f, 3, 3)(y), 0.2))
@@ -151,13 +154,12 @@ class ESSAformer(UpsamplerSettings):
 
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
-        x0 = Conv(self.features, 3, impl=self.conv_impl, name="conv_first")(lr)
+        x0 = Conv(self.features, 3, impl=self.conv_impl, name="conv_first")(precision.network_input(lr, self.dtype))
         up = self.make_stages(self.features, self.scale, parent=None)
         x5 = BlockUp(self.scale, up, self.dropout, self.conv_impl, name="blockup")(x0, train)
-        if not self.bicubic_residual:
-            return Conv(lr.shape[-1], 3, impl=self.conv_impl, name="conv_last")(x5), x5
-        last = Conv(lr.shape[-1], 3, impl=self.conv_impl, kernel_init=nn.initializers.zeros, name="conv_last")
-        return last(x5) + imresize(lr, self.scale), x5
+        last = Conv(lr.shape[-1], 3, impl=self.conv_impl, name="conv_last",
+                    **({"kernel_init": nn.initializers.zeros} if self.bicubic_residual else {}))
+        return precision.head(last(x5), lr if self.bicubic_residual else None, self.scale), precision.float32(x5)
 
 
 def build_essaformer(m, axis_name: str | None = None) -> ESSAformer:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lkca_jax import precision
 from lkca_jax.models.upsampler import Upsampler, check_upsampler, resolve_groups
 from lkca_jax.ops.conv import Conv, conv, gated_fusion, torch_kernel_init
-from lkca_jax.ops.imresize import imresize
 
 NORMS = ("layer", "batch")
 
@@ -28,27 +29,32 @@ class ChannelNorm(nn.Module):
     """Channels-first LayerNorm as ConvNeXt-style code writes it by hand: per pixel, the mean and
     (biased) variance over the channels, then a per-channel scale and bias. A module of its own, not
     ``nn.LayerNorm``: fvcore counts a LayerNorm module 5 per element but these element-wise ops 0,
-    which is what the paper's Flops column shows (RECONSTRUCTION.md section 2)."""
+    which is what the paper's Flops column shows (RECONSTRUCTION.md section 2). The statistics and
+    the normalisation run in float32 whatever the input's dtype; the result is in the input's."""
 
     epsilon: float = 1e-6
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         f = x.shape[-1]
-        mean = jnp.mean(x, axis=-1, keepdims=True)
-        centred = x - mean
+        x32 = precision.float32(x)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        centred = x32 - mean
         var = jnp.mean(centred * centred, axis=-1, keepdims=True)
         y = centred * jax.lax.rsqrt(var + self.epsilon)
-        return y * self.param("scale", nn.initializers.ones, (f,)) + self.param("bias", nn.initializers.zeros, (f,))
+        y = y * self.param("scale", nn.initializers.ones, (f,)) + self.param("bias", nn.initializers.zeros, (f,))
+        return y.astype(x.dtype)
 
 
-def norm_layer(kind: str, train: bool, momentum: float, epsilon: float, ln_epsilon: float, axis_name, name: str):
+def norm_layer(kind: str, train: bool, momentum: float, epsilon: float, ln_epsilon: float, axis_name, name: str,
+               dtype=jnp.float32):
     """The LKB's normalisation: ``layer`` (:class:`ChannelNorm`) or ``batch`` (BatchNorm, statistics
-    averaged over ``axis_name`` in data-parallel training)."""
+    averaged over ``axis_name`` in data-parallel training, reduced in float32, output in ``dtype``)."""
     if kind == "layer":
         return ChannelNorm(ln_epsilon, name=name)
     if kind == "batch":
-        return nn.BatchNorm(not train, momentum=momentum, epsilon=epsilon, axis_name=axis_name, name=name)
+        return nn.BatchNorm(not train, momentum=momentum, epsilon=epsilon, axis_name=axis_name, dtype=dtype,
+                            name=name)
     raise ValueError(f"model.norm must be one of {NORMS}, got {kind!r}")
 
 
@@ -62,8 +68,8 @@ class SqueezeExcite(nn.Module):
     def __call__(self, maps: Sequence[jax.Array]) -> jax.Array:
         s = jnp.concatenate([jnp.mean(m, axis=(1, 2)) for m in maps], axis=-1)
         c = s.shape[-1]
-        s = nn.relu(nn.Dense(max(c // self.reduction, 1), kernel_init=torch_kernel_init, name="fc1")(s))
-        return nn.sigmoid(nn.Dense(c, kernel_init=torch_kernel_init, name="fc2")(s))
+        dense = lambda n, name: nn.Dense(n, kernel_init=torch_kernel_init, dtype=s.dtype, name=name)
+        return nn.sigmoid(dense(c, "fc2")(nn.relu(dense(max(c // self.reduction, 1), "fc1")(s))))
 
 
 class Fusion(Conv):
@@ -102,8 +108,9 @@ class BlockSettings(nn.Module):
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(BlockSettings)
                 if f.name not in ("parent", "name")}
 
-    def norm_layer(self, train: bool, name: str):
-        return norm_layer(self.norm, train, self.bn_momentum, self.bn_epsilon, self.ln_epsilon, self.axis_name, name)
+    def norm_layer(self, train: bool, name: str, dtype=jnp.float32):
+        return norm_layer(self.norm, train, self.bn_momentum, self.bn_epsilon, self.ln_epsilon, self.axis_name, name,
+                          dtype)
 
 
 class LKCA(BlockSettings):
@@ -117,8 +124,8 @@ class LKCA(BlockSettings):
             maps.append(Conv(f, k, groups=f, dilation=d, impl=self.conv_impl, name=f"dw{i}")(maps[-1]))
         gate = SqueezeExcite(self.se_reduction, name="se")(maps)
         attn = Fusion(f, 1, groups=self.fusion_groups, impl=self.conv_impl, name="fuse")(maps, gate, train)
-        attn = self.norm_layer(train, "fuse_bn")(attn)
-        gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,))
+        attn = self.norm_layer(train, "fuse_bn", a.dtype)(attn)
+        gamma = self.param("gamma", nn.initializers.constant(self.gamma_init), (f,)).astype(a.dtype)
         return gamma * (a * attn)
 
 
@@ -156,11 +163,11 @@ class LKB(BlockSettings):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         f = x.shape[-1]
-        u = self.norm_layer(train, "bn")(x)
+        u = self.norm_layer(train, "bn", x.dtype)(x)
         a = nn.gelu(Conv(f, 1, impl=self.conv_impl, name="proj_in")(u), approximate=self.gelu_approximate)
         s = LKCA(**self.shared(), name="lkca")(a, train)
         v = Conv(f, 1, impl=self.conv_impl, name="proj_out")(s) + u
-        v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)) * v
+        v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)).astype(v.dtype) * v
         v = DropPath(self.drop_path, self.axis_name)(v, train)
         return x + v
 
@@ -191,6 +198,7 @@ class LKCANet(nn.Module):
     axis_name: str | None = None
     norm: str = "layer"
     ln_epsilon: float = 1e-6
+    dtype: Any = jnp.float32  # the compute dtype (lkca_jax.precision); parameters stay float32
 
     def __post_init__(self):
         super().__post_init__()
@@ -231,15 +239,15 @@ class LKCANet(nn.Module):
 
     def backbone(self, lr: jax.Array, train: bool = False) -> jax.Array:
         """The LR-resolution features (N, h, w, F) the upsampler reads."""
-        x = self.head(lr)
+        x = self.head(precision.network_input(lr, self.dtype))
         for block in self.blocks:
             x = block(x, train)
         return x
 
     def upsample(self, x: jax.Array, lr: jax.Array):
-        """(sr, features) from the backbone's features; local, so it can run in tiles."""
+        """(sr, features) from the backbone's features, both float32; local, so it can run in tiles."""
         feats = self.up(x)
-        return feats + imresize(lr, self.scale), feats
+        return precision.head(feats, lr, self.scale), precision.float32(feats)
 
     def __call__(self, lr: jax.Array, train: bool = False):
         return self.upsample(self.backbone(lr, train), lr)

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lkca_jax import precision
 from lkca_jax.models.attention import Einsum, PReLU, torch_bias_init
 from lkca_jax.models.sspsr import ResBlock, band_counts, group_starts
 from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
@@ -127,9 +128,11 @@ class DMSA(nn.Module):
         q = DeformConv(f, self.conv_impl, name="deformconv")(x)
         k, v = jnp.split(Conv(3 * f, 1, use_bias=False, impl=self.conv_impl, name="qkv")(x)[..., f:], 2, axis=-1)
         heads = lambda t: t.reshape(n, h * w, self.heads, f // self.heads)  # channel = head * (F / heads) + c
-        unit = lambda t: t / jnp.maximum(jnp.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+        # the norms over the h*w tokens and the softmax in float32 (lkca_jax.precision), products in x's dtype
+        unit = lambda t: (t / jnp.maximum(jnp.linalg.norm(precision.float32(t), axis=1, keepdims=True),
+                                          1e-12)).astype(x.dtype)
         attn = Einsum("nthc,nthd->nhcd", name="qk")(unit(heads(q)), unit(heads(k)))
-        attn = nn.softmax(attn * temperature[None], axis=-1)
+        attn = nn.softmax(precision.float32(attn * temperature[None]), axis=-1).astype(x.dtype)
         out = Einsum("nhcd,nthd->nthc", name="av")(attn, heads(v)).reshape(n, h, w, f)
         return Conv(f, 1, use_bias=False, impl=self.conv_impl, name="project_out")(out)
 
@@ -142,8 +145,8 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         f = x.shape[-1]
-        x = nn.gelu(nn.Dense(self.hidden, kernel_init=torch_kernel_init, name="fc1")(x), approximate=False)
-        return nn.Dense(f, kernel_init=torch_kernel_init, name="fc2")(x)
+        dense = lambda n, name: nn.Dense(n, kernel_init=torch_kernel_init, dtype=x.dtype, name=name)
+        return dense(f, "fc2")(nn.gelu(dense(self.hidden, "fc1")(x), approximate=False))
 
 
 class DCTM(nn.Module):
@@ -155,8 +158,9 @@ class DCTM(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x + DMSA(self.heads, self.conv_impl, name="global_attn")(nn.LayerNorm(1e-5, name="norm1")(x))
-        return x + MLP(int(x.shape[-1] * self.mlp_ratio), name="mlp")(nn.LayerNorm(1e-5, name="norm2")(x))
+        norm = lambda name: nn.LayerNorm(1e-5, dtype=x.dtype, name=name)  # statistics in float32
+        x = x + DMSA(self.heads, self.conv_impl, name="global_attn")(norm("norm1")(x))
+        return x + MLP(int(x.shape[-1] * self.mlp_ratio), name="mlp")(norm("norm2")(x))
 
 
 class MSDformer(UpsamplerSettings):
@@ -192,7 +196,8 @@ class MSDformer(UpsamplerSettings):
     @nn.compact
     def __call__(self, lr: jax.Array, train: bool = False):
         f = self.features
-        x = MSAMG(f, self.subs, self.overlap, self.reduction, self.conv_impl, name="head")(lr)
+        x = MSAMG(f, self.subs, self.overlap, self.reduction, self.conv_impl, name="head")(
+            precision.network_input(lr, self.dtype))
         t = DCTM(self.heads, self.mlp_ratio, self.conv_impl, name="body0")(x)
         if self.is_initializing():  # allocated, never called (as in the public code; Param counts it):
             Conv(f, 3, impl=self.conv_impl, name="middle0")(t[:0])  # an empty batch makes its params only
@@ -200,12 +205,11 @@ class MSDformer(UpsamplerSettings):
             t = DCTM(self.heads, self.mlp_ratio, self.conv_impl, name=f"body{i}")(t)
             t = Conv(f, 3, impl=self.conv_impl, name=f"middle{i}")(t)
         feats = self.make_stages(f, self.scale, name="upsample")(x + t)
-        bicubic = imresize(lr, self.scale)
+        bicubic = precision.network_input(imresize(lr, self.scale), self.dtype)  # float32, read in the compute dtype
         y = feats + Conv(f, 3, impl=self.conv_impl, name="skip_conv")(bicubic)
-        if not self.bicubic_residual:
-            return Conv(lr.shape[-1], 3, impl=self.conv_impl, name="tail")(y), feats
-        tail = Conv(lr.shape[-1], 3, impl=self.conv_impl, kernel_init=nn.initializers.zeros, name="tail")
-        return tail(y) + bicubic, feats
+        tail = Conv(lr.shape[-1], 3, impl=self.conv_impl, name="tail",
+                    **({"kernel_init": nn.initializers.zeros} if self.bicubic_residual else {}))
+        return precision.head(tail(y), lr if self.bicubic_residual else None, self.scale), precision.float32(feats)
 
 
 def build_msdformer(m, axis_name: str | None = None) -> MSDformer:

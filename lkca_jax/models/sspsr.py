@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lkca_jax import precision
 from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
 from lkca_jax.ops.conv import Conv
 from lkca_jax.ops.imresize import imresize
@@ -168,18 +169,20 @@ class SSPSR(UpsamplerSettings):
     def __call__(self, lr: jax.Array, train: bool = False):
         n, c = lr.shape[0], lr.shape[-1]
         f, subs, r = self.features, self.subs, self.scale
+        x = precision.network_input(lr, self.dtype)
         starts = group_starts(c, subs, self.overlap)
         shared = dict(res_scale=self.res_scale, reduction=self.reduction, conv_impl=self.conv_impl)
         branch = Branch(f, self.blocks, ShuffleStages(f, int(math.log2(r // 2)), self.conv_impl, parent=None),
                         out=subs, name="branch", **shared)
-        groups = branch(jnp.concatenate([lr[..., s:s + subs] for s in starts], axis=0))  # (G*N, rh/2, rw/2, 8)
+        groups = branch(jnp.concatenate([x[..., s:s + subs] for s in starts], axis=0))  # (G*N, rh/2, rw/2, 8)
         groups = groups.reshape(len(starts), n, *groups.shape[1:])
         y = sum(jnp.pad(groups[g], ((0, 0), (0, 0), (0, 0), (s, c - s - subs))) for g, s in enumerate(starts))
         y = y / jnp.asarray(band_counts(c, starts, subs), y.dtype)
         up = self.make_upsampler(f, 4 * f, 2, name=None, parent=None)
         feats = Branch(f, self.blocks, up, name="trunk", **shared)(y)  # no tail: the upsampler's output
-        y = feats + Conv(f, 3, impl=self.conv_impl, name="skip_conv")(imresize(lr, r))
-        return Conv(c, 3, impl=self.conv_impl, name="final")(y), feats
+        bicubic = precision.network_input(imresize(lr, r), self.dtype)  # made in float32, read in the compute dtype
+        y = feats + Conv(f, 3, impl=self.conv_impl, name="skip_conv")(bicubic)
+        return precision.head(Conv(c, 3, impl=self.conv_impl, name="final")(y)), precision.float32(feats)
 
 
 def build_sspsr(m, axis_name: str | None = None) -> SSPSR:

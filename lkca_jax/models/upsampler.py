@@ -135,13 +135,15 @@ class UpsamplerStages(nn.Module):
 
 
 class UpsamplerSettings(nn.Module):
-    """The upsampler fields a model config's ``model`` block gives every architecture (fields only)."""
+    """The upsampler fields a model config's ``model`` block gives every architecture, and the
+    compute dtype (fields only)."""
 
     upsampler: str = "dense"
     groups: int | str = "auto:8"
     rank: int = 64
     up_init_scale: float = 0.0
     conv_impl: str = "auto"
+    dtype: Any = jnp.float32  # the compute dtype (lkca_jax.precision); parameters stay float32
 
     def make_upsampler(self, features: int, out: int, scale: int, name: str | None = "up", **kw) -> Upsampler:
         where = f"{type(self).__name__}: F={features}, {out} outputs"

@@ -34,8 +34,11 @@ def deform_sample(x: jax.Array, offsets: jax.Array, k: int = 3) -> jax.Array:
         raise ValueError(f"deform_sample: offsets {offsets.shape} must be (N, H, W, 2*k*k) = {(n, h, w, 2 * kk)}")
     ti, tj = np.divmod(np.arange(kk), k)
     r = (k - 1) // 2
-    py = (np.arange(h)[:, None, None] + (ti - r)).astype(x.dtype) + offsets[..., :kk]  # (N, H, W, k^2)
-    px = (np.arange(w)[None, :, None] + (tj - r)).astype(x.dtype) + offsets[..., kk:]
+    # positions and bilinear weights in float32 whatever x's dtype: a bfloat16 position past 256 pixels
+    # would be rounded to an even pixel; the samples come back in x's dtype
+    offsets = offsets.astype(jnp.float32)
+    py = (np.arange(h)[:, None, None] + (ti - r)).astype(np.float32) + offsets[..., :kk]  # (N, H, W, k^2)
+    px = (np.arange(w)[None, :, None] + (tj - r)).astype(np.float32) + offsets[..., kk:]
     y0, x0 = lax.stop_gradient(jnp.floor(py)), lax.stop_gradient(jnp.floor(px))
     fy, fx = py - y0, px - x0
     # one zero row/column around the image: every neighbour outside it is read from there
@@ -51,7 +54,8 @@ def deform_sample(x: jax.Array, offsets: jax.Array, k: int = 3) -> jax.Array:
 
     wy0, wx0 = (1 - fy)[..., None], (1 - fx)[..., None]
     wy1, wx1 = fy[..., None], fx[..., None]
-    return wy0 * (wx0 * at(iy0, ix0) + wx1 * at(iy0, ix1)) + wy1 * (wx0 * at(iy1, ix0) + wx1 * at(iy1, ix1))
+    out = wy0 * (wx0 * at(iy0, ix0) + wx1 * at(iy0, ix1)) + wy1 * (wx0 * at(iy1, ix0) + wx1 * at(iy1, ix1))
+    return out.astype(x.dtype)
 
 
 def deform_conv(x: jax.Array, offsets: jax.Array, kernel: jax.Array) -> jax.Array:
