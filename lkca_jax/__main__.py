@@ -106,7 +106,7 @@ def _sr(args) -> int:
     from lkca_jax.inference import run_sr
 
     info = run_sr(args.workdir, args.input, args.output, args.key, args.tile, args.overlap, args.batch, args.which,
-                  norm=args.norm, pretrained=args.pretrained)
+                  norm=args.norm, pretrained=args.pretrained, weights=args.weights, dtype=args.dtype)
     print(f"wrote {info['output']}: {info['shape'][0]} x {info['shape'][1]} x {info['shape'][2]}"
           + (", georeferenced" if info["georeferenced"] else "")
           + (f", {info['nodata_pixels']} nodata LR pixels kept as nodata" if info["nodata_pixels"] else ""))
@@ -120,7 +120,7 @@ def _convert(args) -> int:
     if bool(args.to) == bool(args.from_):
         raise ValueError("give exactly one of --to model.pt (export a run) or --from model.pt (import one)")
     if args.to:
-        _, variables, config = checkpoint.load_run(args.workdir, args.which)
+        _, variables, config = checkpoint.load_run(args.workdir, args.which, args.weights)
         convert.save_pt(args.to, variables, config)
         print(f"wrote {args.to}: {len(convert.flax_to_torch(variables, config))} tensors")
         return 0
@@ -140,7 +140,7 @@ def _convert(args) -> int:
 def _rank(args) -> int:
     from lkca_jax.lowrank import rank_report
 
-    spectra, out = rank_report(args.workdir, args.which, args.out)
+    spectra, out = rank_report(args.workdir, args.which, args.out, args.weights)
     for name, sp in spectra.items():
         print(f"{name}: {sp['shape'][0]} x {sp['shape'][1]} matrix; 90% of the cumulative sum at rank "
               f"{sp['rank90']}, 95% at {sp['rank95']}, 99% at {sp['rank99']}")
@@ -163,7 +163,7 @@ def _compare(args) -> int:
 
     box = _pairs(args.box, 3, "--box") if args.box else None
     pixels = [_pairs(p, 2, "--pixel") for p in args.pixel] or None
-    result = compare_runs(args.workdir, args.out, args.image, box, pixels, args.which)
+    result = compare_runs(args.workdir, args.out, args.image, box, pixels, args.which, weights=args.weights)
     for p in result["panels"]:
         print(f"{p['title']}: PSNR {p['psnr']:.4f} dB, SAM {p['sam']:.4f} deg")
     print(f"box (y, x, size) {result['box']}; pixels {result['pixels']}")
@@ -174,7 +174,7 @@ def _compare(args) -> int:
 def _lowrank(args) -> int:
     from lkca_jax.lowrank import convert_run
 
-    err, updates = convert_run(args.workdir, args.to, args.out, args.which)
+    err, updates = convert_run(args.workdir, args.to, args.out, args.which, args.weights)
     made = f"svd:{updates['rank']}" if updates["upsampler"] == "svd" else f"grouped:{updates['groups']}"
     note = "" if made == args.to else f" ({args.to} does not divide the upsampler's channels; the largest that does)"
     print(f"wrote {args.out}: upsampler {made}{note}, relative Frobenius error {err:.4f}")
@@ -182,7 +182,7 @@ def _lowrank(args) -> int:
         from lkca_jax.evaluation import evaluate_workdir
 
         quiet = lambda *a: None
-        before = evaluate_workdir(args.workdir, which=args.which, echo=quiet)
+        before = evaluate_workdir(args.workdir, which=args.which, echo=quiet, weights=args.weights)
         after = evaluate_workdir(args.out, echo=quiet)
         print(f"test MPSNR before fine-tuning: {after['MPSNR']:.4f} (the dense run: {before['MPSNR']:.4f})")
     return 0
@@ -208,10 +208,21 @@ def _export(args) -> int:
         h, w = (int(v) for v in args.lr_size.split(","))
     except ValueError:
         raise ValueError(f"--lr_size must be H,W in LR pixels, got {args.lr_size!r}") from None
-    info = export(args.workdir, args.format, (h, w), args.out, args.which)
+    info = export(args.workdir, args.format, (h, w), args.out, args.which, weights=args.weights, dtype=args.dtype)
     print(f"wrote {info['output']} ({info['format']}, LR {info['lr_shape']}, {info['bytes']} bytes); "
           f"max |artifact - Flax| = {info['max_abs_error']:.2e}")
     return 0
+
+
+def _which(p, dtype: bool = False) -> None:
+    """The checkpoint flags every command that reads a run shares (and the compute dtype)."""
+    p.add_argument("--which", choices=("best", "last"), default="best",
+                   help="the best-validation or the latest checkpoint")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="the EMA weights where the run kept them (train.ema_decay > 0), or the raw ones")
+    if dtype:
+        p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                       help="compute dtype of the forward pass (the output is float32 either way)")
 
 
 def main(argv=None) -> int:
@@ -242,7 +253,7 @@ def main(argv=None) -> int:
     p.add_argument("--overlap", type=int, default=16, help="LR pixels of context on each side of a tile")
     p.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
     p.add_argument("--norm", type=float, help="divide the input by this (default: as the run was trained)")
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    _which(p, dtype=True)
     p.set_defaults(run=_sr)
     p = sub.add_parser("convert", help="weights to or from a PyTorch .pt state dict")
     p.add_argument("--workdir", required=True, help="the run to export, or the new run to create")
@@ -251,13 +262,13 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="the model's config (configs/<dataset>.py:<arg>) when the .pt has none "
                                     "(e.g. a state dict saved by SSPSR's public code); --config.<field> value "
                                     "overrides follow it")
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    _which(p)
     p.set_defaults(run=_convert)
     p = sub.add_parser("rank", help="singular values of trained upsamplers (the paper's Fig. 4)")
     p.add_argument("--workdir", action="extend", nargs="+", required=True,
                    help="one or more runs (or repeat the flag) for one plot of several")
     p.add_argument("--out", help="folder for rank.json and rank.png (default: the first run's rank/)")
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    _which(p)
     p.set_defaults(run=_rank)
     p = sub.add_parser("compare", help="several runs side by side on one test image (the paper's Figs. 6-8), "
                                        "with spectra and per-band PSNR")
@@ -269,7 +280,7 @@ def main(argv=None) -> int:
                                  "errors differ most)")
     p.add_argument("--pixel", action="append", default=[],
                    help="y,x of a pixel whose spectra to plot; repeat (default: three where Bicubic errs most)")
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    _which(p)
     p.set_defaults(run=_compare)
     p = sub.add_parser("lowrank", help="compress a trained dense upsampler into a new run")
     p.add_argument("action", choices=("convert",))
@@ -277,7 +288,7 @@ def main(argv=None) -> int:
     p.add_argument("--to", required=True, help="grouped:G (block-diagonal part) or svd:R (truncated SVD)")
     p.add_argument("--out", required=True, help="the new run")
     p.add_argument("--evaluate", action="store_true", help="also report test MPSNR before fine-tuning")
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    _which(p)
     p.set_defaults(run=_lowrank)
     p = sub.add_parser("table", help="one table from several runs' evaluations")
     p.add_argument("--workdir", action="extend", nargs="+", required=True,
@@ -290,7 +301,7 @@ def main(argv=None) -> int:
     p.add_argument("--format", required=True, choices=("stablehlo", "onnx"))
     p.add_argument("--lr_size", required=True, help="H,W of the LR input, in pixels")
     p.add_argument("--out", required=True)
-    p.add_argument("--which", choices=("best", "last"), default="best")
+    _which(p, dtype=True)
     p.set_defaults(run=_export)
     try:
         argv, overrides = split_overrides(sys.argv[1:] if argv is None else list(argv))

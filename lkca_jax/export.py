@@ -22,7 +22,7 @@ import warnings
 import jax
 import numpy as np
 
-from lkca_jax import checkpoint
+from lkca_jax import checkpoint, precision
 from lkca_jax.atomic import remove, temp_beside
 from lkca_jax.inference import predictor
 from lkca_jax.methods import architecture_of
@@ -60,11 +60,15 @@ def _onnx(model, config, variables, lr_shape, tmp: str):
     return lambda x: session.run(["sr"], {"lr": x.transpose(0, 3, 1, 2)})[0].transpose(0, 2, 3, 1)
 
 
-def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best", tol: float = 1e-4) -> dict:
+def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best", tol: float = 1e-4,
+           weights: str = "ema", dtype: str | None = None) -> dict:
     """Write the ``fmt`` artifact of the run in ``workdir`` for LR inputs of ``lr_size`` to ``out``."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    model, variables, config = checkpoint.load_run(workdir, which)
+    if fmt == "onnx" and precision.resolve(dtype) != np.float32:
+        raise ValueError(f"ONNX export computes in float32 (its graph is the PyTorch reference's), not {dtype}; "
+                         "use --format stablehlo for a bfloat16 or float16 artifact")
+    model, variables, config = checkpoint.load_run(workdir, which, weights, dtype)
     if config.model.name == "bicubic" or (fmt == "onnx" and architecture_of(config).torch is None):
         raise ValueError(f"{workdir}: no {fmt} export for model {config.model.name!r}")
     lr_shape = (*lr_size, config.model.bands)

@@ -97,7 +97,8 @@ def _panel(title, per_image, sr, gt, bands, pixels) -> Panel:
 
 
 def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, int] | None = None,
-                 pixels: list[tuple[int, int]] | None = None, which: str = "best", names=None) -> dict:
+                 pixels: list[tuple[int, int]] | None = None, which: str = "best", names=None,
+                 weights: str = "ema") -> dict:
     """Draw the comparison and spectra PNGs of ``image`` (a test-split id; default the first) into
     ``out``; returns {"image", "box", "pixels", "panels": [{title, psnr, sam}], "files"}."""
     runs = {}
@@ -132,7 +133,7 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
     panels = [_panel("Bicubic", per_image, bic, gt, bands, pixels)]
     del bic
     for label, (workdir, _) in runs.items():
-        _, variables, run_config = checkpoint.load_run(workdir, which)
+        _, variables, run_config = checkpoint.load_run(workdir, which, weights)
         run_config.data, run_config.eval = config.data, config.eval
         per_image, sr = _predict(run_config, variables, one)
         panels.append(_panel(f"{evaluation.method_name(run_config)} ({label})", per_image, sr, gt, bands, pixels))

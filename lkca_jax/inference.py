@@ -26,6 +26,7 @@ import numpy as np
 from lkca_jax import checkpoint
 from lkca_jax.data.io import GEOREFERENCED, Cube, DataError, open_writer, read_cube, require_finite, writer_class
 from lkca_jax.data.protocols import norm_value
+from lkca_jax.models import build_model
 
 DEFAULT_TILE = 128  # LR pixels
 RANGE_FACTOR = 4  # sr warns when the normalised input exceeds this many times the trained 0..1 range
@@ -174,7 +175,8 @@ def _check_range(cube: Cube, path, norm: float, config, warn) -> None:
 
 def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int = 128, overlap: int = 16,
            batch: int = 1, which: str = "best", progress: bool = True, norm: float | None = None,
-           warn=lambda msg: print(msg, file=sys.stderr), pretrained: str | None = None) -> dict:
+           warn=lambda msg: print(msg, file=sys.stderr), pretrained: str | None = None, weights: str = "ema",
+           dtype: str | None = None) -> dict:
     """Read, normalise as the run was trained (or divide by ``norm``), super-resolve, un-normalise,
     and write OUT block by block of rows (:func:`~lkca_jax.data.io.open_writer`: atomic, memory
     bounded by the tiles).
@@ -183,16 +185,19 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     and origin and pixels ``scale`` times smaller. Nodata pixels (the file's nodata value in any
     band) are filled with each band's valid mean before the model sees them, and written back as
     the nodata value over the HR pixels they cover, so no value is invented where there were no data.
-    ``pretrained`` names a shipped model (:func:`lkca_jax.load_pretrained`) to use instead of a run."""
+    ``pretrained`` names a shipped model (:func:`lkca_jax.load_pretrained`) to use instead of a run;
+    ``weights`` 'ema' (a run's EMA weights where it kept them) or 'raw'; ``dtype`` the compute dtype
+    (None: float32; the output is float32 either way)."""
     if norm is not None and not norm > 0:
         raise ValueError(f"--norm must be positive, got {norm}")
     if pretrained:
         from lkca_jax.pretrained import load_pretrained
 
         model, variables, config = load_pretrained(pretrained)
+        model = build_model(config, dtype=dtype)
         source = f"the pretrained model {pretrained}"
     else:
-        model, variables, config = checkpoint.load_run(workdir, which)
+        model, variables, config = checkpoint.load_run(workdir, which, weights, dtype)
         source = f"the model in {workdir}"
     cube = read_cube(input_path, key)
     if cube.data.shape[2] != config.model.bands:

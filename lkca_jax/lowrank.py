@@ -206,7 +206,7 @@ def plot_cumulative(spectra: dict, path, first: int | None = None) -> None:
     plt.close(fig)
 
 
-def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.Path]:
+def rank_report(workdirs, which: str = "best", out=None, weights: str = "ema") -> tuple[dict, pathlib.Path]:
     """The spectrum of each run's trained upsampler, written as ``rank.json`` and ``rank.png`` (the
     paper's Fig. 4, every run on one plot) in ``out`` (default: the first run's ``rank/``)."""
     import json
@@ -217,7 +217,7 @@ def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.
 
     spectra = {}
     for workdir in workdirs:
-        model, variables, config = load_run(workdir, which)
+        model, variables, config = load_run(workdir, which, weights)
         groups = model.up_groups if config.model.get("upsampler") == "grouped" else 1
         parts = upsampler_parts(variables, config)
         for path, up in parts.items():
@@ -232,7 +232,7 @@ def rank_report(workdirs, which: str = "best", out=None) -> tuple[dict, pathlib.
     return spectra, out
 
 
-def convert_run(workdir, to: str, out, which: str = "best") -> tuple[float, dict]:
+def convert_run(workdir, to: str, out, which: str = "best", weights: str = "ema") -> tuple[float, dict]:
     """A new run in ``out`` whose upsampler is ``to`` ('grouped:G' or 'svd:R') of the dense one in
     ``workdir``; the rest of the model and its config are kept. Returns the relative Frobenius error
     and the model-config fields set (the groups actually used)."""
@@ -241,7 +241,7 @@ def convert_run(workdir, to: str, out, which: str = "best") -> tuple[float, dict
     out = pathlib.Path(out)
     if (out / checkpoint.CONFIG_FILE).exists():
         raise ValueError(f"{out}: already a run; choose a new --out")
-    _, variables, config = checkpoint.load_run(workdir, which)
+    _, variables, config = checkpoint.load_run(workdir, which, weights)
     new, updates, err = convert_variables(variables, config, to)
     config.model.update(updates)
     config.converted = f"{to} of {workdir}"

@@ -125,7 +125,10 @@ def create_state(config, model, schedule, teacher=None) -> TrainState:
     key = jax.random.key(t.seed)
     variables = init_variables(model, config, jax.random.fold_in(key, 0))
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    ema = {"params": params, "batch_stats": batch_stats} if t.get("ema_decay", 0.0) > 0 else None
+    # copies: the step donates the state, and a buffer shared by params and EMA would be donated twice
+    ema = None
+    if t.get("ema_decay", 0.0) > 0:
+        ema = jax.tree.map(jnp.copy, {"params": params, "batch_stats": batch_stats})
     float16 = precision.resolve(t.get("compute_dtype", "float32")) == jnp.float16
     scale = dynamic_scale.DynamicScale(fin_steps=jnp.int32(0), scale=jnp.float32(2.0 ** 16)) if float16 else None
     return TrainState.create(apply_fn=model.apply, params=params, batch_stats=batch_stats,
@@ -154,7 +157,7 @@ def init_from_run(state: TrainState, t) -> TrainState:
         merged[collection] = target
     merged_state = state.replace(params=merged["params"], batch_stats=merged["batch_stats"],
                                  opt_state=state.tx.init(merged["params"]))
-    return merged_state.replace(ema=merged) if state.ema is not None else merged_state
+    return merged_state.replace(ema=jax.tree.map(jnp.copy, merged)) if state.ema is not None else merged_state
 
 
 def loss_fn(model, config, params, batch_stats, teacher, batch: dict, rng, kd=None):

@@ -84,15 +84,15 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_training import tiny
 from lkca_jax import training
-c = tiny(steps=48)
+c = tiny(steps=48, ema_decay=0.9)  # with the EMA: it is resumed too
 c.train.checkpoint_every_steps = 8
 training.train_and_evaluate(c, sys.argv[1], echo=lambda *a: None)
 """
 
 
 def _params(workdir):
-    _, variables, _ = checkpoint.restore_variables(workdir, "last")
-    return variables
+    """The raw and the EMA variables of the last checkpoint."""
+    return [checkpoint.restore_variables(workdir, "last", weights)[1] for weights in ("raw", "ema")]
 
 
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
@@ -114,8 +114,10 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     subprocess.run([sys.executable, "-c", script, str(killed)], check=True, env=env, cwd=ROOT, timeout=600)
 
     a, b = _params(straight), _params(killed)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):  # bitwise, the EMA too
+        np.testing.assert_array_equal(x, y)
+    raw, ema = a
+    assert not all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(raw), jax.tree.leaves(ema)))
     assert pathlib.Path(killed / "eval" / "test.json").is_file()
 
 
