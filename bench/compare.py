@@ -12,8 +12,11 @@
 Both frameworks get the same shapes, batch, weights (converted) and threads
 (``torch.set_num_threads`` = the CPU count XLA uses), and the same device: JAX's default backend,
 PyTorch on CUDA when JAX runs on a GPU (there both may use TF32 for float32 convs and matmuls,
-XLA's default, and cuDNN autotunes per shape as XLA does). ``--dtype bfloat16`` casts weights and inputs of the
-inference suites in both frameworks. Each comparison runs ``--rounds`` rounds;
+XLA's default, and cuDNN autotunes per shape as XLA does). ``--dtype bfloat16`` runs the inference suites in
+bfloat16: JAX as it trains and evaluates in it (``build_model(..., dtype)``: float32 weights, input, bicubic
+residual and normalisation statistics, the convolutions and products in bfloat16; lkca_jax/precision.py),
+PyTorch with its module and input cast to bfloat16 (rows measured before 2026-12-03 cast JAX's weights and
+input too). Each comparison runs ``--rounds`` rounds;
 a round times ``--iters`` calls of JAX and then of PyTorch, and the ratio JAX/PyTorch throughput
 is taken per round; the table gives the min, median and max of the ratios. Train steps are the
 full update (forward, HLoss, backward, Adam; for LKCA-KD also the frozen teacher's forward and the
@@ -32,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from lkca_jax import convert, distillation, hostmem, parallel, torch_ref, training
+from lkca_jax import convert, distillation, hostmem, parallel, precision, torch_ref, training
 from lkca_jax.accounting import count, count_config
 from lkca_jax.config import load_config
 from lkca_jax.methods import METHODS
@@ -86,10 +89,11 @@ def inference_pair(c, batch: int, size: int):
     dev, dtype = torch_device(), ARGS.dtype
     net = net.eval().to(dev, getattr(torch, dtype))
     x = np.random.default_rng(0).random((batch, size, size, c.model.bands), np.float32)
-    xj = jax.device_put(x.astype(dtype))
+    xj = jax.device_put(x)
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(dev, getattr(torch, dtype))
+    model = model.clone(dtype=precision.resolve(dtype))  # float32 weights and input, computed in dtype
     predict = jax.jit(lambda v, lr: model.apply(v, lr, train=False)[0])
-    variables = jax.device_put(jax.tree.map(lambda v: v.astype(dtype), variables))
+    variables = jax.device_put(variables)
 
     def run_jax():
         jax.block_until_ready(predict(variables, xj))
