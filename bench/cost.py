@@ -20,6 +20,13 @@ x 8 dihedral copies / 32; the patch counts come from the project's own protocol
 Pavia Centre 1096 x 715, and Houston 2018 taken as the 601 x 2384 scene of the 2018 Data Fusion
 Contest (an assumption: ``--scene houston=H,W`` for another). Rows print as they finish (progress on
 stderr); ``--out FILE.json`` keeps them.
+
+The last column is an **estimate** for one H100-class GPU, not a measurement, from the H100 numbers in
+docs/benchmarks.md (jax 0.11.2, 2026-11): a step takes the longer of (a) the LKCA-Net train step measured
+there (batch 32, x4, 102 bands: 515 patches/s, 62 ms; LKCA-KD 69 ms), a floor of small kernels that
+the H100 tables show barely moving with bands or scale, and (b) 3 x the forward multiply-adds of the batch
+(forward + backward) at the rate VDSR's dense 3x3 convs reached there (31.4 GMACs in 2.3 ms: 13.7 TMAC/s
+in float32 (TF32), 28.6 in bfloat16 at 1.1 ms).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import jax
 import numpy as np
 
 from lkca_jax import hostmem, parallel, training
+from lkca_jax.accounting import count
 from lkca_jax.config import load_config
 from lkca_jax.data.protocols import top_strip
 from lkca_jax.data.registry import DATASETS
@@ -46,6 +54,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAINABLE = ("net", "lr", "kd", "vdsr", "fcnn3d", "sspsr", "msdformer", "essaformer")  # Bicubic: nothing to train
 SCENES = {"chikusei": (2304, 2048), "houston": (601, 2384), "pavia": (1096, 715)}
 EPOCHS, BATCH, LR_SIDE = 300, 32, 16
+# The H100 estimate's constants (docs/benchmarks.md, "GPU: XLA vs PyTorch on one H100")
+H100_FLOOR_S = {"kd": 0.069}  # measured train steps; every other method: LKCA-Net's
+H100_FLOOR_DEFAULT_S = 0.062
+H100_MACS_PER_S = {"float32": 31.4e9 / 2.3e-3, "bfloat16": 31.4e9 / 1.1e-3}
 
 
 def steps_per_epoch(dataset: str, scale: int, scene: tuple[int, int]) -> int:
@@ -93,6 +105,11 @@ def measure(dataset, scale, method, dtype, steps: int, memory_only: bool, max_gi
     compiled = runner.compile(state, batch)
     row = {"dataset": dataset, "scale": scale, "method": METHODS[method].display, "bands": c.model.bands,
            "dtype": dtype, "peak_gib": None, "compile_s": None, "step_s": None}
+    macs = BATCH * count(build_model(c), c.model.bands, LR_SIDE)["macs"]
+    if METHODS[method].teacher:  # the teacher's forward too (no backward)
+        macs += BATCH * count(build_model(load_config(f"{ROOT / 'configs' / dataset}.py:x{scale},net")),
+                              c.model.bands, LR_SIDE)["macs"] / 3
+    row["gpu_step_est_s"] = max(H100_FLOOR_S.get(method, H100_FLOOR_DEFAULT_S), 3 * macs / H100_MACS_PER_S[dtype])
     peak = peak_bytes(compiled)
     row["peak_gib"] = None if peak is None else peak / 2 ** 30
     if not memory_only and row["peak_gib"] is not None and row["peak_gib"] > max_gib:
@@ -111,10 +128,10 @@ def measure(dataset, scale, method, dtype, steps: int, memory_only: bool, max_gi
     return row
 
 
-def hours(row, scenes) -> float | None:
-    if row["step_s"] is None:
+def hours(step_s, row, scenes) -> float | None:
+    if step_s is None:
         return None
-    return EPOCHS * steps_per_epoch(row["dataset"], row["scale"], scenes[row["dataset"]]) * row["step_s"] / 3600
+    return EPOCHS * steps_per_epoch(row["dataset"], row["scale"], scenes[row["dataset"]]) * step_s / 3600
 
 
 def main() -> int:
@@ -144,15 +161,17 @@ def main() -> int:
         print(f"{d}: scene {scenes[d][0]} x {scenes[d][1]}, steps per epoch "
               + ", ".join(f"x{s}: {steps_per_epoch(d, s, scenes[d])}" for s in sorted({g[1] for g in grid})))
     print("\n| dataset | scale | method | bands | dtype | peak memory (GiB) | compile (s) | step (s) | "
-          "300 epochs (h) |\n|---|---|---|---|---|---|---|---|---|")
+          "300 epochs (h) | H100 estimate: 300 epochs (h) |\n|---|---|---|---|---|---|---|---|---|---|")
     began = time.perf_counter()
     for i, (d, s, m, t) in enumerate(grid):
         row = measure(d, s, m, t, args.steps, args.memory_only, args.max_gib)
-        row["epochs_h"] = hours(row, scenes)
+        row["epochs_h"] = hours(row["step_s"], row, scenes)
+        row["gpu_epochs_est_h"] = hours(row["gpu_step_est_s"], row, scenes)
         fmt = lambda v, f: "-" if v is None else format(v, f)
         note = f" {row['note']}" if "note" in row else ""
         print(f"| {d} | x{s} | {row['method']} | {row['bands']} | {t} | {fmt(row['peak_gib'], '.2f')} | "
-              f"{fmt(row['compile_s'], '.0f')} | {fmt(row['step_s'], '.3f')} | {fmt(row['epochs_h'], '.1f')} |{note}",
+              f"{fmt(row['compile_s'], '.0f')} | {fmt(row['step_s'], '.3f')} | {fmt(row['epochs_h'], '.1f')} | "
+              f"{fmt(row['gpu_epochs_est_h'], '.1f')} |{note}",
               flush=True)
         if args.out:
             with open(args.out, "a") as f:
