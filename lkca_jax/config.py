@@ -181,7 +181,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # residual, the losses and the metrics stay float32 (lkca_jax/precision.py says which and why).
     t.compute_dtype = "float32"
     # > 0 (e.g. 0.999): keep an exponential moving average of the params and BatchNorm statistics,
-    # ema = d ema + (1 - d) params after every update; validation, the best checkpoint, evaluation, sr,
+    # debiased (zero-initialised, / (1 - d^t)); validation, the best checkpoint, evaluation, sr,
     # export, compare, lowrank and a KD teacher then use it (--weights raw: the raw weights). 0: off.
     t.ema_decay = 0.0
     # k > 1: each step's batch (train.batch_size, unchanged) in k micro-batches of batch_size / k,

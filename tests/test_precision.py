@@ -95,7 +95,8 @@ def test_parameters_stay_float32_after_a_bfloat16_step():
     state, batch, step = _step(c)
     new, metrics = step(state, batch)
     for tree in (new.params, new.opt_state, new.batch_stats):
-        assert {x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)} == {np.dtype("float32")}
+        floating = {x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)}
+        assert floating == {np.dtype("float32")}
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params)))
     assert np.isfinite(float(metrics["loss"]))
 
@@ -124,12 +125,15 @@ def test_ema_is_the_numpy_recurrence():
     c.model.norm = "batch"  # its running statistics are averaged too
     c.train.update(ema_decay=0.8, batch_size=2)
     state, batch, step = _step(c)
-    want = jax.tree.map(lambda x: np.asarray(x, np.float64), {"params": state.params,
-                                                              "batch_stats": state.batch_stats})
-    for _ in range(3):
+    # the debiased EMA by its definition: e_0 = 0, e_t = d e_(t-1) + (1 - d) p_t, reported as e_t / (1 - d^t)
+    e = jax.tree.map(lambda x: np.zeros(np.shape(x), np.float64), {"params": state.params,
+                                                                  "batch_stats": state.batch_stats})
+    for t in range(1, 4):
         state, _ = step(state, batch)
         now = {"params": state.params, "batch_stats": state.batch_stats}
-        want = jax.tree.map(lambda e, p: 0.8 * e + 0.2 * np.asarray(p, np.float64), want, now)
+        e = jax.tree.map(lambda e, p: 0.8 * e + 0.2 * np.asarray(p, np.float64), e, now)
+        debias = 1 - 0.8 ** t
+        want = jax.tree.map(lambda e, debias=debias: e / debias, e)
     got = jax.tree.leaves(state.ema)
     assert len(got) == len(jax.tree.leaves(want)) and jax.tree.leaves(state.ema["batch_stats"])
     for g, w in zip(got, jax.tree.leaves(want), strict=True):
