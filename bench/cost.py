@@ -3,6 +3,7 @@
     python bench/cost.py                                    # everything below, float32 and bfloat16
     python bench/cost.py --methods net,kd --datasets pavia --scales 4 --dtypes bfloat16 --steps 5
     python bench/cost.py --memory-only                      # compile and read the memory, no timing
+    python bench/cost.py --estimate-only                    # the H100 estimate alone (no compile: seconds)
 
 For each method at the paper's width (``configs/<dataset>.py:x<scale>,<method>`` as shipped: LKCA 16 x
 128, SSPSR 256, MSDformer 240, ESSAformer 256), the paper's training shape (batch 32 of 16 x 16 LR
@@ -99,17 +100,26 @@ def peak_bytes(compiled) -> int | None:
     return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
-def measure(dataset, scale, method, dtype, steps: int, memory_only: bool, max_gib: float) -> dict:
+def gpu_step_estimate(dataset: str, scale: int, method: str, dtype: str) -> float:
+    """The H100 estimate of one step (see the module doc), seconds."""
+    config = lambda m: load_config(f"{ROOT / 'configs' / dataset}.py:x{scale},{m}")
+    c = config(method)
+    macs = 3 * BATCH * count(build_model(c), c.model.bands, LR_SIDE)["macs"]
+    if METHODS[method].teacher:  # the teacher's forward too (no backward)
+        macs += BATCH * count(build_model(config("net")), c.model.bands, LR_SIDE)["macs"]
+    return max(H100_FLOOR_S.get(method, H100_FLOOR_DEFAULT_S), macs / H100_MACS_PER_S[dtype])
+
+
+def measure(dataset, scale, method, dtype, steps: int, memory_only: bool, max_gib: float,
+            estimate_only: bool = False) -> dict:
+    row = {"dataset": dataset, "scale": scale, "method": METHODS[method].display,
+           "bands": DATASETS[dataset].bands, "dtype": dtype, "peak_gib": None, "compile_s": None, "step_s": None,
+           "gpu_step_est_s": gpu_step_estimate(dataset, scale, method, dtype)}
+    if estimate_only:
+        return row
     began = time.perf_counter()
     runner, state, batch, c = build_step(dataset, scale, method, dtype)
     compiled = runner.compile(state, batch)
-    row = {"dataset": dataset, "scale": scale, "method": METHODS[method].display, "bands": c.model.bands,
-           "dtype": dtype, "peak_gib": None, "compile_s": None, "step_s": None}
-    macs = BATCH * count(build_model(c), c.model.bands, LR_SIDE)["macs"]
-    if METHODS[method].teacher:  # the teacher's forward too (no backward)
-        macs += BATCH * count(build_model(load_config(f"{ROOT / 'configs' / dataset}.py:x{scale},net")),
-                              c.model.bands, LR_SIDE)["macs"] / 3
-    row["gpu_step_est_s"] = max(H100_FLOOR_S.get(method, H100_FLOOR_DEFAULT_S), 3 * macs / H100_MACS_PER_S[dtype])
     peak = peak_bytes(compiled)
     row["peak_gib"] = None if peak is None else peak / 2 ** 30
     if not memory_only and row["peak_gib"] is not None and row["peak_gib"] > max_gib:
@@ -142,6 +152,7 @@ def main() -> int:
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--steps", type=int, default=3, help="timed steps (the median is reported)")
     ap.add_argument("--memory-only", action="store_true", help="compile and read the memory analysis only")
+    ap.add_argument("--estimate-only", action="store_true", help="the H100 estimate only (no compile)")
     ap.add_argument("--max-gib", type=float, default=12.0,
                     help="compile but do not run steps whose peak memory exceeds this (this machine's RAM)")
     ap.add_argument("--scene", action="append", default=[], help="DATASET=H,W: a scene size (patch counts)")
@@ -164,7 +175,7 @@ def main() -> int:
           "300 epochs (h) | H100 estimate: 300 epochs (h) |\n|---|---|---|---|---|---|---|---|---|---|")
     began = time.perf_counter()
     for i, (d, s, m, t) in enumerate(grid):
-        row = measure(d, s, m, t, args.steps, args.memory_only, args.max_gib)
+        row = measure(d, s, m, t, args.steps, args.memory_only, args.max_gib, args.estimate_only)
         row["epochs_h"] = hours(row["step_s"], row, scenes)
         row["gpu_epochs_est_h"] = hours(row["gpu_step_est_s"], row, scenes)
         fmt = lambda v, f: "-" if v is None else format(v, f)

@@ -6,6 +6,8 @@
 #     bash bench/gpu.sh OUTDIR 2    # the inference suite (fp32, bf16)
 #     bash bench/gpu.sh OUTDIR 3    # train steps (fp32)
 #     bash bench/gpu.sh OUTDIR 4    # the scaling table and plot
+#     bash bench/gpu.sh OUTDIR 5    # what each paper run costs: Chikusei (memory, fp32 and bf16 steps)
+#     bash bench/gpu.sh OUTDIR 6    # the same for Houston 2018 and Pavia Centre
 #
 # Run from the repository root with lkca_jax's requirements installed (ml_collections too).
 # Tables go to OUTDIR/partN.md and the plot to OUTDIR/scaling_gpu.png.
@@ -38,4 +40,8 @@ case $part in
   3) suite 400 --suite train --rounds 5 --iters 20 ;;
   4) suite 400 --suite scaling --iters 20 --plots "$out"
      mv "$out/scaling.png" "$out/scaling_gpu.png" ;;
+  5|6) datasets=$([ "$part" = 5 ] && echo chikusei || echo houston,pavia)
+     echo -e "\n### python bench/cost.py --datasets $datasets --steps 5 --max-gib 120\n" | tee -a "$log"
+     timeout 580 python3 bench/cost.py --datasets "$datasets" --steps 5 --max-gib 120 --out "$out/cost.jsonl" \
+       2>&1 | grep -v Warning | tee -a "$log" ;;
 esac
