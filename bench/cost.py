@@ -107,7 +107,8 @@ def gpu_step_estimate(dataset: str, scale: int, method: str, dtype: str) -> floa
     macs = 3 * BATCH * count(build_model(c), c.model.bands, LR_SIDE)["macs"]
     if METHODS[method].teacher:  # the teacher's forward too (no backward)
         macs += BATCH * count(build_model(config("net")), c.model.bands, LR_SIDE)["macs"]
-    return max(H100_FLOOR_S.get(method, H100_FLOOR_DEFAULT_S), macs / H100_MACS_PER_S[dtype])
+    rate = H100_MACS_PER_S.get(dtype, H100_MACS_PER_S["bfloat16"])  # float16: tensor cores as bfloat16's
+    return max(H100_FLOOR_S.get(method, H100_FLOOR_DEFAULT_S), macs / rate)
 
 
 def measure(dataset, scale, method, dtype, steps: int, memory_only: bool, max_gib: float,

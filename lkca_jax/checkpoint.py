@@ -119,6 +119,25 @@ class Checkpoints:
         self.best.close()
 
 
+def newest_meta(workdir) -> dict | None:
+    """The ``meta`` item of a run's newest checkpoint with a readable one (None: none), read
+    without writing anything."""
+    folder = pathlib.Path(workdir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    with quiet_logger("absl"):
+        manager = _manager(folder, None, read_only=True)
+        try:
+            for step in sorted(manager.all_steps(), reverse=True):
+                try:
+                    return dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+                except Exception:  # a damaged one: restore_latest warns about it
+                    continue
+        finally:
+            manager.close()
+    return None
+
+
 def save_run(workdir, config, variables, meta=None, step: int = 0) -> None:
     """A run made without training (converted, imported, initialised): its config and one
     checkpoint of ``variables`` only, written synchronously."""

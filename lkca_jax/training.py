@@ -120,6 +120,21 @@ def check_train_config(t, n_devices: int) -> None:
                          f"{t.batch_size // n_devices} (train.batch_size {t.batch_size} on {n_devices} devices)")
 
 
+def check_resumable(workdir, t) -> None:
+    """A workdir's checkpoints hold an EMA and a loss scale exactly when the config has them (else
+    none would restore and the run would silently start again): checked before anything is written."""
+    meta = checkpoint.newest_meta(workdir)
+    if meta is None:
+        return
+    theirs = (meta.get("ema_decay", 0.0) > 0, meta.get("compute_dtype", "float32") == "float16")
+    ours = (t.get("ema_decay", 0.0) > 0, precision.resolve(t.get("compute_dtype", "float32")) == jnp.float16)
+    if theirs != ours:
+        raise ValueError(f"{workdir}: its checkpoints were trained with train.ema_decay {meta.get('ema_decay', 0.0)} "
+                         f"and train.compute_dtype {meta.get('compute_dtype', 'float32')}; resume it with the EMA "
+                         f"{'on' if theirs[0] else 'off'} and {'in' if theirs[1] else 'not in'} float16, or train "
+                         f"in a new workdir")
+
+
 def create_state(config, model, schedule, teacher=None) -> TrainState:
     t = config.train
     key = jax.random.key(t.seed)
@@ -195,12 +210,15 @@ def make_train_step(model, config, schedule, kd=None, axis_name: str | None = No
     step's key folded with j. float16: each (micro-)batch's gradient goes through the dynamic loss
     scale (flax's ``DynamicScale``: it averages over ``axis_name`` and checks them finite); a step
     with a non-finite gradient leaves the parameters, optimizer state, statistics and EMA unchanged,
-    halves the scale, and is counted in the ``skipped`` metric. ``train.ema_decay`` d > 0: after the
+    halves the scale, and is counted in the ``skipped`` metric; with micro-batches the scale is
+    updated after each one (flax's ``DynamicScale`` per gradient it computes: its growth interval
+    counts micro-batches, and one step may halve it up to k times). ``train.ema_decay`` d > 0: after the
     t-th update, ema += (new - ema) (1 - d) / (1 - d^t), for the params and the BatchNorm statistics:
     the debiased average (as Adam's moments: zero-initialised, divided by 1 - d^t), so the weights
     and statistics the run started from count for nothing (BatchNorm's initial running variance of
     1, against trained values near 0.003 on the sample, dragged a plain EMA's statistics 2x off
-    for thousands of steps)."""
+    for thousands of steps). t counts steps, float16's skipped ones included (they leave the EMA
+    unchanged), so skips before the first taken step leave a trace of the initial weights."""
     t = config.train
     dtype = precision.resolve(t.get("compute_dtype", "float32"))
     model = model.clone(dtype=dtype)
@@ -322,6 +340,7 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     workdir = pathlib.Path(workdir)
     lead = jax.process_index() == 0
     splits = load_splits(config)  # bad data fail here, before the workdir is made
+    check_resumable(workdir, config.train)
     if lead:
         workdir.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(workdir, config)
@@ -379,10 +398,11 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     def mean_metrics(pending) -> dict:
         """Fetch each pending step's metrics once; stop at the first non-finite loss (float16: the
         steps its loss scale skipped are counted, not stopped at, unless every step since the last
-        report was skipped); average (the loss over the steps that were taken)."""
+        report was skipped and the scale has fallen below 1, where no scaling can help: it takes 17
+        overflows in a row from its start at 2^16); average (the loss over the steps taken)."""
         rows = [(step_no, runner.metrics(m)) for step_no, m in pending]
         taken = [(step_no, row) for step_no, row in rows if not row.get("skipped", 0.0)]
-        if not taken:
+        if not taken and rows[-1][1]["loss_scale"] < 1:
             raise NonFiniteLoss(f"every float16 step from {rows[0][0]} to {rows[-1][0]} overflowed (loss scale "
                                 f"{rows[-1][1]['loss_scale']:g}); stopping. The last good checkpoint in "
                                 f"{workdir / 'checkpoints'} is kept; try train.compute_dtype bfloat16")
@@ -390,7 +410,7 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
             if not math.isfinite(row["loss"]):
                 raise NonFiniteLoss(f"loss is {row['loss']} at step {step_no}; stopping. The last good checkpoint in "
                                     f"{workdir / 'checkpoints'} is kept; lower train.learning_rate or check the data")
-        out = {k: float(np.mean([row[k] for _, row in taken])) for k in rows[0][1]}
+        out = {k: float(np.mean([row[k] for _, row in taken or rows])) for k in rows[0][1]}
         if float16:
             out["skipped"] = float(sum(row["skipped"] for _, row in rows))  # steps, not a mean
             out["loss_scale"] = rows[-1][1]["loss_scale"]

@@ -193,3 +193,10 @@ def test_a_float16_run_with_ema_logs_its_scale_and_serves_the_ema(tmp_path):
 
     again = evaluate_workdir(tmp_path, which="last", echo=lambda *a: None)
     assert abs(again["MPSNR"] - record["mean"]["MPSNR"]) < 1e-6
+    # resuming it without its EMA (or out of float16) would restore no checkpoint: refused, nothing written
+    before = (tmp_path / "config.json").read_text()
+    for change in (dict(ema_decay=0.0), dict(compute_dtype="bfloat16")):
+        with pytest.raises(ValueError, match="its checkpoints were trained with train.ema_decay 0.5"):
+            training.train_and_evaluate(tiny(steps=8, **{**dict(compute_dtype="float16", ema_decay=0.5), **change}),
+                                        tmp_path, echo=lambda *a: None)
+    assert (tmp_path / "config.json").read_text() == before

@@ -246,7 +246,7 @@ class LKCANet(nn.Module):
 
     def upsample(self, x: jax.Array, lr: jax.Array):
         """(sr, features) from the backbone's features, both float32; local, so it can run in tiles."""
-        feats = self.up(x)
+        feats = self.up(x.astype(self.dtype))  # tiled inference may hand over features in float32
         return precision.head(feats, lr, self.scale), precision.float32(feats)
 
     def __call__(self, lr: jax.Array, train: bool = False):
