@@ -60,7 +60,3 @@ def head(y: jax.Array, lr: jax.Array | None = None, scale: int = 0) -> jax.Array
 def float32(x: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
 
-
-def cast_floating(tree, dtype):
-    """Every floating leaf of ``tree`` as ``dtype`` (integer leaves unchanged)."""
-    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)

@@ -29,7 +29,7 @@ class ChannelNorm(nn.Module):
     """Channels-first LayerNorm as ConvNeXt-style code writes it by hand: per pixel, the mean and
     (biased) variance over the channels, then a per-channel scale and bias. A module of its own, not
     ``nn.LayerNorm``: fvcore counts a LayerNorm module 5 per element but these element-wise ops 0,
-    which is what the paper's Flops column shows (RECONSTRUCTION.md section 2). The statistics and
+    which is what the paper's Flops column shows (every LKCA entry comes out exact). The statistics and
     the normalisation run in float32 whatever the input's dtype; the result is in the input's."""
 
     epsilon: float = 1e-6
