@@ -59,9 +59,9 @@ print("same")
 """
 
 
-@pytest.mark.parametrize("train", [{}, dict(compute_dtype="bfloat16", ema_decay=0.5, grad_accum_steps=2),
-                                   dict(compute_dtype="float16", ema_decay=0.5, grad_accum_steps=2)],
-                         ids=["float32", "bfloat16-ema-accum", "float16-ema-accum"])
+# float16 with all three: the cast that bfloat16 shares, plus the loss scale that must agree across devices
+@pytest.mark.parametrize("train", [{}, dict(compute_dtype="float16", ema_decay=0.5, grad_accum_steps=2)],
+                         ids=["float32", "float16-ema-accum"])
 def test_pmap_and_jit_agree_on_two_devices(train):
     env = dict(os.environ, JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=2 "
