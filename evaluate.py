@@ -15,6 +15,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lkca_jax import hostmem
+from lkca_jax.config import parse_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file (optional when --workdir holds a run).")
@@ -41,7 +42,10 @@ def main(argv):
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("stopped: interrupted; nothing of this evaluation was written", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

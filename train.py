@@ -15,6 +15,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from lkca_jax import hostmem, parallel
+from lkca_jax.config import parse_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, path/to/config.py[:scale,variant].")
@@ -39,7 +40,13 @@ def main(argv):
     except (ValueError, OSError, training.NonFiniteLoss) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2 if not isinstance(err, training.NonFiniteLoss) else 3)
+    except training.Interrupted as err:  # Ctrl-C or SIGTERM: saved at a step boundary
+        print(f"stopped: {err}", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:  # before the first step, or a second Ctrl-C
+        print(f"stopped: interrupted; {FLAGS.workdir} keeps its last saved checkpoint", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

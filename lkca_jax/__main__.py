@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from lkca_jax import hostmem
@@ -93,8 +94,9 @@ def _inspect(args) -> int:
         print(json.dumps(info))
     else:
         h, w, c = data.shape
-        print(f"{args.file}: {h} x {w} pixels, {c} bands, {cube.source_dtype}, "
-              f"values {info['min']:g} .. {info['max']:g}" + ("" if cube.wavelengths is None else
+        values = f"values {info['min']:g} .. {info['max']:g}" if finite.size else "no finite value"
+        print(f"{args.file}: {h} x {w} pixels, {c} bands, {cube.source_dtype}, {values}"
+              + ("" if cube.wavelengths is None else
               f", wavelengths {cube.wavelengths[0]:g} .. {cube.wavelengths[-1]:g}"))
         if g is not None:
             print(f"  CRS {g.crs_name}, pixel size {g.pixel_size[0]:g} x {g.pixel_size[1]:g}, origin "
@@ -131,7 +133,10 @@ def _convert(args) -> int:
         raise ValueError("--config.<field> overrides need --config")
     if config is None:
         raise ValueError(f"{args.from_}: holds no config; name the model with --config configs/<dataset>.py:<arg>")
-    variables = convert.torch_to_flax(state_dict, config)
+    try:
+        variables = convert.torch_to_flax(state_dict, config)
+    except ValueError as err:  # a missing, extra or misshapen tensor: name the file it came from
+        raise ValueError(f"{args.from_}: {err}") from None
     checkpoint.save_run(args.workdir, config, variables, {"converted_from": str(args.from_)})
     print(f"wrote {args.workdir}: a run of {config.model.name} converted from {args.from_}")
     return 0
@@ -311,11 +316,21 @@ def main(argv=None) -> int:
     args.overrides = overrides
     if overrides and args.command not in ("count", "convert"):
         parser.error(f"--config.<field> overrides are for count and convert --from, not {args.command}")
+    previous = signal.signal(signal.SIGTERM, _terminate)  # as Ctrl-C: temporary files are removed
     try:
         return args.run(args)
     except (ValueError, OSError) as err:  # DataError is a ValueError and names the file
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"stopped: {args.command} interrupted; nothing half-written is left", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -1,22 +1,89 @@
-"""Atomic file writes: everything is written to a temporary file beside its target, then renamed.
+"""Atomic file writes: everything is written to a temporary file beside its target, flushed to disk,
+then renamed.
 
 A reader never sees a half-written file, and a failed write leaves an existing target as it was.
+A temporary file is named ``.<stem>.<host>-<pid>.<random><suffix>``: a process killed before it
+could remove its own (SIGKILL, a power cut) leaves one behind, and the next write beside the same
+target removes every such file of this host whose process no longer runs. A written file gets the
+mode that the umask gives a new file, or the mode of the file it replaces.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import re
+import socket
 import tempfile
+import threading
+
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+_umask_lock = threading.Lock()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_dead_temporaries(path) -> list[str]:
+    """Remove the temporary files beside ``path`` (its own and its sidecars', any suffix) that a
+    process of this host which no longer runs left behind; returns their names."""
+    path = pathlib.Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.{_HOST}-(\d+)\.[A-Za-z0-9_]+(\..*)?")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for f in path.parent.iterdir():
+        m = pattern.fullmatch(f.name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            try:
+                f.unlink()
+                removed.append(f.name)
+            except OSError:  # removed meanwhile, or a folder: not ours to clear
+                pass
+    return removed
+
+
+def _new_file_mode(path: pathlib.Path) -> int:
+    """The target's own mode when it exists, else what the umask gives a new file."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        with _umask_lock:
+            umask = os.umask(0o022)
+            os.umask(umask)
+        return 0o666 & ~umask
 
 
 def temp_beside(path) -> str:
-    """A new empty temporary file in ``path``'s folder (created if needed), hidden, same suffix."""
+    """A new empty temporary file in ``path``'s folder (created if needed), hidden, same suffix,
+    with the mode ``path`` will have; dead temporaries of earlier runs beside it are removed."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    remove_dead_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_HOST}-{os.getpid()}.", suffix=path.suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, _new_file_mode(path))
+    finally:
+        os.close(fd)
     return tmp
+
+
+def sync(*paths) -> None:
+    """Flush each file's data to disk (a full disk or a failing device reports here, not after the
+    rename)."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def remove(*paths) -> None:
@@ -26,12 +93,24 @@ def remove(*paths) -> None:
             os.unlink(p)
 
 
+def write_error(path, err: OSError) -> OSError:
+    """``err`` as one line that names ``path`` (the errno kept)."""
+    out = OSError(f"{path}: cannot write it ({err.strerror or err})")
+    out.errno = err.errno
+    return out
+
+
 def atomic_write(path, write) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk, then rename it to
+    ``path``. An error names ``path`` (``OSError.filename``) and leaves ``path`` as it was."""
     tmp = temp_beside(path)
     try:
         write(tmp)
+        sync(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        remove(tmp)
+        raise write_error(path, err) from None
     except BaseException:
         remove(tmp)
         raise

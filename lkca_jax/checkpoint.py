@@ -11,14 +11,24 @@ all inference needs; and ``ema``, the same two as exponential moving averages, w
 them: ``train.ema_decay``), ``train`` (optimizer state, step, RNG; absent in converted
 checkpoints) and ``meta`` (JSON: epoch, validation MPSNR, the teacher's workdir
 for distilled students). A frozen teacher is never saved with its student.
-Restoring for training walks back from the newest checkpoint, skipping any that
-fail to load with a warning (a run killed while writing, a damaged disk).
+Restoring for training walks back from the newest checkpoint; one that fails to load (a run killed
+while writing, a damaged disk) is moved to ``WORKDIR/damaged/`` with a warning that names it, so
+that training can write that step again. Reading for inference (``--which best|last``) falls back
+the same way, without moving anything, to the newest checkpoint that loads.
+
+One process trains in a workdir at a time: :class:`WorkdirLock` holds an OS file lock on
+``WORKDIR/.lock`` while it trains, released by the OS when that process ends, however it ends.
 """
 
 from __future__ import annotations
 
+import datetime
+import fcntl
 import json
+import os
 import pathlib
+import shutil
+import socket
 import warnings
 
 import jax
@@ -81,6 +91,56 @@ def _abstract(tree):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+class WorkdirBusy(OSError):
+    """Another process trains in this workdir."""
+
+
+class WorkdirLock:
+    """An exclusive lock on ``WORKDIR/.lock`` (created with the workdir), which records its
+    holder; a second holder is refused with :class:`WorkdirBusy` naming the first one's pid. The OS
+    drops the lock when the holding process ends, so there is never a stale lock to remove."""
+
+    def __init__(self, workdir):
+        self.path = pathlib.Path(workdir) / ".lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise WorkdirBusy(f"{workdir}: another training runs in it ({holder}); wait for it to end, "
+                              "or give another --workdir") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                        f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        if not self.file.closed:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def move_aside(step_dir: pathlib.Path, workdir: pathlib.Path) -> pathlib.Path:
+    """Move a damaged checkpoint folder to ``workdir/damaged/<folder>-<step>[-n]``; returns where."""
+    target = workdir / "damaged" / f"{step_dir.parent.name}-{step_dir.name}"
+    n = 1
+    while target.exists():
+        target, n = workdir / "damaged" / f"{step_dir.parent.name}-{step_dir.name}-{n}", n + 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(step_dir), str(target))
+    return target
+
+
 class Checkpoints:
     """The last ``keep`` checkpoints of a run and its best one."""
 
@@ -94,21 +154,37 @@ class Checkpoints:
         meta = dict(meta or {}, step=int(step))
         self.last.save(step, args=_save_args(variables, train, meta), force=True)
         if best:
+            if step in self.best.all_steps():  # kept from before a resume behind it (a damaged checkpoint)
+                self.best.delete(step)
             self.best.save(step, args=_save_args(variables, None, meta), force=True)
 
     def restore_latest(self, variables, train):
         """(variables, train, meta) of the newest loadable checkpoint shaped like the given trees,
-        or None when there is none."""
+        or None when there is none. Each one that does not load is moved aside (process 0 moves
+        it; every process then sees the same steps)."""
+        found, damaged = None, False
         for step in sorted(self.last.all_steps(), reverse=True):
             try:
                 out = self.last.restore(step, args=ocp.args.Composite(
                     variables=ocp.args.StandardRestore(_abstract(variables)),
                     train=ocp.args.StandardRestore(_abstract(train)), meta=ocp.args.JsonRestore()))
-                return out["variables"], out["train"], dict(out["meta"])
+                found = out["variables"], out["train"], dict(out["meta"])
+                break
             except Exception as err:  # orbax raises many types for damaged files
+                damaged = True
+                where = pathlib.Path(self.last.directory) / str(step)
+                if jax.process_index() == 0:
+                    where = move_aside(where, self.workdir)
                 warnings.warn(f"checkpoint {self.last.directory}/{step} cannot be restored "
-                              f"({type(err).__name__}: {str(err)[:200]}); trying the previous one", stacklevel=2)
-        return None
+                              f"({type(err).__name__}: {_one_line(err)}); moved to {where}, trying the previous one",
+                              stacklevel=2)
+        if damaged:
+            if jax.process_count() > 1:
+                from jax.experimental import multihost_utils
+
+                multihost_utils.sync_global_devices("lkca_jax checkpoints moved aside")
+            self.last.reload()
+        return found
 
     def wait(self) -> None:
         self.last.wait_until_finished()
@@ -138,6 +214,10 @@ def newest_meta(workdir) -> dict | None:
     return None
 
 
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())[:200]
+
+
 def save_run(workdir, config, variables, meta=None, step: int = 0) -> None:
     """A run made without training (converted, imported, initialised): its config and one
     checkpoint of ``variables`` only, written synchronously."""
@@ -161,28 +241,54 @@ def restore_variables(workdir, which: str = "best", weights: str = "ema"):
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     workdir = pathlib.Path(workdir)
     config = load_config(workdir)
-    has_steps = lambda f: f.is_dir() and any(p.name.isdigit() for p in f.iterdir())
-    folder = workdir / ("best" if which == "best" and has_steps(workdir / "best") else "checkpoints")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{workdir}: no checkpoints")
-    # orbax logs through absl at WARNING on every read-only restore ('Given directory is read only',
-    # 'read_only=True, setting max_to_keep=None'): nothing a user can act on, so not shown
-    with quiet_logger("absl"):
-        manager = _manager(folder, None, read_only=True)
-        try:
-            step = manager.latest_step()
-            if step is None:
-                raise FileNotFoundError(f"{folder}: no checkpoints")
-            out = manager.restore(step, args=ocp.args.Composite(variables=ocp.args.StandardRestore(),
-                                                                meta=ocp.args.JsonRestore()))
-        finally:
-            manager.close()
+    folders = [workdir / "best", workdir / "checkpoints"] if which == "best" else [workdir / "checkpoints"]
+    out = _newest_loadable(workdir, [f for f in folders if f.is_dir()], which)
     variables = jax.tree.map(np.asarray, dict(out["variables"]))
     ema = variables.pop("ema", None)
     meta = dict(out["meta"], weights="raw")
     if ema is not None and weights == "ema":
         variables, meta["weights"] = dict(ema), "ema"
     return config, variables, meta
+
+
+def _newest_loadable(workdir, folders, which: str, attempts: int = 3) -> dict:
+    """The restored items of the newest checkpoint that loads, the folders in order of preference;
+    a warning for each one passed over. A training that writes meanwhile may replace ``best/``'s
+    step between the listing and the read (a step that vanished is not damaged): the folders are
+    listed again, up to ``attempts`` times."""
+    skipped = []
+    for _ in range(attempts):
+        vanished = False
+        for folder in folders:
+            # orbax logs through absl at WARNING on every read-only restore ('Given directory is read
+            # only', 'read_only=True, setting max_to_keep=None'): nothing a user can act on
+            with quiet_logger("absl"):
+                manager = _manager(folder, None, read_only=True)
+                try:
+                    for step in sorted(manager.all_steps(), reverse=True):
+                        try:
+                            out = manager.restore(step, args=ocp.args.Composite(
+                                variables=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+                        except Exception as err:  # damaged, or removed by a training that runs
+                            if not (folder / str(step)).exists():
+                                vanished = True
+                                break
+                            skipped.append(f"{folder / str(step)} ({type(err).__name__}: {_one_line(err)})")
+                            continue
+                        for s in skipped:
+                            warnings.warn(f"checkpoint {s} cannot be restored; using {folder / str(step)}",
+                                          stacklevel=3)
+                        return out
+                finally:
+                    manager.close()
+            if vanished:
+                break
+        if not vanished:
+            break
+        skipped = []
+    if skipped:
+        raise FileNotFoundError(f"{workdir}: no {which} checkpoint loads (" + "; ".join(skipped) + ")")
+    raise FileNotFoundError(f"{workdir}: no checkpoints")
 
 
 def load_run(workdir, which: str = "best", weights: str = "ema", dtype=None):

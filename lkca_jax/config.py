@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import pathlib
+import sys
 
 import ml_collections
 
@@ -284,3 +285,98 @@ def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
             rest.append(arg)
         i += 1
     return rest, overrides
+
+
+# Each number's range: 'int >= n' (a whole number), '>= x', '> x', or an interval '[a, b)', '[a, b]'.
+RANGES = {
+    "model.bands": "int >= 1", "model.scale": "int >= 2", "model.features": "int >= 1", "model.depth": "int >= 0",
+    "model.drop_path_rate": "[0, 1)", "model.bn_momentum": "[0, 1]", "model.essa_dropout": "[0, 1)",
+    "data.val_fraction": "[0, 1)", "data.patch_size": "int >= 0", "data.stride": "int >= 0",
+    "train.batch_size": "int >= 1", "train.num_epochs": "int >= 0", "train.num_steps": "int >= 0",
+    "train.learning_rate": "> 0", "train.min_learning_rate": ">= 0", "train.warmup_steps": "int >= 0",
+    "train.step_decay_epochs": "> 0", "train.weight_decay": ">= 0", "train.grad_clip_norm": ">= 0",
+    "train.ema_decay": "[0, 1)", "train.grad_accum_steps": "int >= 1", "train.log_every_steps": "int >= 1",
+    "train.eval_every_steps": "int >= 1", "train.checkpoint_every_steps": "int >= 1",
+    "train.keep_checkpoints": "int >= 1", "train.prefetch": "int >= 0",
+    "teacher.decay_epochs": "> 0", "teacher.gamma": "[0, 1]",
+    "eval.batch_size": "int >= 1", "eval.validation_batch_size": "int >= 1", "eval.tile": "int >= 0",
+}
+
+
+def _in_range(value, spec: str) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if spec.startswith("int "):
+        return value == int(value) and value >= float(spec.split()[-1])
+    if spec.startswith(">= "):
+        return value >= float(spec[3:])
+    if spec.startswith("> "):
+        return value > float(spec[2:])
+    low, high = (float(x) for x in spec[1:-1].split(","))
+    return low <= value and (value <= high if spec.endswith("]") else value < high)
+
+
+def check(config) -> None:
+    """Refuse, in one line naming the field, a config whose values cannot make a run: an unknown
+    method, dataset or name, a size or count out of its range, a run of no steps. Entry points call
+    it before anything is written; training.check_train_config adds the optimizer, the schedule and
+    the devices' division of the batch."""
+    from lkca_jax import losses, parallel, precision
+    from lkca_jax.data import pipeline, protocols
+    from lkca_jax.methods import ARCHITECTURES
+    from lkca_jax.models import lkca, upsampler
+    from lkca_jax.ops.conv import IMPLS
+
+    choices = {  # each from the module that acts on it
+        "model.norm": lkca.NORMS, "model.upsampler": upsampler.UPSAMPLERS, "model.conv_impl": IMPLS,
+        "data.source": ("files", "tfds"), "data.normalisation": protocols.NORMALISATIONS,
+        "train.augment": pipeline.AUGMENTS, "train.loss": losses.LOSSES, "train.parallel": parallel.MODES,
+        "train.compute_dtype": tuple(precision.DTYPES), "train.init_parts": ("all", "backbone"),
+        "teacher.which": ("best", "last"), "eval.dtype": tuple(precision.DTYPES),
+    }  # the optimizer and the schedule: training.check_train_config
+
+    def field(name):
+        node = config
+        for part in name.split("."):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    if config.get("variant", "net") not in METHODS:
+        raise ValueError(f"config: unknown method {config.variant!r}; known: {', '.join(METHODS)}")
+    if config.data.protocol not in DATASETS:
+        raise ValueError(f"config: data.protocol {config.data.protocol!r} is none of {', '.join(DATASETS)}")
+    if config.model.name not in ARCHITECTURES:
+        raise ValueError(f"config: model.name {config.model.name!r} is none of {', '.join(ARCHITECTURES)}")
+    for name, allowed in choices.items():
+        value = field(name)
+        if value is not None and value not in allowed:
+            raise ValueError(f"config: {name} must be one of {' | '.join(allowed)}, got {value!r}")
+    for name, spec in RANGES.items():
+        value = field(name)
+        if value is not None and not _in_range(value, spec):
+            wording = spec.replace("int ", "a whole number ") if spec[0] in "i>" else f"in {spec}"
+            raise ValueError(f"config: {name} must be {wording}, got {value!r}")
+    t = config.get("train")
+    if t is not None and config.model.name != "bicubic" and t.num_steps <= 0 and t.num_epochs <= 0:
+        raise ValueError("config: train.num_epochs or train.num_steps must be positive (a run of no steps)")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing for ``train.py`` and ``evaluate.py``: a bad ``--config`` (a missing file, a
+    config file that raises, an unknown method, a value out of range: :func:`check`) is one line and
+    exit 2, before anything is written, rather than absl's traceback and usage."""
+    from absl import flags
+
+    try:
+        rest = flags.FLAGS(argv)
+        if "config" in flags.FLAGS and flags.FLAGS["config"].present:
+            # a config file that failed to load becomes a stand-in that raises on first use
+            check(flags.FLAGS.config)
+        return rest
+    except Exception as err:
+        # config_flags puts the config file's whole traceback in its message: its last line says why
+        lines = [line.strip() for line in str(err.__cause__ or err).splitlines() if line.strip()]
+        print(f"error: {lines[-1][:300] if lines else type(err).__name__}", file=sys.stderr)
+        sys.exit(2)

@@ -84,15 +84,18 @@ def mean_row(per_image: dict) -> dict:
     return {k: float(np.mean(v)) for k, v in per_image.items()}
 
 
-def format_table(rows: list[dict], legacy_ergas: bool = False) -> str:
-    """A Markdown table in the paper's column order."""
+def format_table(rows: list[dict], legacy_ergas: bool = False, where: list[tuple[str, int]] | None = None) -> str:
+    """A Markdown table in the paper's column order; ``where``: each row's (dataset, scale), shown
+    in the paper's leading Dataset and Ratio columns."""
     cols = [c if c != "ERGAS" or not legacy_ergas else "ERGAS (ratio 4, legacy)" for c in COLUMNS]
+    cols = ["Dataset", "Ratio", *cols] if where else cols
     fmt = {"MPSNR": "{:.4f}", "MSSIM": "{:.4f}", "SAM": "{:.4f}", "CC": "{:.4f}", "RMSE": "{:.4f}",
            "ERGAS": "{:.4f}", "s/img": "{:.4f}"}
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for r in rows:
-        cells = [str(r["Method"]), human(r["Param"], "M") if r["Param"] else "-",
-                 human(r["Flops"], "G") if r["Flops"] else "-"]
+    for n, r in enumerate(rows):
+        cells = [where[n][0], f"x{where[n][1]}"] if where else []
+        cells += [str(r["Method"]), human(r["Param"], "M") if r["Param"] else "-",
+                  human(r["Flops"], "G") if r["Flops"] else "-"]
         cells += [fmt[c].format(r[c]) for c in COLUMNS[3:]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -200,7 +203,8 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     echo(table)
     if workdir is not None:
         out = pathlib.Path(workdir) / "eval"
-        record = {"split": split_name, "scale": config.model.scale, "legacy_ergas": legacy, "mean": row,
+        record = {"split": split_name, "dataset": config.dataset, "scale": config.model.scale,
+                  "legacy_ergas": legacy, "mean": row,
                   "per_image": {i: {k: float(v[n]) for k, v in per_image.items()} for n, i in enumerate(split.ids)},
                   "norm": split.norm, "device": jax.devices()[0].device_kind}
         if len(rows) > 1:
@@ -237,15 +241,24 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
 
 
 def runs_table(workdirs, split_name: str = "test") -> str:
-    """One Markdown table of several runs' ``eval/<split>.json`` rows (evaluated alike)."""
-    rows, legacy = [], set()
+    """One Markdown table of several runs' ``eval/<split>.json`` rows (evaluated alike), each
+    labelled with its dataset and scale."""
+    rows, legacy, where = [], set(), []
     for workdir in workdirs:
         path = pathlib.Path(workdir) / "eval" / f"{split_name}.json"
         if not path.is_file():
             raise ValueError(f"{path}: missing; run evaluate.py --workdir {workdir} first")
-        record = json.loads(path.read_text())
-        rows.append(record["mean"])
+        try:
+            record = json.loads(path.read_text())
+            rows.append(record["mean"])
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not an evaluation record ({type(err).__name__}: {err})") from None
         legacy.add(record.get("legacy_ergas", False))
+        dataset = record.get("dataset")  # records written before it was kept: the run's config
+        if dataset is None:
+            config_file = pathlib.Path(workdir) / checkpoint.CONFIG_FILE
+            dataset = checkpoint.load_config(workdir).dataset if config_file.is_file() else "?"
+        where.append((dataset, record.get("scale", "?")))
     if len(legacy) > 1:
         raise ValueError("the runs mix the legacy and the correct ERGAS; evaluate them alike")
-    return format_table(rows, legacy.pop())
+    return format_table(rows, legacy.pop(), where)

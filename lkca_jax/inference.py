@@ -205,6 +205,9 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     writer_cls = writer_class(output_path)  # an unwritable suffix fails before any work
     nodata = _fill_nodata(cube, input_path)
     require_finite(cube, input_path)
+    if np.array_equal(cube.data.min(axis=(0, 1)), cube.data.max(axis=(0, 1))):
+        warn(f"warning: {input_path}: every band is constant (an empty or a fill-value image?); "
+             "the output is a smooth image of no information")
     if norm is None:  # a constant as in training; a max-normalised dataset divides by the file's max
         mode = "constant" if config.data.normalisation == "constant" else "per_file_max"
         try:

@@ -10,10 +10,13 @@ the run naming the step; checkpoints are only ever written from finite states.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import pathlib
+import signal
+import threading
 import time
 from typing import Any
 
@@ -24,6 +27,7 @@ import optax
 from flax.training import dynamic_scale, train_state
 
 from lkca_jax import checkpoint, evaluation, losses, parallel, precision
+from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
 from lkca_jax.methods import method_of
@@ -72,6 +76,39 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+class Interrupted(RuntimeError):
+    """Training stopped on SIGINT or SIGTERM at a step boundary, its state saved."""
+
+
+class StopRequest:
+    """While active, SIGINT (Ctrl-C) and SIGTERM only ask the training loop to stop at the next step
+    boundary; a second one interrupts at once. Installed only in the main thread (where Python
+    delivers signals); elsewhere it never fires."""
+
+    def __init__(self):
+        self.signal = None
+        self.saved = {}
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # asked twice: stop now
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.saved = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+
+
+
+SCHEDULES = ("cosine", "step", "constant")
+OPTIMIZERS = ("adam", "adamw")
+
+
 def learning_rate_schedule(t, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
     decay_steps = max(total_steps - t.warmup_steps, 1)
     if t.schedule == "cosine":
@@ -106,7 +143,11 @@ def init_variables(model, config, key) -> dict:
 
 
 def check_train_config(t, n_devices: int) -> None:
-    """The precision, EMA and accumulation fields, and the batch they must divide."""
+    """The optimizer, the schedule, and the batch that the devices and the micro-batches divide
+    (with lkca_jax.config.check: every field before anything is written)."""
+    for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        if t[name] not in allowed:
+            raise ValueError(f"config: train.{name} must be one of {' | '.join(allowed)}, got {t[name]!r}")
     precision.resolve(t.get("compute_dtype", "float32"))
     if not 0.0 <= t.get("ema_decay", 0.0) < 1.0:
         raise ValueError(f"train.ema_decay must be in [0, 1) (0: off), got {t.ema_decay}")
@@ -339,10 +380,17 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     """Train (or resume) and evaluate; returns the test row of the table."""
     workdir = pathlib.Path(workdir)
     lead = jax.process_index() == 0
-    splits = load_splits(config)  # bad data fail here, before the workdir is made
+    check_config(config)  # bad values, bad data and a workdir of other settings fail before anything is written
+    if config.model.name != "bicubic":
+        check_train_config(config.train, jax.device_count())
+    splits = load_splits(config)
     check_resumable(workdir, config.train)
+    with checkpoint.WorkdirLock(workdir) if lead else contextlib.nullcontext():  # one training per workdir
+        return _train_and_evaluate(config, workdir, splits, lead, echo)
+
+
+def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo) -> dict:
     if lead:
-        workdir.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(workdir, config)
     eval_model = build_model(config, dtype=config.eval.get("dtype", "float32"))
     if config.model.name == "bicubic":  # nothing to train
@@ -350,7 +398,6 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
 
     t = config.train
     n_devices = jax.device_count()
-    check_train_config(t, n_devices)
     per_device = t.batch_size // n_devices
     float16 = precision.resolve(t.get("compute_dtype", "float32")) == jnp.float16
     source = SplitSource(splits["train"])
@@ -432,48 +479,56 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
          + "".join(f", {e}" for e in extras if e))
     pending = []
     tick, tick_step, began = time.perf_counter(), start, time.perf_counter()
-    step_no = start
-    try:
-        for batch in prefetch(batches(), t.prefetch):
-            if step_no >= total:
-                break
-            state, m = runner.step(state, batch)
-            step_no += 1
-            pending.append((step_no, m))
-            last = step_no == total
-            if step_no % t.log_every_steps == 0 or last or step_no % t.eval_every_steps == 0 \
-                    or step_no % t.checkpoint_every_steps == 0:
-                values = mean_metrics(pending)
-                pending = []
-                now = time.perf_counter()
-                rate = (step_no - tick_step) / max(now - tick, 1e-9)
-                tick, tick_step = now, step_no
-                values["steps_per_second"] = rate
-                values["epoch"] = step_no / steps_per_epoch
-                val = None
-                validating = step_no % t.eval_every_steps == 0 or last
-                saving = step_no % t.checkpoint_every_steps == 0 or last
-                host = runner.get_state(state) if validating or saving else None  # one fetch for both
-                if validating:  # the EMA weights when there are
-                    val = validate(eval_model, host.variables(), splits["validation"], config)
-                    if val is not None:
-                        values["val_mpsnr"] = val
-                logger.write(step_no, values)
-                eta = (total - step_no) / max(rate, 1e-9)
-                extra = f" val MPSNR {val:.3f}" if val is not None else ""
-                if float16:
-                    extra += f" loss scale {values['loss_scale']:g}, {values['skipped']:g} skipped"
-                echo(f"step {step_no}/{total} epoch {step_no / steps_per_epoch:.2f} loss {values['loss']:.5f}"
-                     f" lr {values['learning_rate']:.2e} {rate:.2f} steps/s ETA {_eta(eta)}{extra}")
-                is_best = val is not None and val > best
-                if is_best:
-                    best = val
-                if saving or is_best:
-                    save(host, step_no, is_best, val)
-    finally:
-        ckpts.wait()
-        ckpts.close()
-        logger.close()
+    step_no = saved = start
+    with StopRequest() as stop:  # Ctrl-C: save and stop at the next step boundary
+        try:
+            for batch in prefetch(batches(), t.prefetch):
+                if stop.signal is not None:
+                    if step_no > saved:
+                        save(runner.get_state(state), step_no, False)
+                    ckpts.wait()
+                    raise Interrupted(f"{stop.signal} at step {step_no}: its checkpoint is in "
+                                      f"{workdir / 'checkpoints'}; the same command resumes from it")
+                if step_no >= total:
+                    break
+                state, m = runner.step(state, batch)
+                step_no += 1
+                pending.append((step_no, m))
+                last = step_no == total
+                if step_no % t.log_every_steps == 0 or last or step_no % t.eval_every_steps == 0 \
+                        or step_no % t.checkpoint_every_steps == 0:
+                    values = mean_metrics(pending)
+                    pending = []
+                    now = time.perf_counter()
+                    rate = (step_no - tick_step) / max(now - tick, 1e-9)
+                    tick, tick_step = now, step_no
+                    values["steps_per_second"] = rate
+                    values["epoch"] = step_no / steps_per_epoch
+                    val = None
+                    validating = step_no % t.eval_every_steps == 0 or last
+                    saving = step_no % t.checkpoint_every_steps == 0 or last
+                    host = runner.get_state(state) if validating or saving else None  # one fetch for both
+                    if validating:  # the EMA weights when there are
+                        val = validate(eval_model, host.variables(), splits["validation"], config)
+                        if val is not None:
+                            values["val_mpsnr"] = val
+                    logger.write(step_no, values)
+                    eta = (total - step_no) / max(rate, 1e-9)
+                    extra = f" val MPSNR {val:.3f}" if val is not None else ""
+                    if float16:
+                        extra += f" loss scale {values['loss_scale']:g}, {values['skipped']:g} skipped"
+                    echo(f"step {step_no}/{total} epoch {step_no / steps_per_epoch:.2f} loss {values['loss']:.5f}"
+                         f" lr {values['learning_rate']:.2e} {rate:.2f} steps/s ETA {_eta(eta)}{extra}")
+                    is_best = val is not None and val > best
+                    if is_best:
+                        best = val
+                    if saving or is_best:
+                        save(host, step_no, is_best, val)
+                        saved = step_no
+        finally:
+            ckpts.wait()
+            ckpts.close()
+            logger.close()
     echo(f"trained {step_no - start} steps in {_eta(time.perf_counter() - began)}")
     host = runner.get_state(state)
     return evaluation.evaluate(config, host.variables(), splits["test"], workdir if lead else None, echo=echo)

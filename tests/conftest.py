@@ -51,3 +51,21 @@ def shared_data(*parts):
             raise FileNotFoundError(f"{path} is missing; CI is expected to have ../shared/data")
         pytest.skip(f"{path} not present")
     return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny VDSR run on the sample: config.json and a checkpoint, as train.py writes them."""
+    import jax
+    import jax.numpy as jnp
+
+    from lkca_jax import checkpoint
+    from lkca_jax.models import build_model
+
+    workdir = tmp_path_factory.mktemp("run")
+    c = tiny_config("sample.py:vdsr", vdsr_depth=3)
+    c.data.normalisation, c.data.norm_value = "constant", 2.0
+    model = build_model(c)
+    variables = model.init(jax.random.key(1), jnp.zeros((1, 8, 8, 102)))
+    checkpoint.save_run(workdir, c, jax.tree.map(np.asarray, variables))
+    return workdir, model, variables

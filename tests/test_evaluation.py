@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, shared_data, tiny_config
-from lkca_jax import checkpoint, inference, metrics
+from lkca_jax import inference, metrics
 from lkca_jax.__main__ import main as cli
 from lkca_jax.config import load_config
 from lkca_jax.data.datasets import load_splits
@@ -83,18 +83,6 @@ def test_tiled_evaluation_equals_whole_images(rng, name):
         rows.append(evaluate(c, variables, split, echo=lambda *a: None))
     for k in metrics.NAMES:
         assert rows[1][k] == pytest.approx(rows[0][k], rel=1e-5)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """A tiny VDSR run on the sample: config.json and a checkpoint, as train.py writes them."""
-    workdir = tmp_path_factory.mktemp("run")
-    c = tiny_config("sample.py:vdsr", vdsr_depth=3)
-    c.data.normalisation, c.data.norm_value = "constant", 2.0
-    model = build_model(c)
-    variables = model.init(jax.random.key(1), jnp.zeros((1, 8, 8, 102)))
-    checkpoint.save_run(workdir, c, jax.tree.map(np.asarray, variables))
-    return workdir, model, variables
 
 
 @pytest.mark.parametrize("suffix,v73", [(".mat", False), (".mat", True), (".npy", None), (".tif", None),

@@ -1,6 +1,5 @@
 """Training: the loss falls on real data, NaN stops the run, checkpoints fall back, kill and resume."""
 
-import os
 import pathlib
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, shared_data, tiny_config
+from conftest import ROOT, TINY_MODEL, shared_data, tiny_config
 from lkca_jax import checkpoint, training
 from lkca_jax.config import load_config
 
@@ -62,32 +61,13 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(variables))
 
 
-def test_corrupted_latest_checkpoint_falls_back(tmp_path):
-    c = tiny(steps=8)
-    training.train_and_evaluate(c, tmp_path, echo=lambda *a: None)
-    ckpts = checkpoint.Checkpoints(tmp_path)
-    assert ckpts.last.all_steps() == [4, 8]
-    for f in (tmp_path / "checkpoints" / "8" / "variables").rglob("*"):
-        if f.is_file():
-            f.write_bytes(b"garbage")
-    model_state = training.create_state(c, training.build_model(c), training.optax.constant_schedule(1e-3))
-    with pytest.warns(UserWarning, match="trying the previous one"):
-        variables, train, meta = ckpts.restore_latest(
-            {"params": model_state.params, "batch_stats": model_state.batch_stats},
-            {"opt_state": model_state.opt_state, "step": model_state.step, "rng": model_state.rng})
-    assert int(train["step"]) == 4 and meta["step"] == 4
-    ckpts.close()
-
-
-RUN = """
-import sys
-sys.path.insert(0, {tests!r})
-from test_training import tiny
-from lkca_jax import training
-c = tiny(steps=48, ema_decay=0.9)  # with the EMA: it is resumed too
-c.train.checkpoint_every_steps = 8
-training.train_and_evaluate(c, sys.argv[1], echo=lambda *a: None)
-"""
+# tiny(steps=48, ema_decay=0.9) with checkpoints every 8 steps, through train.py (its exit codes)
+TRAIN = [sys.executable, "train.py", "--config", "configs/sample.py",
+         *(f"--config.{k}={v}" for k, v in {
+             **{f"model.{k}": v for k, v in TINY_MODEL.items()}, "model.up_init_scale": 0.0,
+             "train.num_steps": 48, "train.batch_size": 4, "train.log_every_steps": 4, "train.eval_every_steps": 4,
+             "train.checkpoint_every_steps": 8, "train.prefetch": 0, "train.ema_decay": 0.9,
+             "eval.validation_batch_size": 8}.items())]
 
 
 def _params(workdir):
@@ -95,30 +75,53 @@ def _params(workdir):
     return [checkpoint.restore_variables(workdir, "last", weights)[1] for weights in ("raw", "ema")]
 
 
-def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
-    script = RUN.format(tests=str(ROOT / "tests"))
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    straight = tmp_path / "straight"
-    subprocess.run([sys.executable, "-c", script, str(straight)], check=True, env=env, cwd=ROOT, timeout=600)
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", script, str(killed)], env=env, cwd=ROOT)
-    marker = killed / "checkpoints" / "8" / "commit_success.txt"
+def _start_and_wait_for(workdir, step: int, **popen):
+    proc = subprocess.Popen([*TRAIN, "--workdir", str(workdir)], cwd=ROOT, **popen)
+    marker = workdir / "checkpoints" / str(step) / "commit_success.txt"
     deadline = time.time() + 300
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    done = sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit())
-    assert done and max(done) < 48
-    subprocess.run([sys.executable, "-c", script, str(killed)], check=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    return proc
 
-    a, b = _params(straight), _params(killed)
+
+def test_kill_ctrl_c_and_resume_match_an_uninterrupted_run(tmp_path):
+    """SIGKILL at step 8 (the newest checkpoint is resumed), then Ctrl-C after step 24 (the run saves
+    where it stopped and exits 130 in one line; a second train.py meanwhile, while the first is
+    paused, is refused, naming the first one's pid), then to the end: bitwise the uninterrupted run,
+    its EMA too."""
+    straight = tmp_path / "straight"
+    subprocess.run([*TRAIN, "--workdir", str(straight)], check=True, cwd=ROOT, timeout=600)
+
+    stopped = tmp_path / "stopped"
+    proc = _start_and_wait_for(stopped, 8)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    done = sorted(int(p.name) for p in (stopped / "checkpoints").iterdir() if p.name.isdigit())
+    assert done and max(done) < 48
+
+    proc = _start_and_wait_for(stopped, 24, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.send_signal(signal.SIGSTOP)  # paused (the tiny run is fast), holding its workdir's lock
+    second = subprocess.run([*TRAIN, "--workdir", str(stopped)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    refused = second.stderr.strip()
+    assert second.returncode == 2 and "\n" not in refused, second.stderr[-2000:]
+    assert refused.startswith(f"error: {stopped}: another training runs in it (pid {proc.pid} on "), refused
+    proc.send_signal(signal.SIGINT)  # delivered as it continues
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("stopped: SIGINT at step ") and "the same command resumes from it" in last, err[-2000:]
+    at = int(last.split("at step ")[1].split(":")[0])
+    assert 24 <= at < 48 and (stopped / "checkpoints" / str(at) / "commit_success.txt").exists()
+
+    subprocess.run([*TRAIN, "--workdir", str(stopped)], check=True, cwd=ROOT, timeout=600)
+    a, b = _params(straight), _params(stopped)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):  # bitwise, the EMA too
         np.testing.assert_array_equal(x, y)
     raw, ema = a
     assert not all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(raw), jax.tree.leaves(ema)))
-    assert pathlib.Path(killed / "eval" / "test.json").is_file()
+    assert pathlib.Path(stopped / "eval" / "test.json").is_file()
 
 
 def test_main_job_table_has_bicubic_beside_the_model_and_the_gain(tmp_path):

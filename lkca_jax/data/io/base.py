@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from lkca_jax.atomic import remove, temp_beside
+from lkca_jax.atomic import remove, sync, temp_beside
 
 
 class DataError(ValueError):
@@ -132,8 +132,10 @@ class RowWriter:
         self.tmp = temp_beside(self.path)
         try:
             self._open()
-        except BaseException:
+        except BaseException as err:
             self.abort()
+            if isinstance(err, OSError):  # EFBIG on the first byte, a folder that cannot be written
+                raise self.failed(err) from None
             raise
 
     @property
@@ -146,18 +148,32 @@ class RowWriter:
         block = np.asarray(block)
         if block.ndim != 3 or block.shape[1:] != (w, c) or not 0 <= row <= row + len(block) <= h:
             raise ValueError(f"rows {row}..{row + len(block)} of shape {block.shape} do not fit a {self.shape} cube")
-        self._write(row, block.astype(self.dtype.newbyteorder("<"), copy=False))
+        try:
+            self._write(row, block.astype(self.dtype.newbyteorder("<"), copy=False))
+        except Exception as err:  # a short write, ENOSPC, EFBIG, GDAL's error: one line naming the target
+            raise self.failed(err) from None
+
+    def failed(self, err: Exception) -> DataError:
+        """``err`` (or the library error it wraps: rasterio's 'Write failed') as one line naming
+        the target."""
+        err = err.__cause__ or err
+        return DataError(self.path, f"cannot write it ({reason(err)}); the temporary file is removed"
+                                    + (" and the existing file is kept" if self.path.exists() else ""))
 
     def commit(self) -> None:
-        """Finish the file and rename it into place (then its sidecars, such as an ENVI header)."""
+        """Finish the file, flush it (and its sidecars, such as an ENVI header) to disk and rename
+        them into place; any failure removes them and leaves the targets as they were."""
         try:
             self._finish()
+            sync(self.tmp, *self.sidecars)
             os.replace(self.tmp, self.path)
             for tmp, final in self.sidecars.items():
                 os.replace(tmp, final)
-        except BaseException:
+        except BaseException as err:
             self.abort()
-            raise
+            if isinstance(err, DataError) or not isinstance(err, Exception):
+                raise
+            raise self.failed(err) from None
 
     def abort(self) -> None:
         try:

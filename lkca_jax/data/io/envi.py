@@ -82,7 +82,7 @@ class Writer(gdal.Writer):
                                 wavelength_units=gdal.WAVELENGTH_UNITS)
 
     def _finish(self) -> None:
-        self._close()
+        super()._finish()
         # GDAL describes the file by its (temporary) name; describe it by the name it will have.
         text = self.header.read_text()
         text = re.sub(r"description = \{[^}]*\}", f"description = {{{self.path.name}, written by lkca-jax}}", text)

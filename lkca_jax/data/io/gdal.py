@@ -9,6 +9,9 @@ row block through GDAL windows into a temporary file, so memory stays that of on
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import re
 import warnings
 
 import numpy as np
@@ -64,9 +67,39 @@ def read(path, src, data: np.ndarray | None = None) -> Cube:
         return as_cube(path, data, wavelengths_of(src), georef_of(src))
 
 
+class _Errors(logging.Handler):
+    """GDAL's errors while a file is written. rasterio raises some of them, and reports the rest
+    (a raw ENVI band that could not be written, a failed flush at close) only to its logger, at
+    INFO, and libtiff's at ERROR: this collects them all there, and shows none of them (the write
+    fails with the first)."""
+
+    LOGGER = "rasterio"
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+        self.logger = logging.getLogger(self.LOGGER)
+        self.saved = self.logger.level, self.logger.propagate
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
+    def emit(self, record) -> None:
+        text = record.getMessage()
+        if "error" in text.lower() or record.levelno >= logging.ERROR:
+            quoted = re.search(r"msg='(.*)'", text)  # 'GDAL signalled an error: err_no=3, msg=...'
+            self.messages.append(quoted.group(1) if quoted else text)
+
+    def detach(self) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.saved[0])
+        self.logger.propagate = self.saved[1]
+
+
 class Writer(RowWriter):
     """A GDAL raster of ``driver`` (with creation ``options``), georeferenced when ``georef`` is
-    given, band ``wavelength`` metadata when wavelengths are."""
+    given, band ``wavelength`` metadata when wavelengths are. Any error GDAL signals while writing,
+    and a data file shorter than the uncompressed cube, fail the write."""
 
     driver = ""
     options: dict = {}
@@ -74,11 +107,13 @@ class Writer(RowWriter):
     def _open(self) -> None:
         import rasterio
 
+        self.errors = _Errors()
+
         h, w, c = self.shape
         profile = dict(driver=self.driver, width=w, height=h, count=c, dtype=self.dtype.name, **self.options)
         if self.georef is not None:
             profile.update(crs=self.georef.crs, transform=self.georef.transform, nodata=self.georef.nodata)
-        self.env = rasterio.Env(GDAL_PAM_ENABLED="NO")
+        self.env = rasterio.Env(GDAL_PAM_ENABLED="NO", CPL_LOG=os.devnull)  # GDAL prints nothing itself
         self.env.__enter__()
         with _quiet():
             self.ds = rasterio.open(self.tmp, "w", **profile)
@@ -91,8 +126,16 @@ class Writer(RowWriter):
 
         self.ds.write(block.transpose(2, 0, 1), window=Window(0, row, self.shape[1], len(block)))
 
+    def _finish(self) -> None:
+        self._close()
+        if self.errors.messages:
+            raise OSError(f"GDAL: {self.errors.messages[0].strip()}")
+        size = os.path.getsize(self.tmp)
+        if size < self.nbytes:  # uncompressed: at least every pixel's bytes
+            raise OSError(f"short write, {size} of at least {self.nbytes} bytes")
+
     def _close(self) -> None:
-        ds, env = getattr(self, "ds", None), getattr(self, "env", None)
+        ds, env, errors = getattr(self, "ds", None), getattr(self, "env", None), getattr(self, "errors", None)
         self.ds = self.env = None
         try:
             if ds is not None:
@@ -100,3 +143,5 @@ class Writer(RowWriter):
         finally:
             if env is not None:
                 env.__exit__(None, None, None)
+            if errors is not None:
+                errors.detach()

@@ -16,7 +16,12 @@ def read(path, key: str | None = None) -> Cube:
     if isinstance(loaded, np.ndarray):
         return as_cube(path, loaded)
     with loaded:
-        arrays = {k: loaded[k] for k in loaded.files}
+        arrays = {}
+        for k in loaded.files:
+            try:
+                arrays[k] = loaded[k]
+            except Exception as err:  # an object array (pickled), a damaged member
+                raise DataError(path, f"array {k!r} is not readable ({reason(err)})") from None
     if key is not None:
         if key not in arrays:
             raise DataError(path, f"no array {key!r}; arrays: {', '.join(sorted(arrays))}")
