@@ -140,7 +140,7 @@ def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -
     fig.colorbar(im, ax=axes[3], fraction=0.046)
     fig.suptitle(name)
     fig.tight_layout()
-    fig.savefig(folder / f"{stem}_panel.png", dpi=80)
+    atomic_write(folder / f"{stem}_panel.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     plt.close(fig)
 
     h, w = gt.shape[:2]
@@ -155,7 +155,7 @@ def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -
     ax.set_title(f"Spectra of three pixels: {name}")
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    fig.savefig(folder / f"{stem}_spectra.png", dpi=80)
+    atomic_write(folder / f"{stem}_spectra.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
     plt.close(fig)
 
 

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from lkca_jax import checkpoint, precision
-from lkca_jax.atomic import remove, temp_beside
+from lkca_jax.atomic import remove, sync, temp_beside, write_error
 from lkca_jax.inference import predictor
 from lkca_jax.methods import architecture_of
 from lkca_jax.quiet import quiet_logger
@@ -81,7 +81,11 @@ def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best"
         err = float(np.abs(run(x) - want).max())
         if not err <= tol:
             raise ValueError(f"{fmt} artifact differs from the Flax model by {err:.3g} (> {tol}); not written")
-        os.replace(tmp, out)
+        try:
+            sync(tmp)
+            os.replace(tmp, out)
+        except OSError as err_:
+            raise write_error(out, err_) from None
     finally:
         remove(tmp)
     return {"output": str(out), "format": fmt, "lr_shape": list(lr_shape), "max_abs_error": err,
