@@ -43,7 +43,8 @@ def main(argv):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("stopped: interrupted; nothing of this evaluation was written", file=sys.stderr)
+        print("stopped: interrupted; each file already written is complete, the one being written is not left",
+              file=sys.stderr)
         sys.exit(130)
 
 

@@ -63,27 +63,26 @@ def _new_file_mode(path: pathlib.Path) -> int:
 
 def temp_beside(path) -> str:
     """A new empty temporary file in ``path``'s folder (created if needed), hidden, same suffix,
-    with the mode ``path`` will have; dead temporaries of earlier runs beside it are removed."""
+    readable and writable by its owner only until :func:`finish` gives it its mode; dead
+    temporaries of earlier runs beside it are removed."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_HOST}-{os.getpid()}.", suffix=path.suffix, dir=path.parent)
-    try:
-        os.fchmod(fd, _new_file_mode(path))
-    finally:
-        os.close(fd)
+    os.close(fd)
     return tmp
 
 
-def sync(*paths) -> None:
-    """Flush each file's data to disk (a full disk or a failing device reports here, not after the
-    rename)."""
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def finish(tmp, path) -> None:
+    """Before ``tmp`` is renamed to ``path``: the mode ``path`` has (or the umask gives a new file),
+    set after the writing (a read-only mode would have refused it), then its data flushed to disk
+    (a full disk or a failing device reports here, not after the rename)."""
+    os.chmod(tmp, _new_file_mode(pathlib.Path(path)))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove(*paths) -> None:
@@ -106,7 +105,7 @@ def atomic_write(path, write) -> None:
     tmp = temp_beside(path)
     try:
         write(tmp)
-        sync(tmp)
+        finish(tmp, path)
         os.replace(tmp, path)
     except OSError as err:
         remove(tmp)

@@ -22,6 +22,7 @@ One process trains in a workdir at a time: :class:`WorkdirLock` holds an OS file
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import json
@@ -106,17 +107,45 @@ class WorkdirLock:
         self.file = open(self.path, "a+")
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             self.file.seek(0)
             holder = self.file.read().strip() or "another process"
             self.file.close()
             raise WorkdirBusy(f"{workdir}: another training runs in it ({holder}); wait for it to end, "
                               "or give another --workdir") from None
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
-                        f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
-        self.file.flush()
+        except OSError as err:  # a filesystem without flock (NFS without lockd, Lustre with noflock)
+            self.file.close()
+            warnings.warn(f"{self.path}: cannot lock the workdir ({err.strerror or err}); nothing stops a second "
+                          "training in it", stacklevel=2)
+            return
+        try:
+            self.file.seek(0)
+            self.file.truncate()
+            self.file.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                            f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+            self.file.flush()
+        except BaseException:
+            self.release()
+            raise
+
+    @classmethod
+    def shared(cls, workdir):
+        """Process 0's lock, its refusal raised in every process (else the others would wait for it
+        in their first collective)."""
+        lock = busy = None
+        if jax.process_index() == 0:
+            try:
+                lock = cls(workdir)
+            except WorkdirBusy as err:
+                busy = err
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            if multihost_utils.broadcast_one_to_all(np.int32(busy is not None)) and busy is None:
+                busy = WorkdirBusy(f"{workdir}: process 0 found another training in it")
+        if busy is not None:
+            raise busy
+        return lock if lock is not None else contextlib.nullcontext()
 
     def release(self) -> None:
         if not self.file.closed:
@@ -162,7 +191,7 @@ class Checkpoints:
         """(variables, train, meta) of the newest loadable checkpoint shaped like the given trees,
         or None when there is none. Each one that does not load is moved aside (process 0 moves
         it; every process then sees the same steps)."""
-        found, damaged = None, False
+        found, failed = None, []
         for step in sorted(self.last.all_steps(), reverse=True):
             try:
                 out = self.last.restore(step, args=ocp.args.Composite(
@@ -171,14 +200,19 @@ class Checkpoints:
                 found = out["variables"], out["train"], dict(out["meta"])
                 break
             except Exception as err:  # orbax raises many types for damaged files
-                damaged = True
-                where = pathlib.Path(self.last.directory) / str(step)
-                if jax.process_index() == 0:
-                    where = move_aside(where, self.workdir)
-                warnings.warn(f"checkpoint {self.last.directory}/{step} cannot be restored "
-                              f"({type(err).__name__}: {_one_line(err)}); moved to {where}, trying the previous one",
-                              stacklevel=2)
-        if damaged:
+                failed.append((step, f"{type(err).__name__}: {_one_line(err)}"))
+        if failed and found is None:  # not one loads: a changed model config, not damage; move nothing
+            step, why = failed[0]
+            raise ValueError(f"{self.workdir}: none of its {len(failed)} checkpoints restores into this run's model "
+                             f"(step {step}: {why}); resume with the config it trained with ({CONFIG_FILE}), or give "
+                             "another --workdir")
+        for step, why in failed:  # newer than one that loads: damaged, moved aside so training can go on
+            where = pathlib.Path(self.last.directory) / str(step)
+            if jax.process_index() == 0:
+                where = move_aside(where, self.workdir)
+                warnings.warn(f"checkpoint {self.last.directory}/{step} cannot be restored ({why}); moved to "
+                              f"{where}; resuming from step {found[2].get('step')}", stacklevel=2)
+        if failed:
             if jax.process_count() > 1:
                 from jax.experimental import multihost_utils
 

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from lkca_jax import checkpoint, precision
-from lkca_jax.atomic import remove, sync, temp_beside, write_error
+from lkca_jax.atomic import finish, remove, temp_beside, write_error
 from lkca_jax.inference import predictor
 from lkca_jax.methods import architecture_of
 from lkca_jax.quiet import quiet_logger
@@ -75,14 +75,17 @@ def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best"
     out = pathlib.Path(out)
     tmp = temp_beside(out)
     try:
-        run = (_stablehlo if fmt == "stablehlo" else _onnx)(model, config, variables, lr_shape, tmp)
+        try:
+            run = (_stablehlo if fmt == "stablehlo" else _onnx)(model, config, variables, lr_shape, tmp)
+        except OSError as err_:  # a full disk, a size limit: one line naming OUT
+            raise write_error(out, err_) from None
         x = np.random.default_rng(0).random((2, *lr_shape), np.float32)
         want = np.asarray(predictor(model)(variables, x))
         err = float(np.abs(run(x) - want).max())
         if not err <= tol:
             raise ValueError(f"{fmt} artifact differs from the Flax model by {err:.3g} (> {tol}); not written")
         try:
-            sync(tmp)
+            finish(tmp, out)
             os.replace(tmp, out)
         except OSError as err_:
             raise write_error(out, err_) from None

@@ -10,7 +10,6 @@ the run naming the step; checkpoints are only ever written from finite states.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -82,8 +81,9 @@ class Interrupted(RuntimeError):
 
 class StopRequest:
     """While active, SIGINT (Ctrl-C) and SIGTERM only ask the training loop to stop at the next step
-    boundary; a second one interrupts at once. Installed only in the main thread (where Python
-    delivers signals); elsewhere it never fires."""
+    boundary (several processes: the next multiple of ``train.log_every_steps``, all of them); a
+    second one interrupts at once. Installed only in the main thread (where Python delivers
+    signals); elsewhere it never fires."""
 
     def __init__(self):
         self.signal = None
@@ -93,6 +93,21 @@ class StopRequest:
         if self.signal is not None:  # asked twice: stop now
             raise KeyboardInterrupt
         self.signal = signal.Signals(signum).name
+
+    def requested(self, step: int, every: int) -> bool:
+        """Whether to stop before ``step + 1``. With several processes they decide together, at the
+        steps that are multiples of ``every`` (a signal to any one of them stops all), since each
+        save and each step needs every process."""
+        if jax.process_count() == 1:
+            return self.signal is not None
+        if step % every:
+            return False
+        from jax.experimental import multihost_utils
+
+        asked = multihost_utils.process_allgather(np.int32(self.signal is not None))
+        if np.any(asked) and self.signal is None:
+            self.signal = "a signal to another process"
+        return bool(np.any(asked))
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -385,15 +400,15 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
         check_train_config(config.train, jax.device_count())
     splits = load_splits(config)
     check_resumable(workdir, config.train)
-    with checkpoint.WorkdirLock(workdir) if lead else contextlib.nullcontext():  # one training per workdir
+    with checkpoint.WorkdirLock.shared(workdir):  # one training per workdir (process 0 holds the lock)
         return _train_and_evaluate(config, workdir, splits, lead, echo)
 
 
 def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo) -> dict:
-    if lead:
-        checkpoint.save_config(workdir, config)
     eval_model = build_model(config, dtype=config.eval.get("dtype", "float32"))
     if config.model.name == "bicubic":  # nothing to train
+        if lead:
+            checkpoint.save_config(workdir, config)
         return evaluation.evaluate(config, {}, splits["test"], workdir if lead else None, echo=echo)
 
     t = config.train
@@ -421,7 +436,13 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
         state = init_from_run(state, t)
     ckpts = checkpoint.Checkpoints(workdir, t.keep_checkpoints)
     best = -math.inf
-    restored = ckpts.restore_latest(*state.saved())
+    try:
+        restored = ckpts.restore_latest(*state.saved())
+    except BaseException:
+        ckpts.close()
+        raise
+    if lead:  # once the checkpoints proved to fit it: a refused resume leaves the run's config as it was
+        checkpoint.save_config(workdir, config)
     if restored is not None:
         v, tr, meta = restored
         state = state.restored(v, tr)
@@ -483,12 +504,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     with StopRequest() as stop:  # Ctrl-C: save and stop at the next step boundary
         try:
             for batch in prefetch(batches(), t.prefetch):
-                if stop.signal is not None:
-                    if step_no > saved:
-                        save(runner.get_state(state), step_no, False)
-                    ckpts.wait()
-                    raise Interrupted(f"{stop.signal} at step {step_no}: its checkpoint is in "
-                                      f"{workdir / 'checkpoints'}; the same command resumes from it")
+                if stop.requested(step_no, t.log_every_steps):
+                    break
                 if step_no >= total:
                     break
                 state, m = runner.step(state, batch)
@@ -525,6 +542,14 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
                     if saving or is_best:
                         save(host, step_no, is_best, val)
                         saved = step_no
+            if stop.signal is not None:  # asked during the run, or during its last steps
+                if pending:
+                    mean_metrics(pending)  # a non-finite state is never saved
+                if step_no > saved:
+                    save(runner.get_state(state), step_no, False)
+                ckpts.wait()
+                raise Interrupted(f"{stop.signal} at step {step_no}: its checkpoint is in "
+                                  f"{workdir / 'checkpoints'}; the same command resumes from it")
         finally:
             ckpts.wait()
             ckpts.close()

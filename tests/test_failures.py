@@ -108,17 +108,22 @@ def test_an_error_gdal_only_logs_fails_the_write(tmp_path, monkeypatch):
     assert not any(isinstance(h, gdal._Errors) for h in logging.getLogger("rasterio").handlers)  # gone after
 
 
-def test_written_files_get_the_umask_s_mode_and_an_overwrite_keeps_its_mode(tmp_path):
-    old = os.umask(0o022)
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_written_files_get_the_umask_s_mode_and_an_overwrite_keeps_its_mode(tmp_path, umask, mode):
+    old = os.umask(umask)
     try:
         for suffix in FORMATS:
             write_cube(tmp_path / f"new{suffix}", np.zeros((4, 3, 2), np.float32))
         atomic_write(tmp_path / "new.json", lambda tmp: open(tmp, "w").write("{}"))
-        for f in tmp_path.iterdir():
-            assert f.stat().st_mode & 0o777 == 0o644, f
-        (tmp_path / "new.tif").chmod(0o640)
+        for f in tmp_path.iterdir():  # the ENVI header too
+            assert f.stat().st_mode & 0o777 == mode, (f, oct(f.stat().st_mode))
+        for f in ("new.tif", "new.hdr", "new.json"):
+            (tmp_path / f).chmod(0o604)
         write_cube(tmp_path / "new.tif", np.ones((4, 3, 2), np.float32))
-        assert (tmp_path / "new.tif").stat().st_mode & 0o777 == 0o640
+        write_cube(tmp_path / "new.hdr", np.ones((4, 3, 2), np.float32))
+        atomic_write(tmp_path / "new.json", lambda tmp: open(tmp, "w").write("[]"))
+        for f in ("new.tif", "new.hdr", "new.json"):
+            assert (tmp_path / f).stat().st_mode & 0o777 == 0o604, f
     finally:
         os.umask(old)
 
@@ -229,8 +234,26 @@ def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_finishes(tmp_pat
     with pytest.warns(UserWarning, match=r"moved to .*damaged/checkpoints-8"):
         training.train_and_evaluate(c, tmp_path, echo=lambda *a: None)
     assert (tmp_path / "damaged" / "checkpoints-8" / "variables").is_dir()
-    assert checkpoint.Checkpoints(tmp_path).last.all_steps() == [4, 8]
+    ckpts = checkpoint.Checkpoints(tmp_path)
+    assert ckpts.last.all_steps() == [4, 8]
+    ckpts.close()
     assert checkpoint.restore_variables(tmp_path, "last")[2]["step"] == 8
+
+
+def test_a_run_none_of_whose_checkpoints_fits_is_refused_and_nothing_moved(tmp_path):
+    """Every checkpoint failing is a changed model config, not damage: refused, nothing moved."""
+    from test_training import tiny
+
+    from lkca_jax import training
+
+    training.train_and_evaluate(tiny(steps=4), tmp_path, echo=lambda *a: None)
+    config_before = (tmp_path / "config.json").read_text()
+    wider = tiny(steps=8)
+    wider.model.features = 24
+    with pytest.raises(ValueError, match=r"none of its 1 checkpoints restores into this run's model \(step 4: "):
+        training.train_and_evaluate(wider, tmp_path, echo=lambda *a: None)
+    assert not (tmp_path / "damaged").exists() and (tmp_path / "checkpoints" / "4").is_dir()
+    assert (tmp_path / "config.json").read_text() == config_before  # still the config its checkpoints fit
 
 
 def test_a_reader_lists_again_when_training_replaces_the_step_it_chose(tmp_path, monkeypatch, recwarn):

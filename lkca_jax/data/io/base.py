@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from lkca_jax.atomic import remove, sync, temp_beside
+from lkca_jax.atomic import finish, remove, temp_beside
 
 
 class DataError(ValueError):
@@ -165,7 +165,8 @@ class RowWriter:
         them into place; any failure removes them and leaves the targets as they were."""
         try:
             self._finish()
-            sync(self.tmp, *self.sidecars)
+            for tmp, final in ((self.tmp, self.path), *self.sidecars.items()):
+                finish(tmp, final)
             os.replace(self.tmp, self.path)
             for tmp, final in self.sidecars.items():
                 os.replace(tmp, final)

@@ -74,26 +74,33 @@ class _Errors(logging.Handler):
     fails with the first)."""
 
     LOGGER = "rasterio"
+    active: list = []  # the collectors attached now (writers may overlap); the logger's own settings
 
     def __init__(self):
         super().__init__(logging.DEBUG)
         self.messages: list[str] = []
         self.logger = logging.getLogger(self.LOGGER)
-        self.saved = self.logger.level, self.logger.propagate
+        if not _Errors.active:
+            _Errors.saved = self.logger.level, self.logger.propagate
+            self.logger.setLevel(logging.INFO)
+            self.logger.propagate = False
+        _Errors.active.append(self)
         self.logger.addHandler(self)
-        self.logger.setLevel(logging.INFO)
-        self.logger.propagate = False
 
     def emit(self, record) -> None:
         text = record.getMessage()
-        if "error" in text.lower() or record.levelno >= logging.ERROR:
+        if record.levelno >= logging.ERROR or text.startswith("GDAL signalled an error"):
             quoted = re.search(r"msg='(.*)'", text)  # 'GDAL signalled an error: err_no=3, msg=...'
             self.messages.append(quoted.group(1) if quoted else text)
 
     def detach(self) -> None:
+        if self not in _Errors.active:
+            return
         self.logger.removeHandler(self)
-        self.logger.setLevel(self.saved[0])
-        self.logger.propagate = self.saved[1]
+        _Errors.active.remove(self)
+        if not _Errors.active:
+            self.logger.setLevel(_Errors.saved[0])
+            self.logger.propagate = _Errors.saved[1]
 
 
 class Writer(RowWriter):
