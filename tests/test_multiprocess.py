@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, XLA_TEST_FLAGS
 from lkca_jax import checkpoint
 
 SCRIPT = """
@@ -61,7 +61,7 @@ def _free_port() -> int:
 
 def _spawn(workdir, out, devices, coordinator="", num_processes=0, process_id=-1, mode="pmap", tfds_dir=""):
     env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {FLAGS}")
+               XLA_FLAGS=f"{XLA_TEST_FLAGS} --xla_force_host_platform_device_count={devices} {FLAGS}")
     code = SCRIPT.format(tests=str(ROOT / "tests"), coordinator=coordinator, num_processes=num_processes,
                          process_id=process_id, out=str(out), workdir=str(workdir), mode=mode, tfds_dir=tfds_dir)
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE,

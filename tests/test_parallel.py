@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, XLA_TEST_FLAGS
 
 SCRIPT = """
 import sys
@@ -64,7 +64,7 @@ print("same")
                          ids=["float32", "float16-ema-accum"])
 def test_pmap_and_jit_agree_on_two_devices(train):
     env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2 "
+               XLA_FLAGS=f"{XLA_TEST_FLAGS} --xla_force_host_platform_device_count=2 "
                          "--xla_cpu_collective_call_terminate_timeout_seconds=120")
     script = SCRIPT.format(tests=str(ROOT / "tests"), train=train)
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
