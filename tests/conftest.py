@@ -67,3 +67,45 @@ def trained_run(tmp_path_factory):
     variables = model.init(jax.random.key(1), jnp.zeros((1, 8, 8, 102)))
     checkpoint.save_run(workdir, c, jax.tree.map(np.asarray, variables))
     return workdir, model, variables
+
+
+# The heaviest tests (15-80 s each on 2 cores: whole trainings, several processes, dataset builders,
+# the large models). CI's first leg runs them with everything else (the README's test command);
+# its second leg, on the newest Python and JAX, skips them (-m "not slow") to keep CI within 30
+# minutes: a lighter sibling of each stays there (the float32 pmap/jit test, the two-process test on
+# files, VDSR's sr and export, LKCA's forward in float16, a tiny training and its resume).
+SLOW = (
+    "test_baselines.py::test_sr_and_export_through_the_registry[sspsr]",
+    "test_baselines.py::test_sr_and_export_through_the_registry[msdformer]",
+    "test_baselines.py::test_sr_and_export_through_the_registry[essaformer]",
+    "test_baselines.py::test_tiny_trained_runs_rank_and_lowrank[sspsr]",
+    "test_baselines.py::test_tiny_trained_runs_rank_and_lowrank[msdformer]",
+    "test_baselines.py::test_tiny_trained_runs_rank_and_lowrank[essaformer]",
+    "test_baselines.py::test_bicubic_residual_starts_at_bicubic_learns_and_matches_the_reference",
+    "test_pretrained.py::test_a_shipped_model_reproduces_its_test_table_on_cave",
+    "test_precision.py::test_low_precision_forward_agrees_with_float32[msdformer",
+    "test_precision.py::test_low_precision_forward_agrees_with_float32[essaformer",
+    "test_evaluation.py::test_tiled_evaluation_equals_whole_images[lkca]",
+    "test_evaluation.py::test_tiled_evaluation_equals_whole_images[fcnn3d]",
+    "test_parallel.py::test_pmap_and_jit_agree_on_two_devices[float16-ema-accum]",
+    "test_multiprocess.py::test_two_processes_match_one_process_with_two_devices[pmap-tfds]",
+    "test_training.py::test_loss_falls_on_real_cave_scenes",
+    "test_training.py::test_kill_ctrl_c_and_resume_match_an_uninterrupted_run",
+    "test_tfds.py::test_chikusei_builder_on_a_full_size_standin",
+    "test_tfds.py::test_cave_builder_prepares_all_16_scenes_without_tensorflow",
+    "test_metrics.py::test_real_pairs",
+    "test_methods.py::test_every_method_builds_counts_and_names_itself[msdformer]",
+    "test_distillation.py::test_kd_step_updates_only_the_student",
+    "test_accounting.py::test_parameters_by_part_the_papers_fig1",
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: one of the heaviest tests (tests/conftest.py SLOW); "
+                                       "CI's second leg skips them")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("/")[-1].startswith(SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -114,7 +114,7 @@ def test_batched_equals_per_image(rng):
     for i in range(3):
         one = metrics.quality_assessment(gt[i], pred[i], 4)
         for k in metrics.NAMES:
-            assert float(batch[k][i]) == pytest.approx(one[k], rel=1e-6)
+            assert float(batch[k][i]) == pytest.approx(one[k], rel=1e-5)  # float32 sums in another order
 
 
 def test_bad_shapes():
