@@ -38,6 +38,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from lkca_jax.atomic import atomic_write
+from lkca_jax.data.io.base import reason
 from lkca_jax.quiet import quiet_logger
 
 CONFIG_FILE = "config.json"
@@ -200,7 +201,7 @@ class Checkpoints:
                 found = out["variables"], out["train"], dict(out["meta"])
                 break
             except Exception as err:  # orbax raises many types for damaged files
-                failed.append((step, f"{type(err).__name__}: {_one_line(err)}"))
+                failed.append((step, f"{type(err).__name__}: {reason(err)}"))
         if failed and found is None:  # not one loads: a changed model config, not damage; move nothing
             step, why = failed[0]
             raise ValueError(f"{self.workdir}: none of its {len(failed)} checkpoints restores into this run's model "
@@ -246,10 +247,6 @@ def newest_meta(workdir) -> dict | None:
         finally:
             manager.close()
     return None
-
-
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())[:200]
 
 
 def save_run(workdir, config, variables, meta=None, step: int = 0) -> None:
@@ -307,7 +304,7 @@ def _newest_loadable(workdir, folders, which: str, attempts: int = 3) -> dict:
                             if not (folder / str(step)).exists():
                                 vanished = True
                                 break
-                            skipped.append(f"{folder / str(step)} ({type(err).__name__}: {_one_line(err)})")
+                            skipped.append(f"{folder / str(step)} ({type(err).__name__}: {reason(err)})")
                             continue
                         for s in skipped:
                             warnings.warn(f"checkpoint {s} cannot be restored; using {folder / str(step)}",

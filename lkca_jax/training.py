@@ -164,8 +164,6 @@ def check_train_config(t, n_devices: int) -> None:
         if t[name] not in allowed:
             raise ValueError(f"config: train.{name} must be one of {' | '.join(allowed)}, got {t[name]!r}")
     precision.resolve(t.get("compute_dtype", "float32"))
-    if not 0.0 <= t.get("ema_decay", 0.0) < 1.0:
-        raise ValueError(f"train.ema_decay must be in [0, 1) (0: off), got {t.ema_decay}")
     k = t.get("grad_accum_steps", 1)
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"train.grad_accum_steps must be a positive integer, got {k!r}")
