@@ -24,4 +24,5 @@ from lkca_jax.config import base_config
 def get_config(arg: str = "x4,net"):
     c = base_config("chikusei", arg)
     c.data.path = ""  # HyperspecVNIR_Chikusei_20140729.mat (MATLAB v7.3, variable 'chikusei')
+    c.model.up_extra = "scale"  # the paper's model as its Param column counts it (lkca_jax/config.py)
     return c

@@ -22,4 +22,5 @@ from lkca_jax.config import base_config
 def get_config(arg: str = "x4,net"):
     c = base_config("houston", arg)
     c.data.path = ""  # the 48-band Houston 2018 cube, any format `python -m lkca_jax inspect` reads
+    c.model.up_extra = "scale"  # the paper's model as its Param column counts it (lkca_jax/config.py)
     return c

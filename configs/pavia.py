@@ -21,4 +21,5 @@ from lkca_jax.config import base_config
 def get_config(arg: str = "x4,net"):
     c = base_config("pavia", arg)
     c.data.path = ""  # Pavia.mat (variable 'pavia', 1096 x 715 x 102)
+    c.model.up_extra = "scale"  # the paper's model as its Param column counts it (lkca_jax/config.py)
     return c

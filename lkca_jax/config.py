@@ -79,6 +79,12 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # Choice: the upsampler's last kernel init x this; 0: SR starts as bicubic (1: PyTorch's). The
     # upsampler fields (upsampler, groups, rank, up_init_scale) apply to every architecture's own.
     m.up_init_scale = 0.0
+    # LKCA only. The paper's Param column has C*r^2 parameters more than the architecture above, and
+    # its Flops column no trace of them: one vector over the upsampler's C*r^2 output channels that
+    # fvcore counts as 0. Its form is an inference (docs/architecture.md, "The parameter column"):
+    # 'scale' (per-channel, init 1), 'prelu' (slope, init 0.25) or 'bias' (a second bias, init 0),
+    # or 'none'. chikusei.py, houston.py and pavia.py, the paper's datasets, build 'scale'.
+    m.up_extra = "none"
     m.kernel_sizes = (5, 7)
     m.dilations = (1, 3)  # choice: VAN's LKA (5x5 d1 then 7x7 d3); the paper lost the values
     m.se_reduction = 16
@@ -328,7 +334,7 @@ def check(config) -> None:
     from lkca_jax.ops.conv import IMPLS
 
     choices = {  # each from the module that acts on it
-        "model.norm": lkca.NORMS, "model.upsampler": upsampler.UPSAMPLERS, "model.conv_impl": IMPLS,
+        "model.norm": lkca.NORMS, "model.upsampler": upsampler.UPSAMPLERS, "model.up_extra": tuple(upsampler.EXTRAS), "model.conv_impl": IMPLS,
         "data.source": ("files", "tfds"), "data.normalisation": protocols.NORMALISATIONS,
         "train.augment": pipeline.AUGMENTS, "train.loss": losses.LOSSES, "train.parallel": parallel.MODES,
         "train.compute_dtype": tuple(precision.DTYPES), "train.init_parts": ("all", "backbone"),

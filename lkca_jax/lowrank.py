@@ -132,13 +132,14 @@ def _convert_part(up: dict, kind: str, n: int) -> tuple[dict, dict, float, float
     kernel = live(full)
     norm2 = float(np.sum(as_matrix(kernel).astype(np.float64) ** 2))
     bias = {"bias": np.asarray(up["conv"]["bias"])} if "bias" in up["conv"] else {}
+    rest = {k: v for k, v in up.items() if k != "conv"}  # the upsampler's extra vector (up_extra), as it is
     if kind == "grouped":
         groups = resolve_groups(kernel.shape[2], kernel.shape[3], f"auto:{n}")
         grouped, err = to_grouped(kernel, groups)
-        return {"conv": {"kernel": with_taps(grouped, full), **bias}}, \
+        return {**rest, "conv": {"kernel": with_taps(grouped, full), **bias}}, \
             {"upsampler": "grouped", "groups": str(groups)}, err, norm2
     conv_v, conv_u, err = to_svd(kernel, n)
-    new = {"conv_v": {"kernel": with_taps(conv_v, full)}, "conv_u": {"kernel": conv_u, **bias}}
+    new = {**rest, "conv_v": {"kernel": with_taps(conv_v, full)}, "conv_u": {"kernel": conv_u, **bias}}
     return new, {"upsampler": "svd", "rank": n}, err, norm2
 
 

@@ -151,8 +151,11 @@ class Upsampler(nn.Module):
     (``conv_u`` then runs as a 2-D 1x1 conv after the depth axis is dropped)."""
 
     def __init__(self, f: int, out: int, scale: int, m, groups: int, kernel: int = 3, bias: bool = True,
-                 taps: int = 0):
+                 taps: int = 0, extra: str = "none"):
         super().__init__()
+        self.extra = extra  # one more vector over the out channels, before the shuffle (upsampler.EXTRAS)
+        if extra != "none":
+            setattr(self, f"out_{extra}", nn.Parameter(torch.full((out,), {"scale": 1.0, "prelu": 0.25}.get(extra, 0.0))))
         conv = (lambda i, o, k, **kw: nn.Conv3d(i, o, (taps, k, k), padding=(taps // 2, k // 2, k // 2), **kw)) \
             if taps else (lambda i, o, k, **kw: nn.Conv2d(i, o, k, padding=k // 2, **kw))
         if m.upsampler == "svd":
@@ -165,7 +168,14 @@ class Upsampler(nn.Module):
     def forward(self, x):
         y = self.conv_v(x) if hasattr(self, "conv_v") else self.conv(x)
         y = y[:, :, 0] if y.ndim == 5 else y
-        return self.shuffle(self.conv_u(y) if hasattr(self, "conv_u") else y)
+        y = self.conv_u(y) if hasattr(self, "conv_u") else y
+        if self.extra == "scale":
+            y = y * self.out_scale[None, :, None, None]
+        elif self.extra == "prelu":
+            y = torch.nn.functional.prelu(y, self.out_prelu)
+        elif self.extra == "bias":
+            y = y + self.out_bias[None, :, None, None]
+        return self.shuffle(y)
 
 
 class LKCANet(nn.Module):
@@ -176,7 +186,8 @@ class LKCANet(nn.Module):
         f = m.features
         self.head = nn.Conv2d(m.bands, f, 3, padding=1)
         self.blocks = nn.ModuleList(LKB(f, m, m.drop_path_rate * i / max(m.depth - 1, 1)) for i in range(m.depth))
-        self.up = Upsampler(f, m.bands * m.scale ** 2, m.scale, m, groups, m.up_kernel)
+        self.up = Upsampler(f, m.bands * m.scale ** 2, m.scale, m, groups, m.up_kernel,
+                            extra=m.get("up_extra", "none"))
         self.bicubic = MatlabBicubic(m.scale)
 
     def forward(self, lr):

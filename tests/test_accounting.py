@@ -11,75 +11,50 @@ from conftest import ROOT
 from lkca_jax.accounting import count_config
 from lkca_jax.config import load_config
 
-# (dataset, scale, variant): (Param in M, Flops in G), as printed in the paper.
-PAPER = {
-    ("chikusei", 4, "net"): (3.707, 0.867), ("chikusei", 4, "lr"): (1.643, 0.338),
-    ("chikusei", 8, "net"): (10.798, 2.679), ("chikusei", 8, "lr"): (2.540, 0.565),
-    ("houston", 4, "net"): (2.138, 0.466), ("houston", 4, "lr"): (1.364, 0.268),
-    ("houston", 8, "net"): (4.797, 1.145), ("houston", 8, "lr"): (1.700, 0.353),
-    ("pavia", 4, "net"): (3.197, 0.737), ("pavia", 4, "lr"): (1.552, 0.315),
-    ("pavia", 8, "net"): (8.847, 2.180), ("pavia", 8, "lr"): (2.267, 0.496),
-}
-# Table I: Chikusei x4 LKCA-Net with 4..64 blocks.
-DEPTH = {4: (2.810, 0.698), 8: (3.109, 0.754), 16: (3.707, 0.867), 32: (4.904, 1.092),
-         48: (6.100, 1.317), 64: (7.297, 1.543)}
-# Tables V-VII, VDSR, 3D-FCNN, SSPSR, MSDformer and ESSAformer: (Param in M, Flops in G) as printed, except Houston x4,
-# whose VDSR and 3D-FCNN cells the paper swapped (BASELINES.md section 0, point 2): here each
-# method has its own.
-BASELINES = {
-    ("chikusei", 4, "vdsr"): (1.917, 0.491), ("chikusei", 8, "vdsr"): (5.456, 1.397),
-    ("houston", 4, "vdsr"): (1.134, 0.290), ("houston", 8, "vdsr"): (2.461, 0.630),
-    ("pavia", 4, "vdsr"): (1.662, 0.426), ("pavia", 8, "vdsr"): (4.482, 1.148),
-    ("chikusei", 4, "fcnn3d"): (3.378, 0.864), ("chikusei", 8, "fcnn3d"): (7.531, 1.926),
-    ("houston", 4, "fcnn3d"): (1.268, 0.324), ("houston", 8, "fcnn3d"): (2.826, 0.723),
-    ("pavia", 4, "fcnn3d"): (2.692, 0.689), ("pavia", 8, "fcnn3d"): (6.002, 1.535),
-    ("chikusei", 4, "sspsr"): (13.564, 43.484), ("chikusei", 8, "sspsr"): (15.925, 122.891),
-    ("houston", 4, "sspsr"): (13.011, 20.538), ("houston", 8, "sspsr"): (15.372, 62.706),
-    ("pavia", 4, "sspsr"): (13.385, 36.394), ("pavia", 8, "sspsr"): (15.745, 104.255),
-    ("chikusei", 4, "msdformer"): (15.527, 13.109), ("chikusei", 8, "msdformer"): (17.601, 28.398),
-    ("houston", 4, "msdformer"): (13.536, 7.675), ("houston", 8, "msdformer"): (15.611, 18.717),
-    ("pavia", 4, "msdformer"): (14.908, 11.413), ("pavia", 8, "msdformer"): (16.983, 25.321),
-    ("chikusei", 4, "essaformer"): (11.641, 52.135), ("chikusei", 8, "essaformer"): (14.149, 205.593),
-    ("houston", 4, "essaformer"): (11.272, 51.333), ("houston", 8, "essaformer"): (13.780, 202.526),
-    ("pavia", 4, "essaformer"): (11.521, 51.874), ("pavia", 8, "essaformer"): (14.029, 204.596),
-}
+from lkca_jax.paper import count_entries
+
+# {(dataset, scale, method, depth): (Param M, Flops G)} as printed: the paper's 47 distinct pairs
+# (lkca_jax/paper_tables.csv; tests/test_paper.py checks that file against the paper's text).
+PRINTED = count_entries()
 
 
 def counts(dataset, scale, variant, **model):
     config = load_config(f"{ROOT}/configs/{dataset}.py:x{scale},{variant}")
-    config.model.update(model)  # the configs as they are: the paper's model (model.norm = 'layer')
+    config.model.update(model)  # the configs as they are: the paper's model (norm 'layer', up_extra 'scale')
     return count_config(config)
 
 
-def close(value, published, rel=0.005):
-    return abs(value - published) <= rel * published
+def printed_as(value: float, printed: str) -> bool:
+    """``value`` rounded to the printed number's decimals is the printed number."""
+    decimals = len(printed.partition(".")[2])
+    return f"{value:.{decimals}f}" == printed
 
 
-def rounds_to(macs, printed_g):
-    """The paper prints Flops in G with 3 decimals: fvcore's count must round to exactly that."""
-    return f"{macs / 1e9:.3f}" == f"{printed_g:.3f}"
+def test_the_papers_47_count_entries():
+    assert len(PRINTED) == 47
+    assert sum(method in ("net", "lr") for _, _, method, _ in PRINTED) == 17
 
 
-@pytest.mark.parametrize("key", sorted(PAPER))
-def test_paper_tables(key):
-    n = counts(*key)
-    params, flops = PAPER[key]
-    assert close(n["params"] / 1e6, params), (key, n)
-    assert rounds_to(n["macs"], flops), (key, n)
+@pytest.mark.parametrize("key", sorted(PRINTED), ids=lambda k: "-".join(map(str, k)))
+def test_param_and_flops_to_the_printed_digits(key):
+    """Every Param and Flops entry of Tables I and V-VII from the paper's dataset configs (Table I's
+    depths through model.depth): both columns round to the printed digits."""
+    dataset, scale, method, depth = key
+    n = counts(dataset, scale, method, **({"depth": depth} if method == "net" else {}))
+    params, flops = PRINTED[key]
+    assert printed_as(n["params"] / 1e6, params) and printed_as(n["macs"] / 1e9, flops), (key, n)
 
 
-@pytest.mark.parametrize("depth", sorted(DEPTH))
-def test_depth_ablation(depth):
-    n = counts("chikusei", 4, "net", depth=depth)
-    assert close(n["params"] / 1e6, DEPTH[depth][0]) and rounds_to(n["macs"], DEPTH[depth][1]), n
-
-
-@pytest.mark.parametrize("key", sorted(BASELINES))
-def test_baseline_tables(key):
-    """Params and Flops both round to the printed digits."""
-    n = counts(*key)
-    params, flops = BASELINES[key]
-    assert f"{n['params'] / 1e6:.3f}" == f"{params:.3f}" and rounds_to(n["macs"], flops), (key, n)
+@pytest.mark.parametrize("extra", ["scale", "prelu", "bias"])
+def test_each_extra_form_adds_exactly_c_r2_parameters_and_no_flops(extra):
+    """The upsampler's extra vector (model.up_extra): C r^2 parameters, no fvcore Flops; without it
+    no LKCA entry rounds to the printed Param (the architecture alone is C r^2 short)."""
+    base = counts("pavia", 8, "lr", up_extra="none")
+    with_extra = counts("pavia", 8, "lr", up_extra=extra)
+    assert with_extra["params"] - base["params"] == 102 * 8 * 8 and with_extra["macs"] == base["macs"]
+    lkca = [k for k in PRINTED if k[2] in ("net", "lr")]
+    assert not any(printed_as(counts(d, s, m, up_extra="none", **({"depth": n} if m == "net" else {}))["params"] / 1e6,
+                              PRINTED[(d, s, m, n)][0]) for d, s, m, n in lkca[:6])
 
 
 def test_kd_counts_as_lr_and_bicubic_is_free():
@@ -100,18 +75,21 @@ def test_hand_derived_block_cost(norm, per_pixel):
 def test_count_cli_json():
     out = subprocess.run([sys.executable, "-m", "lkca_jax", "count", "--config=configs/chikusei.py:x4,lr", "--json"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    # Hand-summed from section 2: head 102*9*128... per 16 x 16 input, 16 blocks as above, the grouped upsampler.
-    assert json.loads(out) == {"params": 1_640_960, "macs": 338_460_672}
+    # Hand-summed: head 128*9*128 + 128, 16 blocks of 74,776, the grouped upsampler 128*9*2048/8 + 2048,
+    # the extra vector 2048 (docs/architecture.md); MACs per 16 x 16 input.
+    assert json.loads(out) == {"params": 128 * 9 * 128 + 128 + 16 * 74_776 + 128 * 9 * 2048 // 8 + 2048 + 2048,
+                               "macs": 338_460_672}
 
 
 def test_count_cli_overrides_as_train_py():
     """Table I's depth rows through the command line, as train.py reads overrides."""
-    for depth, (params, flops) in [(32, DEPTH[32]), (64, DEPTH[64])]:
+    for depth in (32, 64):
+        params, flops = PRINTED[("chikusei", 4, "net", depth)]
         out = subprocess.run([sys.executable, "-m", "lkca_jax", "count", "--config=configs/chikusei.py:x4,net",
                               "--config.model.depth", str(depth), "--json"],
                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
         n = json.loads(out)
-        assert close(n["params"] / 1e6, params) and rounds_to(n["macs"], flops), (depth, n)
+        assert printed_as(n["params"] / 1e6, params) and printed_as(n["macs"] / 1e9, flops), (depth, n)
     res = subprocess.run([sys.executable, "-m", "lkca_jax", "count", "--config=configs/chikusei.py:x4,net",
                           "--config.model.dpth", "3"], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "model.dpth" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -184,6 +184,7 @@ class LKCANet(nn.Module):
     rank: int = 64
     up_kernel: int = 3
     up_init_scale: float = 1.0
+    up_extra: str = "none"  # upsampler.EXTRAS: the paper's models as their Param column shows them ('scale')
     kernel_sizes: Sequence[int] = (5, 7)
     dilations: Sequence[int] = (1, 3)
     se_reduction: int = 16
@@ -211,7 +212,8 @@ class LKCANet(nn.Module):
             raise ValueError(f"kernel_sizes {self.kernel_sizes} and dilations {self.dilations} differ in length")
         if self.features % self.fusion_groups:
             raise ValueError(f"fusion_groups={self.fusion_groups} must divide features={self.features}")
-        check_upsampler(self.upsampler, self.features, self.bands * self.scale ** 2, self.up_groups, self.rank, desc)
+        check_upsampler(self.upsampler, self.features, self.bands * self.scale ** 2, self.up_groups, self.rank, desc,
+                        self.up_extra)
 
     @property
     def up_groups(self) -> int:
@@ -235,7 +237,8 @@ class LKCANet(nn.Module):
                 gelu_approximate=self.gelu_approximate, name=f"block{i}")
             for i in range(self.depth)]
         self.up = Upsampler(self.bands * self.scale ** 2, self.scale, self.upsampler, self.up_groups, self.rank,
-                            self.up_kernel, init_scale=self.up_init_scale, conv_impl=self.conv_impl)
+                            self.up_kernel, init_scale=self.up_init_scale, conv_impl=self.conv_impl,
+                            extra=self.up_extra)
 
     def backbone(self, lr: jax.Array, train: bool = False) -> jax.Array:
         """The LR-resolution features (N, h, w, F) the upsampler reads."""
@@ -259,7 +262,7 @@ def build(m, axis_name: str | None = None) -> LKCANet:
     return LKCANet(
         bands=m.bands, scale=m.scale, features=m.features, depth=m.depth, upsampler=m.upsampler,
         groups=m.groups, rank=m.rank, up_kernel=m.up_kernel, up_init_scale=m.get("up_init_scale", 1.0),
-        kernel_sizes=tuple(m.kernel_sizes), dilations=tuple(m.dilations), se_reduction=m.se_reduction,
+        up_extra=m.get("up_extra", "none"), kernel_sizes=tuple(m.kernel_sizes), dilations=tuple(m.dilations), se_reduction=m.se_reduction,
         fusion_groups=m.fusion_groups, gamma_init=m.gamma_init, layer_scale_init=m.layer_scale_init,
         drop_path_rate=m.drop_path_rate, gelu_approximate=m.gelu_approximate, bn_momentum=m.bn_momentum,
         bn_epsilon=m.bn_epsilon, conv_impl=m.conv_impl, axis_name=axis_name, norm=m.get("norm", "batch"),

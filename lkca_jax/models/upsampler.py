@@ -31,6 +31,26 @@ from lkca_jax.ops.conv import Conv, conv, torch_kernel_init
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
 UPSAMPLERS = ("dense", "grouped", "svd")
+# One vector over the conv's O output channels (PyTorch's order c*r*r + i*r + j), applied before the
+# shuffle: the forms of the C*r^2 parameters the paper's Param column has beyond the reconstruction
+# and its Flops column does not count (docs/architecture.md, "The parameter column").
+EXTRAS = {"none": None, "scale": ("out_scale", 1.0), "prelu": ("out_prelu", 0.25), "bias": ("out_bias", 0.0)}
+
+
+def apply_extra(y: jax.Array, extra: str, vector: jax.Array, scale: int) -> jax.Array:
+    """``y`` (N, r h, r w, O / r^2) after PixelShuffle(``scale``) with ``extra`` applied as on the
+    pre-shuffle channels: per-channel scale, PReLU slope or second bias ``vector`` (O,)."""
+    r = scale
+    n, hr, wr, c = y.shape
+    v = vector.astype(y.dtype).reshape(c, r, r).transpose(1, 2, 0).reshape(1, 1, r, 1, r, c)
+    y6 = y.reshape(n, hr // r, r, wr // r, r, c)
+    if extra == "scale":
+        y6 = y6 * v
+    elif extra == "prelu":
+        y6 = jnp.where(y6 >= 0, y6, v * y6)
+    else:
+        y6 = y6 + v
+    return y6.reshape(n, hr, wr, c)
 
 
 def resolve_groups(features: int, out_channels: int, requested: int | str, fallback: int = 8) -> int:
@@ -47,8 +67,11 @@ def resolve_groups(features: int, out_channels: int, requested: int | str, fallb
     return int(requested)
 
 
-def check_upsampler(kind: str, features: int, out: int, groups: int, rank: int, where: str) -> None:
+def check_upsampler(kind: str, features: int, out: int, groups: int, rank: int, where: str,
+                    extra: str = "none") -> None:
     """A clear error for an upsampler that cannot be built (``where`` describes the model)."""
+    if extra not in EXTRAS:
+        raise ValueError(f"up_extra must be one of {tuple(EXTRAS)}, got {extra!r} ({where})")
     if kind not in UPSAMPLERS:
         raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {kind!r} ({where})")
     if kind == "grouped" and (groups < 1 or features % groups or out % groups):
@@ -95,6 +118,7 @@ class Upsampler(nn.Module):
     kernel_init: Callable[..., Any] = torch_kernel_init
     init_scale: float = 1.0  # the last conv's kernel init is scaled by this (0: it starts at zero)
     conv_impl: str = "auto"
+    extra: str = "none"  # a key of EXTRAS: one more vector over the O channels (LKCA's paper models)
 
     @nn.compact
     def __call__(self, feat: jax.Array) -> jax.Array:
@@ -104,11 +128,15 @@ class Upsampler(nn.Module):
         if self.kind == "svd":
             y = conv(self.rank, k, use_bias=False, taps=self.taps, kernel_init=base, name="conv_v")(feat)
             y = conv(self.out, 1, use_bias=self.use_bias, kernel_init=init, name="conv_u")(y)
+            y = pixel_shuffle(y, self.scale)
         else:
             groups = self.groups if self.kind == "grouped" else 1
-            return ShuffleConv(self.out, k, groups=groups, use_bias=self.use_bias, taps=self.taps, kernel_init=init,
-                               impl=self.conv_impl, scale=self.scale, name="conv")(feat)
-        return pixel_shuffle(y, self.scale)
+            y = ShuffleConv(self.out, k, groups=groups, use_bias=self.use_bias, taps=self.taps, kernel_init=init,
+                            impl=self.conv_impl, scale=self.scale, name="conv")(feat)
+        if EXTRAS[self.extra] is None:
+            return y
+        name, value = EXTRAS[self.extra]
+        return apply_extra(y, self.extra, self.param(name, nn.initializers.constant(value), (self.out,)), self.scale)
 
 
 class UpsamplerStages(nn.Module):
