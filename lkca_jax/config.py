@@ -334,7 +334,8 @@ def check(config) -> None:
     from lkca_jax.ops.conv import IMPLS
 
     choices = {  # each from the module that acts on it
-        "model.norm": lkca.NORMS, "model.upsampler": upsampler.UPSAMPLERS, "model.up_extra": tuple(upsampler.EXTRAS), "model.conv_impl": IMPLS,
+        "model.norm": lkca.NORMS, "model.upsampler": upsampler.UPSAMPLERS,
+        "model.up_extra": tuple(upsampler.EXTRAS), "model.conv_impl": IMPLS,
         "data.source": ("files", "tfds"), "data.normalisation": protocols.NORMALISATIONS,
         "train.augment": pipeline.AUGMENTS, "train.loss": losses.LOSSES, "train.parallel": parallel.MODES,
         "train.compute_dtype": tuple(precision.DTYPES), "train.init_parts": ("all", "backbone"),

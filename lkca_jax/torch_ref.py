@@ -155,7 +155,8 @@ class Upsampler(nn.Module):
         super().__init__()
         self.extra = extra  # one more vector over the out channels, before the shuffle (upsampler.EXTRAS)
         if extra != "none":
-            setattr(self, f"out_{extra}", nn.Parameter(torch.full((out,), {"scale": 1.0, "prelu": 0.25}.get(extra, 0.0))))
+            init = {"scale": 1.0, "prelu": 0.25}.get(extra, 0.0)
+            setattr(self, f"out_{extra}", nn.Parameter(torch.full((out,), init)))
         conv = (lambda i, o, k, **kw: nn.Conv3d(i, o, (taps, k, k), padding=(taps // 2, k // 2, k // 2), **kw)) \
             if taps else (lambda i, o, k, **kw: nn.Conv2d(i, o, k, padding=k // 2, **kw))
         if m.upsampler == "svd":

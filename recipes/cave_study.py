@@ -26,12 +26,12 @@ learns from the LKCA-Net teacher of its own seed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import pathlib
 import shlex
 import subprocess
 import sys
-import time
 
 CONFIG = "configs/cave.py"
 PATCHES = 2475  # CAVE x4 training patches (11 scenes, 64 x 64, stride 32); x 8 dihedral copies an epoch
@@ -96,32 +96,31 @@ def plan(out: pathlib.Path, paper: bool) -> list[dict]:
     return runs
 
 
+def _recipe():
+    """recipes/paper.py, whose runner this study shares."""
+    spec = importlib.util.spec_from_file_location("paper_recipe", pathlib.Path(__file__).with_name("paper.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def as_recipe_run(run: dict) -> dict:
+    """The study's run in recipes/paper.py's form (script, config spec, overrides, teacher)."""
+    teacher = run["overrides"].get("teacher.workdir")
+    return {**run, "script": "evaluate.py" if run["method"] == "bicubic" else "train.py",
+            "config": f"{CONFIG}:x4,{run['method']}", "teacher": pathlib.Path(teacher).name if teacher else None}
+
+
 def command(run: dict, out: pathlib.Path) -> list[str]:
-    script = "evaluate.py" if run["method"] == "bicubic" else "train.py"
-    cmd = [sys.executable, script, "--config", f"{CONFIG}:x4,{run['method']}", "--workdir", str(out / run["name"])]
-    for field, value in run["overrides"].items():
-        cmd += [f"--config.{field}", str(value)]
-    return cmd
+    cmd = _recipe().command(as_recipe_run(run))
+    cmd[cmd.index(None)] = str(out / run["name"])
+    return [sys.executable, *cmd]
 
 
 def train_all(out: pathlib.Path, runs: list[dict]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in runs if not (out / r["name"] / "eval" / "test.json").is_file()]
-    print(f"{len(runs) - len(todo)} of {len(runs)} runs done; {len(todo)} to go", flush=True)
-    began = time.perf_counter()
-    for i, run in enumerate(todo):
-        cmd = command(run, out)
-        line = shlex.join(["python", *cmd[1:]])
-        with open(out / "commands.sh", "a") as f:
-            f.write(line + "\n")
-        elapsed = time.perf_counter() - began
-        eta = f", ETA {elapsed / i * (len(todo) - i) / 60:.0f} min" if i else ""
-        print(f"[{i + 1}/{len(todo)}] {run['name']} ({elapsed / 60:.0f} min so far{eta})\n  {line}", flush=True)
-        (out / "logs").mkdir(exist_ok=True)
-        with open(out / "logs" / f"{run['name']}.log", "a") as log:
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
-        if code:
-            sys.exit(f"{run['name']}: exit {code}; see {out / 'logs' / run['name']}.log (rerun to resume)")
+    """Every run through recipes/paper.py's runner (commands.sh, logs, resume), then the compression."""
+    recipe = _recipe()
+    recipe.run_all([as_recipe_run(r) for r in runs], out)
     compress(out)
 
 

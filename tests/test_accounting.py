@@ -10,7 +10,6 @@ import pytest
 from conftest import ROOT
 from lkca_jax.accounting import count_config
 from lkca_jax.config import load_config
-
 from lkca_jax.paper import count_entries
 
 # {(dataset, scale, method, depth): (Param M, Flops G)} as printed: the paper's 47 distinct pairs

@@ -1,7 +1,13 @@
 """recipes/cave_study.py: every run of the study is a command whose config fields exist, at both sizes."""
 
 import importlib.util
+import json
+import os
 import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -38,3 +44,169 @@ def test_every_study_command_loads_its_config(paper):
             assert (config.model.depth, config.model.features) == (4, 64)
         if paper and run["method"] in ("net", "lr", "kd"):
             assert (config.model.depth, config.model.features, config.train.num_epochs) == (16, 128, 300)
+
+
+# ------------------------------------------------------------------------------ recipes/paper.py
+
+def paper_recipe():
+    spec = importlib.util.spec_from_file_location("paper_recipe", ROOT / "recipes" / "paper.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NINE = ["bicubic", "vdsr", "fcnn3d", "sspsr", "msdformer", "essaformer", "net", "lr", "kd"]
+# The number of runs of each table at one seed (teachers and reference rows included), counted by hand:
+# I the six depths; II-IV the LKCA-Net teacher, LKCA-LR and the KD settings (II 4, III 5, IV 2);
+# V-VII nine methods at two scales.
+RUNS = {"I": 6, "II": 6, "III": 7, "IV": 4, "V": 18, "VI": 18, "VII": 18}
+
+
+@pytest.mark.parametrize("table", sorted(RUNS))
+@pytest.mark.parametrize("size", ["paper", "cpu", "tiny"])
+def test_every_paper_recipe_command_loads_its_config(table, size, tmp_path):
+    r = paper_recipe()
+    runs = r.plan(table, r.TABLE_DATASET[table], size, 2, tmp_path, "/data/file.mat")
+    bicubic = sum(run["method"] == "bicubic" for run in runs)
+    assert len(runs) == 2 * RUNS[table] - bicubic and len({run["name"] for run in runs}) == len(runs)
+    names = [run["name"] for run in runs]
+    for run in runs:
+        cmd = r.command(run)
+        assert cmd[0] == ("evaluate.py" if run["method"] == "bicubic" else "train.py")
+        rest, overrides = split_overrides(cmd[5:])
+        assert not rest
+        config = load_config(str(ROOT / run["config"]), overrides)  # raises on a field that does not exist
+        assert (config.variant, config.model.scale) == (run["method"], run["scale"])
+        if run["method"] == "kd":  # its teacher: the LKCA-Net of its scale and seed, trained before it
+            teacher = next(t for t in runs if t["name"] == run["teacher"])
+            assert (teacher["method"], teacher["scale"], teacher["seed"]) == ("net", run["scale"], run["seed"])
+            assert names.index(teacher["name"]) < names.index(run["name"])
+            assert config.teacher.workdir == str(tmp_path / teacher["name"])
+        if size == "paper" and run["method"] != "bicubic":  # the configs as shipped, the seed aside
+            assert set(overrides) == {"train.seed", "data.path"} | {k for k in overrides if k.startswith("teacher.")
+                                                                    or k == "model.depth"}
+            from lkca_jax.methods import METHODS  # the paper's 300 epochs, or the method's published recipe
+
+            assert config.train.num_epochs == METHODS[run["method"]].train.get("num_epochs", 300)
+            assert config.train.batch_size == METHODS[run["method"]].train.get("batch_size", 32)
+        if size == "tiny":
+            assert config.data.protocol == "sample" and config.data.path.endswith(f"{r.TABLE_DATASET[table]}.npz")
+    if table == "I":
+        depths = sorted(load_config(str(ROOT / run["config"]), split_overrides(r.command(run)[5:])[1]).model.depth
+                        for run in runs if run["seed"] == 0)
+        want = {"paper": [4, 8, 16, 32, 48, 64], "cpu": [1, 2, 4, 8, 12, 16], "tiny": [1, 1, 1, 2, 3, 4]}
+        assert depths == want[size]
+
+
+def test_kd_decay_scaled_to_the_run(tmp_path):
+    """At cpu size the KD weight decays 30 times over the run, as the paper's every 10 of 300 epochs:
+    Chikusei x4 has 3465 training patches (SSPSR's protocol) before 10 % go to validation."""
+    r = paper_recipe()
+    kd = next(run for run in r.plan("V", "chikusei", "cpu", 1, tmp_path, "/d.mat") if run["method"] == "kd"
+              and run["scale"] == 4)
+    patches = 3465 - round(0.1 * 3465)
+    assert kd["overrides"]["teacher.decay_epochs"] == pytest.approx(1200 * 16 / (8 * patches) / 30, rel=1e-3)
+
+
+def run_recipe(*args, **kw):
+    return subprocess.run([sys.executable, "recipes/paper.py", *args], cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+def test_paper_recipe_refuses_bad_arguments(tmp_path):
+    res = run_recipe("--table", "V", "--scale", "cpu", "--out", str(tmp_path / "t"))
+    assert res.returncode == 2 and "--data" in res.stderr and "naotoyokoya" in res.stderr
+    res = run_recipe("--table", "VIII", "--scale", "tiny", "--out", str(tmp_path / "t"))
+    assert res.returncode == 2 and "VIII" in res.stderr
+    res = run_recipe("--table", "V", "--scale", "tiny", "--shard", "3/2", "--out", str(tmp_path / "t"))
+    assert res.returncode == 2 and "3/2" in res.stderr
+    assert not (tmp_path / "t" / "commands.sh").exists()
+
+
+def check_report(out, table, dataset):
+    """Every row the paper prints is in the report with the paper's value from the paper's text (typed
+    checks in tests/test_paper.py), and every run finished."""
+    from lkca_jax import paper
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["runs_finished"] == report["runs"] and report["size"] == "tiny"
+    rows = {(row["scale"], row["method"], row["setting"]): row for row in report["rows"] if not row["reference"]}
+    printed = paper.entries(table, dataset=dataset)
+    assert set(rows) == {(e.scale, e.method, e.setting) for e in printed}
+    for e in printed:
+        row = rows[(e.scale, e.method, e.setting)]
+        assert row["paper"]["MPSNR"] == e.value("MPSNR") and row["ours"]["MPSNR"]["n"] == 1
+        assert row["difference"]["MPSNR"] == pytest.approx(row["ours"]["MPSNR"]["mean"] - e.value("MPSNR"))
+    text = (out / "report.md").read_text()
+    assert "mean nothing" in text and "stand-in" in text
+    lines = (out / "commands.sh").read_text().splitlines()
+    assert len(lines) == report["runs"] and all(line.startswith(("python train.py", "python evaluate.py"))
+                                                 for line in lines)
+    return report, text
+
+
+def test_table_v_at_tiny_lists_nine_methods_at_both_scales(tmp_path):
+    res = run_recipe("--table", "V", "--scale", "tiny", "--out", str(tmp_path / "t5"))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    report, text = check_report(tmp_path / "t5", "V", "chikusei")
+    assert {(row["scale"], row["method"]) for row in report["rows"]} == {(s, m) for s in (4, 8) for m in NINE}
+    net_x4 = text.split("| LKCA-Net x4 |")[1].splitlines()[1]
+    assert net_x4.startswith("| | paper |") and "40.3106" in net_x4 and "3.707M" in net_x4 and "0.867G" in net_x4
+
+
+def test_table_i_at_tiny_lists_the_depths(tmp_path):
+    res = run_recipe("--table", "I", "--scale", "tiny", "--out", str(tmp_path / "t1"))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    _, text = check_report(tmp_path / "t1", "I", "chikusei")
+    for depth, mpsnr in [(4, "39.7607"), (8, "40.0476"), (16, "40.3106"), (32, "40.5037"), (48, "40.5590"),
+                         (64, "40.5793")]:
+        assert mpsnr in text.split(f"| LKCA-Net, {depth} LKBs |")[1].splitlines()[1]
+
+
+@pytest.mark.parametrize("table", ["II", "III"])
+def test_kd_ablation_tables_at_tiny(table, tmp_path):
+    res = run_recipe("--table", table, "--scale", "tiny", "--out", str(tmp_path / table))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    report, _ = check_report(tmp_path / table, table, "chikusei")
+    refs = [row for row in report["rows"] if row["reference"]]
+    assert [(row["method"], row["paper"]["MPSNR"]) for row in refs] == [("net", 40.3106), ("lr", 40.1691)]
+
+
+@pytest.mark.parametrize("table,dataset", [("VI", "houston"), ("VII", "pavia")])
+def test_tables_vi_and_vii_at_tiny_in_two_shards_then_merged(table, dataset, tmp_path):
+    """Two shards in one folder (one after the other here; on two machines in practice), then the
+    merged report with --report-only."""
+    out = str(tmp_path / table)
+    first = run_recipe("--table", table, "--scale", "tiny", "--shard", "1/2", "--out", out)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    partial = json.loads((tmp_path / table / "report.json").read_text())
+    assert partial["runs_finished"] == 9 and "not finished" in (tmp_path / table / "report.md").read_text()
+    second = run_recipe("--table", table, "--scale", "tiny", "--shard", "2/2", "--out", out)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    merged = run_recipe("--table", table, "--scale", "tiny", "--report-only", "--out", out)
+    assert merged.returncode == 0
+    check_report(tmp_path / table, table, dataset)
+
+
+def test_interrupted_recipe_resumes_without_redoing_finished_runs(tmp_path):
+    """Table IV at tiny: Ctrl-C (SIGINT to the process group) once the first run has finished, then
+    the same command: the finished run is not run again, the others finish."""
+    out = tmp_path / "t4"
+    cmd = [sys.executable, "recipes/paper.py", "--table", "IV", "--scale", "tiny", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = out / "chikusei_x4_net_s0" / "eval" / "test.json"
+    deadline = time.time() + 300
+    while not first.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert first.is_file()
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) != 0
+    stamp = first.stat().st_mtime_ns
+    assert not (out / "chikusei_x4_kd_lossesl1_grad_s0" / "eval" / "test.json").exists()
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert first.stat().st_mtime_ns == stamp
+    lines = (out / "commands.sh").read_text().splitlines()
+    assert sum(f"--workdir {out}/chikusei_x4_net_s0 " in line for line in lines) == 1  # started once
+    assert all(any(f"/{name} " in line for line in lines) for name in (
+        "chikusei_x4_lr_s0", "chikusei_x4_kd_s0", "chikusei_x4_kd_lossesl1_grad_s0"))
+    check_report(out, "IV", "chikusei")

@@ -262,7 +262,8 @@ def build(m, axis_name: str | None = None) -> LKCANet:
     return LKCANet(
         bands=m.bands, scale=m.scale, features=m.features, depth=m.depth, upsampler=m.upsampler,
         groups=m.groups, rank=m.rank, up_kernel=m.up_kernel, up_init_scale=m.get("up_init_scale", 1.0),
-        up_extra=m.get("up_extra", "none"), kernel_sizes=tuple(m.kernel_sizes), dilations=tuple(m.dilations), se_reduction=m.se_reduction,
+        up_extra=m.get("up_extra", "none"), kernel_sizes=tuple(m.kernel_sizes), dilations=tuple(m.dilations),
+        se_reduction=m.se_reduction,
         fusion_groups=m.fusion_groups, gamma_init=m.gamma_init, layer_scale_init=m.layer_scale_init,
         drop_path_rate=m.drop_path_rate, gelu_approximate=m.gelu_approximate, bn_momentum=m.bn_momentum,
         bn_epsilon=m.bn_epsilon, conv_impl=m.conv_impl, axis_name=axis_name, norm=m.get("norm", "batch"),
