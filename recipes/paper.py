@@ -27,8 +27,9 @@ Sizes (``--scale``):
   patches, 300 epochs (a GPU: the report's header estimates the time).
 * ``cpu``: what a 2-core CPU finishes in a few hours a table: LKCA at 64 features and a quarter of
   the paper's LKBs (Table I: 1-16), SSPSR at width 32, MSDformer at 60, ESSAformer at 32, VDSR and
-  3D-FCNN as published; 1200 steps of batch 16 at learning rate 5e-4 (cosine), KD's gradient norm
-  clipped at 0.1 (docs/results.md, the CAVE study).
+  3D-FCNN as published; 1200 steps of batch 16 at learning rate 5e-4 (cosine), x8 on 64 x 64 HR
+  patches (8 x 8 LR; the paper's are 16 x 16), KD's gradient norm clipped at 0.1 (docs/results.md,
+  the CAVE study).
 * ``tiny``: seconds a run and no data: stand-in cubes (smooth random, 160 x 128, the dataset's band
   count) through the embedded sample's strip protocol, every model a few channels wide, 2 steps. It
   checks the machinery; its numbers mean nothing and the report says so.
@@ -89,6 +90,7 @@ SIZES = {
                   "train.learning_rate": 5e-4, "train.schedule": "cosine", "train.eval_every_steps": 300,
                   "train.checkpoint_every_steps": 300, "train.log_every_steps": 100},
         "kd": {"train.grad_clip_norm": 0.1},
+        "x8": {"data.patch_size": 64, "data.stride": 32},  # 8 x 8 LR patches at x8 (the paper's: 16 x 16)
     },
     "tiny": {
         "model": {"model.features": 8, "model.vdsr_features": 8, "model.vdsr_depth": 2,
@@ -148,8 +150,9 @@ def run_name(dataset: str, row: dict, seed: int) -> str:
     return f"{dataset}_x{row['scale']}_{row['method']}{suffix}_s{seed}"
 
 
-def training_patches(dataset: str, scale: int, size: str) -> int:
-    """Training patches a run's epoch has (x 8 dihedral copies), from the protocol on the scene's size."""
+def training_patches(dataset: str, scale: int, size: str, patch: int = 0, stride: int = 0) -> int:
+    """Training patches a run's epoch has (x 8 dihedral copies), from the protocol on the scene's size
+    (``patch``, ``stride``: the run's data fields, 0 for the protocol's default)."""
     from lkca_jax.data import protocols
     from lkca_jax.data.registry import DATASETS
 
@@ -157,11 +160,12 @@ def training_patches(dataset: str, scale: int, size: str) -> int:
         t, p, s = _tiny_data(scale)
         return len(protocols.top_strip("standin", *STANDIN, scale, 0, t, p, s)["train"])
     entry = DATASETS[dataset]
+    patch, stride = patch or entry.patch_size or None, stride or entry.stride or None
     if entry.layout == "scenes":
         return len(protocols.scenes({n: (512, 512) for v in entry.scenes.values() for n in v}, scale,
-                                    list(entry.scenes["train"]), [], [])["train"])
+                                    list(entry.scenes["train"]), [], [], patch, stride)["train"])
     scene = _cost().SCENES[dataset]
-    return len(protocols.top_strip(dataset, *scene, scale, entry.n_test, entry.test_size)["train"])
+    return len(protocols.top_strip(dataset, *scene, scale, entry.n_test, entry.test_size, patch, stride)["train"])
 
 
 def _tiny_data(scale: int) -> tuple[int, int, int]:
@@ -189,14 +193,17 @@ def plan(table: str, dataset: str, size: str, seeds: int, out: pathlib.Path, dat
             if method in ("net", "lr", "kd") and "depth" in spec:
                 overrides["model.depth"] = spec["depth"](16)
             overrides.update(_setting_overrides(row["setting"], size))
-            if teacher:
-                overrides.update(spec.get("kd", {}))
-                overrides["teacher.workdir"] = str(out / teacher)
-                if size != "paper":
-                    steps, batch = spec["train"]["train.num_steps"], spec["train"]["train.batch_size"]
-                    epochs = steps * batch / (8 * training_patches(dataset, scale, size))
-                    overrides["teacher.decay_epochs"] = round(epochs / 30, 6)
         overrides.update(_data_overrides(dataset, scale, size, out, data))
+        if scale == 8 and method != "bicubic":
+            overrides.update(spec.get("x8", {}))
+        if teacher:
+            overrides.update(spec.get("kd", {}))
+            overrides["teacher.workdir"] = str(out / teacher)
+            if size != "paper":
+                steps, batch = spec["train"]["train.num_steps"], spec["train"]["train.batch_size"]
+                patches = training_patches(dataset, scale, size, overrides.get("data.patch_size", 0),
+                                           overrides.get("data.stride", 0))
+                overrides["teacher.decay_epochs"] = round(steps * batch / (8 * patches) / 30, 6)
         runs.append({"name": name, "row": row, "seed": seed, "method": method, "scale": scale, "teacher": teacher,
                      "config": f"configs/{dataset}.py:x{scale},{method}", "overrides": overrides,
                      "script": "evaluate.py" if method == "bicubic" else "train.py"})
@@ -379,7 +386,7 @@ def estimates(runs: list[dict], dataset: str, size: str) -> tuple[dict, dict, st
         overrides = {k: str(v) for k, v in run["overrides"].items() if k != "data.path"}
         config = load_config(str(ROOT / run["config"]), overrides)
         t = config.train
-        patches = training_patches(dataset, run["scale"], size)
+        patches = training_patches(dataset, run["scale"], size, config.data.patch_size, config.data.stride)
         steps = t.num_steps or math.ceil(t.num_epochs * 8 * patches / t.batch_size)
         macs = _step_macs(config, t.batch_size, count_config)
         cpu[run["name"]] = steps * macs * cpu_rate[run["method"]]
@@ -413,7 +420,7 @@ def _stats(values: list[float]) -> dict:
 
 
 def _fmt(x: float | None, column: str) -> str:
-    if x is None:
+    if x is None or (column in ("Param", "Flops") and x == 0):  # Bicubic's: none
         return "-"
     if column == "Param":
         return f"{x / 1e6:.3f}M"
@@ -469,7 +476,8 @@ def _markdown(res: dict, columns, runs) -> str:
     size_note = {
         "paper": "the paper's settings (configs as shipped; 300 epochs, batch 32).",
         "cpu": ("CPU size: LKCA 64 features and a quarter of the paper's LKBs, SSPSR width 32 of 256, MSDformer 60 "
-                "of 240, ESSAformer 32 of 256, 1200 steps of batch 16; not the paper's models."),
+                "of 240, ESSAformer 32 of 256, 1200 steps of batch 16, x8 on 64 x 64 HR patches; not the paper's "
+                "models."),
         "tiny": ("**tiny: stand-in cubes (smooth random, not data) and models a few channels wide trained for 2 steps. "
                  "The numbers below check the machinery and mean nothing.**"),
     }[res["size"]]
@@ -477,8 +485,10 @@ def _markdown(res: dict, columns, runs) -> str:
              f"Dataset: {res['dataset']}. Size: {size_note}", "",
              f"Runs finished: {res['runs_finished']} of {res['runs']}. Trained at commit(s): "
              f"{', '.join(res['commits']) or 'none yet'}.", "",
-             f"Expected time of the table: {_duration(res['expected_cpu_s'])} on the 2-core CPU, "
-             f"{_duration(res['expected_gpu_s'])} on one H100-class GPU (estimate). {res['time_model']}", "",
+             (f"Expected time of the table: {_duration(res['expected_cpu_s'])} ({res['time_model']})."
+              if res["size"] == "tiny" else
+              f"Expected time of the table: {_duration(res['expected_cpu_s'])} on the 2-core CPU, "
+              f"{_duration(res['expected_gpu_s'])} on one H100-class GPU (estimate). {res['time_model']}"), "",
              "Each row: ours (mean +- sample std over seeds, n), the paper's value, ours minus the paper's. "
              "Param and Flops of ours are those of the trained model (at this size).", "",
              "| Row | | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]

@@ -97,6 +97,19 @@ SLOW = (
     "test_methods.py::test_every_method_builds_counts_and_names_itself[msdformer]",
     "test_distillation.py::test_kd_step_updates_only_the_student",
     "test_accounting.py::test_parameters_by_part_the_papers_fig1",
+    "test_recipes.py::test_tables_ii_iii_i_and_v_at_tiny_in_one_folder",
+    "test_failures.py::test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_finishes",
+    "test_failures.py::test_a_run_none_of_whose_checkpoints_fits_is_refused_and_nothing_moved",
+    "test_failures.py::test_a_reader_lists_again_when_training_replaces_the_step_it_chose",
+    "test_evaluation.py::test_tiled_evaluation_equals_whole_images[vdsr]",
+    "test_evaluation.py::test_tiled_equals_untiled_when_overlap_covers_the_receptive_field",
+    "test_accounting.py::test_count_cli_overrides_as_train_py",
+    "test_baselines.py::test_several_upsampler_stages_start_with_only_the_last_at_zero",
+    "test_baselines.py::test_tiny_trained_runs_rank_and_lowrank[fcnn3d]",
+    "test_distillation.py::test_student_can_start_from_the_teachers_backbone",
+    "test_distillation.py::test_teacher_frozen_student_trained",
+    "test_precision.py::test_low_precision_forward_agrees_with_float32[sspsr-bfloat16]",
+    "test_recipes.py::test_tables_vi_and_vii_at_tiny_one_shard",
 )
 
 
