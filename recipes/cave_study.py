@@ -1,7 +1,8 @@
 """The CAVE x4 study of docs/results.md: LKCA-Net, LKCA-LR and LKCA-KD with three seeds, the KD
 ablations of the paper's Tables II-IV, the normalisation choice, the compared methods under the same
 budget (SSPSR at an eighth of its width on the CPU), the seed-0 teacher compressed without
-retraining (grouped g = 8 and SVD at its 90 % rank, the paper's recipe), then the report (tables with
+retraining (grouped g = 8 and SVD at its 90 % rank; the paper trains its low-rank models from
+scratch, this is an extra experiment of ours), then the report (tables with
 the seed spread, learning curves, Fig. 4, comparison figures) and, with ``--ship``, the shipped models.
 
     python recipes/cave_study.py --out runs/cave_study            # CPU size: about 2 h on 2 cores
@@ -15,7 +16,8 @@ it starts; a rerun resumes an unfinished run from its checkpoint and skips a fin
 
 Sizes. CPU: 4 LKBs of 64 features (the paper: 16 of 128), 1200 steps of batch 16 (0.97 epoch of
 all-8 copies), Adam at 5e-4 cosine-decayed to 1e-6. ``--paper``: 16 of 128, batch 32, lr 1e-4, 300
-epochs (MSDformer's schedule, the paper's recipe as RECONSTRUCTION.md section 4 gives it).
+epochs (the configs' defaults: MSDformer's batch and epochs, SSPSR's learning rate; the paper's own
+values are lost). The paper's tables themselves: recipes/paper.py (``--dataset cave`` for CAVE).
 
 The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 of its
 300 epochs, thirty times over training; a run of E epochs decays every E / 30 epochs
