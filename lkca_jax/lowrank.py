@@ -50,8 +50,24 @@ def with_taps(kernel: np.ndarray, like) -> np.ndarray:
     return out
 
 
+def fold_scale(up: dict) -> dict:
+    """``up`` with its per-channel output scale (``model.up_extra = 'scale'``) folded into the last
+    conv's kernel and bias, the scale then 1: the same function, and the matrix the upsampler
+    really applies, which ``rank`` reads and ``lowrank convert`` factorises."""
+    if "out_scale" not in up:
+        return up
+    s = np.asarray(up["out_scale"], np.float32)
+    last = "conv_u" if "conv_u" in up else "conv"
+    conv = {**up[last], "kernel": np.asarray(up[last]["kernel"]) * s}
+    if "bias" in conv:
+        conv["bias"] = np.asarray(conv["bias"]) * s
+    return {**up, last: conv, "out_scale": np.ones_like(s)}
+
+
 def dense_equivalent(up_params: dict, groups: int = 1) -> np.ndarray:
-    """The (k, k, F, O) dense kernel an upsampler computes (dense, grouped or SVD)."""
+    """The (k, k, F, O) dense kernel an upsampler computes (dense, grouped or SVD; an output scale
+    folded in)."""
+    up_params = fold_scale(up_params)
     if "conv_v" in up_params:
         v = np.asarray(live(up_params["conv_v"]["kernel"]), np.float64)  # (k, k, F, R)
         u = np.asarray(up_params["conv_u"]["kernel"], np.float64)[0, 0]  # (R, O)
@@ -128,11 +144,12 @@ def _convert_part(up: dict, kind: str, n: int) -> tuple[dict, dict, float, float
     upsampler."""
     from lkca_jax.models.upsampler import resolve_groups
 
+    up = fold_scale(up)
     full = np.asarray(up["conv"]["kernel"])
     kernel = live(full)
     norm2 = float(np.sum(as_matrix(kernel).astype(np.float64) ** 2))
     bias = {"bias": np.asarray(up["conv"]["bias"])} if "bias" in up["conv"] else {}
-    rest = {k: v for k, v in up.items() if k != "conv"}  # the upsampler's extra vector (up_extra), as it is
+    rest = {k: v for k, v in up.items() if k != "conv"}  # the upsampler's extra vector (up_extra)
     if kind == "grouped":
         groups = resolve_groups(kernel.shape[2], kernel.shape[3], f"auto:{n}")
         grouped, err = to_grouped(kernel, groups)

@@ -42,8 +42,11 @@ Tables that share runs can share ``OUT``: Tables I-V all train on Chikusei, and 
 table last run; each table's report is also kept as ``table_<T>.md`` and ``table_<T>.json``.
 
 Several machines: ``--shard i/n`` (1 <= i <= n) runs every n-th run, starting at the i-th, in the
-same ``OUT`` (a shared file system); a KD run whose teacher belongs to another shard waits for it.
-Then ``--report-only`` over ``OUT`` writes the merged report (any shard's command with it).
+same ``OUT`` (a shared file system); a KD run whose teacher belongs to another shard waits for it
+(and stops if it failed: ``logs/<run>.failed``). Then ``--report-only`` over ``OUT`` writes the
+merged report (any shard's command with it). A failed run stops the shard (exit 1) after the report
+of what finished; a rerun retries it. ``OUT/recipe.json`` records the folder's dataset, size and
+data: a run of another is refused, as its runs would share names with this one's.
 """
 
 from __future__ import annotations
@@ -290,16 +293,29 @@ def _write_text(path: pathlib.Path, text: str) -> None:
     atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text(text))
 
 
+class RunFailed(Exception):
+    """A run exited with an error (its log says why); the shard stops there."""
+
+
+def failed_marker(out: pathlib.Path, name: str) -> pathlib.Path:
+    return out / "logs" / f"{name}.failed"
+
+
 def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1), estimate: dict | None = None,
             tiny: bool = False) -> None:
-    """Run this shard's unfinished runs in order (``estimate``: {run: expected seconds}, for the ETA)."""
+    """Run this shard's unfinished runs in order (``estimate``: {run: expected seconds}, for the ETA).
+    A run that fails leaves ``logs/<run>.failed`` (so that a shard waiting for it as a teacher stops
+    too) and raises :class:`RunFailed`; rerunning retries it."""
     i, n = shard
     mine = runs[i - 1::n]
     todo = [r for r in mine if not finished(out, r["name"])]
     expected = lambda rs: _duration(sum(estimate[r["name"]] for r in rs)) if estimate else "?"
     print(f"shard {i}/{n}: {len(mine) - len(todo)} of {len(mine)} runs done, {len(todo)} to go "
-          f"(expected {expected(todo)} on this CPU)", flush=True)
+          f"(expected {expected(todo)} on the 2-core CPU, a lower bound)", flush=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
+    if not (out / "commands.sh").exists():
+        with open(out / "commands.sh", "a") as f:
+            f.write(f"# recipes/paper.py's runs, each appended as it starts; run them from {ROOT}\n")
     began, at = time.perf_counter(), commit()
     env = dict(os.environ)
     if tiny:  # most of a tiny run is compiling: the runs share the programs they have in common
@@ -309,6 +325,9 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
         if run["teacher"] and not finished(out, run["teacher"]):
             print(f"  {run['name']}: waiting for its teacher {run['teacher']} (another shard)", flush=True)
             while not finished(out, run["teacher"]):
+                if failed_marker(out, run["teacher"]).exists():
+                    raise RunFailed(f"{run['name']}: its teacher {run['teacher']} failed in another shard; see "
+                                    f"{out / 'logs' / run['teacher']}.log")
                 time.sleep(30)
         line = shlex.join(["python", *_argv(run, out)])
         with open(out / "commands.sh", "a") as f:
@@ -321,7 +340,9 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
             code = subprocess.call([sys.executable, *_argv(run, out)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                    env=env)
         if code:
-            sys.exit(f"{run['name']}: exit {code}; see {out / 'logs' / run['name']}.log (rerun to resume)")
+            _write_text(failed_marker(out, run["name"]), f"exit {code}\n")
+            raise RunFailed(f"{run['name']}: exit {code}; see {out / 'logs' / run['name']}.log (rerun to resume)")
+        failed_marker(out, run["name"]).unlink(missing_ok=True)
         record = {"name": run["name"], "commit": at, "wall_s": round(time.perf_counter() - t0, 1), "command": line}
         _write_text(out / "logs" / f"{run['name']}.json", json.dumps(record) + "\n")
 
@@ -459,7 +480,8 @@ def report(table: str, dataset: str, size: str, runs: list[dict], out: pathlib.P
                 for c in columns}
         rows.append({**{k: row[k] for k in ("scale", "method", "setting", "label")},
                      "reference": bool(row.get("reference")), "paper": theirs, "ours": ours, "difference": diff,
-                     "paper_source": printed[0].source if printed else None, "runs": records})
+                     "paper_source": printed[0].source if printed else None,
+                     "paper_note": printed[0].note if printed else "", "runs": records})
     n_done = sum(r["finished"] for row in rows for r in row["runs"])
     n_runs = len({r["name"] for r in runs})
     result = {"table": table, "title": paper.TABLES[table], "dataset": dataset, "size": size,
@@ -509,6 +531,7 @@ def _markdown(res: dict, columns, runs) -> str:
             "-" if row["difference"][c] is None else
             (f"{row['difference'][c] / 1e6:+.3f}M" if c == "Param" else f"{row['difference'][c] / 1e9:+.3f}G"
              if c == "Flops" else f"{row['difference'][c]:+.4f}") for c in columns) + " |")
+    lines += [f"\nNote on {row['label']}: {row['paper_note']}." for row in res["rows"] if row["paper_note"]]
     lines += ["", "## Runs", "", "| Run | finished | commit | wall | expected (CPU) | expected (GPU, estimate) |",
               "|---|---|---|---|---|---|"]
     seen = set()
@@ -553,9 +576,9 @@ def main(argv=None) -> int:
     from lkca_jax.data.registry import DATASETS
 
     dataset = args.dataset or TABLE_DATASET[args.table]
-    if dataset not in DATASETS or not DATASETS[dataset].bands:
-        parser.error(f"--dataset {dataset!r}: not a registered dataset with a band count "
-                     f"({', '.join(n for n, d in DATASETS.items() if d.bands)})")
+    known = [n for n, d in DATASETS.items() if n in _cost().SCENES or (d.layout == "scenes" and d.bands)]
+    if dataset not in known:  # the recipe needs each scene's size, for the epochs of a run
+        parser.error(f"--dataset {dataset!r}: the recipe knows {', '.join(known)}")
     if not (ROOT / "configs" / f"{dataset}.py").is_file():
         parser.error(f"--dataset {dataset!r}: no configs/{dataset}.py")
     if args.seeds < 1:
@@ -576,17 +599,35 @@ def main(argv=None) -> int:
     if args.scale == "tiny":
         write_standin(out / "standin" / f"{dataset}.npz", DATASETS[dataset].bands)
     estimate = estimates(runs, dataset, args.scale)
+    code = 0
     if not args.report_only:
+        _check_manifest(out, {"dataset": dataset, "size": args.scale, "data": data})
         try:
             run_all(runs, out, args.shard, estimate[0], tiny=args.scale == "tiny")
         except KeyboardInterrupt:
             print(f"interrupted: the same command resumes (finished runs are kept in {out})", file=sys.stderr)
             return 130
-    result = report(args.table, dataset, args.scale, runs, out, estimate)
+        except RunFailed as err:
+            print(f"error: {err}", file=sys.stderr)
+            code = 1
+    report(args.table, dataset, args.scale, runs, out, estimate)  # from whatever has finished
     print((out / "report.md").read_text())
-    if result["runs_finished"] < result["runs"] and not args.report_only and args.shard == (1, 1):
-        return 1
-    return 0
+    return code
+
+
+def _check_manifest(out: pathlib.Path, facts: dict) -> None:
+    """The folder's dataset, size and data, written by its first run: a run of another size or data
+    in the same folder would be mistaken for this one's (its runs have the same names)."""
+    path = out / "recipe.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        differs = [f"{k} {before.get(k)!r} (now {v!r})" for k, v in facts.items() if before.get(k) != v]
+        if differs:
+            print(f"error: {out} holds runs of another setting: {', '.join(differs)}; use another --out",
+                  file=sys.stderr)
+            sys.exit(2)
+    else:
+        _write_text(path, json.dumps(facts) + "\n")
 
 
 if __name__ == "__main__":

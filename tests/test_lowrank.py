@@ -75,6 +75,25 @@ def test_converted_models_match_the_dense_one_when_nothing_is_lost(rng, to):
                                     / np.linalg.norm(lowrank.as_matrix(kernel)), rel=1e-6)
 
 
+@pytest.mark.parametrize("extra", ["scale", "prelu"])
+def test_conversion_keeps_the_extra_vector_and_folds_a_scale(rng, extra):
+    """With model.up_extra: SVD at full rank keeps the outputs; a trained (non-unit) scale is folded
+    into the kernel, so the error and the spectrum are those of diag(s) W, the matrix applied."""
+    c = tiny(up_extra=extra)
+    model = build_model(c)
+    lr = rng.random((2, 7, 6, 6), dtype=np.float32) - 0.5
+    v = jax.tree.map(np.array, jax.device_get(model.init(jax.random.key(0), lr)))
+    s = rng.uniform(0.2, 3.0, 24).astype(np.float32)
+    v["params"]["up"][f"out_{extra}"] = s
+    new, updates, err = lowrank.convert_variables(v, c.model, "svd:24")
+    assert err < 1e-6 and f"out_{extra}" in new["params"]["up"]
+    np.testing.assert_allclose(_model_outputs(tiny(up_extra=extra, **updates), new, lr), _model_outputs(c, v, lr),
+                               atol=1e-5)
+    kernel = np.asarray(v["params"]["up"]["conv"]["kernel"], np.float64)
+    applied = kernel * s if extra == "scale" else kernel  # a PReLU slope is not a linear map: left out
+    np.testing.assert_allclose(lowrank.dense_equivalent(v["params"]["up"]), applied, rtol=1e-6)
+
+
 def _run(tmp_path, c, name, rng):
     model = build_model(c)
     v = jax.device_get(model.init(jax.random.key(1), np.zeros((1, 8, 8, c.model.bands), np.float32)))

@@ -119,7 +119,13 @@ def test_paper_recipe_refuses_bad_arguments(tmp_path):
     assert res.returncode == 2 and "VIII" in res.stderr
     res = run_recipe("--table", "V", "--scale", "tiny", "--shard", "3/2", "--out", str(tmp_path / "t"))
     assert res.returncode == 2 and "3/2" in res.stderr
+    res = run_recipe("--table", "V", "--scale", "tiny", "--dataset", "sample", "--out", str(tmp_path / "t"))
+    assert res.returncode == 2 and "chikusei" in res.stderr  # the datasets whose scene sizes it knows
     assert not (tmp_path / "t" / "commands.sh").exists()
+    (tmp_path / "t").mkdir()  # a folder of another size's runs: their names would be taken for this size's
+    (tmp_path / "t" / "recipe.json").write_text('{"dataset": "chikusei", "size": "cpu", "data": "/d.mat"}')
+    res = run_recipe("--table", "IV", "--scale", "tiny", "--out", str(tmp_path / "t"))
+    assert res.returncode == 2 and "size 'cpu'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def check_report(out, table, dataset, finished=True):
@@ -146,7 +152,8 @@ def check_report(out, table, dataset, finished=True):
     text = (out / "report.md").read_text()
     assert "mean nothing" in text and "stand-in" in text
     assert f"Runs finished: {report['runs_finished']} of {report['runs']}" in text
-    lines = (out / "commands.sh").read_text().splitlines()
+    first, *lines = (out / "commands.sh").read_text().splitlines()
+    assert first.startswith("# ") and str(ROOT) in first  # where to run them from
     assert all(line.startswith(("python train.py", "python evaluate.py")) for line in lines)
     done = [r for row in report["rows"] for r in row["runs"] if r["finished"]]
     assert all(any(f"--workdir {out}/{r['name']} " in line for line in lines) for r in done)
@@ -165,7 +172,7 @@ def test_tables_ii_iii_i_and_v_at_tiny_in_one_folder(tmp_path):
     ours, and the runs the tables share (LKCA-Net, LKCA-LR, LKCA-KD at the paper's setting) run once."""
     out = tmp_path / "chikusei"
     for table, runs in (("II", 6), ("III", 4), ("I", 5), ("V", 15)):  # the runs each table adds
-        before = len((out / "commands.sh").read_text().splitlines()) if (out / "commands.sh").exists() else 0
+        before = len((out / "commands.sh").read_text().splitlines()) if (out / "commands.sh").exists() else 1
         res = run_recipe("--table", table, "--scale", "tiny", "--out", str(out))
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
         assert len((out / "commands.sh").read_text().splitlines()) - before == runs
@@ -220,4 +227,18 @@ def test_interrupted_recipe_resumes_without_redoing_finished_runs(tmp_path):
     assert first.stat().st_mtime_ns == stamp
     lines = (out / "commands.sh").read_text().splitlines()
     assert sum(f"--workdir {out}/chikusei_x4_net_s0 " in line for line in lines) == 1  # started once
-    check_report(out, "IV", "chikusei")
+    report, text = check_report(out, "IV", "chikusei")
+    assert "| Row | | MPSNR | MSSIM | SAM | ERGAS |" in text  # Table IV prints four metrics
+
+
+def test_a_failed_run_stops_the_shard_and_still_writes_the_report(tmp_path):
+    """A run that fails (here: its stand-in cube is not readable) exits 1 naming it, leaves its
+    failure marker for shards waiting on it, and the report still shows what finished (nothing)."""
+    out = tmp_path / "t4"
+    (out / "standin").mkdir(parents=True)
+    (out / "standin" / "chikusei.npz").write_bytes(b"not an npz file")
+    res = run_recipe("--table", "IV", "--scale", "tiny", "--out", str(out))
+    assert res.returncode == 1 and "chikusei_x4_net_s0: exit" in res.stderr
+    assert (out / "logs" / "chikusei_x4_net_s0.failed").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["runs_finished"] == 0 and "not finished" in (out / "report.md").read_text()

@@ -38,10 +38,11 @@ def random_variables(c, rng):
         v["batch_stats"] = jax.tree.map(lambda x: rng.normal(0, 0.3, x.shape).astype(np.float32), v["batch_stats"])
         v["batch_stats"] = jax.tree_util.tree_map_with_path(
             lambda p, x: np.abs(x) + 0.5 if p[-1].key == "var" else x, v["batch_stats"])
-    if c.model.name == "lkca":
+    if c.model.name == "lkca":  # every vector that starts constant (up_extra's too: each channel its own)
         v["params"] = jax.tree_util.tree_map_with_path(
             lambda p, x: rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
-            if p[-1].key in ("gamma", "layer_scale", "scale") else x, v["params"])
+            if p[-1].key in ("gamma", "layer_scale", "scale", "out_scale", "out_prelu") else
+            rng.normal(0, 0.1, x.shape).astype(np.float32) if p[-1].key == "out_bias" else x, v["params"])
     return model, v
 
 
@@ -74,6 +75,24 @@ def test_eval_outputs_agree(rng, bands, scale, variant, norm):
     assert np.abs(sr).max() > 0.1 and np.abs(feats).max() > 0.01  # a non-trivial comparison
     np.testing.assert_allclose(tsr.numpy().transpose(0, 2, 3, 1), sr, atol=1e-5, rtol=0)
     np.testing.assert_allclose(tfeats.numpy().transpose(0, 2, 3, 1), feats, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("extra", ["scale", "prelu", "bias"])
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_upsampler_extra_vector_agrees(rng, extra, scale):
+    """model.up_extra: each of the C r^2 values acts on PyTorch's pre-shuffle channel c r^2 + i r + j
+    (a per-channel random vector, so a wrong order shows), dense and grouped."""
+    for variant in ("net", "lr"):
+        c = tiny(31, scale, variant, up_extra=extra, up_init_scale=1.0)
+        model, v = random_variables(c, rng)
+        assert np.ptp(v["params"]["up"][f"out_{extra}"]) > 0.05
+        lr = rng.random((2, 10, 9, 31), dtype=np.float32) - (0.5 if extra == "prelu" else 0)  # PReLU's negative side
+        sr, feats = (np.asarray(a) for a in model.apply(v, lr, train=False))
+        with torch.no_grad():
+            tsr, tfeats = to_torch(c, v)(nchw(lr))
+        np.testing.assert_allclose(tfeats.numpy().transpose(0, 2, 3, 1), feats, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(tsr.numpy().transpose(0, 2, 3, 1), sr, atol=1e-5, rtol=0)
+        assert convert.flax_to_torch(v, c)["up.out_" + extra].shape == (31 * scale * scale,)
 
 
 def test_vdsr_and_a_real_cave_cube_agree(rng):
