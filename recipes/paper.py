@@ -58,6 +58,7 @@ import math
 import os
 import pathlib
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -602,6 +603,10 @@ def main(argv=None) -> int:
     code = 0
     if not args.report_only:
         _check_manifest(out, {"dataset": dataset, "size": args.scale, "data": data})
+        # Ctrl-C and SIGTERM stop between or inside runs (each run saves and exits on its own signal),
+        # also when the shell started this in the background with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             run_all(runs, out, args.shard, estimate[0], tiny=args.scale == "tiny")
         except KeyboardInterrupt:

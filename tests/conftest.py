@@ -97,7 +97,10 @@ SLOW = (
     "test_methods.py::test_every_method_builds_counts_and_names_itself[msdformer]",
     "test_distillation.py::test_kd_step_updates_only_the_student",
     "test_accounting.py::test_parameters_by_part_the_papers_fig1",
-    "test_recipes.py::test_tables_ii_iii_i_and_v_at_tiny_in_one_folder",
+    "test_recipes.py::test_tables_v_i_ii_iii_at_tiny_in_one_folder",
+    "test_recipes.py::test_interrupted_recipe_resumes_without_redoing_finished_runs",
+    "test_accounting.py::test_param_and_flops_to_the_printed_digits",
+    "test_multiprocess.py::test_two_processes_match_one_process_with_two_devices[jit-files]",
     "test_failures.py::test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_finishes",
     "test_failures.py::test_a_run_none_of_whose_checkpoints_fits_is_refused_and_nothing_moved",
     "test_failures.py::test_a_reader_lists_again_when_training_replaces_the_step_it_chose",
@@ -118,7 +121,16 @@ def pytest_configure(config):
                                        "CI's second leg skips them")
 
 
+# The longest single tests (minutes: recipes/paper.py's tiny tables run many train.py processes in
+# a row), started first so that the other test process works through the rest meanwhile instead of
+# waiting for them at the end.
+FIRST = ("test_recipes.py::test_tables_v_i_ii_iii_at_tiny_in_one_folder",
+         "test_recipes.py::test_tables_vi_and_vii_at_tiny_one_shard",
+         "test_recipes.py::test_interrupted_recipe_resumes_without_redoing_finished_runs")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.split("/")[-1].startswith(SLOW):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: not item.nodeid.split("/")[-1].startswith(FIRST))  # stable: the rest keep order

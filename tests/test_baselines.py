@@ -134,8 +134,13 @@ def _torch():
     return pytest.importorskip("torch", reason="torch is not installed (pip install -r requirements-dev.txt)")
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("scale, bands", [(4, 48), (8, 102), (4, 128)])  # each scale, each band layout
+# each scale and each band layout for every method; 128 bands (a third layout of the band groups) for
+# SSPSR, whose grouping MSDformer's head shares, not again for MSDformer and ESSAformer (CI time)
+AGREE = [(m, s, b) for m in METHODS for s, b in [(4, 48), (8, 102), (4, 128)]
+         if (s, b) != (4, 128) or m not in ("msdformer", "essaformer")]
+
+
+@pytest.mark.parametrize("method, scale, bands", AGREE)
 def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
     """Outputs within 1e-5 and the gradients of the method's own loss within 1e-4 (relative to each
     tensor's norm, against the reference's float64 gradients) on a real cube, with random (non-zero)
