@@ -52,6 +52,7 @@ data: a run of another is refused, as its runs would share names with this one's
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import math
@@ -350,8 +351,9 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
 
 # ---------------------------------------------------------------------------------------------- time
 
+@functools.cache
 def _cost():
-    """bench/cost.py (its H100 constants and scene sizes)."""
+    """bench/cost.py (its H100 constants and scene sizes), loaded once."""
     spec = importlib.util.spec_from_file_location("lkca_bench_cost", ROOT / "bench" / "cost.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -361,7 +363,6 @@ def _cost():
 def _measured_cpu() -> dict[str, float]:
     """{method: CPU seconds per multiply-add of a train step}, from bench/cost_cpu.jsonl (Pavia x4,
     paper size, float32, batch 32; the methods not measured there take the median of the others)."""
-    from lkca_jax.accounting import count_config
     from lkca_jax.config import load_config
 
     rows = [json.loads(line) for line in (ROOT / "bench" / "cost_cpu.jsonl").read_text().splitlines() if line]
@@ -370,12 +371,12 @@ def _measured_cpu() -> dict[str, float]:
     for r in rows:
         if r["dtype"] == "float32" and r["step_s"]:
             key = by_display[r["method"]]
-            rates[key] = r["step_s"] / _step_macs(load_config(f"{ROOT}/configs/pavia.py:x4,{key}"), 32, count_config)
+            rates[key] = r["step_s"] / _step_macs(load_config(f"{ROOT}/configs/pavia.py:x4,{key}"), 32)
     fallback = statistics.median(rates.values())
     return {m: rates.get(m, fallback) for m in NINE}
 
 
-def _step_macs(config, batch: int, count_config) -> float:
+def _step_macs(config, batch: int) -> float:
     """Multiply-adds of a train step: forward and backward (3 x the forward) over the batch, at the
     config's training patch (16 x 16 LR at the paper's size); KD adds its teacher's forward."""
     from lkca_jax.accounting import count
@@ -396,7 +397,6 @@ def estimates(runs: list[dict], dataset: str, size: str) -> tuple[dict, dict, st
     if size == "tiny":
         return ({r["name"]: TINY_RUN_S for r in runs}, {r["name"]: TINY_RUN_S for r in runs},
                 f"{TINY_RUN_S} s a run (start, compile, 2 steps, evaluation), measured on the 2-core VM")
-    from lkca_jax.accounting import count_config
     from lkca_jax.config import load_config
 
     cost, cpu_rate = _cost(), _measured_cpu()
@@ -410,7 +410,7 @@ def estimates(runs: list[dict], dataset: str, size: str) -> tuple[dict, dict, st
         t = config.train
         patches = training_patches(dataset, run["scale"], size, config.data.patch_size, config.data.stride)
         steps = t.num_steps or math.ceil(t.num_epochs * 8 * patches / t.batch_size)
-        macs = _step_macs(config, t.batch_size, count_config)
+        macs = _step_macs(config, t.batch_size)
         cpu[run["name"]] = steps * macs * cpu_rate[run["method"]]
         floor = cost.H100_FLOOR_S.get(run["method"], cost.H100_FLOOR_DEFAULT_S) * t.batch_size / 32
         gpu[run["name"]] = steps * max(floor, macs / cost.H100_MACS_PER_S["float32"])
