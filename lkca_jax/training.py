@@ -15,6 +15,7 @@ import json
 import math
 import pathlib
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -344,6 +345,20 @@ def as_batch(b, within: float = 0.0) -> dict:
     return {"lr": b.lr, "hr": b.hr, "mask": b.mask, "epoch": epoch}
 
 
+def _summary_writer(path: pathlib.Path):
+    """tensorboardX's writer, imported without PyTorch: tensorboardX imports torch when it is installed
+    (2 s, only to accept torch tensors, which are never logged here)."""
+    if "torch" in sys.modules:
+        from tensorboardX import SummaryWriter
+    else:
+        sys.modules["torch"] = None  # makes `import torch` raise ImportError, which tensorboardX expects
+        try:
+            from tensorboardX import SummaryWriter
+        finally:
+            del sys.modules["torch"]
+    return SummaryWriter(str(path))
+
+
 class Logger:
     """JSONL and TensorBoard event files (process 0 only), and a progress line."""
 
@@ -353,9 +368,7 @@ class Logger:
         self.tb = None
         if active:
             try:
-                from tensorboardX import SummaryWriter
-
-                self.tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+                self.tb = _summary_writer(pathlib.Path(workdir) / "tensorboard")
             except ImportError:  # optional: JSONL is always written
                 self.tb = None
 

@@ -81,8 +81,10 @@ LAMBDAS = ("1.000", "0.100", "0.050", "0.010", "0.005")
 LOSSES = {"l1+grad+cos": {}, "l1+grad": {"teacher.cos_weight": 0.0}}
 # The model fields of each architecture that a size overrides (a prefix of the field's name).
 ARCH_FIELDS = {"lkca": ("model.features", "model.depth"), "vdsr": ("model.vdsr_",), "fcnn3d": ("model.fcnn_",),
-               "sspsr": ("model.sspsr_",), "msdformer": ("model.msdformer_",), "essaformer": ("model.essa_",)}
+               "sspsr": ("model.sspsr_",), "essaformer": ("model.essa_",),
+               "msdformer": ("model.msdformer_", "model.sspsr_subs", "model.sspsr_overlap", "model.sspsr_reduction")}
 STANDIN = (160, 128)  # rows, columns of the tiny size's stand-in cubes
+POLL_S = 5  # seconds between looks for a teacher that another shard trains
 TINY_RUN_S = 15  # seconds a tiny run takes on the 2-core VM (start, compile, 2 steps, evaluation)
 
 SIZES = {
@@ -100,6 +102,9 @@ SIZES = {
     "tiny": {
         "model": {"model.features": 8, "model.vdsr_features": 8, "model.vdsr_depth": 2,
                   "model.fcnn_widths": "(8,4,3)", "model.sspsr_features": 16, "model.sspsr_blocks": 1,
+                  # 4-5 band groups of 32 (not 16-21 of 8): MSDformer's head has a branch per group,
+                  # and compiling 21 of them took half of a tiny run
+                  "model.sspsr_subs": 32, "model.sspsr_overlap": 8,
                   "model.msdformer_features": 32, "model.msdformer_heads": 4, "model.msdformer_blocks": 1,
                   "model.essa_features": 16},
         "depth": lambda d: max(1, d // 16),
@@ -330,7 +335,7 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
                 if failed_marker(out, run["teacher"]).exists():
                     raise RunFailed(f"{run['name']}: its teacher {run['teacher']} failed in another shard; see "
                                     f"{out / 'logs' / run['teacher']}.log")
-                time.sleep(30)
+                time.sleep(POLL_S)
         line = shlex.join(["python", *_argv(run, out)])
         with open(out / "commands.sh", "a") as f:
             f.write(line + "\n")

@@ -15,6 +15,16 @@ if OPT_FLAG.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {OPT_FLAG}".strip()
 XLA_TEST_FLAGS = os.environ["XLA_FLAGS"]
 
+# One JAX compilation cache for the tests, shared by both xdist workers and every process the tests
+# start: many tests train the same tiny models, and the recipes' tiny runs compile the same metric and
+# evaluation programs. Every program is cached (the default keeps only those taking 1 s), in pytest's
+# own cache folder, least recently used dropped beyond 2 GB; a program's key is its HLO, the flags
+# and the jax version, so a change of code compiles afresh.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(ROOT / ".pytest_cache" / "jax")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
 from lkca_jax import hostmem  # noqa: E402  (after the environment JAX reads at import)
 
 hostmem.keep_freed_memory()  # as the entry points do, before JAX starts its threads
@@ -97,8 +107,9 @@ SLOW = (
     "test_methods.py::test_every_method_builds_counts_and_names_itself[msdformer]",
     "test_distillation.py::test_kd_step_updates_only_the_student",
     "test_accounting.py::test_parameters_by_part_the_papers_fig1",
-    "test_recipes.py::test_tables_v_i_ii_iii_at_tiny_in_one_folder",
-    "test_recipes.py::test_interrupted_recipe_resumes_without_redoing_finished_runs",
+    "test_recipes.py::test_tables_i_to_v_at_tiny_in_one_folder",
+    "test_recipes.py::test_table_vi_at_tiny_interrupted_and_resumed",
+    "test_recipes.py::test_table_vii_at_tiny_in_two_concurrent_shards",
     "test_accounting.py::test_param_and_flops_to_the_printed_digits",
     "test_multiprocess.py::test_two_processes_match_one_process_with_two_devices[jit-files]",
     "test_failures.py::test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_finishes",
@@ -112,7 +123,6 @@ SLOW = (
     "test_distillation.py::test_student_can_start_from_the_teachers_backbone",
     "test_distillation.py::test_teacher_frozen_student_trained",
     "test_precision.py::test_low_precision_forward_agrees_with_float32[sspsr-bfloat16]",
-    "test_recipes.py::test_tables_vi_and_vii_at_tiny_one_shard",
 )
 
 
@@ -124,9 +134,9 @@ def pytest_configure(config):
 # The longest single tests (minutes: recipes/paper.py's tiny tables run many train.py processes in
 # a row), started first so that the other test process works through the rest meanwhile instead of
 # waiting for them at the end.
-FIRST = ("test_recipes.py::test_tables_v_i_ii_iii_at_tiny_in_one_folder",
-         "test_recipes.py::test_tables_vi_and_vii_at_tiny_one_shard",
-         "test_recipes.py::test_interrupted_recipe_resumes_without_redoing_finished_runs")
+FIRST = ("test_recipes.py::test_tables_i_to_v_at_tiny_in_one_folder",
+         "test_recipes.py::test_table_vi_at_tiny_interrupted_and_resumed",
+         "test_recipes.py::test_table_vii_at_tiny_in_two_concurrent_shards")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,8 +7,10 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -108,16 +110,8 @@ def test_kd_decay_scaled_to_the_run(tmp_path):
     assert kd["overrides"]["teacher.decay_epochs"] == pytest.approx(1200 * 16 / (8 * patches) / 30, rel=1e-3)
 
 
-JAX_CACHE = {}  # one compilation cache per test process for the recipes' tiny runs: they share programs
-
-
 def run_recipe(*args, **kw):
-    import tempfile
-
-    cache = JAX_CACHE.setdefault("dir", tempfile.mkdtemp(prefix="lkca_recipe_jax_cache_"))
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": cache}
-    return subprocess.run([sys.executable, "recipes/paper.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env, **kw)
+    return subprocess.run([sys.executable, "recipes/paper.py", *args], cwd=ROOT, capture_output=True, text=True, **kw)
 
 
 def test_paper_recipe_refuses_bad_arguments(tmp_path):
@@ -174,27 +168,29 @@ def table_row(text: str, label: str, which: str = "paper") -> str:
     return block[0] if which == "ours" else block[{"paper": 1, "difference": 2}[which]]
 
 
-def test_tables_v_i_ii_iii_at_tiny_in_one_folder(tmp_path):
-    """Table V at tiny in full, then half of Tables I, II and III (--shard 1/2) in the same folder, as
-    a user with the Chikusei file would run them: each table's report lists every printed row with
-    the paper's value beside ours (the unfinished as such), and the runs the tables share (LKCA-Net,
-    LKCA-LR, LKCA-KD at the paper's setting) run once. (Half, to keep CI within its time.)"""
+def test_tables_i_to_v_at_tiny_in_one_folder(tmp_path):
+    """Every run of Tables I-V at tiny in one folder, as a user with the Chikusei file would run them:
+    Table V, then Table I in two shards (the first alone shows the other's rows as not finished;
+    --report-only merges them), II, III, and IV at two seeds. Each report lists every printed row
+    with the paper's value beside ours, and the runs the tables share (LKCA-Net, LKCA-LR and LKCA-KD
+    at the paper's setting) run once."""
     out = tmp_path / "chikusei"
-    # (table, shard, the runs it adds, the runs finished after it): shard 1/2 of I is depths 4, 16, 48
-    # (16 is V's LKCA-Net); of II the teacher, gamma 1.00 and 0.66 (V's LKCA-KD); of III the
-    # teacher, lambda0 1.000, 0.050 and 0.005
-    for table, shard, added, done in (("V", "1/1", 18, 18), ("I", "1/2", 2, 3), ("II", "1/2", 1, 4),
-                                      ("III", "1/2", 3, 6)):
+    # (table, shard, seeds, the runs it adds, the table's runs finished after it). Table I's shard 1/2
+    # is depths 4, 16 (V's LKCA-Net) and 48; II adds three KD runs (gamma 0.66 is V's LKCA-KD), III
+    # four (lambda0 0.010 is V's), IV at two seeds its L1 + gradient run and seed 1 of its four runs.
+    for table, shard, seeds, added, done in (("V", "1/1", 1, 18, 18), ("I", "1/2", 1, 2, 3), ("I", "2/2", 1, 3, 6),
+                                             ("II", "1/1", 1, 3, 6), ("III", "1/1", 1, 4, 7), ("IV", "1/1", 2, 5, 8)):
         before = len((out / "commands.sh").read_text().splitlines()) if (out / "commands.sh").exists() else 1
-        res = run_recipe("--table", table, "--scale", "tiny", "--shard", shard, "--out", str(out))
+        res = run_recipe("--table", table, "--scale", "tiny", "--shard", shard, "--seeds", str(seeds),
+                         "--out", str(out))
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
         assert len((out / "commands.sh").read_text().splitlines()) - before == added
-        report, text = check_report(out, table, "chikusei", finished=shard == "1/1")
+        report, text = check_report(out, table, "chikusei", finished=(table, shard) != ("I", "1/2"))
         assert report["runs_finished"] == done
         if table in ("II", "III"):
             refs = [row for row in report["rows"] if row["reference"]]
             assert [(row["method"], row["paper"]["MPSNR"]) for row in refs] == [("net", 40.3106), ("lr", 40.1691)]
-        if table == "I":  # the depths 4-64, each with the paper's values
+        if table == "I" and shard == "1/2":  # the depths 4-64, each with the paper's values
             for depth, mpsnr in [(4, "39.7607"), (8, "40.0476"), (16, "40.3106"), (32, "40.5037"),
                                  (48, "40.5590"), (64, "40.5793")]:
                 assert mpsnr in table_row(text, f"LKCA-Net, {depth} LKBs")
@@ -205,33 +201,31 @@ def test_tables_v_i_ii_iii_at_tiny_in_one_folder(tmp_path):
             net = table_row(text, "LKCA-Net x4")
             assert "40.3106" in net and "3.707M" in net and "0.867G" in net
             assert table_row(text, "ESSAformer x8", "ours").startswith(" ours (n=1 of 1) |")
-    for table in ("I", "II", "III", "V"):  # every table's report kept beside the last one's
-        assert json.loads((out / f"table_{table}.json").read_text())["runs_finished"] > 0
+        if table == "IV":  # two seeds a row: the mean and the sample std of the two runs' test tables
+            assert "| Row | | MPSNR | MSSIM | SAM | ERGAS |" in text  # Table IV prints four metrics
+            for row in report["rows"]:
+                runs = [json.loads((out / r["name"] / "eval" / "test.json").read_text())["mean"]["MPSNR"]
+                        for r in row["runs"]]
+                assert len(runs) == 2 and row["ours"]["MPSNR"]["n"] == 2
+                assert row["ours"]["MPSNR"]["mean"] == pytest.approx(np.mean(runs))
+                assert row["ours"]["MPSNR"]["std"] == pytest.approx(np.std(runs, ddof=1))
+            assert table_row(text, "LKCA-KD, L1 + gradient", "ours").startswith(" ours (n=2 of 2) |")
+    assert run_recipe("--table", "I", "--scale", "tiny", "--report-only", "--out", str(out)).returncode == 0
+    report, text = check_report(out, "I", "chikusei")  # the two shards' runs in one report
+    assert report["runs_finished"] == 6 and "not finished" not in text
+    for table in ("I", "II", "III", "IV", "V"):  # every table's report kept beside the last one's
+        assert json.loads((out / f"table_{table}.json").read_text())["runs_finished"] == json.loads(
+            (out / f"table_{table}.json").read_text())["runs"]
 
 
-@pytest.mark.parametrize("table,dataset", [("VI", "houston"), ("VII", "pavia")])
-def test_tables_vi_and_vii_at_tiny_one_shard(table, dataset, tmp_path):
-    """A ninth of Table VI and of Table VII (--shard 1/9: the x4 LKCA-Net and the LKCA-KD that learns
-    from it; the same code as Table V at 48 and 102 bands), then --report-only: the report lists all
-    18 rows, the unfinished ones as such."""
-    out = tmp_path / table
-    res = run_recipe("--table", table, "--scale", "tiny", "--shard", "1/9", "--out", str(out))
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert run_recipe("--table", table, "--scale", "tiny", "--report-only", "--out", str(out)).returncode == 0
-    report, text = check_report(out, table, dataset, finished=False)
-    assert report["runs_finished"] == 2 and report["runs"] == 18
-    assert text.count("| ours | not finished |") == 18 - 2  # the x4 teacher is the LKCA-Net x4 row
-    assert "40.3106" not in text and table_row(text, "LKCA-KD x4", "ours").startswith(" ours (n=1 of 1) |")
-
-
-def test_interrupted_recipe_resumes_without_redoing_finished_runs(tmp_path):
-    """Table IV at tiny: Ctrl-C (SIGINT to the process group) once the first run has finished, then
-    the same command: the finished run is not run again, the others finish."""
-    out = tmp_path / "t4"
-    cmd = [sys.executable, "recipes/paper.py", "--table", "IV", "--scale", "tiny", "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    first = out / "chikusei_x4_net_s0" / "eval" / "test.json"
+def test_table_vi_at_tiny_interrupted_and_resumed(tmp_path):
+    """Table VI (Houston, 48 bands) at tiny: Ctrl-C (SIGINT to the process group) once the first run
+    has finished, then the same command: the finished run is not run again, the others finish."""
+    out = tmp_path / "t6"
+    cmd = ["--table", "VI", "--scale", "tiny", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "recipes/paper.py", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = out / "houston_x4_net_s0" / "eval" / "test.json"
     deadline = time.time() + 300
     while not first.is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -239,14 +233,69 @@ def test_interrupted_recipe_resumes_without_redoing_finished_runs(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=120) == 130 and "the same command resumes" in proc.stderr.read()
     stamp = first.stat().st_mtime_ns
-    assert not (out / "chikusei_x4_kd_lossesl1_grad_s0" / "eval" / "test.json").exists()
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert not (out / "houston_x8_kd_s0" / "eval" / "test.json").exists()
+    res = run_recipe(*cmd)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert first.stat().st_mtime_ns == stamp
     lines = (out / "commands.sh").read_text().splitlines()
-    assert sum(f"--workdir {out}/chikusei_x4_net_s0 " in line for line in lines) == 1  # started once
-    report, text = check_report(out, "IV", "chikusei")
-    assert "| Row | | MPSNR | MSSIM | SAM | ERGAS |" in text  # Table IV prints four metrics
+    assert sum(f"--workdir {out}/houston_x4_net_s0 " in line for line in lines) == 1  # started once
+    report, text = check_report(out, "VI", "houston")
+    assert report["runs"] == 18 and "40.3106" not in text
+
+
+def test_table_vii_at_tiny_in_two_concurrent_shards(tmp_path):
+    """Table VII (Pavia Centre, 102 bands) at tiny as two machines would run it: shards 1/2 and 2/2 at
+    the same time in one folder (a KD run of shard 2 learns from a teacher of shard 1), then
+    --report-only: every run once, all 18 rows finished."""
+    out = tmp_path / "t7"
+    cmd = [sys.executable, "recipes/paper.py", "--table", "VII", "--scale", "tiny", "--out", str(out)]
+    procs = [subprocess.Popen([*cmd, "--shard", shard], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for shard in ("1/2", "2/2")]
+    for proc in procs:
+        output = proc.communicate(timeout=900)[0]
+        assert proc.returncode == 0, output[-3000:]
+    assert run_recipe("--table", "VII", "--scale", "tiny", "--report-only", "--out", str(out)).returncode == 0
+    report, text = check_report(out, "VII", "pavia")
+    assert report["runs"] == 18 and "not finished" not in text
+    lines = (out / "commands.sh").read_text().splitlines()[1:]
+    assert len(lines) == 18 and len({line.split("--workdir ")[1].split()[0] for line in lines}) == 18
+
+
+def test_a_kd_run_waits_for_its_teacher_from_another_shard(tmp_path, monkeypatch, capsys):
+    """A KD run whose teacher another shard trains waits until the teacher's test table exists, then
+    runs; if the teacher fails there (its failure marker), the waiting shard stops naming it."""
+    r = paper_recipe()
+    monkeypatch.setattr(r, "POLL_S", 0.05)
+    kd = next(run for run in r.plan("IV", "chikusei", "tiny", 1, tmp_path, None) if run["method"] == "kd")
+    teacher = tmp_path / kd["teacher"] / "eval" / "test.json"
+    started = []
+
+    def train(argv, **kw):  # stands in for train.py: the run's test table appears
+        started.append(teacher.is_file())
+        workdir = pathlib.Path(argv[argv.index("--workdir") + 1])
+        (workdir / "eval").mkdir(parents=True)
+        (workdir / "eval" / "test.json").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(r.subprocess, "call", train)
+
+    def teacher_finishes():
+        time.sleep(0.5)
+        teacher.parent.mkdir(parents=True)
+        teacher.write_text("{}")
+
+    other_shard = threading.Thread(target=teacher_finishes)
+    other_shard.start()
+    r.run_all([kd], tmp_path)
+    other_shard.join()
+    assert started == [True] and "waiting for its teacher" in capsys.readouterr().out
+    assert r.finished(tmp_path, kd["name"])
+
+    failing = {**kd, "name": "chikusei_x4_kd_other_s0", "teacher": "chikusei_x4_net_other_s0"}
+    r.failed_marker(tmp_path, failing["teacher"]).write_text("exit 1\n")
+    with pytest.raises(r.RunFailed, match="chikusei_x4_net_other_s0 failed in another shard"):
+        r.run_all([failing], tmp_path)
+    assert len(started) == 1
 
 
 def test_a_failed_run_stops_the_shard_and_still_writes_the_report(tmp_path):
