@@ -101,6 +101,23 @@ def format_table(rows: list[dict], legacy_ergas: bool = False, where: list[tuple
     return "\n".join(lines) + "\n"
 
 
+PER_IMAGE = ("MPSNR", "SAM", "ERGAS")  # the per-image table's metrics
+
+
+def per_image_table(ids, scored: list[tuple[str, dict]]) -> str:
+    """A Markdown table of each image's MPSNR, SAM and ERGAS for each (method, per-image metrics) in
+    ``scored``; with two (Bicubic and the model), also the second's MPSNR gain over the first."""
+    cols = ["Image", *(f"{name} {m}" for m in PER_IMAGE for name, _ in scored)]
+    cols += ["MPSNR gain (dB)"] if len(scored) == 2 else []
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for n, image in enumerate(ids):
+        cells = [str(image), *(f"{per[m][n]:.4f}" for m in PER_IMAGE for _, per in scored)]
+        if len(scored) == 2:
+            cells.append(f"{scored[1][1]['MPSNR'][n] - scored[0][1]['MPSNR'][n]:+.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def rgb_bands(config, bands: int) -> tuple[int, int, int]:
     chosen = tuple(config.eval.get("rgb_bands", ()) or ())
     if chosen:
@@ -191,15 +208,19 @@ def score(config, variables, split) -> tuple[dict, dict, list]:
 def evaluate(config, variables, split, workdir=None, split_name: str = "test", save_images: bool | None = None,
              echo=print) -> dict:
     """Score ``split`` (a :class:`lkca_jax.data.datasets.Split`), print the table (with the Bicubic
-    row and the gain over it, unless ``eval.bicubic_row`` is off or the model is Bicubic) and, with
-    a ``workdir``, write ``eval/<split>.json`` and ``.md`` (and pictures when asked)."""
+    row and the gain over it, unless ``eval.bicubic_row`` is off or the model is Bicubic; with
+    ``eval.per_image``, each image's metrics under it) and, with a ``workdir``, write
+    ``eval/<split>.json`` and ``.md`` (and pictures when asked)."""
     legacy = bool(config.eval.legacy_ergas)
     row, per_image, images = score(config, variables, split)
-    rows, extra = [row], ""
+    rows, extra, scored = [row], "", [(row["Method"], per_image)]
     if config.eval.get("bicubic_row", True) and config.model.name != "bicubic":
-        bicubic = score(bicubic_config(config), {}, split)[0]
+        bicubic, bicubic_per_image, _ = score(bicubic_config(config), {}, split)
         rows, extra = [bicubic, row], "\n" + gain_line(row, bicubic)
+        scored.insert(0, (bicubic["Method"], bicubic_per_image))
     table = format_table(rows, legacy) + extra
+    if config.eval.get("per_image", False):
+        table += "\nPer image:\n\n" + per_image_table(split.ids, scored)
     echo(table)
     if workdir is not None:
         out = pathlib.Path(workdir) / "eval"
@@ -222,9 +243,11 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
 
 
 def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
-                     save_images: bool = False, echo=print, weights: str = "ema", dtype: str | None = None) -> dict:
+                     save_images: bool = False, echo=print, weights: str = "ema", dtype: str | None = None,
+                     per_image: bool = False) -> dict:
     """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint): its
-    ``weights`` ('ema' where it kept them, or 'raw'), computing in ``dtype`` (None: ``eval.dtype``)."""
+    ``weights`` ('ema' where it kept them, or 'raw'), computing in ``dtype`` (None: ``eval.dtype``);
+    ``per_image``: each image's rows under the table, whatever ``eval.per_image`` says."""
     workdir = pathlib.Path(workdir)
     if config is not None and config.model.name == "bicubic":
         variables = {}
@@ -233,9 +256,11 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
         if config is not None:  # the run's model with the given data and eval settings
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config
-    if dtype:
+    if dtype or per_image:
         config = config.copy_and_resolve_references()
-        config.eval.dtype = dtype
+        with config.unlocked():  # a run saved before eval.per_image existed lacks the field
+            config.eval.dtype = dtype or config.eval.get("dtype", "float32")
+            config.eval.per_image = per_image or config.eval.get("per_image", False)
     split = load_splits(config, (split_name,))[split_name]
     return evaluate(config, variables, split, workdir, split_name, save_images, echo)
 

@@ -131,9 +131,9 @@ def compress_names(teacher: str = "lkca_net_s0") -> list[str]:
 
 
 def compress(out: pathlib.Path, teacher: str = "lkca_net_s0") -> list[str]:
-    """The paper's compression without retraining: the seed-0 teacher's dense upsampler to its
-    block-diagonal part (grouped g = 8, LKCA-LR's shape) and to the truncated SVD at its 90 % rank,
-    each evaluated as a run of its own. Returns the converted runs' names."""
+    """A compression without retraining (ours; the paper trains LKCA-LR from scratch): the seed-0
+    teacher's dense upsampler to its block-diagonal part (grouped g = 8, LKCA-LR's shape) and to the
+    truncated SVD at its 90 % rank, each evaluated as a run of its own. Returns the converted runs' names."""
     spectrum = out / teacher / "rank" / "rank.json"
     names = compress_names(teacher)
     for name, to in zip(names, ("grouped:8", "svd:90%")):
@@ -269,11 +269,12 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     from lkca_jax.figures import compare_runs
     from lkca_jax.lowrank import rank_report
 
-    done = finished(out, runs + [{"name": n, "group": "compressed", "seed": 0} for n in compress_names()])
+    every = runs + [{"name": n, "group": "compressed", "seed": 0} for n in compress_names()]
+    done = finished(out, every)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     seeds, median = seed_tables(done)
-    parts = [f"# CAVE x4 study ({len(done)} of {len(runs)} runs finished)\n",
+    parts = [f"# CAVE x4 study ({len(done)} of {len(every)} runs finished, the two compressed teachers included)\n",
              "Test split (4 scenes), mean over images; std is the sample standard deviation over seeds.\n",
              "## LKCA-Net, LKCA-LR, LKCA-KD over seeds\n", seeds,
              "## KD ablations (seed 0; the KD seed-0 run is the reference)\n",

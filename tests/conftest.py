@@ -1,5 +1,6 @@
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -18,11 +19,14 @@ XLA_TEST_FLAGS = os.environ["XLA_FLAGS"]
 # One JAX compilation cache for the tests, shared by both xdist workers and every process the tests
 # start: many tests train the same tiny models, and the recipes' tiny runs compile the same metric and
 # evaluation programs. Every program is cached (the default keeps only those taking 1 s), in pytest's
-# own cache folder, least recently used dropped beyond 2 GB; a program's key is its HLO, the flags
-# and the jax version, so a change of code compiles afresh.
+# own cache folder; a program's key is its HLO, the flags and the jax version, so a change of code
+# compiles afresh. No size limit for JAX to enforce: its eviction lists the whole folder at every
+# write (the suite ran several times slower with its ~12,000 entries); pytest_configure empties it
+# instead when it has grown past CACHE_LIMIT over several sessions.
+JAX_CACHE = ROOT / ".pytest_cache" / "jax"
+CACHE_LIMIT = 2 << 30
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(ROOT / ".pytest_cache" / "jax")
-    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(JAX_CACHE)
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 from lkca_jax import hostmem  # noqa: E402  (after the environment JAX reads at import)
@@ -127,6 +131,9 @@ SLOW = (
 
 
 def pytest_configure(config):
+    if not hasattr(config, "workerinput") and JAX_CACHE.is_dir():  # the main process, before any worker
+        if sum(f.stat().st_size for f in JAX_CACHE.iterdir()) > CACHE_LIMIT:
+            shutil.rmtree(JAX_CACHE, ignore_errors=True)
     config.addinivalue_line("markers", "slow: one of the heaviest tests (tests/conftest.py SLOW); "
                                        "CI's second leg skips them")
 

@@ -33,7 +33,7 @@ def numpy_metrics(gt, pred, scale):
 
 def test_evaluate_bicubic_on_the_sample_equals_metrics_by_hand(tmp_path):
     out = subprocess.run([sys.executable, "evaluate.py", "--config", "configs/sample.py:bicubic",
-                          "--workdir", str(tmp_path), "--save_images"],
+                          "--config.eval.per_image=False", "--workdir", str(tmp_path), "--save_images", "--per_image"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "| Method | Param | Flops | MPSNR | MSSIM | SAM | CC | RMSE | ERGAS | s/img |" in out.stdout
@@ -43,6 +43,12 @@ def test_evaluate_bicubic_on_the_sample_equals_metrics_by_hand(tmp_path):
     by_hand = [numpy_metrics(hr.astype(np.float64), imresize_np(lr, 4), 4) for hr, lr in zip(test.hr, test.lr)]
     for k in by_hand[0]:  # per image, then the mean over images (MSSIM: tests/test_metrics.py, skimage)
         assert record["mean"][k] == pytest.approx(np.mean([m[k] for m in by_hand]), rel=1e-4), k
+    # --per_image (over the config's False): each image's MPSNR, SAM and ERGAS under the table
+    header, _, *rows = [line.strip("|").split("|") for line in out.stdout.split("Per image:")[1].strip().splitlines()]
+    assert [c.strip() for c in header] == ["Image", "Bicubic MPSNR", "Bicubic SAM", "Bicubic ERGAS"]
+    assert [r[0].strip() for r in rows] == list(test.ids)
+    for r, m in zip(rows, by_hand, strict=True):
+        assert [float(c) for c in r[1:]] == pytest.approx([m["MPSNR"], m["SAM"], m["ERGAS"]], abs=2e-4)
     pictures = sorted(p.name for p in (tmp_path / "eval" / "images").iterdir())
     assert len(pictures) == 2 * len(test) and all(p.endswith(".png") for p in pictures)
 

@@ -137,7 +137,8 @@ def test_main_job_table_has_bicubic_beside_the_model_and_the_gain(tmp_path):
                           "--config.train.num_steps", "4", "--config.train.log_every_steps", "4"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
+    table, per_image = out.stdout.split("Per image:")
+    lines = table.splitlines()
     rows = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "Method" not in line]
     assert rows == ["Bicubic", "LKCA-Net"]
     gain = [line for line in lines if line.startswith("LKCA-Net against Bicubic: MPSNR ")]
@@ -148,3 +149,11 @@ def test_main_job_table_has_bicubic_beside_the_model_and_the_gain(tmp_path):
     mse = [((hr - imresize_np(lr, 4)) ** 2).mean(axis=(0, 1)) for hr, lr in zip(test.hr, test.lr)]
     by_hand = [np.mean(-10 * np.log10(m)) for m in mse]  # PSNR per band (peak 1), mean over bands
     assert record["bicubic"]["MPSNR"] == pytest.approx(np.mean(by_hand), rel=1e-5)
+    # each test image's row: Bicubic's MPSNR by hand, the model's from the record, their difference
+    header, _, *image_rows = [line.strip("|").split("|") for line in per_image.strip().splitlines()]
+    assert [c.strip() for c in header][:3] == ["Image", "Bicubic MPSNR", "LKCA-Net MPSNR"]
+    assert [r[0].strip() for r in image_rows] == list(test.ids) and len(by_hand) == 2
+    for r, mpsnr in zip(image_rows, by_hand):
+        image = record["per_image"][r[0].strip()]
+        assert float(r[1]) == pytest.approx(mpsnr, abs=1e-4) and float(r[2]) == pytest.approx(image["MPSNR"], abs=1e-4)
+        assert float(r[-1]) == pytest.approx(image["MPSNR"] - mpsnr, abs=2e-4)
