@@ -104,10 +104,11 @@ def format_table(rows: list[dict], legacy_ergas: bool = False, where: list[tuple
 PER_IMAGE = ("MPSNR", "SAM", "ERGAS")  # the per-image table's metrics
 
 
-def per_image_table(ids, scored: list[tuple[str, dict]]) -> str:
+def per_image_table(ids, scored: list[tuple[str, dict]], legacy_ergas: bool = False) -> str:
     """A Markdown table of each image's MPSNR, SAM and ERGAS for each (method, per-image metrics) in
     ``scored``; with two (Bicubic and the model), also the second's MPSNR gain over the first."""
-    cols = ["Image", *(f"{name} {m}" for m in PER_IMAGE for name, _ in scored)]
+    label = {"ERGAS": "ERGAS (ratio 4, legacy)"} if legacy_ergas else {}
+    cols = ["Image", *(f"{name} {label.get(m, m)}" for m in PER_IMAGE for name, _ in scored)]
     cols += ["MPSNR gain (dB)"] if len(scored) == 2 else []
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for n, image in enumerate(ids):
@@ -220,7 +221,7 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
         scored.insert(0, (bicubic["Method"], bicubic_per_image))
     table = format_table(rows, legacy) + extra
     if config.eval.get("per_image", False):
-        table += "\nPer image:\n\n" + per_image_table(split.ids, scored)
+        table += "\nPer image:\n\n" + per_image_table(split.ids, scored, legacy)
     echo(table)
     if workdir is not None:
         out = pathlib.Path(workdir) / "eval"

@@ -102,9 +102,10 @@ SIZES = {
     "tiny": {
         "model": {"model.features": 8, "model.vdsr_features": 8, "model.vdsr_depth": 2,
                   "model.fcnn_widths": "(8,4,3)", "model.sspsr_features": 16, "model.sspsr_blocks": 1,
-                  # 4-5 band groups of 32 (not 16-21 of 8): MSDformer's head has a branch per group,
-                  # and compiling 21 of them took half of a tiny run
-                  "model.sspsr_subs": 32, "model.sspsr_overlap": 8,
+                  # band groups of 24 (2-7 of them, not 5-21 of 8; CAVE's 31 bands still hold one):
+                  # MSDformer's head has a branch per group, and compiling Chikusei's 21 took half of
+                  # a tiny run
+                  "model.sspsr_subs": 24, "model.sspsr_overlap": 6,
                   "model.msdformer_features": 32, "model.msdformer_heads": 4, "model.msdformer_blocks": 1,
                   "model.essa_features": 16},
         "depth": lambda d: max(1, d // 16),
@@ -320,9 +321,11 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
     print(f"shard {i}/{n}: {len(mine) - len(todo)} of {len(mine)} runs done, {len(todo)} to go "
           f"(expected {expected(todo)} on the 2-core CPU, a lower bound)", flush=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    if not (out / "commands.sh").exists():
-        with open(out / "commands.sh", "a") as f:
+    try:  # "x": of two shards starting together, one writes the header
+        with open(out / "commands.sh", "x") as f:
             f.write(f"# recipes/paper.py's runs, each appended as it starts; run them from {ROOT}\n")
+    except FileExistsError:
+        pass
     began, at = time.perf_counter(), commit()
     env = dict(os.environ)
     if tiny:  # most of a tiny run is compiling: the runs share the programs they have in common

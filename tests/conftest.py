@@ -22,7 +22,9 @@ XLA_TEST_FLAGS = os.environ["XLA_FLAGS"]
 # own cache folder; a program's key is its HLO, the flags and the jax version, so a change of code
 # compiles afresh. No size limit for JAX to enforce: its eviction lists the whole folder at every
 # write (the suite ran several times slower with its ~12,000 entries); pytest_configure empties it
-# instead when it has grown past CACHE_LIMIT over several sessions.
+# instead when it has grown past CACHE_LIMIT over several sessions. Without a limit JAX writes an
+# entry in place, unlocked: a process reading it while another writes it gets JAX's warning "Error
+# reading persistent compilation cache entry" and compiles the program itself (JAX's default mode).
 JAX_CACHE = ROOT / ".pytest_cache" / "jax"
 CACHE_LIMIT = 2 << 30
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:

@@ -263,3 +263,15 @@ def test_a_short_split_is_not_padded_to_a_whole_batch(rng, monkeypatch):
     c.model.bands = 3
     per_image, _, _ = evaluation.predict_split(build_model(c), {}, split, 32, 4)
     assert {s[0] for s in seen} == {1} and per_image["MPSNR"].shape == (1,)
+
+
+def test_per_image_table_columns_gain_and_legacy_label():
+    from lkca_jax.evaluation import per_image_table
+
+    bicubic = {"MPSNR": [30.0, 40.0], "SAM": [3.0, 2.0], "ERGAS": [5.0, 4.0]}
+    model = {"MPSNR": [31.5, 39.25], "SAM": [2.5, 2.25], "ERGAS": [4.5, 4.25]}
+    header, _, *rows = per_image_table(["a", "b"], [("Bicubic", bicubic), ("LKCA-Net", model)], True).splitlines()
+    assert header == ("| Image | Bicubic MPSNR | LKCA-Net MPSNR | Bicubic SAM | LKCA-Net SAM | "
+                      "Bicubic ERGAS (ratio 4, legacy) | LKCA-Net ERGAS (ratio 4, legacy) | MPSNR gain (dB) |")
+    assert rows == ["| a | 30.0000 | 31.5000 | 3.0000 | 2.5000 | 5.0000 | 4.5000 | +1.5000 |",
+                    "| b | 40.0000 | 39.2500 | 2.0000 | 2.2500 | 4.0000 | 4.2500 | -0.7500 |"]

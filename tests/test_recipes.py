@@ -7,7 +7,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -98,6 +97,20 @@ def test_every_paper_recipe_command_loads_its_config(table, size, tmp_path):
                         for run in runs if run["seed"] == 0)
         want = {"paper": [4, 8, 16, 32, 48, 64], "cpu": [1, 2, 4, 8, 12, 16], "tiny": [1, 1, 1, 2, 3, 4]}
         assert depths == want[size]
+
+
+@pytest.mark.parametrize("dataset", ["chikusei", "houston", "pavia", "cave"])
+def test_every_tiny_model_builds_at_the_datasets_band_count(dataset, tmp_path):
+    """The tiny size's shared overrides (e.g. SSPSR's and MSDformer's band groups) fit every dataset the
+    recipe knows, down to CAVE's 31 bands: each model is constructed (its checks run), not trained."""
+    from lkca_jax.data.registry import DATASETS
+    from lkca_jax.models import build_model
+
+    r = paper_recipe()
+    for run in r.plan("V", dataset, "tiny", 1, tmp_path, None):
+        config = load_config(str(ROOT / run["config"]), split_overrides(r.command(run)[5:])[1])
+        assert config.model.bands == DATASETS[dataset].bands
+        build_model(config)
 
 
 def test_kd_decay_scaled_to_the_run(tmp_path):
@@ -250,10 +263,16 @@ def test_table_vii_at_tiny_in_two_concurrent_shards(tmp_path):
     out = tmp_path / "t7"
     cmd = [sys.executable, "recipes/paper.py", "--table", "VII", "--scale", "tiny", "--out", str(out)]
     procs = [subprocess.Popen([*cmd, "--shard", shard], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for shard in ("1/2", "2/2")]
-    for proc in procs:
-        output = proc.communicate(timeout=900)[0]
-        assert proc.returncode == 0, output[-3000:]
+                              text=True, start_new_session=True) for shard in ("1/2", "2/2")]
+    try:
+        for proc in procs:
+            output = proc.communicate(timeout=900)[0]
+            assert proc.returncode == 0, output[-3000:]
+    finally:  # a failure or a timeout leaves neither shard (nor its train.py) running
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     assert run_recipe("--table", "VII", "--scale", "tiny", "--report-only", "--out", str(out)).returncode == 0
     report, text = check_report(out, "VII", "pavia")
     assert report["runs"] == 18 and "not finished" not in text
@@ -278,21 +297,24 @@ def test_a_kd_run_waits_for_its_teacher_from_another_shard(tmp_path, monkeypatch
         return 0
 
     monkeypatch.setattr(r.subprocess, "call", train)
+    looks = []
+    marker = r.failed_marker
 
-    def teacher_finishes():
-        time.sleep(0.5)
-        teacher.parent.mkdir(parents=True)
-        teacher.write_text("{}")
+    def other_shard(out, name):  # the waiting shard looks for a failure; the third time, the teacher is done
+        looks.append(name)
+        if len(looks) == 3:
+            teacher.parent.mkdir(parents=True)
+            teacher.write_text("{}")
+        return marker(out, name)
 
-    other_shard = threading.Thread(target=teacher_finishes)
-    other_shard.start()
+    monkeypatch.setattr(r, "failed_marker", other_shard)
     r.run_all([kd], tmp_path)
-    other_shard.join()
-    assert started == [True] and "waiting for its teacher" in capsys.readouterr().out
+    assert looks[:3] == [kd["teacher"]] * 3 and started == [True]
+    assert "waiting for its teacher" in capsys.readouterr().out
     assert r.finished(tmp_path, kd["name"])
 
     failing = {**kd, "name": "chikusei_x4_kd_other_s0", "teacher": "chikusei_x4_net_other_s0"}
-    r.failed_marker(tmp_path, failing["teacher"]).write_text("exit 1\n")
+    marker(tmp_path, failing["teacher"]).write_text("exit 1\n")
     with pytest.raises(r.RunFailed, match="chikusei_x4_net_other_s0 failed in another shard"):
         r.run_all([failing], tmp_path)
     assert len(started) == 1
