@@ -189,8 +189,10 @@ def _replace_at(tree: dict, path: tuple[str, ...], value) -> dict:
 
 def plot_cumulative(spectra: dict, path, first: int | None = None) -> None:
     """The paper's Fig. 4: normalised cumulative singular values of each run (the first ``first``
-    indices; all by default), each run's 90 % rank marked on its curve and named in the legend (outside the axes, so
-    that nine curves stay readable: ten colours, three dash styles), written atomically as a PNG."""
+    indices; all by default), each run's 90 % rank marked on its curve and named in the legend (outside
+    the axes, so that nine curves stay readable: ten colours, three dash styles), written atomically as
+    a PNG. One matrix: against the singular value's index; several: against the index as a fraction
+    of each matrix's number of singular values, so that matrices of different sizes compare."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,16 +203,18 @@ def plot_cumulative(spectra: dict, path, first: int | None = None) -> None:
     n = len(spectra)
     fig, ax = plt.subplots(figsize=(6 + (3.5 if n > 3 else 0), 4 + 0.12 * max(n - 8, 0)), dpi=120)
     colours, styles = plt.get_cmap("tab10"), ("-", "--", "-.")
+    relative = n > 1
     for i, (name, sp) in enumerate(spectra.items()):
         c = np.asarray(sp["cumulative"])[:first]
-        r90 = sp["rank90"]
-        line, = ax.plot(np.arange(1, len(c) + 1), c, color=colours(i % 10), ls=styles[(i // 10) % 3], lw=1.2,
-                        label=f"{name}: 90% at {r90} of {min(sp['shape'])}")
+        r90, size = sp["rank90"], len(sp["cumulative"])
+        x = np.arange(1, len(c) + 1) / (size if relative else 1)
+        line, = ax.plot(x, c, color=colours(i % 10), ls=styles[(i // 10) % 3], lw=1.2,
+                        label=f"{name}: 90% at {r90} of {size}")
         if r90 <= len(c):
-            ax.plot([r90], [c[r90 - 1]], "o", ms=5, mfc="white", color=line.get_color())
+            ax.plot([x[r90 - 1]], [c[r90 - 1]], "o", ms=5, mfc="white", color=line.get_color())
     ax.axhline(0.9, color="k", ls=":", lw=0.8)
     ax.text(ax.get_xlim()[1], 0.9, " 90%", va="center", ha="left", fontsize=8)
-    ax.set_xlabel("singular value index")
+    ax.set_xlabel("singular value index / number of singular values" if relative else "singular value index")
     ax.set_ylabel("normalised cumulative sum")
     ax.set_title("Upsampler weight spectrum (o: 90% rank)")
     ax.set_ylim(0, 1.02)
