@@ -129,6 +129,18 @@ SLOW = (
     "test_distillation.py::test_student_can_start_from_the_teachers_backbone",
     "test_distillation.py::test_teacher_frozen_student_trained",
     "test_precision.py::test_low_precision_forward_agrees_with_float32[sspsr-bfloat16]",
+    # issue 32's session: the tables' tiny runs took leg 1 past its share; these leave leg 2 with a
+    # lighter sibling each (the forward at float16, the float16 overflow step, the rank/lowrank
+    # commands, VDSR's and LKCA's builds, the allocator's opt-out, the sr command's other failures)
+    "test_methods.py::test_every_method_builds_counts_and_names_itself[essaformer]",
+    "test_methods.py::test_every_method_builds_counts_and_names_itself[sspsr]",
+    "test_precision.py::test_low_precision_forward_agrees_with_float32[net-bfloat16]",
+    "test_precision.py::test_a_float16_run_with_ema_logs_its_scale_and_serves_the_ema",
+    "test_precision.py::test_accumulated_micro_batches_equal_one_batch",
+    "test_precision.py::test_parameters_stay_float32_after_a_bfloat16_step",
+    "test_baselines.py::test_tiny_trained_runs_rank_and_lowrank[vdsr]",
+    "test_hostmem.py::test_freed_buffers_are_reused_not_faulted_in_again",
+    "test_failures.py::test_sr_killed_then_rerun_leaves_no_temporary_file_and_sigterm_cleans_up",
 )
 
 
