@@ -71,7 +71,7 @@ class _ProtocolBuilder:
 
     DATASET = ""  # a key of lkca_jax.data.registry.DATASETS
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The paper's protocol (RECONSTRUCTION.md section 5)."}
+    RELEASE_NOTES = {"1.0.0": "The paper's protocol (docs/design.md section 6)."}
     BUILDER_CONFIGS = [ScaleConfig(name=f"x{r}", description=f"x{r} super-resolution pairs", scale=r)
                        for r in SCALES]
     DEFAULT_CONFIG_NAME = "x4"
