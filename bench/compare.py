@@ -108,7 +108,7 @@ def inference_pair(c, batch: int, size: int):
 
 
 def kd_torch_loss(s, t):
-    """L1 + gradient loss + (1 - cosine) on NCHW features (RECONSTRUCTION.md section 3)."""
+    """L1 + gradient loss + (1 - cosine) on NCHW features (docs/design.md section 4.3)."""
     cos = (s * t).sum(1) / torch.clamp(s.norm(dim=1) * t.norm(dim=1), min=1e-12)
     g = torch_ref.gradient_magnitude
     return (s - t).abs().mean() + (g(s) - g(t)).abs().mean() + (1 - cos.mean())

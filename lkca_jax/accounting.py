@@ -1,4 +1,4 @@
-"""Parameter and FLOP counts in the paper's convention: fvcore's (BASELINES.md section 4.3).
+"""Parameter and FLOP counts in the paper's convention: fvcore's (docs/design.md section 9).
 
 * params: trainable parameters only (the ``params`` collection), as
   ``sum(p.numel() for p in model.parameters())`` in PyTorch.

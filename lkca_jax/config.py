@@ -67,7 +67,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.name = method.architecture
     m.bands = bands
     m.scale = scale
-    # LKCA-Net (RECONSTRUCTION.md section 2).
+    # LKCA-Net (docs/design.md section 3).
     m.features = 128
     m.depth = 16
     m.upsampler = "dense"
@@ -97,7 +97,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # channels per pixel, then a per-channel affine) or 'batch' (BatchNorm, statistics synced over the
     # data axis). Default 'layer', the paper's model as its Flops column shows it: fvcore counts it 0
     # and every LKCA entry comes out exact, where BatchNorm's 2 per element misses 7 of 18 in the third
-    # decimal (RECONSTRUCTION.md section 2). On real data it trained far worse in the one comparison
+    # decimal (docs/design.md section 3.3). On real data it trained far worse in the one comparison
     # made on the sample (720 steps: 0.55 dB below Bicubic against 0.80 dB above with 'batch';
     # docs/benchmarks.md), and again in the CAVE study (docs/results.md: 0.97 dB below BatchNorm, one
     # seed each, a gap ten times the seed spread). So configs/sample.py and configs/cave.py, the
@@ -112,24 +112,24 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.vdsr_features = 64
     m.vdsr_depth = 18
     m.vdsr_residual = True  # choice: VDSR's global residual, here the bicubic image
-    # 3D-FCNN baseline (BASELINES.md section 2.4).
+    # 3D-FCNN baseline (docs/design.md section 8.4).
     m.fcnn_widths = (64, 32, 9)
     m.fcnn_taps = 3  # spectral extent of its first and last kernels: (3,9,9) and (3,5,5)
     m.fcnn_residual = True  # choice: add the bicubic image, as VDSR and LKCA-Net do
-    # SSPSR (BASELINES.md section 2.1; its demo.sh).
+    # SSPSR (docs/design.md section 8.1; its demo.sh).
     m.sspsr_features = 256
     m.sspsr_blocks = 3
     m.sspsr_subs = 8  # bands per group
     m.sspsr_overlap = 2  # bands shared by neighbouring groups
     m.sspsr_res_scale = 0.1
     m.sspsr_reduction = 16  # channel attention
-    # MSDformer (BASELINES.md section 2.2; its demo.sh). Its head splits the bands as SSPSR does and
+    # MSDformer (docs/design.md section 8.2; its demo.sh). Its head splits the bands as SSPSR does and
     # its attention blocks reduce as SSPSR's: sspsr_subs, sspsr_overlap and sspsr_reduction apply.
     m.msdformer_features = 240
     m.msdformer_blocks = 4  # DCTMs
     m.msdformer_heads = 6
     m.msdformer_mlp_ratio = 4.0
-    # ESSAformer (BASELINES.md section 2.3; ESSA(inch=C, dim=256, upscale=r)).
+    # ESSAformer (docs/design.md section 8.3; ESSA(inch=C, dim=256, upscale=r)).
     m.essa_features = 256
     m.essa_dropout = 0.2  # Dropout2d inside Convup/Convdown, training only
     # MSDformer and ESSAformer, not their published models (ours, off by default): add the bicubic
@@ -137,7 +137,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # as in LKCA-Net, VDSR and 3D-FCNN here. Same parameters as published (docs/results.md).
     m.bicubic_residual = False
 
-    # Data (RECONSTRUCTION.md section 5; lkca_jax/data/protocols.py). Dataset files set the rest.
+    # Data (docs/design.md section 6; lkca_jax/data/protocols.py). Dataset files set the rest.
     d = c.data = ml_collections.ConfigDict()
     d.protocol = dataset  # the registry entry (lkca_jax/data/registry.py): its layout, crop and test images
     # Where the splits come from: 'files' (read and cut the downloaded files at every start) or 'tfds'
@@ -159,7 +159,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     d.test_scenes = ()
     d.update(entry.data_fields())
 
-    # Training (RECONSTRUCTION.md sections 3 and 4; lkca_jax/training.py).
+    # Training (docs/design.md sections 4 and 5; lkca_jax/training.py).
     t = c.train = ml_collections.ConfigDict()
     t.seed = 0  # parameters, drop path and the epoch order
     t.batch_size = 32  # global, over all devices and processes (MSDformer: 32)
@@ -207,7 +207,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.init_from = ""
     t.init_parts = "all"  # all | backbone
 
-    # Distillation, the kd variant (RECONSTRUCTION.md section 3; lkca_jax/distillation.py).
+    # Distillation, the kd variant (docs/design.md section 4.3; lkca_jax/distillation.py).
     k = c.teacher = ml_collections.ConfigDict()
     k.workdir = ""  # a trained LKCA-Net run (same bands and scale, any depth)
     k.which = "best"  # its best-validation or last checkpoint

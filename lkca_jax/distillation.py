@@ -1,4 +1,4 @@
-"""Feature-alignment distillation (LKCA-KD, RECONSTRUCTION.md section 3).
+"""Feature-alignment distillation (LKCA-KD, docs/design.md section 4.3).
 
 The student (LKCA-LR) is trained with ``L_sup + lambda(epoch) * L_KD`` where
 ``L_KD`` aligns its post-PixelShuffle feature map with a frozen teacher's

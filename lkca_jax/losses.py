@@ -1,4 +1,4 @@
-"""Training losses (RECONSTRUCTION.md section 3, BASELINES.md section 3) on (N, H, W, C) batches.
+"""Training losses (docs/design.md sections 4 and 5.2) on (N, H, W, C) batches.
 
 Supervised, chosen by ``train.loss``: ``hloss``, MSDformer's HLoss ``l1 + sam_weight * SAM +
 grad_weight * L1(G(y), G(gt))`` (paper: 1, 0.5, 0.1); ``mse``, the mean squared error VDSR's and

@@ -1,4 +1,4 @@
-"""The upsampler's low rank (RECONSTRUCTION.md section 2, the paper's Section III-C and Fig. 4).
+"""The upsampler's low rank (docs/design.md section 3.4, the paper's Section III-C and Fig. 4).
 
 The upsampler kernel, Flax ``(k, k, F, O)`` (O = C*r*r for LKCA-Net), is read as the paper's
 ``O x (F*k*k)`` matrix. :func:`spectrum` gives its singular values, their normalised cumulative

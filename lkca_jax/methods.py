@@ -114,13 +114,13 @@ ARCHITECTURES = {
     "bicubic": Architecture("lkca_jax.models.baselines:build_bicubic"),
 }
 
-# SSPSR's recipe as its code sets it (BASELINES.md section 3): Adam 1e-4, x0.1 every 30 epochs (its
+# SSPSR's recipe as its code sets it (docs/design.md section 5.2): Adam 1e-4, x0.1 every 30 epochs (its
 # epochs count from 1, so it decays one epoch before ours), 40 epochs, batch 32, its own loss.
 SSPSR_RECIPE = {"optimizer": "adam", "learning_rate": 1e-4, "schedule": "step", "step_decay_epochs": 30,
                 "step_decay_rate": 0.1, "num_epochs": 40, "batch_size": 32,
                 "loss": "sspsr"}
 
-# MSDformer's (BASELINES.md section 3): Adam 5e-5 (its argparse default), x0.1 every 150 epochs, 300
+# MSDformer's (docs/design.md section 5.2): Adam 5e-5 (its argparse default), x0.1 every 150 epochs, 300
 # epochs, batch 32, HLoss (the base config's loss, which is MSDformer's).
 MSDFORMER_RECIPE = {"optimizer": "adam", "learning_rate": 5e-5, "schedule": "step", "step_decay_epochs": 150,
                     "step_decay_rate": 0.1, "num_epochs": 300, "batch_size": 32, "loss": "hloss"}
@@ -130,7 +130,7 @@ METHODS = {m.name: m for m in (
     Method("lr", "LKCA-LR", "lkca", model={"upsampler": "grouped"}),
     Method("kd", "LKCA-KD", "lkca", model={"upsampler": "grouped"}, teacher=True),
     Method("vdsr", "VDSR", "vdsr"),
-    # its paper's loss (Mei et al. 2017; BASELINES.md section 3): on the sample, with the main job's
+    # its paper's loss (Mei et al. 2017; docs/design.md section 5.2): on the sample, with the main job's
     # budget, HLoss left it 0.13 dB below Bicubic and MSE 0.22 dB above (docs/results.md)
     Method("fcnn3d", "3D-FCNN", "fcnn3d", train={"loss": "mse"}),
     # its convs keep PyTorch's default init, the trunk upsampler included (no bicubic residual to start from)

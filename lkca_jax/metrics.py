@@ -1,6 +1,6 @@
 """Image-quality metrics of the paper's tables, in JAX, batched over images.
 
-Conventions (RECONSTRUCTION.md section 6, the SSPSR/MSDformer evaluation code):
+Conventions (docs/design.md section 7, the SSPSR/MSDformer evaluation code):
 arrays are (..., H, W, C) with data range 1; every metric is computed per image
 (the leading axes are a batch) and the table reports the mean over images;
 predictions are not clipped.

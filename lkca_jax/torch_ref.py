@@ -1,7 +1,7 @@
 """An independent PyTorch reference of every architecture (NCHW), for cross-checks and ONNX.
 
-LKCA-Net and LKCA-LR are written from RECONSTRUCTION.md section 2, VDSR, 3D-FCNN, SSPSR,
-MSDformer and ESSAformer from BASELINES.md section 2, with PyTorch's own layers
+LKCA-Net and LKCA-LR are written from docs/design.md section 3, VDSR, 3D-FCNN, SSPSR,
+MSDformer and ESSAformer from docs/design.md section 8, with PyTorch's own layers
 (``nn.Conv2d(groups=...)``, ``nn.BatchNorm2d``, ``nn.PixelShuffle``, ``nn.GELU``) and a MATLAB
 bicubic residual built as two interpolation matrices (MATLAB's ``imresize`` weights, symmetric
 borders). Module names follow the Flax modules' (SSPSR's, MSDformer's and ESSAformer's: their
@@ -217,7 +217,7 @@ class VDSR(nn.Module):
 
 
 class FCNN3D(nn.Module):
-    """3D-FCNN as the paper used it (BASELINES.md section 2.4): (N, C, h, w) viewed as (N, C, 1, h, w),
+    """3D-FCNN as the paper used it (docs/design.md section 8.4): (N, C, h, w) viewed as (N, C, 1, h, w),
     Conv3d C->64 (taps,9,9), 64->32 and 32->9 (1x1x1), each with ReLU, then Conv3d 9->C*r*r
     (taps,5,5) and PixelShuffle(r); plus the bicubic image when ``fcnn_residual``."""
 
@@ -294,7 +294,7 @@ class BranchUnit(nn.Module):
 
 
 class SSPSR(nn.Module):
-    """SSPSR with the public code's module names (BASELINES.md section 2.1), written from its layer
+    """SSPSR with the public code's module names (docs/design.md section 8.1), written from its layer
     list; ``forward(x, lms=None)``: ``lms``, the bicubic image the public code takes as a second
     input, is made here with MATLAB's bicubic when not given. Returns (sr, trunk features)."""
 
@@ -388,7 +388,7 @@ class MSAMG(nn.Module):
 
 
 class DeformConv2d(nn.Module):
-    """Deformable conv v1, 3x3, no bias, as BASELINES.md section 2.2 describes MSDformer's: offsets
+    """Deformable conv v1, 3x3, no bias, as docs/design.md section 8.2 describes MSDformer's: offsets
     ``p_conv`` (rows for taps 0..8, then columns), sample points in the coordinates of the input
     zero-padded by 1, clamped to that padded extent with their floor and floor+1 neighbours,
     bilinear weights; the 9 samples tiled into a (3h, 3w) map and a stride-3 conv ``conv``."""
@@ -471,7 +471,7 @@ class DCTM(nn.Module):
 
 
 class MSDformer(nn.Module):
-    """MSDformer with the public code's module names (BASELINES.md section 2.2), written from its
+    """MSDformer with the public code's module names (docs/design.md section 8.2), written from its
     layer list; ``forward(x, lms=None)`` as SSPSR's. Returns (sr, upsampler output)."""
 
     def __init__(self, m, groups: int):
@@ -550,7 +550,7 @@ class BlockUp(nn.Module):
 
 
 class ESSA(nn.Module):
-    """ESSAformer with ``ESSA.py``'s module names (BASELINES.md section 2.3), written from its layer
+    """ESSAformer with ``ESSA.py``'s module names (docs/design.md section 8.3), written from its layer
     list. ``forward(x)`` -> (sr, x5), x5 the HR map ``conv_last`` reads."""
 
     def __init__(self, m, groups: int):
@@ -567,7 +567,7 @@ class ESSA(nn.Module):
 
 
 def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
-    """G(x) of RECONSTRUCTION.md section 3 on (N, C, H, W): forward differences along the
+    """G(x) of docs/design.md section 4.1 on (N, C, H, W): forward differences along the
     spectrum, H and W, all on the [1:, 1:, 1:] sub-cube, sqrt(sum of squares + 1e-6)."""
     core = x[:, 1:, 1:, 1:]
     dc = core - x[:, :-1, 1:, 1:]

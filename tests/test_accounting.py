@@ -63,7 +63,7 @@ def test_kd_counts_as_lr_and_bicubic_is_free():
 @pytest.mark.parametrize("norm,per_pixel", [("layer", 54_528 + 384), ("batch", 54_528 + 384 + 2 * 2 * 128)])
 def test_hand_derived_block_cost(norm, per_pixel):
     # One LKB at F = 128: 74,776 parameters; per LR pixel 54,528 MACs of convs and 384 for the SE's
-    # pooling (RECONSTRUCTION.md section 2), plus 2 per element for each of two BatchNorms; plus the
+    # pooling (docs/design.md section 3.2), plus 2 per element for each of two BatchNorms; plus the
     # SE's two dense layers (384*24 + 24*384 per image). The hand-written LayerNorm costs 0.
     a, b = (counts("chikusei", 4, "net", depth=d, norm=norm) for d in (1, 2))
     assert b["params"] - a["params"] == 74_776
@@ -135,7 +135,7 @@ def test_fvcore_on_the_pytorch_reference_agrees_exactly(dataset, scale, variant,
 
 
 def test_parameters_by_part_the_papers_fig1(tmp_path):
-    """`count --parts`: each part hand-summed from BASELINES.md section 2 at Chikusei x4 (C = 128)."""
+    """`count --parts`: each part hand-summed from docs/design.md section 8 at Chikusei x4 (C = 128)."""
     def run(*methods, json_out=False):
         args = [f"--config=configs/chikusei.py:x4,{m}" for m in methods] + (["--json"] if json_out else [])
         return subprocess.run([sys.executable, "-m", "lkca_jax", "count", *args, "--parts", str(tmp_path / "fig1.png")],

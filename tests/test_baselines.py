@@ -1,4 +1,4 @@
-"""VDSR, 3D-FCNN and SSPSR (BASELINES.md section 2): the Flax models against their PyTorch
+"""VDSR, 3D-FCNN and SSPSR (docs/design.md section 8): the Flax models against their PyTorch
 references on a real cube (outputs, gradients, both conversions), SSPSR's public state-dict layout,
 its loss against a NumPy computation, and ``rank``/``lowrank`` on each one's upsampler."""
 
@@ -48,7 +48,7 @@ def real_lr(bands, scale, size=10):
 
 
 def test_group_starts_are_sspsr_s():
-    # BASELINES.md section 2.0: Chikusei G = 21 ending at 120, Houston 8 and Pavia 17 shifted back.
+    # docs/design.md section 8.0: Chikusei G = 21 ending at 120, Houston 8 and Pavia 17 shifted back.
     assert group_starts(128) == list(range(0, 121, 6))
     assert group_starts(48) == [0, 6, 12, 18, 24, 30, 36, 40]
     assert len(group_starts(102)) == 17 and group_starts(102)[-1] == 94
@@ -186,7 +186,7 @@ def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
 
 def public_sspsr_keys(c) -> set[str]:
     """The state-dict names of SSPSR's public code (SSPSR.py and common.py at the commit in
-    BASELINES.md), written out from its module structure."""
+    docs/design.md section 8.0), written out from its module structure."""
     m = c.model
     keys = {"skip_conv", "final", "branch.head", "branch.tail", "trunk.head", "trunk.upsample.0"}
     keys |= {f"branch.upsample.{2 * j}" for j in range(int(np.log2(m.scale // 2)))}
@@ -199,7 +199,7 @@ def public_sspsr_keys(c) -> set[str]:
 
 
 def public_msdformer_keys(c) -> set[str]:
-    """MSDformer.py and common.py (BASELINES.md's commit): MSAMG ``head`` (shared DCAM ``IG``,
+    """MSDformer.py and common.py (the commit of docs/design.md section 8.0): MSAMG ``head`` (shared DCAM ``IG``,
     per-group ``spc``/``middle``, ``tail``), ``body`` DCTMs, ``middle`` convs, ``skip_conv``,
     ``upsample``, ``tail``."""
     m = c.model
@@ -219,7 +219,7 @@ def public_msdformer_keys(c) -> set[str]:
 
 
 def public_essaformer_keys(c) -> set[str]:
-    """ESSA.py (BASELINES.md's commit): ``conv_first``, ``blockup`` (``convup``/``convdown`` with
+    """ESSA.py (the commit of docs/design.md section 8.0): ``conv_first``, ``blockup`` (``convup``/``convdown`` with
     ``norm``, ``attn.lnqkv``, ``attn.ln`` and their conv Sequential, ``convupsample``,
     ``convdownsample``), ``conv_last``."""
     stages = int(np.log2(c.model.scale))

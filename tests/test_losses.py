@@ -1,4 +1,4 @@
-"""Losses against a float64 NumPy transcription of RECONSTRUCTION.md section 3."""
+"""Losses against a float64 NumPy transcription of docs/design.md section 4."""
 
 import numpy as np
 import pytest

@@ -14,7 +14,7 @@ from lkca_jax.ops.imresize import imresize_np
 
 
 def reference(gt, pred, scale, ratio=None):
-    """Written from RECONSTRUCTION.md section 6, in float64."""
+    """Written from docs/design.md section 7, in float64."""
     gt, pred = gt.astype(np.float64), pred.astype(np.float64)
     c = gt.shape[2]
     mse = ((gt - pred) ** 2).mean(axis=(0, 1))

@@ -33,14 +33,16 @@ def test_registered_names_and_configs():
 
 def test_cave_builder_prepares_all_16_scenes_without_tensorflow(tmp_path):
     """No example cap: the whole of CAVE x4 (2475 patches, ~1.3 GB of float32) goes past TFDS's 1 GB
-    in-memory shuffle, so the builder writes the training split in parts; no TensorFlow is needed."""
+    in-memory shuffle, which needs TensorFlow past it; the builder generates the training split in
+    parts and makes them one split, "train", read with TFDS's own data_source: no TensorFlow."""
     import sys
 
     cave = shared_data("cave")
     b = prepare(builders.Cave, 4, tmp_path, cave, per_split=None)
-    layout = b.info.metadata["splits"]
-    assert layout["train"]["parts"] == ["train_0", "train_1"] and sum(layout["train"]["sizes"]) == 2475
-    assert set(b.info.splits) == {"train_0", "train_1", "validation", "test"}
+    assert set(b.info.splits) == {"train", "validation", "test"}
+    train_info = b.info.splits["train"]
+    assert train_info.num_examples == 2475 and train_info.num_bytes > 1 << 30 and train_info.num_shards >= 2
+    assert not list(b.data_path.glob("*train_*"))  # no part left beside the split
     assert "tensorflow" not in sys.modules
     # Read back through tfds.data_source, no TensorFlow.
     test = by_id(tfds.data_source("cave/x4", data_dir=str(tmp_path), split="test"))
@@ -49,13 +51,22 @@ def test_cave_builder_prepares_all_16_scenes_without_tensorflow(tmp_path):
     np.testing.assert_allclose(item["hr"], gt, rtol=0, atol=1e-7)
     np.testing.assert_allclose(item["lr"], imresize_np(gt, 0.25), atol=1e-6)
     assert item["scale"] == 4 and item["norm"] == 65535.0
-    train = by_id(b.as_data_source(split="train_0"))
-    name, item = next(iter(train.items()))
-    scene, window = name.split("/")
-    top, left = (int(v) for v in window.split("_")[:2])
-    assert scene == "balloons" and item["hr"].shape == (64, 64, 31) and item["lr"].shape == (16, 16, 31)
-    np.testing.assert_allclose(item["hr"], read(cave / "balloons_ms")[top:top + 64, left:left + 64]
-                               / 65535.0, atol=1e-7)
+    # A fresh reader of split="train", as a TFDS user would open it: every patch, in window order
+    # (the ids the metadata records), the first and the last (past the first part) as cut from
+    # their scenes.
+    train = tfds.data_source("cave/x4", data_dir=str(tmp_path), split="train")
+    ids = b.info.metadata["splits"]["train"]["ids"]
+    assert len(train) == 2475 == len(ids)
+    for i in (0, len(train) - 1):
+        item = train[i]
+        assert item["id"].decode() == ids[i]
+        scene, window = ids[i].split("/")
+        top, left = (int(v) for v in window.split("_")[:2])
+        assert item["hr"].shape == (64, 64, 31) and item["lr"].shape == (16, 16, 31)
+        np.testing.assert_allclose(item["hr"], read(cave / f"{scene}_ms")[top:top + 64, left:left + 64]
+                                   / 65535.0, atol=1e-7)
+    assert ids[0].startswith("balloons/") and not ids[-1].startswith("balloons/")
+    assert "tensorflow" not in sys.modules
 
 
 def test_chikusei_builder_on_a_full_size_standin(tmp_path):
@@ -78,13 +89,17 @@ def test_chikusei_builder_on_a_full_size_standin(tmp_path):
     first = test["chikusei/0_0_512x512"]
     np.testing.assert_allclose(first["hr"][:, :96], block[:512] / peak, atol=1e-7)
     assert first["norm"] == peak and not first["hr"][:, 96:].any()
-    first_part = b.info.metadata["splits"]["train"]["parts"][0]  # ~7 GB of patches: written in parts
-    assert first_part == "train_0"
-    for name, item in by_id(b.as_data_source(split=first_part)).items():
+    # ~7 GB of patches, generated in parts (each capped at 2 examples here), read as one split
+    assert set(b.info.splits) == {"train", "validation", "test"} and b.info.splits["train"].num_shards > 1
+    train = by_id(b.as_data_source(split="train"))
+    for name, item in train.items():
         top, left = (int(v) for v in name.split("/")[1].split("_")[:2])
         assert top >= 512  # below the test strip
-        np.testing.assert_allclose(item["hr"][:, :max(0, 96 - left)],
-                                   block[top:top + 64, left:96][:, :64] / peak, atol=1e-7)
+        want = np.zeros((64, min(64, max(0, 96 - left)), 128))  # the stand-in's data ends at crop row 700
+        rows = block[top:top + 64, left:96][:, :64]
+        want[:len(rows)] = rows
+        np.testing.assert_allclose(item["hr"][:, :want.shape[1]], want / peak, atol=1e-7)
+    assert max(int(n.split("/")[1].split("_")[0]) for n in train) > 1024  # windows from later parts
 
 
 def test_pavia_and_houston_standins(tmp_path):

@@ -1,4 +1,4 @@
-"""The paper's data protocols (RECONSTRUCTION.md section 5) as pure functions.
+"""The paper's data protocols (docs/design.md section 6) as pure functions.
 
 A protocol maps a scene's shape (or a list of scenes) to named splits, each a
 list of :class:`Window` crops of the high-resolution cube; nothing is copied

@@ -1,4 +1,4 @@
-"""The datasets this library knows: one registry entry each (RECONSTRUCTION.md section 5), the
+"""The datasets this library knows: one registry entry each (docs/design.md section 6), the
 tables of ``datasets.toml`` beside this file.
 
 An entry holds every fact about a dataset that code needs: its band count, the files a user

@@ -2,7 +2,7 @@
 attention product the FLOP counter sees.
 
 fvcore counts ``@``/``matmul``/``einsum`` in attention (the product of the dimensions;
-BASELINES.md section 4.3) while the counter here sees Flax module calls; :class:`Einsum` is an
+docs/design.md section 9.3) while the counter here sees Flax module calls; :class:`Einsum` is an
 ``einsum`` as a module, so :mod:`lkca_jax.accounting` counts it as fvcore does.
 """
 

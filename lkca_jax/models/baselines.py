@@ -26,7 +26,7 @@ HE = nn.initializers.he_normal()
 
 
 class VDSR(UpsamplerSettings):
-    """VDSR as the paper configures it (BASELINES.md section 2.5): Conv3x3 C->64 + ReLU,
+    """VDSR as the paper configures it (docs/design.md section 8.5): Conv3x3 C->64 + ReLU,
     18 x (Conv3x3 64->64 + ReLU), Conv3x3 64->C*r*r, PixelShuffle, all without bias, plus the
     bicubic residual (VDSR's global residual learning).
 
@@ -63,7 +63,7 @@ class VDSR(UpsamplerSettings):
 
 
 class FCNN3D(UpsamplerSettings):
-    """3D-FCNN as the paper used it (BASELINES.md section 2.4): Mei et al.'s 64-32-9 stack on the LR
+    """3D-FCNN as the paper used it (docs/design.md section 8.4): Mei et al.'s 64-32-9 stack on the LR
     cube with the bands as ``Conv3d`` input channels over a depth-1 axis, kernels (3,9,9), 1, 1 and
     (3,5,5) with ReLUs between, the last emitting C*r*r channels for PixelShuffle(r).
 

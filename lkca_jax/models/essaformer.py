@@ -1,4 +1,4 @@
-"""ESSAformer (Zhang et al. 2023) as its public ``ESSA.py`` builds it (BASELINES.md section 2.3).
+"""ESSAformer (Zhang et al. 2023) as its public ``ESSA.py`` builds it (docs/design.md section 8.3).
 
     lr (N,h,w,C) -> x0 = conv_first (3x3 C -> F)
                  -> x1 = Convup(Up(x0));        x2 = Convdown(Down(x1) + x0)

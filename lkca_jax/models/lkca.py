@@ -1,4 +1,4 @@
-"""LKCA-Net, LKCA-LR and the SVD variant (RECONSTRUCTION.md section 2).
+"""LKCA-Net, LKCA-LR and the SVD variant (docs/design.md section 3).
 
     x (N,h,w,C) -> head Conv3x3 C->F -> depth x LKB -> upsampler F->C*r*r
                 -> PixelShuffle(r) = features;  sr = features + imresize(x, r)

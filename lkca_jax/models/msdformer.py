@@ -1,4 +1,4 @@
-"""MSDformer (Chen et al. 2023) as its public code builds it (BASELINES.md section 2.2).
+"""MSDformer (Chen et al. 2023) as its public code builds it (docs/design.md section 8.2).
 
     lr (N,h,w,C) -> MSAMG head: G overlapping 8-band groups, each through one shared DCAM (three
                     dilated 3x3 convs with one shared PReLU, summed; a residual block), then its own

@@ -1,4 +1,4 @@
-"""SSPSR (Jiang et al. 2020) as its public code builds it (BASELINES.md section 2.1).
+"""SSPSR (Jiang et al. 2020) as its public code builds it (docs/design.md section 8.1).
 
     lr (N,h,w,C) -> G overlapping 8-band groups, each through one shared branch
                     (head, SSPN, PixelShuffle stages to r/2, tail back to 8 bands)

@@ -11,7 +11,7 @@ upsampler of most networks; one module here is what makes ``model.upsampler``, `
 in :mod:`lkca_jax.methods`).
 
 ``taps`` > 0 allocates 3-D kernels ``(taps, k, k, F/g, O)`` over a depth-1 axis, as 3D-FCNN's
-``Conv3d`` layers are (BASELINES.md section 2.4): only the centre tap ever meets data, the others
+``Conv3d`` layers are (docs/design.md section 8.4): only the centre tap ever meets data, the others
 multiply the depth axis's zero padding, but they are parameters and fvcore counts their
 multiply-adds, so they are kept for the Param and Flops columns.
 """

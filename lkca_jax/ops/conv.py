@@ -316,7 +316,7 @@ class Conv(nn.Module):
     """2-D convolution with ``nn.Conv``'s parameter shapes and a selectable implementation.
 
     ``taps`` > 0 (odd) makes it PyTorch's ``Conv3d`` with kernel ``(taps, k, k)`` and depth padding
-    ``taps // 2`` on a depth-1 input, as 3D-FCNN's layers are (BASELINES.md section 2.4): the kernel
+    ``taps // 2`` on a depth-1 input, as 3D-FCNN's layers are (docs/design.md section 8.4): the kernel
     is ``(taps, k, k, Cin/g, Cout)``, but only its centre tap meets data (the others meet the depth
     padding's zeros, so they never change the output and their gradient is zero); they exist to be
     counted, and this computes only the centre tap. ``taps=0``: a 2-D conv."""

@@ -6,7 +6,7 @@ in row-major (i, j) order), tap (i, j) of output pixel (y, x) reads the input at
 
     (y + i - (k-1)/2 + dy, x + j - (k-1)/2 + dx)
 
-by bilinear interpolation (BASELINES.md section 2.2). The public code works in the coordinates of
+by bilinear interpolation (docs/design.md section 8.2). The public code works in the coordinates of
 the input zero-padded by (k-1)/2, clamps the point and its floor/floor+1 neighbours to that padded
 extent and bilinearly weights the four neighbours. Because the padding ring is zero, that equals
 bilinear sampling with zeros everywhere outside the image, values and gradients (a clamped point

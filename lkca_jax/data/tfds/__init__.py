@@ -11,14 +11,16 @@ window), ``scale`` and ``norm`` (the constant the scene was divided by, so
 evaluation and inference can undo it). There is a builder config per scale,
 ``x2``, ``x3``, ``x4`` and ``x8``.
 
-Whole datasets prepare without TensorFlow. TFDS keeps a split's examples in memory up to 1 GB
-and past that spills them to bucket files through ``tf.io.gfile``, which needs TensorFlow. The
-builders therefore write a split larger than :data:`PART_BYTES` as several TFDS splits,
-``train_0``, ``train_1``, ... (each under the limit), in window order (``disable_shuffling``:
-record i of the parts, end to end, is the protocol's window i, so the raw-file path and this one
-see the same items at the same indices; training shuffles per epoch anyway). The dataset's
-metadata (``metadata.json``) records each split's parts and ids, the scenes' normalisation
-constants and the data fields the windows were cut with. Per-patch examples were kept over
+Whole datasets prepare without TensorFlow, and every split is one TFDS split whatever its size
+(``split="train"``). TFDS keeps a split's examples in memory up to 1 GB and past that spills them
+to bucket files through ``tf.io.gfile``, which needs TensorFlow. The builders therefore generate a
+split larger than :data:`PART_BYTES` in parts (``train_0``, ``train_1``, ..., each under the
+limit), then rename the parts' shard files, in order, into the shards of the one split and record
+it as such in ``dataset_info.json``. Records are in window order (``disable_shuffling``: record i
+is the protocol's window i, so the raw-file path and this one see the same items at the same
+indices; training shuffles per epoch anyway). The dataset's metadata (``metadata.json``) records
+each split's ids, the scenes' normalisation constants and the data fields the windows were cut
+with. Per-patch examples were kept over
 scenes or tiles because training reads random patches: a patch is one small random-access read,
 where a tile would be decoded whole for every patch drawn from it. Reading needs no TensorFlow::
 
@@ -54,8 +56,7 @@ from lkca_jax.data.registry import DATASETS, dataset_of
 
 SCALES = (2, 3, 4, 8)
 PART_BYTES = 768 << 20  # a split's examples past this many bytes go on in a further part (TFDS: 1 GB in memory)
-PARTS_NOTE = (" Examples in window order; a split over 768 MB is stored as the TFDS splits <split>_0, <split>_1, ..."
-              " (metadata.json: splits.<split>.parts), which lkca_jax.data.tfds.load_prepared reads end to end.")
+ORDER_NOTE = " Examples in window order (metadata.json: splits.<split>.ids)."
 # the config.data fields that decide the windows and values; a prepared dataset records them
 WINDOW_FIELDS = ("protocol", "key", "normalisation", "norm_value", "test_size", "patch_size", "stride",
                  "val_fraction", "seed", "train_scenes", "val_scenes", "test_scenes")
@@ -71,7 +72,7 @@ class _ProtocolBuilder:
 
     DATASET = ""  # a key of lkca_jax.data.registry.DATASETS
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "The paper's protocol (RECONSTRUCTION.md section 5)."}
+    RELEASE_NOTES = {"1.0.0": "The paper's protocol (docs/design.md section 6)."}
     BUILDER_CONFIGS = [ScaleConfig(name=f"x{r}", description=f"x{r} super-resolution pairs", scale=r)
                        for r in SCALES]
     DEFAULT_CONFIG_NAME = "x4"
@@ -81,7 +82,7 @@ class _ProtocolBuilder:
         image = tfds.features.Tensor(shape=(None, None, entry.bands), dtype=np.float32, encoding="bytes")
         return tfds.core.DatasetInfo(
             builder=self,
-            description=entry.description + PARTS_NOTE,
+            description=entry.description + ORDER_NOTE,
             features=tfds.features.FeaturesDict({
                 "hr": image, "lr": image, "id": tfds.features.Text(), "scale": np.int32, "norm": np.float32}),
             homepage=entry.homepage or None,
@@ -130,6 +131,25 @@ class _ProtocolBuilder:
         self.info.metadata.update({"splits": layout, "norms": {k: float(v) for k, v in norms.items()},
                                    "data": {f: _plain(config.data[f]) for f in WINDOW_FIELDS}})
         return generators
+
+    def _generate_splits(self, dl_manager, download_config):
+        """TFDS's generation, then each split generated in parts made one: the parts' shard files,
+        in order, renamed to the split's own shards (no data rewritten)."""
+        infos = {info.name: info for info in super()._generate_splits(dl_manager, download_config)}
+        merged = []
+        for name, layout in self.info.metadata["splits"].items():
+            parts = [infos.pop(part) for part in layout["parts"]]
+            if len(parts) > 1:
+                template = parts[0].filename_template.replace(split=name)
+                paths = [path for part in parts for path in part.filename_template.sharded_filepaths(part.num_shards)]
+                for k, path in enumerate(paths):
+                    path.rename(template.sharded_filepath(shard_index=k, num_shards=len(paths)))
+                parts = [tfds.core.SplitInfo(name=name, filename_template=template,
+                                             shard_lengths=[n for part in parts for n in part.shard_lengths],
+                                             num_bytes=sum(int(part.num_bytes) for part in parts))]
+                layout.update(parts=[name], sizes=[sum(layout["sizes"])])
+            merged += parts
+        return merged + list(infos.values())
 
     def _generate_examples(self, cubes, norms, ws, indices):
         scale = self.builder_config.scale
