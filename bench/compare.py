@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import time
 
 import jax
@@ -42,6 +43,20 @@ from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
 
 DATASET_BY_BANDS = {48: "houston", 102: "pavia", 128: "chikusei"}
+
+
+def machine() -> str:
+    """The processor, device and versions, printed above every table and written on every figure."""
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, "
+            f"{jax.devices()[0].device_kind}; jax {jax.__version__} ({jax.default_backend()}), "
+            f"torch {torch.__version__} ({torch_device()})")
+
+
+def commit() -> str:
+    """The checkout's commit (with "-dirty" when it has uncommitted changes), for figures."""
+    res = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.abspath(__file__)))
+    return res.stdout.strip() or "unknown"
 
 
 def make_config(variant: str, bands: int, scale: int, args):
@@ -252,6 +267,7 @@ def suite_scaling(plots):
         axes[0, col].legend()
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
+    fig.suptitle(f"{machine()}; commit {commit()}; batch 1, 3 rounds", fontsize=8)
     fig.tight_layout()
     os.makedirs(plots, exist_ok=True)
     fig.savefig(os.path.join(plots, "scaling.png"))
@@ -322,10 +338,7 @@ def main():
     if torch_device() == "cuda":  # float32 convs and matmuls may use TF32, as XLA's default on GPU does;
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # and cuDNN picks its algorithms per shape, as XLA autotunes
-    device = jax.devices()[0].device_kind
-    print(f"{platform.processor() or platform.machine()}, {threads} CPU threads, {device}; jax {jax.__version__} "
-          f"({jax.default_backend()}), torch {torch.__version__} ({torch_device()}); rounds {ARGS.rounds} x "
-          f"{ARGS.iters} calls\n")
+    print(f"{machine()}; rounds {ARGS.rounds} x {ARGS.iters} calls\n")
     if ARGS.suite == "acceptance":
         suite_inference([("net", 102, 4, 16, 16)])
         print()

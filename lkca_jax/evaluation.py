@@ -21,6 +21,7 @@ from lkca_jax.accounting import count_config, human
 from lkca_jax.atomic import atomic_write
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, eval_batches
+from lkca_jax.data.registry import DATASETS
 from lkca_jax.inference import DEFAULT_TILE, predict_tiled, predictor
 from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
@@ -128,6 +129,12 @@ def rgb_bands(config, bands: int) -> tuple[int, int, int]:
     return (bands * 3 // 4, bands // 2, bands // 4)
 
 
+def band_wavelengths(config) -> np.ndarray | None:
+    """The nominal band centres (nm) of ``config``'s dataset, where its registry entry states them."""
+    entry = DATASETS.get(config.data.protocol)
+    return None if entry is None else entry.band_centres(config.model.bands)
+
+
 def false_colour(cube: np.ndarray, bands, lo, hi) -> np.ndarray:
     """An (H, W, 3) image in [0, 1] from three bands, stretched between per-channel limits."""
     rgb = cube[..., list(bands)].astype(np.float64)
@@ -168,7 +175,7 @@ def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -
     for py, px in pixels:
         line, = ax.plot(x, gt[py, px], label=f"GT ({py}, {px})")
         ax.plot(x, sr[py, px], "--", color=line.get_color(), label=f"SR ({py}, {px})")
-    ax.set_xlabel("band" if wavelengths is None else "wavelength (nm)")
+    ax.set_xlabel("band" if wavelengths is None else "wavelength (nm, nominal)")
     ax.set_ylabel("normalised value")
     ax.set_title(f"Spectra of three pixels: {name}")
     ax.legend(fontsize=7, ncol=3)
@@ -237,9 +244,10 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
         atomic_write(out / f"{split_name}.md", lambda tmp: pathlib.Path(tmp).write_text(md))
         if config.eval.save_images if save_images is None else save_images:
             bands = rgb_bands(config, config.model.bands)
+            nm = band_wavelengths(config)
             for name, lr, hr, sr in zip(split.ids, split.lr, split.hr, images):
                 bic = np.asarray(imresize(lr[None], config.model.scale)[0])
-                save_pictures(out / "images", name, hr, bic, sr, bands)
+                save_pictures(out / "images", name, hr, bic, sr, bands, nm)
     return row
 
 

@@ -59,11 +59,22 @@ def _band_psnr(gt, sr) -> np.ndarray:
     return np.where(mse > 0, -10 * np.log10(np.maximum(mse, 1e-300)), np.inf)
 
 
-def default_box(errors: list[np.ndarray], size: int) -> tuple[int, int]:
-    """Top-left (y, x) of the size x size window with the largest mean spread of the methods' errors."""
-    spread = np.std(np.stack(errors), axis=0)
-    c = np.pad(np.cumsum(np.cumsum(spread, 0), 1), ((1, 0), (1, 0)))
-    sums = c[size:, size:] - c[:-size, size:] - c[size:, :-size] + c[:-size, :-size]
+def _window_sums(a: np.ndarray, k: int) -> np.ndarray:
+    """Sums of ``a`` over every k x k window (index: the window's top-left corner)."""
+    c = np.pad(np.cumsum(np.cumsum(a, 0), 1), ((1, 0), (1, 0)))
+    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+
+
+def default_box(gt: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left (y, x) of the size x size window of the ground truth with the most texture: the
+    largest sum of the smaller eigenvalue of the structure tensor (3 x 3 sums of the gradient's outer
+    product) of its band mean, Shi and Tomasi's corner measure. A straight step edge, as between a
+    colour chart's patches, has one large eigenvalue and scores about 0; texture has two."""
+    img = gt.astype(np.float64).mean(-1)
+    gy, gx = np.gradient(img)
+    a, b, c = (np.pad(_window_sums(g, 3), 1) for g in (gx * gx, gx * gy, gy * gy))
+    smaller = (a + c) / 2 - np.sqrt(((a - c) / 2) ** 2 + b ** 2)
+    sums = _window_sums(np.maximum(smaller, 0), size)
     y, x = np.unravel_index(np.argmax(sums), sums.shape)
     return int(y), int(x)
 
@@ -141,14 +152,14 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
 
     if box is None:
         size = max(8, min(h, w) // 8)
-        box = (*default_box([p.error for p in panels], size), size)
+        box = (*default_box(gt, size), size)
     out = pathlib.Path(out)
     stem = image.replace("/", "_")
     files = [out / f"{stem}_compare.png", out / f"{stem}_spectra.png"]
     truth = Panel("Ground truth", np.inf, 0.0, gt[..., list(bands)].astype(np.float32), np.zeros((h, w)),
                   np.full(c, np.inf), np.stack([gt[py, px] for py, px in pixels]))
     columns = _draw_comparison(files[0], image, bands, truth, panels, box)
-    _draw_spectra(files[1], image, truth, panels, pixels, worst)
+    _draw_spectra(files[1], image, truth, panels, pixels, worst, evaluation.band_wavelengths(config))
     return {"image": image, "box": box, "pixels": pixels, "files": [str(f) for f in files], "columns": columns,
             "panels": [{"title": p.title, "psnr": p.psnr, "sam": p.sam} for p in panels]}
 
@@ -178,10 +189,12 @@ def _draw_comparison(path, image, bands, truth: Panel, panels: list[Panel], box)
 
     y, x, size = box
     cols = [truth, *panels]
-    # the whole image stretched between the ground truth's 1st and 99th percentiles, the enlarged box
-    # between those of the box itself (so that a bright region's detail is not clipped away)
+    # the whole image stretched between the ground truth's 1st and 99th percentiles of each channel,
+    # the enlarged box between those of the box itself over its three channels together: one stretch
+    # for every column and channel (a stretch per channel of a small box turns tiny differences into
+    # strong colour casts), fitted to the box so that a bright region's detail is not clipped away
     whole = np.percentile(truth.rgb, (1, 99), axis=(0, 1))
-    part = np.percentile(truth.rgb[y:y + size, x:x + size], (1, 99.5), axis=(0, 1))
+    part = np.percentile(truth.rgb[y:y + size, x:x + size], (1, 99.5))
     vmax = float(np.percentile(np.stack([p.error for p in panels]), 99.5)) or 1e-6
     fig, axes = plt.subplots(3, len(cols), figsize=(2.6 * len(cols), 8.4), squeeze=False,
                              gridspec_kw={"height_ratios": [1, 1, 1]})
@@ -205,33 +218,36 @@ def _draw_comparison(path, image, bands, truth: Panel, panels: list[Panel], box)
     axes[2, 1].set_ylabel("|SR - GT|, mean over bands", fontsize=8)
     fig.colorbar(im, ax=axes[2, 0], fraction=0.8, location="left")
     fig.suptitle(f"{image}\nfalse colour (bands {bands[0]}/{bands[1]}/{bands[2]}); the red box enlarged "
-                 f"(its own stretch); per-pixel error on one scale", fontsize=9)
+                 f"(one stretch, all columns); per-pixel error on one scale", fontsize=9)
     fig.tight_layout()
     columns = [ax.get_title() for ax in axes[0]]
     _save(fig, path)
     return columns
 
 
-def _draw_spectra(path, image, truth: Panel, panels: list[Panel], pixels, worst: bool) -> None:
+def _draw_spectra(path, image, truth: Panel, panels: list[Panel], pixels, worst: bool, nm=None) -> None:
+    """Spectra at ``pixels`` and each band's PSNR, against wavelength where ``nm`` gives the band
+    centres, else the band index."""
     plt = _plt()
     n = len(pixels)
     fig, axes = plt.subplots(1, n + 1, figsize=(4 * (n + 1), 3.8), squeeze=False)
     colours = plt.get_cmap("tab10")
-    bands = np.arange(truth.spectra.shape[1])
+    bands = np.arange(truth.spectra.shape[1]) if nm is None else nm
+    xlabel = "band" if nm is None else "wavelength (nm, nominal)"
     for k, (py, px) in enumerate(pixels):
         ax = axes[0, k]
         ax.plot(bands, truth.spectra[k], "k-", lw=2, label="Ground truth")
         for j, p in enumerate(panels):
             ax.plot(bands, p.spectra[k], color=colours(j % 10), lw=1, ls=("--", "-.", ":")[j % 3], label=p.title)
         ax.set_title(f"pixel ({py}, {px})", fontsize=9)
-        ax.set_xlabel("band")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("normalised value")
         ax.grid(alpha=0.3)
     ax = axes[0, n]
     for j, p in enumerate(panels):
         ax.plot(bands, p.band_psnr, color=colours(j % 10), lw=1, ls=("--", "-.", ":")[j % 3], label=p.title)
     ax.set_title("PSNR of each band", fontsize=9)
-    ax.set_xlabel("band")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("dB")
     ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()

@@ -107,3 +107,14 @@ def test_all_32_cave_scenes_split_as_configured_and_the_16_are_its_restriction(t
     full.data.path = ""
     with pytest.raises(DataError, match="config.data.path is empty"):
         load_splits(full)
+
+
+def test_plots_label_bands_in_nanometres_where_the_dataset_states_its_range():
+    from lkca_jax.evaluation import band_wavelengths
+
+    cave = load_config(str(ROOT / "configs/cave.py"))
+    np.testing.assert_allclose(band_wavelengths(cave), np.arange(400, 701, 10))  # CAVE: 31 bands, 10 nm apart
+    chikusei = load_config(str(ROOT / "configs/chikusei.py"))
+    nm = band_wavelengths(chikusei)
+    assert len(nm) == 128 and nm[0] == 363 and nm[-1] == 1018
+    assert band_wavelengths(load_config(str(ROOT / "configs/sample.py"))) is None  # Pavia: not stated

@@ -44,10 +44,12 @@ def test_compare_draws_every_run_with_the_tables_numbers(runs, tmp_path):
         assert f"{table['MPSNR']:.2f} dB" in title and f"SAM {table['SAM']:.2f}" in title and f"({run})" in title
 
 
-def test_the_default_box_and_pixels_find_where_methods_differ():
-    errors = [np.zeros((40, 50)) for _ in range(3)]
-    errors[2][21:29, 30:38] = 1.0  # one method errs in an 8 x 8 square
-    assert default_box(errors, 8) == (21, 30)
+def test_the_default_box_lands_on_texture_not_on_a_step_edge_and_the_worst_pixels():
+    gt = np.zeros((40, 50, 4))
+    gt[:, 25:] = 1.0  # a straight step edge of height 1 (a colour chart's): the strongest gradients
+    gt[21:29, 5:13] += np.random.default_rng(0).uniform(0, 0.2, (8, 8, 1))  # weak texture, 8 x 8
+    y, x = default_box(gt, 8)
+    assert abs(y - 21) <= 1 and abs(x - 5) <= 1 and x + 8 <= 24  # on the texture, clear of the edge
     gt = np.zeros((40, 50, 4))
     bic = gt.copy()
     bic[5, 6] = 3.0

@@ -23,6 +23,8 @@ import dataclasses
 import pathlib
 import tomllib
 
+import numpy as np
+
 LAYOUTS = ("strip", "scenes", "folder")
 
 
@@ -32,7 +34,9 @@ class Dataset:
     may come as (``()``: a folder); ``crop``: (row0, row1, col0, col1), 0-based half-open, of the
     valid region, and ``raw_shape`` the (H, W) the raw scene must have for it; ``scene``: the strip
     scene's name in window ids (default ``name``); ``embedded``: a file shipped in ``lkca_jax/data``
-    read when ``config.data.path`` is empty; ``tfds``: the TFDS builder's name ('' for none)."""
+    read when ``config.data.path`` is empty; ``tfds``: the TFDS builder's name ('' for none);
+    ``wavelengths``: (first, last) band centre in nm, the sensor's stated range, for plots (the
+    bands taken as evenly spaced between them; None where the source does not state it)."""
 
     name: str
     title: str
@@ -56,10 +60,15 @@ class Dataset:
     homepage: str = ""
     citation: str = ""
     download: str = ""
+    wavelengths: tuple[float, float] | None = None
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
             raise ValueError(f"{self.name}: layout must be one of {LAYOUTS}, got {self.layout!r}")
+
+    def band_centres(self, bands: int) -> np.ndarray | None:
+        """Each band's nominal centre in nm (evenly spaced over ``wavelengths``), or None."""
+        return None if self.wavelengths is None else np.linspace(*self.wavelengths, bands)
 
     def data_fields(self) -> dict:
         """The ``config.data`` fields this dataset sets over the base config's."""
@@ -75,7 +84,7 @@ class Dataset:
 def _load(path: pathlib.Path) -> dict[str, Dataset]:
     with open(path, "rb") as f:
         tables = tomllib.load(f)
-    tuples = ("files", "crop", "raw_shape")
+    tuples = ("files", "crop", "raw_shape", "wavelengths")
     return {name: Dataset(name, **{k: tuple(v) if k in tuples else v for k, v in table.items() if k != "scenes"},
                           scenes={k: tuple(v) for k, v in table.get("scenes", {}).items()})
             for name, table in tables.items()}
