@@ -242,19 +242,33 @@ def other_table(done: dict, group: str, reference: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(done: dict, path: pathlib.Path) -> None:
+def validation_bicubic(workdir: pathlib.Path) -> float:
+    """Bicubic's MPSNR on the validation split of ``workdir``'s run: the level the curves start from."""
+    from lkca_jax import checkpoint, evaluation
+    from lkca_jax.data.datasets import load_splits
+
+    config = checkpoint.load_config(workdir)
+    split = load_splits(config, ("validation",))["validation"]
+    return float(evaluation.score(evaluation.bicubic_config(config), {}, split)[0]["MPSNR"])
+
+
+def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None) -> list[tuple]:
+    """Every run's validation curve, each its own colour of tab20 (line styles too past 20 runs), and
+    Bicubic's level as a black dashed line; returns the (label, colour, line style) drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap("tab20")
     for i, (name, d) in enumerate(sorted(done.items())):
         if d["curve"]:
             steps, vals = zip(*d["curve"])
-            ax.plot(steps, vals, marker=".", lw=1, color=colours(i % 10), ls=("-", "--", ":")[(i // 10) % 3],
+            ax.plot(steps, vals, marker=".", lw=1, color=colours(i % 20), ls=("-", "--", ":")[(i // 20) % 3],
                     label=name)
+    if bicubic is not None:
+        ax.axhline(bicubic, color="black", ls="--", lw=1.2, label=f"Bicubic ({bicubic:.2f} dB)")
     ax.set_xlabel("step")
     ax.set_ylabel("validation MPSNR (dB, paints)")
     ax.set_title("Learning curves of the CAVE x4 study")
@@ -262,7 +276,10 @@ def plot_curves(done: dict, path: pathlib.Path) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
+    drawn = [(line.get_label(), matplotlib.colors.to_hex(line.get_color()), line.get_linestyle())
+             for line in ax.get_lines()]
     plt.close(fig)
+    return drawn
 
 
 def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path | None) -> None:
@@ -285,7 +302,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
              "## The compared methods under the same budget\n",
              other_table(done, "compared", [median[m] for m in ("net", "lr", "kd") if m in median]),
              f"Median-validation seeds: {median}\n"]
-    plot_curves(done, figures / "learning_curves.png")
+    plot_curves(done, figures / "learning_curves.png", validation_bicubic(out / next(iter(done))))
     teachers = [out / f"lkca_net_s{s}" for s in SEEDS if f"lkca_net_s{s}" in done]
     if teachers:
         spectra, _ = rank_report(teachers + ([out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done

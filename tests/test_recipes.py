@@ -331,3 +331,27 @@ def test_a_failed_run_stops_the_shard_and_still_writes_the_report(tmp_path):
     assert (out / "logs" / "chikusei_x4_net_s0.failed").is_file()
     report = json.loads((out / "report.json").read_text())
     assert report["runs_finished"] == 0 and "not finished" in (out / "report.md").read_text()
+
+
+def test_the_studys_learning_curves_are_told_apart_and_show_bicubic(tmp_path):
+    """19 runs (the study's count): 19 different (colour, line style) pairs, and Bicubic's level."""
+    done = {f"run{i:02d}": {"curve": [(100, 30.0 + i / 100), (200, 30.5 + i / 100)]} for i in range(19)}
+    drawn = study().plot_curves(done, tmp_path / "curves.png", bicubic=29.5)
+    runs = [(colour, style) for label, colour, style in drawn if label.startswith("run")]
+    assert len(runs) == 19 and len({colour for colour, _ in runs}) == 19  # no colour used twice
+    assert ("Bicubic (29.50 dB)", "#000000", "--") in drawn
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_the_curves_bicubic_level_is_bicubic_on_the_validation_split(trained_run):
+    from test_evaluation import numpy_metrics
+
+    from lkca_jax import checkpoint
+    from lkca_jax.data.datasets import load_splits
+    from lkca_jax.ops.imresize import imresize_np
+
+    workdir = trained_run[0]
+    split = load_splits(checkpoint.load_config(workdir), ("validation",))["validation"]
+    hand = np.mean([numpy_metrics(hr.astype(np.float64), imresize_np(lr, 4), 4)["MPSNR"]
+                    for hr, lr in zip(split.hr, split.lr)])
+    assert study().validation_bicubic(workdir) == pytest.approx(hand, abs=1e-3)
