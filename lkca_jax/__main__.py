@@ -281,8 +281,8 @@ def main(argv=None) -> int:
                    help="trained runs of one dataset and scale (several, or repeat the flag)")
     p.add_argument("--out", required=True, help="folder for <image>_compare.png and <image>_spectra.png")
     p.add_argument("--image", help="a test image id (default: the first of the test split)")
-    p.add_argument("--box", help="y,x,size of the enlarged region in HR pixels (default: where the methods' "
-                                 "errors differ most)")
+    p.add_argument("--box", help="y,x,size of the enlarged region in HR pixels (default: the window of the "
+                                 "ground truth with the most texture)")
     p.add_argument("--pixel", action="append", default=[],
                    help="y,x of a pixel whose spectra to plot; repeat (default: three where Bicubic errs most)")
     _which(p)

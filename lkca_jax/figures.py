@@ -5,11 +5,12 @@ metrics as ``evaluate.py``: :func:`lkca_jax.evaluation.predict_split` on that im
 
 * ``<image>_compare.png``: false-colour panels of the ground truth, Bicubic and every run, each
   titled with its PSNR and SAM on the image, a red box around a region (``box``, or by default the
-  window where the methods' errors differ most: the largest mean over the window of the per-pixel
-  standard deviation across methods of the band-mean absolute error), that region enlarged under
-  each panel, and a row of per-pixel error maps on one colour scale;
+  window of the ground truth with the most texture: :func:`default_box`), that region enlarged
+  under each panel with one colour stretch for all of them, and a row of per-pixel error maps on
+  one colour scale;
 * ``<image>_spectra.png``: the spectra of a few pixels (``pixels``, or by default the worst for
-  Bicubic, spread apart) for the ground truth and every method, and each method's per-band PSNR.
+  Bicubic, spread apart) for the ground truth and every method, and each method's per-band PSNR,
+  against wavelength where the dataset's registry entry gives its range (else band index).
 
 Memory is bounded by one SR image at a time: each method leaves only its three false-colour bands,
 its error map, its per-band MSE and the chosen pixels' spectra.
