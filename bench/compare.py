@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import time
 
 import jax
@@ -41,6 +40,7 @@ from lkca_jax.accounting import count, count_config
 from lkca_jax.config import load_config
 from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
+from lkca_jax.provenance import commit
 
 DATASET_BY_BANDS = {48: "houston", 102: "pavia", 128: "chikusei"}
 
@@ -50,13 +50,6 @@ def machine() -> str:
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, "
             f"{jax.devices()[0].device_kind}; jax {jax.__version__} ({jax.default_backend()}), "
             f"torch {torch.__version__} ({torch_device()})")
-
-
-def commit() -> str:
-    """The checkout's commit (with "-dirty" when it has uncommitted changes), for figures."""
-    res = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.abspath(__file__)))
-    return res.stdout.strip() or "unknown"
 
 
 def make_config(variant: str, bands: int, scale: int, args):

@@ -71,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 from lkca_jax import paper  # noqa: E402
 from lkca_jax.atomic import atomic_write  # noqa: E402
 from lkca_jax.methods import METHODS  # noqa: E402
+from lkca_jax.provenance import commit  # noqa: E402
 
 TABLE_DATASET = {"I": "chikusei", "II": "chikusei", "III": "chikusei", "IV": "chikusei",
                  "V": "chikusei", "VI": "houston", "VII": "pavia"}
@@ -284,17 +285,6 @@ def _argv(run: dict, out: pathlib.Path) -> list[str]:
 
 def finished(out: pathlib.Path, name: str) -> bool:
     return (out / name / "eval" / "test.json").is_file()
-
-
-def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return head + ("+changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
 
 
 def _write_text(path: pathlib.Path, text: str) -> None:
