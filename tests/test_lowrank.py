@@ -122,3 +122,34 @@ def test_rank_and_lowrank_commands(tmp_path, rng, capsys):
     assert 0 < meta["relative_frobenius_error"] < 1
     assert cli(["lowrank", "convert", "--workdir", str(grouped), "--to", "svd:4", "--out", str(tmp_path / "x")]) == 2
     assert "only a dense" in capsys.readouterr().err
+
+
+def _quarter_circle_rank90():
+    """The fraction of a large square Gaussian matrix's singular values that holds 90 % of their sum,
+    from the quarter-circle law (density sqrt(4 - s^2) / pi on [0, 2], s in units of sqrt(n))."""
+    s = np.linspace(2, 0, 200_001)
+    density = np.sqrt(np.clip(4 - s**2, 0, None)) / np.pi
+    ds = s[0] - s[1]
+    mass = np.cumsum(density) * ds  # fraction of the singular values above s
+    weight = np.cumsum(density * s) * ds  # their share of the sum (the whole sum is 8 / (3 pi))
+    return float(np.interp(0.9, weight / weight[-1], mass))
+
+
+def test_fig4_draws_a_random_reference_and_the_papers_points(rng, tmp_path):
+    decaying = {"a": lowrank.spectrum(rng.normal(size=(3, 3, 64, 576)) * np.geomspace(1, 1e-3, 576)),
+                "b": lowrank.spectrum(rng.normal(size=(3, 3, 32, 288)) * np.geomspace(1, 1e-3, 288))}
+    drawn = lowrank.plot_cumulative(decaying, tmp_path / "several.png")
+    refs = {k: v for k, v in drawn["curves"].items() if k.startswith("random")}
+    assert sorted(refs) == [f"random {n} x {n} matrix: 90% at {lowrank.random_spectrum((n, n))['rank90']} of {n}"
+                            for n in (288, 576)]
+    for x, y in refs.values():
+        n = len(x)
+        assert x[-1] == pytest.approx(1.0) and y[-1] == pytest.approx(1.0)  # relative axis: 1..n over n
+        assert np.searchsorted(y, 0.9) / n == pytest.approx(_quarter_circle_rank90(), abs=0.02)
+    assert drawn["paper"] == {"paper, Chikusei, Houston: 90% at about 60 of 1152": (60 / 1152, 0.9),
+                              "paper, Pavia: 90% at about 130 of 1152": (130 / 1152, 0.9)}
+    one = lowrank.plot_cumulative({"a": decaying["a"]}, tmp_path / "one.png")
+    assert one["paper"]["paper, Pavia: 90% at about 130 of 1152"] == pytest.approx((130 / 1152 * 576, 0.9))
+    x, _ = one["curves"][f"a: 90% at {decaying['a']['rank90']} of 576"]
+    assert x[0] == 1 and x[-1] == 576  # one matrix: the absolute index
+    assert (tmp_path / "several.png").stat().st_size > 10_000

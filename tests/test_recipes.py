@@ -355,3 +355,25 @@ def test_the_curves_bicubic_level_is_bicubic_on_the_validation_split(trained_run
     hand = np.mean([numpy_metrics(hr.astype(np.float64), imresize_np(lr, 4), 4)["MPSNR"]
                     for hr, lr in zip(split.hr, split.lr)])
     assert study().validation_bicubic(workdir) == pytest.approx(hand, abs=1e-3)
+
+
+def test_convergence_is_judged_on_the_last_quarter():
+    flat = [(s, 31.0 + 0.5 * (1 - np.exp(-s / 100))) for s in range(100, 1201, 100)]  # saturates early
+    rising = [(s, 30.0 + s / 1000) for s in range(100, 1201, 100)]  # 0.3 dB over the last 300 steps
+    peaked = [(s, 31.0 + (0.3 if s == 600 else 0.0)) for s in range(100, 1201, 100)]  # best long before the end
+    c = study().convergence(flat)
+    assert c["converged"] and c["rise"] == pytest.approx(0.5 * (np.exp(-9) - np.exp(-12)), abs=1e-12)
+    c = study().convergence(rising)
+    assert not c["converged"] and c["rise"] == pytest.approx(0.3) and c["gap"] == 0
+    c = study().convergence(peaked)
+    assert not c["converged"] and c["gap"] == pytest.approx(0.3) and c["rise"] == 0
+
+
+def test_paired_differences_carry_the_95_percent_t_interval():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for n in range(2, 12):
+        assert study().T975[n - 2] == pytest.approx(scipy_stats.t.ppf(0.975, n - 1), abs=1e-4)
+    values = [0.10, 0.02, 0.15, 0.07, 0.11]
+    mean, half = study().interval95(values)
+    lo, hi = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values))
+    assert mean == pytest.approx(np.mean(values)) and half == pytest.approx((hi - lo) / 2, rel=1e-4)
