@@ -43,7 +43,7 @@ from lkca_jax.config import split_overrides
 def _count(args) -> int:
     from lkca_jax.accounting import PARTS, count_config, human, parts_config, plot_parts
     from lkca_jax.config import load_config
-    from lkca_jax.evaluation import method_name
+    from lkca_jax.methods import method_name
 
     if args.json and len(args.config) != 1:
         raise ValueError("--json takes exactly one --config")

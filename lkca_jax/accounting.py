@@ -109,8 +109,7 @@ def parts_config(config) -> dict:
     upsampler where the architecture's registry entry puts it, every x2 stage of it; the
     reconstruction its modules on the upsampled map; the backbone everything else)."""
     from lkca_jax.convert import flax_template
-    from lkca_jax.lowrank import upsampler_parts
-    from lkca_jax.methods import architecture_of
+    from lkca_jax.methods import architecture_of, upsampler_parts
 
     params = flax_template(config).get("params", {})
     size = lambda tree: sum(math.prod(p.shape) for p in jax.tree.leaves(tree))

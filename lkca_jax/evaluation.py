@@ -23,22 +23,11 @@ from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, eval_batches
 from lkca_jax.data.registry import DATASETS
 from lkca_jax.inference import DEFAULT_TILE, predict_tiled, predictor
-from lkca_jax.methods import METHODS
+from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
 
 COLUMNS = ("Method", "Param", "Flops", *metrics.NAMES, "s/img")
-
-
-def method_name(config) -> str:
-    method = METHODS.get(config.get("variant", ""))
-    name = method.display if method else config.model.name
-    if config.get("converted", ""):
-        kind, _, n = config.converted.split()[0].partition(":")
-        return f"{name} -> {'SVD r' if kind == 'svd' else 'grouped g'}={n}"
-    if config.model.name == "lkca" and config.model.upsampler == "svd":
-        name += f" (SVD r={config.model.rank})"
-    return name
 
 
 def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,
@@ -215,7 +204,7 @@ def score(config, variables, split) -> tuple[dict, dict, list]:
 
 def evaluate(config, variables, split, workdir=None, split_name: str = "test", save_images: bool | None = None,
              echo=print) -> dict:
-    """Score ``split`` (a :class:`lkca_jax.data.datasets.Split`), print the table (with the Bicubic
+    """Score ``split`` (a :class:`lkca_jax.data.scenes.Split`), print the table (with the Bicubic
     row and the gain over it, unless ``eval.bicubic_row`` is off or the model is Bicubic; with
     ``eval.per_image``, each image's metrics under it) and, with a ``workdir``, write
     ``eval/<split>.json`` and ``.md`` (and pictures when asked)."""

@@ -25,7 +25,9 @@ import numpy as np
 
 from lkca_jax import checkpoint, evaluation
 from lkca_jax.atomic import atomic_write
-from lkca_jax.data.datasets import Split, load_splits
+from lkca_jax.data.datasets import load_splits
+from lkca_jax.data.scenes import Split
+from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 
 
@@ -148,7 +150,7 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
         _, variables, run_config = checkpoint.load_run(workdir, which, weights)
         run_config.data, run_config.eval = config.data, config.eval
         per_image, sr = _predict(run_config, variables, one)
-        panels.append(_panel(f"{evaluation.method_name(run_config)} ({label})", per_image, sr, gt, bands, pixels))
+        panels.append(_panel(f"{method_name(run_config)} ({label})", per_image, sr, gt, bands, pixels))
         del sr
 
     if box is None:

@@ -21,6 +21,8 @@ import pathlib
 
 import numpy as np
 
+from lkca_jax.methods import method_name, upsampler_parts
+
 LEVELS = (0.90, 0.95, 0.99)
 # the paper's Fig. 4 (Section III-C): 90 % of the cumulative sum at about these ranks of 1152
 PAPER_RANK90 = {"Chikusei, Houston": 60, "Pavia": 130}
@@ -135,21 +137,6 @@ def to_svd(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float
 def _relative_error(kernel, approx) -> float:
     a = as_matrix(kernel)
     return float(np.linalg.norm(a - as_matrix(approx)) / max(np.linalg.norm(a), np.finfo(float).tiny))
-
-
-def upsampler_parts(variables: dict, config) -> dict[tuple[str, ...], dict]:
-    """{``params`` path: subtree} of the model's learnable upsampler: one entry, or one per stage
-    where the architecture's path ends in ``*`` (MSDformer's and ESSAformer's x2 stages)."""
-    from lkca_jax.methods import architecture_of
-
-    path = architecture_of(config).upsampler
-    if path is None:
-        m = config.model if "model" in config else config
-        raise ValueError(f"a {m.name} model has no learnable upsampler to read or convert")
-    parts = {(): variables["params"]}
-    for key in path:
-        parts = {p + (k,): node[k] for p, node in parts.items() for k in (sorted(node) if key == "*" else [key])}
-    return parts
 
 
 def _convert_part(up: dict, kind: str, n: int) -> tuple[dict, dict, float, float]:
@@ -270,7 +257,6 @@ def rank_report(workdirs, which: str = "best", out=None, weights: str = "ema") -
 
     from lkca_jax.atomic import atomic_write
     from lkca_jax.checkpoint import load_run
-    from lkca_jax.evaluation import method_name
 
     spectra = {}
     for workdir in workdirs:

@@ -162,3 +162,28 @@ def architecture_of(config) -> Architecture:
     if m.name not in ARCHITECTURES:
         raise ValueError(f"unknown model name {m.name!r}; expected one of {tuple(ARCHITECTURES)}")
     return ARCHITECTURES[m.name]
+
+
+def method_name(config) -> str:
+    """A table row's name: the method's display name, and what a conversion made of it."""
+    method = METHODS.get(config.get("variant", ""))
+    name = method.display if method else config.model.name
+    if config.get("converted", ""):
+        kind, _, n = config.converted.split()[0].partition(":")
+        return f"{name} -> {'SVD r' if kind == 'svd' else 'grouped g'}={n}"
+    if config.model.name == "lkca" and config.model.upsampler == "svd":
+        name += f" (SVD r={config.model.rank})"
+    return name
+
+
+def upsampler_parts(variables: dict, config) -> dict[tuple[str, ...], dict]:
+    """{``params`` path: subtree} of the model's learnable upsampler: one entry, or one per stage
+    where the architecture's path ends in ``*`` (MSDformer's and ESSAformer's x2 stages)."""
+    path = architecture_of(config).upsampler
+    if path is None:
+        m = config.model if "model" in config else config
+        raise ValueError(f"a {m.name} model has no learnable upsampler to read or convert")
+    parts = {(): variables["params"]}
+    for key in path:
+        parts = {p + (k,): node[k] for p, node in parts.items() for k in (sorted(node) if key == "*" else [key])}
+    return parts

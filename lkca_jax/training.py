@@ -30,7 +30,7 @@ from lkca_jax import checkpoint, evaluation, losses, parallel, precision
 from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
-from lkca_jax.methods import method_of
+from lkca_jax.methods import method_name, method_of
 from lkca_jax.models import build_model
 
 
@@ -506,7 +506,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     extras = [f"{t.compute_dtype}" if t.get("compute_dtype", "float32") != "float32" else "",
               f"EMA {t.ema_decay:g}" if t.get("ema_decay", 0.0) else "",
               f"{t.grad_accum_steps} micro-batches a step" if t.get("grad_accum_steps", 1) > 1 else ""]
-    echo(f"training {evaluation.method_name(config)}: {len(source)} patches x {copies}, {steps_per_epoch} steps "
+    echo(f"training {method_name(config)}: {len(source)} patches x {copies}, {steps_per_epoch} steps "
          f"per epoch, {total} steps, batch {t.batch_size} on {n_devices} device(s) ({t.parallel})"
          + "".join(f", {e}" for e in extras if e))
     pending = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, tiny_config
-from lkca_jax import checkpoint, losses, lowrank
+from lkca_jax import checkpoint, losses, lowrank, methods
 from lkca_jax.__main__ import main as cli
 from lkca_jax.data.io import read
 from lkca_jax.models import build_model
@@ -113,7 +113,7 @@ def test_tiny_trained_runs_rank_and_lowrank(method, tmp_path, capsys):
     expected = {"vdsr": 8, "fcnn3d": 3, "msdformer": 6}.get(method, 8)  # MSDformer's tiny F is 12
     assert config.model.upsampler == "grouped" and model.up_groups == expected and f"grouped:{expected}" in out
     dense_model, dense_v, _ = checkpoint.load_run(run)
-    parts, dense_parts = lowrank.upsampler_parts(v, config), lowrank.upsampler_parts(dense_v, config)
+    parts, dense_parts = methods.upsampler_parts(v, config), methods.upsampler_parts(dense_v, config)
     # one upsampler, or one per x2 stage (MSDformer's and ESSAformer's at x4: two, both converted)
     assert len(parts) == (2 if method in ("msdformer", "essaformer") else 1) and parts.keys() == dense_parts.keys()
     for path, up in parts.items():

@@ -78,7 +78,7 @@ def test_tiled_evaluation_equals_whole_images(rng, name):
     for i in range(2):
         tiled = inference.predict_tiled(model, variables, lr[i], 4, tile=8)
         np.testing.assert_allclose(tiled, whole[i], atol=1e-5)
-    from lkca_jax.data.datasets import Split
+    from lkca_jax.data.scenes import Split
     from lkca_jax.evaluation import evaluate
 
     hr = np.clip(whole + rng.normal(0, 0.01, whole.shape).astype(np.float32), 0, 1)
@@ -247,7 +247,7 @@ def test_sr_and_evaluate_print_no_orbax_or_absl_warnings(trained_run, tmp_path):
 def test_a_short_split_is_not_padded_to_a_whole_batch(rng, monkeypatch):
     """Validation on one scene with validation_batch_size 32 must run one image, not 32 copies."""
     from lkca_jax import evaluation
-    from lkca_jax.data.datasets import Split
+    from lkca_jax.data.scenes import Split
 
     seen = []
     real = evaluation.predictor

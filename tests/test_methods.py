@@ -8,7 +8,6 @@ from conftest import ROOT, tiny_config
 from lkca_jax import methods
 from lkca_jax.accounting import count_config
 from lkca_jax.config import load_config
-from lkca_jax.evaluation import method_name
 from lkca_jax.models import build_model
 
 
@@ -16,7 +15,7 @@ from lkca_jax.models import build_model
 def test_every_method_builds_counts_and_names_itself(name):
     config = tiny_config(f"sample.py:x4,{name}")
     method = methods.METHODS[name]
-    assert config.model.name == method.architecture and method_name(config) == method.display
+    assert config.model.name == method.architecture and methods.method_name(config) == method.display
     assert all(config.model[k] == v for k, v in method.model.items())
     model = build_model(config)
     variables = model.init(jax.random.key(0), np.zeros((1, 8, 8, 102), np.float32))
@@ -47,7 +46,7 @@ def test_a_new_method_is_one_registry_entry(monkeypatch):
     monkeypatch.setitem(methods.METHODS, "vdsr8", entry)
     config = load_config(f"{ROOT}/configs/sample.py:x4,vdsr8")
     assert (config.model.name, config.model.vdsr_depth, config.train.grad_clip_norm) == ("vdsr", 8, 0.4)
-    assert method_name(config) == "VDSR-8"
+    assert methods.method_name(config) == "VDSR-8"
     plain = count_config(load_config(f"{ROOT}/configs/sample.py:x4,vdsr"))
     assert count_config(config)["params"] == plain["params"] - 10 * 64 * 64 * 9  # 18 - 8 fewer 3x3 convs
 

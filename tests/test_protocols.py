@@ -6,8 +6,8 @@ import pytest
 from conftest import ROOT
 from lkca_jax.config import load_config
 from lkca_jax.data import protocols as P
-from lkca_jax.data.datasets import windows
 from lkca_jax.data.registry import DATASETS
+from lkca_jax.data.scenes import windows
 from lkca_jax.ops.imresize import imresize_np
 
 

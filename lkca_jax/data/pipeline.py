@@ -38,7 +38,7 @@ class Batch:
 
 
 class SplitSource(Sequence):
-    """Random access over an in-memory :class:`lkca_jax.data.datasets.Split`."""
+    """Random access over an in-memory :class:`lkca_jax.data.scenes.Split`."""
 
     def __init__(self, split):
         self.split = split

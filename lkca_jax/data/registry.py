@@ -5,7 +5,7 @@ An entry holds every fact about a dataset that code needs: its band count, the f
 downloads and the variable inside them, its layout (how scenes become splits), the crop, the
 normalisation, the test images, the scene lists, and what the TFDS builder says about it
 (description, home page, citation, download instructions). ``configs/<name>.py`` (through
-:func:`lkca_jax.config.base_config`), the split code in :mod:`lkca_jax.data.datasets` and the
+:func:`lkca_jax.config.base_config`), the split code in :mod:`lkca_jax.data.scenes` and the
 TFDS builders in :mod:`lkca_jax.data.tfds` all read it; ``config.data.protocol`` names the entry.
 
 Layouts:

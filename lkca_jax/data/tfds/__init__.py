@@ -30,7 +30,7 @@ where a tile would be decoded whole for every patch drawn from it. Reading needs
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir="~/cave"))
     python train.py --config configs/cave.py:x4,net --workdir runs/x --config.data.source tfds
 
-:func:`load_prepared` gives :class:`~lkca_jax.data.datasets.Split` objects whose images are read
+:func:`load_prepared` gives :class:`~lkca_jax.data.scenes.Split` objects whose images are read
 on access, so each process of a multi-process run reads only the patches of its own shard.
 
 Builders: one per registry entry with a ``tfds`` name: ``chikusei``, ``houston2018``,
@@ -50,9 +50,9 @@ import tensorflow_datasets as tfds
 
 from lkca_jax.config import base_config
 from lkca_jax.data import protocols as P
-from lkca_jax.data.datasets import Split, scene_windows
 from lkca_jax.data.io import DataError
 from lkca_jax.data.registry import DATASETS, dataset_of
+from lkca_jax.data.scenes import Split, scene_windows
 
 SCALES = (2, 3, 4, 8)
 PART_BYTES = 768 << 20  # a split's examples past this many bytes go on in a further part (TFDS: 1 GB in memory)

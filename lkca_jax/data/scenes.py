@@ -1,0 +1,119 @@
+"""A config's scenes and windows: the user's files (or the embedded sample) read and normalised as the
+protocol says, and each split's windows (nothing cropped yet), with the :class:`Split` that holds
+(HR, LR) pairs. Both ways of loading splits build on this: from the files in memory
+(:mod:`lkca_jax.data.datasets`) and from a prepared TFDS dataset (:mod:`lkca_jax.data.tfds`,
+whose builder cuts the same windows). The normalisation constant travels with every split so
+evaluation and inference can undo it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import warnings
+
+import numpy as np
+
+from lkca_jax.data import protocols as P
+from lkca_jax.data.io import READ_SUFFIXES, DataError, read_cube, require_finite
+from lkca_jax.data.registry import dataset_of
+
+PACKAGE_DATA = pathlib.Path(__file__).parent
+
+
+@dataclasses.dataclass
+class Split:
+    """Equal-length lists: HR crops (H, W, C), LR inputs (H/r, W/r, C), ids; and, per scene,
+    the constant its data were divided by."""
+
+    hr: list[np.ndarray]
+    lr: list[np.ndarray]
+    ids: list[str]
+    norm: dict[str, float]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _read(path, key: str) -> np.ndarray:
+    cube = read_cube(path, key or None)
+    require_finite(cube, path)
+    return cube.data
+
+
+def _scene_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Scenes of a folder: sub-folders of band PNGs (CAVE's <name>_ms) and cube files."""
+    if not folder.is_dir():
+        raise DataError(folder, "expected a folder of scenes")
+    found = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir() or p.suffix.lower() in READ_SUFFIXES:
+            found[p.name[:-3] if p.is_dir() and p.name.endswith("_ms") else p.stem] = p
+    if not found:
+        raise DataError(folder, "holds no scenes (band-PNG folders or cube files)")
+    return found
+
+
+def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The protocol's normalised scenes by name, and each one's normalisation constant."""
+    d = config.data
+    entry = dataset_of(d.protocol)
+    if entry.layout in ("scenes", "folder"):
+        if not d.path:
+            raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the folder of scenes")
+        files = _scene_files(pathlib.Path(d.path))
+        wanted = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) or set(files)
+        missing = sorted(wanted - set(files))
+        if missing:
+            raise DataError(d.path, f"lacks {len(missing)} configured scene(s): {', '.join(missing)}; found "
+                                    f"{len(files)}: {', '.join(sorted(files))}")
+        unused = sorted(set(files) - wanted)
+        if unused:  # not silently: a folder of all 32 CAVE scenes read with the 16-scene split
+            warnings.warn(f"{d.path}: {len(unused)} scene(s) outside the configured split are not used "
+                          f"({', '.join(unused)}); configs/cave.py:<scale>,<method>,full splits all 32 CAVE scenes",
+                          stacklevel=2)
+        raw = {name: _read(p, d.key) for name, p in files.items() if name in wanted}
+    else:  # one scene
+        path = d.path or (PACKAGE_DATA / entry.embedded if entry.embedded else "")
+        if not path:
+            raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the downloaded file")
+        cube = _read(path, d.key)
+        if entry.crop:
+            try:
+                cube = P.crop_region(cube, entry.crop, entry.raw_shape)
+            except ValueError as err:
+                raise DataError(path, str(err)) from None
+        raw = {entry.scene or entry.name: cube}
+    if d.normalisation == "global_max":  # one max over everything the protocol reads
+        mode, value = "constant", float(max(np.max(v) for v in raw.values()))
+    else:  # constant, or per_file_max (each scene by its own max)
+        mode, value = d.normalisation, d.norm_value
+    out = {k: P.normalise(v, mode, value) for k, v in raw.items()}
+    return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}
+
+
+def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
+    d, r = config.data, config.model.scale
+    entry = dataset_of(d.protocol)
+    kw = dict(patch_size=d.patch_size or None, stride=d.stride or None)
+    if entry.layout == "strip":
+        (name, (h, w)), = shapes.items()
+        n_test = entry.n_test or w // d.test_size  # 0: as many as fit
+        return P.top_strip(name, h, w, r, n_test, d.test_size, val_fraction=d.val_fraction, seed=d.seed, **kw)
+    if entry.layout == "scenes" or d.train_scenes:
+        return P.scenes(shapes, r, list(d.train_scenes), list(d.val_scenes), list(d.test_scenes), **kw)
+    return P.folder(shapes, r, val_fraction=d.val_fraction, seed=d.seed, **kw)
+
+
+def scene_windows(config, check_bands: bool = True) -> tuple[dict[str, np.ndarray], dict[str, float],
+                                                              dict[str, list[P.Window]]]:
+    """The normalised scenes, their constants, and each split's windows (nothing cropped yet).
+    ``check_bands``: refuse scenes whose band count is not ``config.model.bands``."""
+    cubes, norms = load_scenes(config)
+    bands = {v.shape[2] for v in cubes.values()}
+    if check_bands and bands != {config.model.bands}:
+        raise DataError(config.data.path or config.data.protocol, f"has {sorted(bands)} bands, the model expects "
+                                                    f"{config.model.bands}")
+    return cubes, norms, windows(config, {k: v.shape[:2] for k, v in cubes.items()})
