@@ -2,7 +2,6 @@
 inside a function, read from the source (nothing is imported to find them)."""
 
 import ast
-import pathlib
 
 from conftest import ROOT
 

@@ -8,7 +8,6 @@ from lkca_jax.config import load_config
 from lkca_jax.data import protocols as P
 from lkca_jax.data.registry import DATASETS
 from lkca_jax.data.scenes import windows
-from lkca_jax.ops.imresize import imresize_np
 
 
 def strip(dataset, scale, shape=None, seed=0):
@@ -103,8 +102,17 @@ def test_normalise_keeps_negatives():
         P.normalise(cube, "constant")
 
 
-def test_degrade_is_matlab_imresize():
-    hr = np.random.default_rng(0).random((32, 48, 3)).astype(np.float32)
-    np.testing.assert_allclose(P.degrade(hr, 4), imresize_np(hr.astype(np.float64), 0.25), atol=1e-6)
+def test_degrade_is_antialiased_bicubic():
+    """Against Pillow's bicubic (the same Keys kernel, stretched by r when shrinking) on the pixels whose
+    support lies inside the image; a constant image stays that constant everywhere, borders included."""
+    from PIL import Image
+
+    hr = np.random.default_rng(0).random((64, 48, 3)).astype(np.float32)
+    lr = P.degrade(hr, 4)
+    assert lr.shape == (16, 12, 3) and lr.dtype == np.float32
+    for c in range(3):
+        ref = np.asarray(Image.fromarray(hr[..., c], mode="F").resize((12, 16), Image.BICUBIC), np.float64)
+        np.testing.assert_allclose(lr[3:-3, 3:-3, c], ref[3:-3, 3:-3], atol=1e-5)
+    np.testing.assert_allclose(P.degrade(np.full((32, 32, 2), 0.25, np.float32), 8), 0.25, atol=1e-6)
     with pytest.raises(ValueError, match="multiple"):
         P.degrade(hr[:30], 4)
