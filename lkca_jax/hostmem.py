@@ -11,6 +11,11 @@ glibc.malloc.trim_threshold=...:glibc.malloc.arena_max=1`` would at start-up; th
 holds its peak memory until it exits. The entry points (``train.py``, ``evaluate.py``,
 ``python -m lkca_jax``, the benchmarks) call it before JAX starts its threads; a program using
 the library calls it first thing. ``LKCA_JAX_MALLOC=system`` leaves the C library's defaults.
+
+Reuse is not immediate in every order of events: an aligned block (XLA's) allocated while the
+previous one of the same size is still live does not fit the other's hole once freed (glibc before
+2.38 asks ``memalign`` for size + alignment + a minimum chunk), so the heap grows for a few calls
+more, faulting in new pages, until freed blocks merge (tests/test_hostmem.py shows both orders).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Distillation: the decay schedule, the zero loss on equal features, a frozen teacher."""
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -27,24 +29,26 @@ def test_batches_carry_their_fraction_of_the_epoch():
     np.testing.assert_array_equal(training.as_batch(b, 0.25)["epoch"], np.full((1, 2), 3.25, np.float32))
 
 
-def test_teacher_frozen_student_trained(tmp_path):
+def test_a_kd_run_learns_from_its_teacher_and_saves_only_the_student(tmp_path):
+    """The same student, seed and batches with lambda0 1 and 0: the teacher's term changes what it
+    learns; the checkpoint holds the student alone and names its teacher."""
     teacher = tiny(steps=4)
     training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
-    _, before, _ = checkpoint.restore_variables(tmp_path / "teacher", "best")
-
-    student = tiny("sample.py:x4,kd", steps=6)
-    student.teacher.workdir = str(tmp_path / "teacher")
-    student.teacher.lambda0 = 1.0
-    lines = []
-    training.train_and_evaluate(student, tmp_path / "student", echo=lines.append)
-    _, after, _ = checkpoint.restore_variables(tmp_path / "teacher", "best")
-    for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True):
-        np.testing.assert_array_equal(x, y)  # bitwise unchanged on disk
-    _, trained, meta = checkpoint.restore_variables(tmp_path / "student", "last")
-    assert meta["teacher_workdir"] == str(tmp_path / "teacher")
-    assert "teacher" not in trained and set(trained) == {"params", "batch_stats"}
-    logged = [line for line in (tmp_path / "student" / "metrics.jsonl").read_text().splitlines()]
-    assert '"kd_weight": 1.0' in logged[0] and '"kd"' in logged[0]
+    trained = {}
+    for lambda0 in (1.0, 0.0):
+        student = tiny("sample.py:x4,kd", steps=6)
+        student.teacher.workdir = str(tmp_path / "teacher")
+        student.teacher.lambda0 = lambda0
+        workdir = tmp_path / f"student{lambda0}"
+        training.train_and_evaluate(student, workdir, echo=lambda *a: None)
+        _, trained[lambda0], meta = checkpoint.restore_variables(workdir, "last")
+        assert meta["teacher_workdir"] == str(tmp_path / "teacher")
+        assert set(trained[lambda0]) == {"params", "batch_stats"}  # no teacher inside
+        first = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[0])
+        assert first["kd_weight"] == lambda0 and first["kd"] > 0
+    moved = [not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(trained[1.0]["params"]),
+                                                       jax.tree.leaves(trained[0.0]["params"]), strict=True)]
+    assert any(moved)
 
 
 def test_kd_step_updates_only_the_student(tmp_path):
