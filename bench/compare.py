@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from lkca_jax import convert, distillation, hostmem, parallel, precision, torch_ref, training
+from lkca_jax import convert, hostmem, precision, torch_ref, training
 from lkca_jax.accounting import count, count_config
 from lkca_jax.config import load_config
 from lkca_jax.methods import METHODS
@@ -123,22 +123,14 @@ def kd_torch_loss(s, t):
 
 
 def jax_train_step(c, batch: int, teacher=None, mode: str = "pmap"):
-    """The trainer's own step, as train.py runs it: ``training.make_train_step`` (forward with drop
+    """The trainer's own step, as train.py builds it (``training.assemble``: forward with drop
     path, HLoss, backward, Adam on the config's schedule; with ``teacher = (model, variables)`` the
     frozen teacher's forward and the KD loss weighted by its epoch schedule) under
     ``parallel.DataParallel`` on one device. Returns ``(runner, state, batch)``; one step is
     ``runner.step(state, batch) -> (state, metrics)``."""
-    axis = parallel.axis_name(mode)
-    model = build_model(c, axis_name=axis)
     schedule = training.learning_rate_schedule(c.train, steps_per_epoch=100, total_steps=10_000)
-    kd = None
-    if teacher is not None:
-        t = c.teacher
-        kd = distillation.Distiller(teacher[0], distillation.kd_schedule(t.lambda0, t.gamma, t.decay_epochs),
-                                    t.l1_weight, t.grad_weight, t.cos_weight)
-    runner = parallel.DataParallel(training.make_train_step(model, c, schedule, kd, axis), mode,
-                                   devices=jax.local_devices()[:1])
-    state = training.create_state(c, model, schedule, None if teacher is None else teacher[1])
+    built = training.assemble(c, schedule, mode, jax.local_devices()[:1], teacher)
+    runner, state = built.runner, built.state
     rng = np.random.default_rng(0)
     scale, bands = c.model.scale, c.model.bands
     host = {"lr": rng.random((1, batch, 16, 16, bands), np.float32),

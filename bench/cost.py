@@ -8,7 +8,7 @@
 For each method at the paper's width (``configs/<dataset>.py:x<scale>,<method>`` as shipped: LKCA 16 x
 128, SSPSR 256, MSDformer 240, ESSAformer 256), the paper's training shape (batch 32 of 16 x 16 LR
 patches: 64 x 64 HR at x4, 128 x 128 at x8) and each dataset's band count (Chikusei 128, Houston 48,
-Pavia 102), it builds the trainer's own step (:func:`lkca_jax.training.make_train_step` under
+Pavia 102), it builds the trainer's own step (:func:`lkca_jax.training.assemble`, under
 :class:`lkca_jax.parallel.DataParallel` on one device, as ``train.py`` runs it: forward with drop
 path, the method's loss, backward, the optimizer; LKCA-KD with its frozen LKCA-Net teacher's forward
 and the KD loss) in ``--dtypes``, compiles it and reads XLA's memory analysis of the compiled step
@@ -42,12 +42,11 @@ import time
 import jax
 import numpy as np
 
-from lkca_jax import hostmem, parallel, training
+from lkca_jax import hostmem, training
 from lkca_jax.accounting import count
 from lkca_jax.config import load_config
 from lkca_jax.data.protocols import top_strip
 from lkca_jax.data.registry import DATASETS
-from lkca_jax.distillation import Distiller, kd_schedule
 from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
 
@@ -71,20 +70,15 @@ def build_step(dataset: str, scale: int, method: str, dtype: str):
     """(runner, placed state, host batch) of the trainer's step at the paper's settings."""
     c = load_config(f"{ROOT / 'configs' / dataset}.py:x{scale},{method}")
     c.train.update(batch_size=BATCH, compute_dtype=dtype)
-    axis = parallel.axis_name("pmap")
-    model = build_model(c, axis_name=axis)
     schedule = training.learning_rate_schedule(c.train, steps_per_epoch=100, total_steps=10_000)
-    kd = teacher = None
+    teacher = None
     if METHODS[method].teacher:  # the teacher: LKCA-Net of the same bands and scale (random weights)
         tc = load_config(f"{ROOT / 'configs' / dataset}.py:x{scale},net")
         t_model = build_model(tc)
-        teacher = training.init_variables(t_model, tc, jax.random.key(1))
-        k = c.teacher
-        kd = Distiller(t_model, kd_schedule(k.lambda0, k.gamma, k.decay_epochs), k.l1_weight, k.grad_weight,
-                       k.cos_weight)
-    runner = parallel.DataParallel(training.make_train_step(model, c, schedule, kd, axis), "pmap",
-                                   devices=jax.local_devices()[:1])
-    state = runner.put_state(training.create_state(c, model, schedule, teacher))
+        teacher = (t_model, training.init_variables(t_model, tc, jax.random.key(1)))
+    built = training.assemble(c, schedule, "pmap", jax.local_devices()[:1], teacher)
+    runner = built.runner
+    state = runner.put_state(built.state)
     rng = np.random.default_rng(0)
     bands, hr = c.model.bands, LR_SIDE * scale
     batch = {"lr": rng.random((1, BATCH, LR_SIDE, LR_SIDE, bands), np.float32),

@@ -5,7 +5,7 @@
     python bench/layer_stats.py --config configs/cave.py:x4,kd --config.teacher.workdir runs/cave_study/lkca_net_s0 \
         --config.model.depth 4 --config.model.features 64 --config.train.batch_size 16 --steps 0,1,5
 
-Trains with the trainer's own step (:func:`lkca_jax.training.make_train_step`, the config's
+Trains with the trainer's own step (:func:`lkca_jax.training.assemble`, the config's
 optimizer, schedule and loss) on the config's data, and at each listed step prints, for every
 convolution in call order: the RMS of its output, the fraction of its output channels that are
 negative at every pixel of the batch (a ReLU after it passes nothing: a dead unit), its kernel's
@@ -29,9 +29,6 @@ from lkca_jax import training
 from lkca_jax.config import load_config, split_overrides
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, train_batches
-from lkca_jax.distillation import Distiller
-from lkca_jax.methods import METHODS
-from lkca_jax.models import build_model
 from lkca_jax.ops.conv import Conv
 
 
@@ -88,16 +85,14 @@ def main(argv=None) -> int:
     steps_per_epoch = max(len(source) * copies // t.batch_size, 1)
     total = t.num_steps or t.num_epochs * steps_per_epoch
     schedule = training.learning_rate_schedule(t, steps_per_epoch, total)
-    model = build_model(config)
-    kd, teacher = None, None
-    if METHODS[config.variant].teacher:
-        kd, teacher = Distiller.from_config(config)
-    state = training.create_state(config, model, schedule, teacher)
-    step_fn = jax.jit(training.make_train_step(model, config, schedule, kd))
+    built = training.assemble(config, schedule, "jit", jax.local_devices()[:1])
+    model, runner, kd = built.model, built.runner, built.kd
+    state = runner.put_state(built.state)
 
     def gradient(with_kd):
         return jax.jit(lambda state, batch: jax.grad(lambda p: training.loss_fn(
-            model, config, p, state, batch, jax.random.key(0), kd if with_kd else None)[0])(state.params))
+            model, config, p, state.batch_stats, state.teacher, batch, jax.random.key(0), kd if with_kd else None)[0])(
+            state.params))
 
     grad_fn, supervised_fn = gradient(True), gradient(False)
 
@@ -105,13 +100,14 @@ def main(argv=None) -> int:
         epoch = 0
         while True:
             for b in train_batches(source, t.batch_size, 1, epoch, t.seed, t.augment):
-                yield {k: v[0] for k, v in training.as_batch(b).items()}
+                yield training.as_batch(b)  # (1 device, batch, ...)
             epoch += 1
 
     it = batches()
     step = 0
-    for batch in it:
+    for placed in it:
         if step in wanted:
+            batch = {k: v[0] for k, v in placed.items()}
             grads = grad_fn(state, batch)
             report(step, model, state, batch, grads)
             if kd is not None:
@@ -119,7 +115,7 @@ def main(argv=None) -> int:
                       f"{norm(supervised_fn(state, batch)):.3e}")
         if step >= wanted[-1]:
             break
-        state, m = step_fn(state, batch)
+        state, m = runner.step(state, placed)
         if step in wanted:
             print(f"loss {float(m['loss']):.5f}  grad norm {float(m['grad_norm']):.3e}")
         step += 1

@@ -16,11 +16,10 @@ import time
 import jax
 import numpy as np
 
-from lkca_jax import parallel, training
+from lkca_jax import training
 from lkca_jax.config import load_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
-from lkca_jax.models import build_model
 
 
 def epochs(source, per_device, devices, augment):
@@ -55,10 +54,9 @@ def main():
     pipe = args.batches * args.batch / (time.perf_counter() - start)
 
     schedule = training.optax.constant_schedule(c.train.learning_rate)
-    axis = parallel.axis_name(c.train.parallel)
-    model = build_model(c, axis_name=axis)
-    runner = parallel.DataParallel(training.make_train_step(model, c, schedule, axis_name=axis), c.train.parallel)
-    state = runner.put_state(training.create_state(c, model, schedule))
+    built = training.assemble(c, schedule)
+    runner = built.runner
+    state = runner.put_state(built.state)
     batches = prefetch(epochs(source, per_device, devices, c.train.augment), c.train.prefetch)
     state, m = runner.step(state, training.as_batch(next(batches)))  # compile
     jax.block_until_ready(m)

@@ -4,7 +4,7 @@ trace, with the memory traffic of each part beside its time.
     python bench/profile_step.py [--bands 102] [--scale 4] [--batch 16] [--steps 3] [--kd]
     python bench/profile_step.py --forward 128 [--lr] [--bands 128]     # batch-1 inference, 128 x 128 LR
 
-Runs the trainer's own step (``training.make_train_step`` under ``parallel.DataParallel``, as
+Runs the trainer's own step (``training.assemble``: the step under ``parallel.DataParallel``, as
 train.py does: forward with drop path, HLoss, backward, Adam; bench/compare.py's
 ``jax_train_step``) of LKCA-Net at the paper's size on 16 x 16 LR patches, traces ``--steps``
 calls, and adds up the executed XLA ops by the

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lkca_jax import losses
+from lkca_jax import checkpoint, losses
 
 
 def kd_schedule(lambda0: float, gamma: float, decay_epochs: float) -> optax.Schedule:
@@ -50,8 +50,6 @@ class Distiller:
     @classmethod
     def from_config(cls, config):
         """The distiller and the teacher's variables, restored from ``config.teacher.workdir``."""
-        from lkca_jax import checkpoint
-
         t = config.teacher
         if not t.workdir:
             raise ValueError("the kd variant needs config.teacher.workdir: a trained LKCA-Net run")
@@ -60,6 +58,11 @@ class Distiller:
             if teacher_config.model[field] != config.model[field]:
                 raise ValueError(f"teacher {t.workdir} has {field}={teacher_config.model[field]}, "
                                  f"the student {config.model[field]}")
-        variables = jax.tree.map(jnp.asarray, variables)
-        return cls(teacher, kd_schedule(t.lambda0, t.gamma, t.decay_epochs),
-                   t.l1_weight, t.grad_weight, t.cos_weight), variables
+        return cls.of_teacher(config, teacher), jax.tree.map(jnp.asarray, variables)
+
+    @classmethod
+    def of_teacher(cls, config, teacher_model):
+        """The distiller of ``teacher_model`` with ``config.teacher``'s schedule and loss weights."""
+        t = config.teacher
+        return cls(teacher_model, kd_schedule(t.lambda0, t.gamma, t.decay_epochs), t.l1_weight, t.grad_weight,
+                   t.cos_weight)

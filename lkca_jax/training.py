@@ -30,6 +30,7 @@ from lkca_jax import checkpoint, evaluation, losses, parallel, precision
 from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
+from lkca_jax.distillation import Distiller
 from lkca_jax.methods import method_name, method_of
 from lkca_jax.models import build_model
 
@@ -402,6 +403,38 @@ def validate(model, variables, split, config) -> float | None:
     return float(np.mean(per_image["MPSNR"]))
 
 
+@dataclasses.dataclass(frozen=True)
+class Assembly:
+    """What a training run steps with: the model (built for the runner's parallel mode), the initial
+    train state on the host, the train step under its data-parallel runner
+    (``runner.step(runner.put_state(state), batch) -> (state, metrics)``), and the same step as a
+    plain function of one device's state and batch (``step``; for ``jax.jit`` in tests)."""
+
+    model: Any
+    state: TrainState
+    runner: parallel.DataParallel
+    step: Any
+    kd: Distiller | None = None  # a KD run's
+
+
+def assemble(config, schedule, mode: str | None = None, devices=None, teacher=None) -> Assembly:
+    """The model, state and step as ``train.py`` builds them (the trainer, the benchmarks and the
+    tests all build them here): ``mode`` defaults to ``config.train.parallel``, ``devices`` to every
+    local device. A KD method's teacher is restored from ``config.teacher.workdir``, or is
+    ``teacher = (model, variables)`` when given (a benchmark's random teacher)."""
+    mode = mode or config.train.parallel
+    kd = teacher_variables = None
+    if teacher is not None:
+        kd, teacher_variables = Distiller.of_teacher(config, teacher[0]), teacher[1]
+    elif method_of(config).teacher:
+        kd, teacher_variables = Distiller.from_config(config)
+    axis = parallel.axis_name(mode)
+    model = build_model(config, axis_name=axis)
+    step = make_train_step(model, config, schedule, kd, axis)
+    runner = parallel.DataParallel(step, mode, devices)
+    return Assembly(model, create_state(config, model, schedule, teacher_variables), runner, step, kd)
+
+
 def train_and_evaluate(config, workdir, echo=print) -> dict:
     """Train (or resume) and evaluate; returns the test row of the table."""
     workdir = pathlib.Path(workdir)
@@ -434,15 +467,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     total = t.num_steps or t.num_epochs * steps_per_epoch
 
     schedule = learning_rate_schedule(t, steps_per_epoch, total)
-    kd = None
-    teacher = None
-    if method_of(config).teacher:
-        from lkca_jax.distillation import Distiller
-
-        kd, teacher = Distiller.from_config(config)
-    axis = parallel.axis_name(t.parallel)
-    model = build_model(config, axis_name=axis)
-    state = create_state(config, model, schedule, teacher)
+    built = assemble(config, schedule)
+    state, runner, kd = built.state, built.runner, built.kd
     if t.get("init_from", ""):
         state = init_from_run(state, t)
     ckpts = checkpoint.Checkpoints(workdir, t.keep_checkpoints)
@@ -461,7 +487,6 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
         echo(f"resumed from step {int(state.step)} in {workdir}")
     start = int(state.step)
 
-    runner = parallel.DataParallel(make_train_step(model, config, schedule, kd, axis), t.parallel)
     state = runner.put_state(state)
     logger = Logger(workdir, lead)
     local_devices = runner.num_local

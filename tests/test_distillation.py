@@ -52,22 +52,16 @@ def test_a_kd_run_learns_from_its_teacher_and_saves_only_the_student(tmp_path):
 
 
 def test_kd_step_updates_only_the_student(tmp_path):
-    from lkca_jax import parallel
     from lkca_jax.data.datasets import load_splits
     from lkca_jax.data.pipeline import SplitSource, train_batches
-    from lkca_jax.distillation import Distiller
     from lkca_jax.models import build_model
 
     teacher = tiny(steps=2)
     training.train_and_evaluate(teacher, tmp_path / "teacher", echo=lambda *a: None)
     c = tiny("sample.py:x4,kd")
     c.teacher.workdir = str(tmp_path / "teacher")
-    kd, teacher_vars = Distiller.from_config(c)
-    schedule = training.optax.constant_schedule(1e-3)
-    model = build_model(c, axis_name=parallel.AXIS)
-    state = training.create_state(c, model, schedule, teacher_vars)
-    step = training.make_train_step(model, c, schedule, kd, parallel.AXIS)
-    runner = parallel.DataParallel(step, "pmap", jax.local_devices()[:1])
+    built = training.assemble(c, training.optax.constant_schedule(1e-3), "pmap", jax.local_devices()[:1])
+    state, runner, kd = built.state, built.runner, built.kd
     start = jax.tree.map(np.asarray, state)
     state = runner.put_state(state)
     source = SplitSource(load_splits(c, ("train",))["train"])

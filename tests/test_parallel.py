@@ -15,10 +15,9 @@ import sys
 sys.path.insert(0, {tests!r})
 import jax, numpy as np
 from test_training import tiny
-from lkca_jax import parallel, training
+from lkca_jax import training
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, train_batches
-from lkca_jax.models import build_model
 
 assert jax.device_count() == 2
 c = tiny(**{train!r})
@@ -29,12 +28,10 @@ source = SplitSource(load_splits(c, ("train",))["train"])
 batches = list(train_batches(source, 2, 2, epoch=0, seed=0))[:3]
 out = {{}}
 for mode in ("pmap", "jit"):
-    axis = parallel.axis_name(mode)
-    model = build_model(c, axis_name=axis)
-    runner = parallel.DataParallel(training.make_train_step(model, c, schedule, axis_name=axis), mode)
+    built = training.assemble(c, schedule, mode)
+    model, runner, state = built.model, built.runner, built.state
     # SGD keeps parameter differences proportional to gradient differences (Adam's first steps are
     # sign-like and would amplify float reduction-order noise on near-zero gradients).
-    state = training.create_state(c, model, schedule)
     sgd = training.optax.sgd(0.1)
     state = runner.put_state(state.replace(tx=sgd, opt_state=sgd.init(state.params)))
     if mode == "jit":  # the global batch of 4, one array sharded over both devices

@@ -77,16 +77,14 @@ def test_convolutions_and_products_run_in_the_compute_dtype(method):
 
 
 def _step(c, state=None, batch=None):
-    model = build_model(c)
-    schedule = training.optax.constant_schedule(1e-3)
-    state = state or training.create_state(c, model, schedule)
+    built = training.assemble(c, training.optax.constant_schedule(1e-3), "jit", jax.local_devices()[:1])
+    state = state or built.state
     rng = np.random.default_rng(0)
     n, s, bands = c.train.batch_size, 8, c.model.bands
     batch = batch or {"lr": rng.random((n, s, s, bands), np.float32),
                       "hr": rng.random((n, 4 * s, 4 * s, bands), np.float32),
                       "mask": np.ones((n,), np.float32), "epoch": np.zeros((n,), np.float32)}
-    step = jax.jit(training.make_train_step(model, c, schedule))
-    return state, batch, step
+    return state, batch, jax.jit(built.step)
 
 
 def test_parameters_stay_float32_after_a_bfloat16_step():
