@@ -210,7 +210,7 @@ def convergence_table(done: dict) -> str:
     for name, d in done.items():
         if d["curve"]:
             c = convergence(d["curve"])
-            lines.append(f"| {name} | {d['curve'][-1][0]} | {c['rise']:+.3f} | {c['gap']:.3f} | "
+            lines.append(f"| {name} | {d['curve'][-1][0]} | {c['rise']:+.4f} | {c['gap']:.4f} | "
                          f"{'yes' if c['converged'] else 'no'} | {d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
 
