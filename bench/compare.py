@@ -35,12 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from lkca_jax import convert, hostmem, precision, torch_ref, training
+from lkca_jax import convert, hostmem, precision, training
 from lkca_jax.accounting import count, count_config
 from lkca_jax.config import load_config
 from lkca_jax.methods import METHODS
 from lkca_jax.models import build_model
 from lkca_jax.provenance import commit
+from lkca_jax.reference import losses as torch_losses
 
 DATASET_BY_BANDS = {48: "houston", 102: "pavia", 128: "chikusei"}
 
@@ -118,7 +119,7 @@ def inference_pair(c, batch: int, size: int):
 def kd_torch_loss(s, t):
     """L1 + gradient loss + (1 - cosine) on NCHW features (docs/design.md section 4.3)."""
     cos = (s * t).sum(1) / torch.clamp(s.norm(dim=1) * t.norm(dim=1), min=1e-12)
-    g = torch_ref.gradient_magnitude
+    g = torch_losses.gradient_magnitude
     return (s - t).abs().mean() + (g(s) - g(t)).abs().mean() + (1 - cos.mean())
 
 
@@ -166,7 +167,7 @@ def train_pair(c, batch: int, kd: bool):
     def run_torch():
         opt.zero_grad(set_to_none=True)
         sr, feats = net(lrt)
-        loss = torch_ref.training_loss(c.train)(sr, hrt)
+        loss = torch_losses.training_loss(c.train)(sr, hrt)
         if kd:
             with torch.no_grad():
                 _, tf = t_net(lrt)

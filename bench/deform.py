@@ -8,7 +8,7 @@ Forms, all computing the same samples (checked against each other first):
 * ``gather4``: one gather of a 2 x 2 neighbourhood stacked on the channels (4C per point), weighted.
 * ``matrix``: the bilinear weights as a dense (h w k^2) x (h+2)(w+2) interpolation matrix per image,
   one batched matrix product (no gather or scatter; quadratic in the pixels).
-* ``torch``: the PyTorch reference's ``DeformConv2d`` (lkca_jax/torch_ref.py), same threads.
+* ``torch``: the PyTorch reference's ``DeformConv2d`` (lkca_jax/reference/msdformer.py), same threads.
 
 Sizes: F = 240 (MSDformer's), the training batch (16 x 16 LR, 16 images; forward and backward with
 respect to the input, offsets and kernel) and inference (16 x 16 and 64 x 64 LR, 1 image; forward).
@@ -80,7 +80,7 @@ FORMS = {"gather": deform_sample, "gather4": gather4, "matrix": matrix}
 
 
 def case_row(n: int, size: int, train: bool, rounds: int, rng) -> str:
-    from lkca_jax.torch_ref import DeformConv2d
+    from lkca_jax.reference.msdformer import DeformConv2d
 
     c = 240
     x = jnp.asarray(rng.normal(size=(n, size, size, c)), jnp.float32)

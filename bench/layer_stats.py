@@ -29,6 +29,7 @@ from lkca_jax import training
 from lkca_jax.config import load_config, split_overrides
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, train_batches
+from lkca_jax.data.spec import DataSpec
 from lkca_jax.ops.conv import Conv
 
 
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     config = load_config(args.config, overrides)
     wanted = sorted({int(s) for s in args.steps.split(",")})
     t = config.train
-    splits = load_splits(config)
+    splits = load_splits(DataSpec.of(config))
     source = SplitSource(splits["train"])
     copies = 8 if t.augment == "all8" else 1
     steps_per_epoch = max(len(source) * copies // t.batch_size, 1)

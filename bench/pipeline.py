@@ -20,6 +20,7 @@ from lkca_jax import training
 from lkca_jax.config import load_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
+from lkca_jax.data.spec import DataSpec
 
 
 def epochs(source, per_device, devices, augment):
@@ -42,7 +43,7 @@ def main():
     if args.tfds_dir:
         c.data.update(source="tfds", tfds_dir=args.tfds_dir)
     c.model.update({k: v for k, v in (("depth", args.depth), ("features", args.features)) if v})
-    source = SplitSource(load_splits(c, ("train",))["train"])
+    source = SplitSource(load_splits(DataSpec.of(c), ("train",))["train"])
     devices = jax.local_device_count()
     per_device = args.batch // devices
 

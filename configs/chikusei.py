@@ -12,7 +12,11 @@ after 300 epochs on a GPU; at 3119 training patches (3465 less 10% to validation
 epoch is 779 steps of batch 32, so the full recipe is out of reach of a CPU (minutes per hundred
 steps). Count the paper's Param and Flops columns without data:
 
-    python -m lkca_jax count --config=configs/chikusei.py:x4,net --config.model.norm layer
+    python -m lkca_jax count --config=configs/chikusei.py:x4,net
+
+The model keeps the channels-first LayerNorm (model.norm layer, the base default) because that is
+the model the paper's counts describe; trained here on CAVE it ended 0.97 dB below BatchNorm
+(docs/results.md), so set --config.model.norm batch to train it.
 
 The argument is '<scale>,<method>': scale x2 | x3 | x4 | x8, method a key of
 lkca_jax/methods.py (net | lr | kd | vdsr | bicubic).

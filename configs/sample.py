@@ -9,15 +9,15 @@ far from even between the two. The README's main command:
     python train.py --config configs/sample.py --workdir runs/sample
     python evaluate.py --config configs/sample.py:bicubic --workdir runs/sample_bicubic   # Bicubic alone
     python train.py --config configs/sample.py:x4,vdsr --workdir runs/sample/vdsr         # or fcnn3d, sspsr
-    python train.py --config configs/sample.py:x4,sspsr --workdir runs/sample/sspsr64 --config.model.sspsr_features 64
-    python train.py --config configs/sample.py:x4,msdformer --workdir runs/msd --config.model.msdformer_features 60
-    python train.py --config configs/sample.py:x4,essaformer --workdir runs/essa --config.model.essa_features 32
+    python train.py --config configs/sample.py:x4,sspsr --workdir runs/sample/sspsr64 --config.model.sspsr.features 64
+    python train.py --config configs/sample.py:x4,msdformer --workdir runs/msd --config.model.msdformer.features 60
+    python train.py --config configs/sample.py:x4,essaformer --workdir runs/essa --config.model.essaformer.features 32
     # with a bicubic residual (not the published models), the settings that beat Bicubic here:
     python train.py --config configs/sample.py:x4,msdformer --workdir runs/msd_res \
-        --config.model.msdformer_features 60 --config.model.bicubic_residual=True \
+        --config.model.msdformer.features 60 --config.model.bicubic_residual=True \
         --config.train.sam_weight 0 --config.train.grad_weight 0
     python train.py --config configs/sample.py:x4,essaformer --workdir runs/essa_res \
-        --config.model.essa_features 32 --config.model.bicubic_residual=True --config.train.loss mse
+        --config.model.essaformer.features 32 --config.model.bicubic_residual=True --config.train.loss mse
 
 Every method trains with this budget (steps, batch, schedule) and its own optimizer and loss;
 docs/results.md has their table (SSPSR at width 64: its 256 takes hours on a CPU; MSDformer and

@@ -1,5 +1,14 @@
-"""Command line: ``python -m lkca_jax <command> ...``.
+"""Command line: ``python -m lkca_jax <command> ...`` (``train.py`` and ``evaluate.py`` are its
+``train`` and ``evaluate``). Every command that takes ``--config path/to/config.py[:arg]`` takes
+overrides of any of its fields after it, ``--config.<field> value`` or ``--config.<field>=value``
+(:func:`lkca_jax.config.load_config`).
 
+    train    --config=configs/sample.py[:x4,net] --workdir RUN [--config.train.batch_size 16 ...]
+             [--coordinator HOST:PORT --num_processes N --process_id I]
+        Train, then evaluate on the test split; rerun with the same workdir to resume.
+    evaluate --workdir RUN [--config C] [--split test] [--which best] [--save_images] [--per_image]
+             [--weights ema|raw] [--dtype D]
+        The paper's table for a trained run (or Bicubic with --config ...:bicubic).
     count    --config=configs/chikusei.py:x4,net [--config=...] [--config.model.depth 32 ...] [--json]
              [--parts FIG.png]
         Parameters and FLOPs in the paper's convention, fvcore's (one 16 x 16 LR input); any
@@ -14,7 +23,7 @@
         suffix picks the format (.mat, .npy, .tif, .hdr for ENVI). A GeoTIFF or ENVI input's
         georeference goes to a .tif or .hdr output with pixels r times smaller.
     convert  --workdir RUN --to model.pt  |  --from model.pt --workdir NEW_RUN [--config C]
-        Weights to and from the PyTorch reference (lkca_jax/torch_ref.py): a .pt state dict.
+        Weights to and from the PyTorch reference (lkca_jax/reference/): a .pt state dict.
     rank     --workdir RUN [--workdir RUN2 ...] [--out DIR]
         Singular values of the trained upsampler (the paper's Fig. 4): rank.json and rank.png.
     compare  --workdir RUN [--workdir RUN2 ...] --out DIR [--image ID] [--box Y,X,SIZE] [--pixel Y,X ...]
@@ -38,6 +47,56 @@ import sys
 
 from lkca_jax import hostmem
 from lkca_jax.config import split_overrides
+
+
+def _load(spec: str, overrides: dict):
+    """The config of ``spec`` with its overrides, checked (:func:`lkca_jax.config.check`); whatever
+    the config file raises becomes one line naming the file."""
+    from lkca_jax.config import check, load_config
+
+    try:
+        config = load_config(spec, overrides)
+    except (ValueError, OSError):
+        raise
+    except Exception as err:  # the config file's own error
+        raise ValueError(f"{spec}: {type(err).__name__}: {err}") from None
+    check(config)
+    return config
+
+
+def _train(args) -> int:
+    from absl import logging
+
+    from lkca_jax import parallel, training
+
+    logging.set_verbosity(logging.WARNING)  # orbax logs every step of its work at INFO
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines reach logs as they happen
+    config = _load(args.config, args.overrides)
+    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    try:
+        training.train_and_evaluate(config, args.workdir)
+    except training.NonFiniteLoss as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except training.Interrupted as err:  # Ctrl-C or SIGTERM: saved at a step boundary
+        print(f"stopped: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before the first step, or a second Ctrl-C
+        print(f"stopped: interrupted; {args.workdir} keeps its last saved checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _evaluate(args) -> int:
+    from absl import logging
+
+    from lkca_jax import evaluation
+
+    logging.set_verbosity(logging.WARNING)
+    config = _load(args.config, args.overrides) if args.config else None
+    evaluation.evaluate_workdir(args.workdir, config, args.split, args.which, args.save_images,
+                                weights=args.weights, dtype=args.dtype, per_image=args.per_image)
+    return 0
 
 
 def _count(args) -> int:
@@ -234,6 +293,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lkca_jax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train a model from a config, then evaluate it on the test split")
+    p.add_argument("--config", required=True, help="path/to/config.py[:scale,method]")
+    p.add_argument("--workdir", required=True, help="run directory: checkpoints, logs, evaluation")
+    p.add_argument("--coordinator", default="", help="host:port of process 0, for multi-process training")
+    p.add_argument("--num_processes", type=int, default=0, help="number of processes (multi-process training)")
+    p.add_argument("--process_id", type=int, default=-1, help="this process's index (multi-process training)")
+    p.set_defaults(run=_train)
+    p = sub.add_parser("evaluate", help="the paper's table for a trained run (or Bicubic) on a split")
+    p.add_argument("--workdir", required=True, help="run directory (checkpoints read, results written)")
+    p.add_argument("--config", help="config file (optional when --workdir holds a run): its data and eval "
+                                    "blocks are used with the run's model")
+    p.add_argument("--split", choices=("test", "validation", "train"), default="test")
+    p.add_argument("--which", choices=("best", "last"), default="best",
+                   help="the best-validation or the latest checkpoint")
+    p.add_argument("--save_images", action="store_true", help="write a PNG panel and a spectra plot per image")
+    p.add_argument("--per_image", action="store_true", help="print each image's MPSNR, SAM and ERGAS under the table")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="the EMA weights where the run kept them, or the raw ones")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="compute dtype of the forward pass (default: the config's eval.dtype, float32)")
+    p.set_defaults(run=_evaluate)
     p = sub.add_parser("count", help="parameters and MACs in the paper's convention")
     p.add_argument("--config", action="append", required=True,
                    help="configs/<dataset>.py:<scale>,<variant>; repeat for a table")
@@ -314,8 +394,8 @@ def main(argv=None) -> int:
         parser.error(str(err))
     args = parser.parse_args(argv)
     args.overrides = overrides
-    if overrides and args.command not in ("count", "convert"):
-        parser.error(f"--config.<field> overrides are for count and convert --from, not {args.command}")
+    if overrides and not getattr(args, "config", None):
+        parser.error("--config.<field> overrides need --config (count, convert --from, train, evaluate)")
     previous = signal.signal(signal.SIGTERM, _terminate)  # as Ctrl-C: temporary files are removed
     try:
         return args.run(args)

@@ -38,6 +38,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from lkca_jax.atomic import atomic_write
+from lkca_jax.config import upgrade
 from lkca_jax.data.io.base import reason
 from lkca_jax.quiet import quiet_logger
 
@@ -69,7 +70,9 @@ def load_config(workdir) -> ml_collections.ConfigDict:
 
 
 def config_from_json(text: str) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(_tuples(json.loads(text)))
+    """A saved config, in today's layout (:func:`lkca_jax.config.upgrade`: runs saved before the
+    compared architectures' fields were nested load as they trained)."""
+    return upgrade(ml_collections.ConfigDict(_tuples(json.loads(text))))
 
 
 def _manager(path, keep: int | None, read_only: bool = False) -> ocp.CheckpointManager:

@@ -23,12 +23,12 @@ from __future__ import annotations
 import ast
 import importlib.util
 import pathlib
-import sys
 
 import ml_collections
 
 from lkca_jax.data.registry import DATASETS
-from lkca_jax.methods import METHODS
+from lkca_jax.data.spec import data_config
+from lkca_jax.methods import ARCHITECTURES, METHODS
 
 
 def parse_arg(arg: str, default_scale: int = 4) -> tuple[int, str]:
@@ -109,56 +109,17 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     m.bn_momentum = 0.9  # BatchNorm running-average decay, Flax convention (= PyTorch momentum 0.1)
     m.bn_epsilon = 1e-5  # PyTorch's default
     m.conv_impl = "auto"  # auto | xla | fast (auto: fast on CPU, xla on GPU/TPU)
-    # VDSR baseline.
-    m.vdsr_features = 64
-    m.vdsr_depth = 18
-    m.vdsr_residual = True  # choice: VDSR's global residual, here the bicubic image
-    # 3D-FCNN baseline (docs/design.md section 8.4).
-    m.fcnn_widths = (64, 32, 9)
-    m.fcnn_taps = 3  # spectral extent of its first and last kernels: (3,9,9) and (3,5,5)
-    m.fcnn_residual = True  # choice: add the bicubic image, as VDSR and LKCA-Net do
-    # SSPSR (docs/design.md section 8.1; its demo.sh).
-    m.sspsr_features = 256
-    m.sspsr_blocks = 3
-    m.sspsr_subs = 8  # bands per group
-    m.sspsr_overlap = 2  # bands shared by neighbouring groups
-    m.sspsr_res_scale = 0.1
-    m.sspsr_reduction = 16  # channel attention
-    # MSDformer (docs/design.md section 8.2; its demo.sh). Its head splits the bands as SSPSR does and
-    # its attention blocks reduce as SSPSR's: sspsr_subs, sspsr_overlap and sspsr_reduction apply.
-    m.msdformer_features = 240
-    m.msdformer_blocks = 4  # DCTMs
-    m.msdformer_heads = 6
-    m.msdformer_mlp_ratio = 4.0
-    # ESSAformer (docs/design.md section 8.3; ESSA(inch=C, dim=256, upscale=r)).
-    m.essa_features = 256
-    m.essa_dropout = 0.2  # Dropout2d inside Convup/Convdown, training only
-    # MSDformer and ESSAformer, not their published models (ours, off by default): add the bicubic
-    # image to the output, their last conv (tail, conv_last) starting at zero, so SR starts as Bicubic
-    # as in LKCA-Net, VDSR and 3D-FCNN here. Same parameters as published (docs/results.md).
-    m.bicubic_residual = False
+    # The compared architectures' own fields, under model.<name> (model.vdsr.depth), and the bicubic
+    # residual where the architecture makes it a choice: both from its registry entry
+    # (lkca_jax/methods.py, ARCHITECTURES), so that a config holds only its own architecture's.
+    arch = ARCHITECTURES[method.architecture]
+    if arch.fields:
+        m[method.architecture] = ml_collections.ConfigDict(arch.fields)
+    if arch.residual is not None:
+        m.bicubic_residual = arch.residual
 
-    # Data (docs/design.md section 6; lkca_jax/data/protocols.py). Dataset files set the rest.
-    d = c.data = ml_collections.ConfigDict()
-    d.protocol = dataset  # the registry entry (lkca_jax/data/registry.py): its layout, crop and test images
-    # Where the splits come from: 'files' (read and cut the downloaded files at every start) or 'tfds'
-    # (the dataset prepared once by its TFDS builder, lkca_jax/data/tfds: images read on access, each
-    # process only its own shard; it must have been prepared with the data fields below).
-    d.source = "files"
-    d.tfds_dir = ""  # the TFDS data_dir of source 'tfds' ('': TFDS's default, ~/tensorflow_datasets)
-    d.path = ""  # the downloaded file (or folder of scenes) the protocol reads
-    d.key = ""  # variable/array name inside the file, when it holds several
-    d.normalisation = "global_max"  # global_max | constant | per_file_max
-    d.norm_value = 0.0  # the constant, for normalisation='constant'
-    d.test_size = 0  # side of the square test images (top-strip protocols)
-    d.patch_size = 0  # training HR patch side; 0: 16 * scale (the paper's 64 at x4, 128 at x8)
-    d.stride = 0  # 0: 8 * scale (the paper's 32 at x4, 64 at x8)
-    d.val_fraction = 0.1
-    d.seed = 0  # validation split
-    d.train_scenes = ()  # scene-level protocols (cave): the scene names of each split
-    d.val_scenes = ()
-    d.test_scenes = ()
-    d.update(entry.data_fields())
+    # Data: the dataset's block (lkca_jax/data/spec.py, each field explained there). Dataset files set the rest.
+    c.data = data_config(dataset)
 
     # Training (docs/design.md sections 4 and 5; lkca_jax/training.py).
     t = c.train = ml_collections.ConfigDict()
@@ -244,6 +205,48 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     return c
 
 
+# Runs saved before the compared architectures' fields were nested (model.vdsr_depth, ...): each flat
+# name and where it lives now; the three residual switches became one, model.bicubic_residual.
+LEGACY_FIELDS = {
+    "vdsr_features": "vdsr.features", "vdsr_depth": "vdsr.depth", "vdsr_residual": "bicubic_residual",
+    "fcnn_widths": "fcnn3d.widths", "fcnn_taps": "fcnn3d.taps", "fcnn_residual": "bicubic_residual",
+    "sspsr_features": "sspsr.features", "sspsr_blocks": "sspsr.blocks", "sspsr_res_scale": "sspsr.res_scale",
+    "sspsr_subs": ("sspsr.subs", "msdformer.subs"), "sspsr_overlap": ("sspsr.overlap", "msdformer.overlap"),
+    "sspsr_reduction": ("sspsr.reduction", "msdformer.reduction"),
+    "msdformer_features": "msdformer.features", "msdformer_blocks": "msdformer.blocks",
+    "msdformer_heads": "msdformer.heads", "msdformer_mlp_ratio": "msdformer.mlp_ratio",
+    "essa_features": "essaformer.features", "essa_dropout": "essaformer.dropout",
+}
+
+
+def upgrade(config) -> ml_collections.ConfigDict:
+    """A saved run's config in today's layout: the flat fields of :data:`LEGACY_FIELDS` of its own
+    architecture moved under ``model.<name>``, the other architectures' dropped (every config used to
+    carry all of them), its residual switch renamed. Today's configs come back unchanged."""
+    m = config.model if "model" in config else config
+    old = {name: m[name] for name in LEGACY_FIELDS if name in m}
+    if not old:
+        return config
+    arch, entry = m.name, ARCHITECTURES.get(m.name)
+    residual = m.get("bicubic_residual")  # MSDformer's and ESSAformer's switch kept its name
+    for name in (*old, "bicubic_residual"):
+        if name in m:
+            del m[name]
+    if entry is not None and entry.fields:
+        block = ml_collections.ConfigDict(entry.fields)
+        for name, value in old.items():
+            targets = LEGACY_FIELDS[name]
+            for target in (targets,) if isinstance(targets, str) else targets:
+                owner, _, leaf = target.partition(".")
+                if owner == arch:
+                    block[leaf] = value
+        m[arch] = block
+    if entry is not None and entry.residual is not None:
+        own = {"vdsr": "vdsr_residual", "fcnn3d": "fcnn_residual"}.get(arch, "")
+        m.bicubic_residual = old.get(own, entry.residual if residual is None else residual)
+    return config
+
+
 def load_config(spec: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
     """Load ``path/to/config.py[:arg]`` the way ml_collections' ``config_flags`` does, then apply
     ``overrides`` ({'model.depth': '32', ...}, values as typed on a command line)."""
@@ -300,7 +303,7 @@ def split_overrides(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 # Each number's range: 'int >= n' (a whole number), '>= x', '> x', or an interval '[a, b)', '[a, b]'.
 RANGES = {
     "model.bands": "int >= 1", "model.scale": "int >= 2", "model.features": "int >= 1", "model.depth": "int >= 0",
-    "model.drop_path_rate": "[0, 1)", "model.bn_momentum": "[0, 1]", "model.essa_dropout": "[0, 1)",
+    "model.drop_path_rate": "[0, 1)", "model.bn_momentum": "[0, 1]", "model.essaformer.dropout": "[0, 1)",
     "data.val_fraction": "[0, 1)", "data.patch_size": "int >= 0", "data.stride": "int >= 0",
     "train.batch_size": "int >= 1", "train.num_epochs": "int >= 0", "train.num_steps": "int >= 0",
     "train.learning_rate": "> 0", "train.min_learning_rate": ">= 0", "train.warmup_steps": "int >= 0",
@@ -333,7 +336,6 @@ def check(config) -> None:
     the devices' division of the batch."""
     from lkca_jax import losses, parallel, precision
     from lkca_jax.data import pipeline, protocols
-    from lkca_jax.methods import ARCHITECTURES
     from lkca_jax.models import lkca, upsampler
     from lkca_jax.ops.conv import IMPLS
 
@@ -372,22 +374,3 @@ def check(config) -> None:
     t = config.get("train")
     if t is not None and config.model.name != "bicubic" and t.num_steps <= 0 and t.num_epochs <= 0:
         raise ValueError("config: train.num_epochs or train.num_steps must be positive (a run of no steps)")
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing for ``train.py`` and ``evaluate.py``: a bad ``--config`` (a missing file, a
-    config file that raises, an unknown method, a value out of range: :func:`check`) is one line and
-    exit 2, before anything is written, rather than absl's traceback and usage."""
-    from absl import flags
-
-    try:
-        rest = flags.FLAGS(argv)
-        if "config" in flags.FLAGS and flags.FLAGS["config"].present:
-            # a config file that failed to load becomes a stand-in that raises on first use
-            check(flags.FLAGS.config)
-        return rest
-    except Exception as err:
-        # config_flags puts the config file's whole traceback in its message: its last line says why
-        lines = [line.strip() for line in str(err.__cause__ or err).splitlines() if line.strip()]
-        print(f"error: {lines[-1][:300] if lines else type(err).__name__}", file=sys.stderr)
-        sys.exit(2)

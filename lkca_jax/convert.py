@@ -1,4 +1,4 @@
-"""Weights between Flax and PyTorch (:mod:`lkca_jax.torch_ref`), both ways, and ``.pt`` files.
+"""Weights between Flax and PyTorch (:mod:`lkca_jax.reference`), both ways, and ``.pt`` files.
 
 Names: the Flax module path joined by dots, renamed as the architecture's registry entry says
 (:mod:`lkca_jax.methods`: LKCA's ``block{i}`` -> ``blocks.{i}``, VDSR's ``conv{i}`` ->
@@ -103,7 +103,7 @@ def torch_model(variables, config):
     must load; only BatchNorm's ``num_batches_tracked`` counters, which Flax has no use for, stay."""
     import torch
 
-    from lkca_jax.torch_ref import build_torch_model
+    from lkca_jax.reference import build_torch_model
 
     net = build_torch_model(config)
     result = net.load_state_dict({k: torch.from_numpy(v) for k, v in flax_to_torch(variables, config).items()},

@@ -22,6 +22,7 @@ from lkca_jax.atomic import atomic_write
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, eval_batches
 from lkca_jax.data.registry import DATASETS
+from lkca_jax.data.spec import DataSpec
 from lkca_jax.inference import DEFAULT_TILE, predict_tiled, predictor
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
@@ -259,7 +260,7 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
         with config.unlocked():  # a run saved before eval.per_image existed lacks the field
             config.eval.dtype = dtype or config.eval.get("dtype", "float32")
             config.eval.per_image = per_image or config.eval.get("per_image", False)
-    split = load_splits(config, (split_name,))[split_name]
+    split = load_splits(DataSpec.of(config), (split_name,))[split_name]
     return evaluate(config, variables, split, workdir, split_name, save_images, echo)
 
 

@@ -3,7 +3,7 @@
 * ``stablehlo``: ``jax.export`` of the inference function ``lr (N, H, W, C) -> sr`` with the
   weights baked in and the batch dimension symbolic; reload it with
   ``jax.export.deserialize(open(f, 'rb').read()).call(lr)``, no model code needed.
-* ``onnx``: the PyTorch reference (:mod:`lkca_jax.torch_ref`) with converted weights, exported by
+* ``onnx``: the PyTorch reference (:mod:`lkca_jax.reference`) with converted weights, exported by
   PyTorch's current exporter (``torch.onnx.export(..., dynamo=True)``, through ``torch.export``;
   the TorchScript one is deprecated since torch 2.9) with a dynamic batch, checked with onnxruntime.
 

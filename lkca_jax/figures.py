@@ -27,6 +27,7 @@ from lkca_jax import checkpoint, evaluation
 from lkca_jax.atomic import atomic_write
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.scenes import Split
+from lkca_jax.data.spec import DataSpec
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 
@@ -121,7 +122,7 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
         runs[label] = (workdir, checkpoint.load_config(workdir))
     same_task({name: c for name, (_, c) in runs.items()})
     config = next(iter(runs.values()))[1]
-    split = load_splits(config, ("test",))["test"]
+    split = load_splits(DataSpec.of(config), ("test",))["test"]
     if image is None:
         image = split.ids[0]
     if image not in split.ids:

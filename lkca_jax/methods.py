@@ -4,16 +4,19 @@ A **method** is what a config argument names (``x4,net``, ``x4,vdsr``) and what 
 called: its display name, the architecture it uses, the model fields it sets on top of the base
 config, its training-recipe defaults, and whether it trains against a frozen teacher.
 
-An **architecture** (``config.model.name``) is one Flax module and one PyTorch reference: where
-each builder lives, how Flax parameter names become the reference's ``state_dict`` names, and
-where its learnable upsampler sits (for ``rank`` and ``lowrank``). Several methods share one
-architecture (LKCA-Net, LKCA-LR and LKCA-KD are all ``lkca``).
+An **architecture** (``config.model.name``) is one Flax module (``lkca_jax/models/<name>.py``) and
+one PyTorch reference (``lkca_jax/reference/<name>.py``): where each builder lives, its own config
+fields (held under ``model.<name>``) and its bicubic-residual default, how Flax parameter names
+become the reference's ``state_dict`` names, and where its learnable upsampler sits (for ``rank``
+and ``lowrank``). Several methods share one architecture (LKCA-Net, LKCA-LR and LKCA-KD are all
+``lkca``; LKCA's own fields are the base config's model fields).
 
 Model building (:func:`lkca_jax.models.build_model`), the PyTorch reference
-(:func:`lkca_jax.torch_ref.build_torch_model`), weight conversion (:mod:`lkca_jax.convert`), the
-evaluation table, ``rank``/``lowrank`` and the config argument all read these two tables; adding a
-method is one Flax module, one PyTorch reference, one entry here and its tests. Builders are named
-as ``"module:function"`` strings so that importing this registry imports neither flax nor torch.
+(:func:`lkca_jax.reference.build_torch_model`), weight conversion (:mod:`lkca_jax.convert`), the
+config (:func:`lkca_jax.config.base_config`), the evaluation table, ``rank``/``lowrank`` and the
+config argument all read these two tables; adding an architecture is its Flax module, its PyTorch
+reference, its entries here and its tests (README, "Adding a method"). Builders are named as
+``"module:name"`` strings so that importing this registry imports neither flax nor torch.
 
 Every architecture here maps the LR batch alone to ``(sr, features)`` and makes its bicubic image
 inside (LKCA-Net's, VDSR's and 3D-FCNN's residual, SSPSR's skip input, Bicubic itself); where the
@@ -30,8 +33,13 @@ import re
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    """One model: ``flax(model_config, axis_name) -> nn.Module`` and ``torch(model_config) ->
-    torch.nn.Module`` (None: no reference yet), as ``"module:function"``; ``torch_names``: (regex,
+    """One model: ``flax(model_config) -> nn.Module`` and ``torch(model_config) ->
+    torch.nn.Module`` (None: no reference yet), as ``"module:function"``; ``fields``: its own config
+    fields and their defaults, which a config of this architecture holds under ``model.<its name>``
+    (``model.vdsr.depth``); ``residual``: the default of ``model.bicubic_residual`` (SR = the
+    network's output + the MATLAB bicubic image, one shared head: :func:`lkca_jax.precision.head`)
+    where the architecture makes it a choice, None where it does not (LKCA-Net always adds it, SSPSR
+    reads the bicubic image through its own skip conv, Bicubic is nothing else); ``torch_names``: (regex,
     replacement) pairs applied in order to a Flax module path joined by dots, giving the
     reference's module path (its ``state_dict`` names: for SSPSR those of the public code);
     ``upsampler``: the ``params`` path of its learnable
@@ -43,12 +51,14 @@ class Architecture:
 
     flax: str
     torch: str | None = None
+    fields: dict = dataclasses.field(default_factory=dict)
+    residual: bool | None = None
     torch_names: tuple[tuple[str, str], ...] = ()
     upsampler: tuple[str, ...] | None = None
     reconstruction: tuple[str, ...] = ()
 
-    def build_flax(self, model_config, axis_name=None):
-        return _resolve(self.flax)(model_config, axis_name)
+    def build_flax(self, model_config):
+        return _resolve(self.flax)(model_config)
 
     def build_torch(self, model_config):
         if self.torch is None:
@@ -76,25 +86,37 @@ class Method:
 
 
 ARCHITECTURES = {
-    "lkca": Architecture("lkca_jax.models.lkca:build", "lkca_jax.torch_ref:build_lkca",
+    "lkca": Architecture("lkca_jax.models.lkca:build", "lkca_jax.reference.lkca:LKCANet",
                          torch_names=((r"^block(\d+)", r"blocks.\1"),), upsampler=("up",)),
-    "vdsr": Architecture("lkca_jax.models.baselines:build_vdsr", "lkca_jax.torch_ref:build_vdsr",
+    # residual on: VDSR's global residual learning, here the bicubic image
+    "vdsr": Architecture("lkca_jax.models.baselines:build_vdsr", "lkca_jax.reference.baselines:VDSR",
+                         fields={"features": 64, "depth": 18}, residual=True,
                          torch_names=((r"^conv(\d+)$", r"convs.\1"),), upsampler=("up",)),
-    "fcnn3d": Architecture("lkca_jax.models.baselines:build_fcnn3d", "lkca_jax.torch_ref:build_fcnn3d",
-                           upsampler=("up",)),
+    # docs/design.md section 8.4; taps: the spectral extent of its first and last kernels, (3,9,9) and
+    # (3,5,5); residual on (a choice: add the bicubic image, as VDSR and LKCA-Net do)
+    "fcnn3d": Architecture("lkca_jax.models.baselines:build_fcnn3d", "lkca_jax.reference.baselines:FCNN3D",
+                           fields={"widths": (64, 32, 9), "taps": 3}, residual=True, upsampler=("up",)),
+    # docs/design.md section 8.1 and its demo.sh: subs bands per group, overlap bands shared by
+    # neighbouring groups, reduction: its channel attention's.
     # SSPSR's public code: SSPN blocks in ``body.net.<i>``, each block's convs at ``body.0``/``body.2``
     # of its ``spa``/``spc`` part, the attention at ``spc.body.3.conv_du.0/2``, the upsampling convs
     # at their index in ``upsample``'s Sequential.
-    "sspsr": Architecture("lkca_jax.models.sspsr:build_sspsr", "lkca_jax.torch_ref:build_sspsr", torch_names=(
+    "sspsr": Architecture("lkca_jax.models.sspsr:build_sspsr", "lkca_jax.reference.sspsr:SSPSR",
+                          fields={"features": 256, "blocks": 3, "subs": 8, "overlap": 2, "res_scale": 0.1,
+                                  "reduction": 16}, torch_names=(
         (r"^(branch|trunk)\.body\.ssb(\d+)_spc\.ca\.conv(\d)$", r"\1.body.net.\2.spc.body.3.conv_du.\3"),
         (r"^(branch|trunk)\.body\.ssb(\d+)_(spa|spc)\.conv(\d)$", r"\1.body.net.\2.\3.body.\4"),
         (r"^branch\.upsample\.conv(\d+)$", r"branch.upsample.\1"),
         (r"^trunk\.upsample\.conv$", r"trunk.upsample.0"),
     ), upsampler=("trunk", "upsample"), reconstruction=("skip_conv", "final")),
+    # docs/design.md section 8.2 and its demo.sh: blocks DCTMs; its head splits the bands as SSPSR's
+    # does (subs, overlap) and its attention blocks reduce as SSPSR's. residual off as published (on:
+    # ours, the bicubic image added after the tail conv, which then starts at zero).
     # MSDformer's public code: the head's shared DCAM ``IG`` and per-group ``spc``/``middle`` lists,
     # ``body``/``middle`` lists of DCTMs and 3x3 convs, the upsampling convs at their Sequential index.
-    "msdformer": Architecture("lkca_jax.models.msdformer:build_msdformer", "lkca_jax.torch_ref:build_msdformer",
-                              torch_names=(
+    "msdformer": Architecture("lkca_jax.models.msdformer:build_msdformer", "lkca_jax.reference.msdformer:MSDformer",
+                              fields={"features": 240, "blocks": 4, "heads": 6, "mlp_ratio": 4.0, "subs": 8,
+                                      "overlap": 2, "reduction": 16}, residual=False, torch_names=(
         (r"^head\.IG\.spa\.conv(\d)$", r"head.IG.spa.body.\1"),
         (r"^head\.spc(\d+)\.ca\.conv(\d)$", r"head.spc.\1.body.3.conv_du.\2"),
         (r"^head\.spc(\d+)\.conv(\d)$", r"head.spc.\1.body.\2"),
@@ -103,9 +125,11 @@ ARCHITECTURES = {
         (r"^upsample\.stage(\d+)\.conv$", r"upsample.\1"),
         (r"^upsample\.stage(\d+)\.", r"upsample.\1."),  # svd stages keep conv_v/conv_u inside
     ), upsampler=("upsample", "*"), reconstruction=("skip_conv", "tail")),
+    # docs/design.md section 8.3, ESSA(inch=C, dim=256, upscale=r); dropout: Dropout2d inside
+    # Convup/Convdown, training only. residual as MSDformer's.
     # ESSAformer's ESSA.py: everything inside ``blockup``, the Sequential convs at their index.
-    "essaformer": Architecture("lkca_jax.models.essaformer:build_essaformer", "lkca_jax.torch_ref:build_essaformer",
-                               torch_names=(
+    "essaformer": Architecture("lkca_jax.models.essaformer:build_essaformer", "lkca_jax.reference.essaformer:ESSA",
+                               fields={"features": 256, "dropout": 0.2}, residual=False, torch_names=(
         (r"^blockup\.(convup|convdown)\.(convu|convd)(\d)$", r"blockup.\1.\2.\3"),
         (r"^blockup\.convdownsample\.conv(\d+)$", r"blockup.convdownsample.\1"),
         (r"^blockup\.convupsample\.stage(\d+)\.conv$", r"blockup.convupsample.\1"),

@@ -1,8 +1,9 @@
 """All data parallelism of the project, in one place.
 
 A train step is written once, for the batch it is given, with its cross-device means behind an
-``axis_name`` (gradients, metrics and BatchNorm statistics; the drop-path mask is drawn for the
-global batch either way). It runs either
+``axis_name`` (gradients, metrics and BatchNorm statistics; the models' per-sample random draws
+come from each sample's row in the global batch, which the batch carries, so they are the same
+either way and the models never see the axis: lkca_jax/models/dropout.py). It runs either
 
 * ``pmap``: ``jax.pmap`` over the devices, each with its share of the batch and the state
   replicated with a leading device axis; the step's means are ``lax.pmean`` over :data:`AXIS`
@@ -31,7 +32,7 @@ MODES = ("pmap", "jit")
 
 
 def axis_name(mode: str) -> str | None:
-    """The axis the model's BatchNorm and drop path and the step's means run over in ``mode``."""
+    """The axis the model's BatchNorm statistics and the step's means run over in ``mode``."""
     if mode not in MODES:
         raise ValueError(f"parallel mode must be one of {MODES}, got {mode!r}")
     return AXIS if mode == "pmap" else None

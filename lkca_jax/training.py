@@ -11,6 +11,7 @@ the run naming the step; checkpoints are only ever written from finite states.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import pathlib
@@ -30,6 +31,7 @@ from lkca_jax import checkpoint, evaluation, losses, parallel, precision
 from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
+from lkca_jax.data.spec import DataSpec
 from lkca_jax.distillation import Distiller
 from lkca_jax.methods import method_name, method_of
 from lkca_jax.models import build_model
@@ -236,8 +238,11 @@ def loss_fn(model, config, params, batch_stats, teacher, batch: dict, rng, kd=No
     loss (``train.loss``), plus for distillation the KD term at this epoch's weight. The model's
     outputs are float32 whatever its compute dtype, and so are the losses."""
     t = config.train
+    # a model that draws per sample (drop path, Dropout2d) takes each sample's row in the global
+    # batch, so that pmap and jit draw alike (lkca_jax/models/dropout.py)
+    rows = {"rows": batch.get("row")} if "rows" in inspect.signature(model.__call__).parameters else {}
     (sr, feats), updates = model.apply({"params": params, "batch_stats": batch_stats}, batch["lr"],
-                                       train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+                                       train=True, rngs={"dropout": rng}, mutable=["batch_stats"], **rows)
     terms = losses.training_loss(t, sr, batch["hr"], batch["mask"])
     if kd is not None:
         terms.update(kd.terms(teacher, batch["lr"], feats, batch["mask"], batch["epoch"]))
@@ -343,7 +348,8 @@ def as_batch(b, within: float = 0.0) -> dict:
     that a KD decay period shorter than an epoch (``teacher.decay_epochs`` < 1, a short run) decays
     on time; for a whole number of epochs floor(epoch / period) is the integer epoch's."""
     epoch = np.full(b.mask.shape, b.epoch + within, np.float32)
-    return {"lr": b.lr, "hr": b.hr, "mask": b.mask, "epoch": epoch}
+    row = b.row if b.row is not None else np.arange(b.mask.size, dtype=np.int32).reshape(b.mask.shape)
+    return {"lr": b.lr, "hr": b.hr, "mask": b.mask, "epoch": epoch, "row": row}
 
 
 def _summary_writer(path: pathlib.Path):
@@ -442,7 +448,7 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     check_config(config)  # bad values, bad data and a workdir of other settings fail before anything is written
     if config.model.name != "bicubic":
         check_train_config(config.train, jax.device_count())
-    splits = load_splits(config)
+    splits = load_splits(DataSpec.of(config))
     check_resumable(workdir, config.train)
     with checkpoint.WorkdirLock.shared(workdir):  # one training per workdir (process 0 holds the lock)
         return _train_and_evaluate(config, workdir, splits, lead, echo)

@@ -6,7 +6,7 @@ scratch, this is an extra experiment of ours), then the report (tables with
 the seed spread, learning curves, Fig. 4, comparison figures) and, with ``--ship``, the shipped models.
 
     python recipes/cave_study.py --out runs/cave_study            # CPU size: about 2 h on 2 cores
-    python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes and schedule (GPU)
+    python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes (GPU)
     python recipes/cave_study.py --out runs/cave_study --report   # only the report, from finished runs
 
 Run from the repository root, beside ``../shared/data/cave`` (the 16 scenes; configs/cave.py's split).
@@ -62,7 +62,7 @@ def plan(out: pathlib.Path, paper: bool) -> list[dict]:
     lkca = {**s["model"], **common}
     # KD: the decay period scaled to the run, and the global gradient norm clipped at 0.1 (about the
     # largest the LR student reaches without KD; docs/results.md): the cosine term of L_KD is singular
-    # at the zero-initialised student's features, and its first gradients (322x the supervised one,
+    # at the zero-initialised student's features, and its first gradients (323x the supervised one,
     # measured) would fill Adam's second moments for the rest of a short run
     kd_period = {"teacher.decay_epochs": round(epochs / 30, 6), "train.grad_clip_norm": 0.1}
     runs = []
@@ -92,7 +92,7 @@ def plan(out: pathlib.Path, paper: bool) -> list[dict]:
     # (at 64 its 1,200 steps would take about 20 minutes here, a sixth of the whole study)
     runs.append({"name": "sspsr", "method": "sspsr", "group": "compared", "seed": 0,
                  "label": "SSPSR" + ("" if paper else " (width 32 of 256)"),
-                 "overrides": {**({} if paper else {"model.sspsr_features": 32}), **common,
+                 "overrides": {**({} if paper else {"model.sspsr.features": 32}), **common,
                                "train.schedule": "cosine"}})
     runs.append({"name": "bicubic", "method": "bicubic", "group": "compared", "seed": 0, "overrides": {}})
     return runs
@@ -292,9 +292,10 @@ def validation_bicubic(workdir: pathlib.Path) -> float:
     """Bicubic's MPSNR on the validation split of ``workdir``'s run: the level the curves start from."""
     from lkca_jax import checkpoint, evaluation
     from lkca_jax.data.datasets import load_splits
+    from lkca_jax.data.spec import DataSpec
 
     config = checkpoint.load_config(workdir)
-    split = load_splits(config, ("validation",))["validation"]
+    split = load_splits(DataSpec.of(config), ("validation",))["validation"]
     return float(evaluation.score(evaluation.bicubic_config(config), {}, split)[0]["MPSNR"])
 
 

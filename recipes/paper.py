@@ -10,7 +10,8 @@ ablations (the decay gamma, the initial weight lambda0, the cosine term; Chikuse
 LKCA-Net teacher and LKCA-LR without KD as reference rows); V, VI and VII, all nine methods at x4 and
 x8 on Chikusei, Houston 2018 and Pavia Centre (LKCA-KD learning from the LKCA-Net of its scale and
 seed). ``--dataset`` runs a table's runs on another registered dataset (``cave``: the paper has no
-numbers for it, so the report shows ours alone).
+numbers for it, so the report shows ours alone). ``--methods net,lr,kd`` runs (and reports) only
+those methods' rows of a table, with the teachers their KD rows need.
 
 Every run is an ordinary ``train.py`` (or, for Bicubic, ``evaluate.py``) command, appended to
 ``OUT/commands.sh`` as it starts, with its own workdir ``OUT/<run>``; its log goes to
@@ -81,9 +82,8 @@ GAMMAS = ("1.00", "0.75", "0.66", "0.50")
 LAMBDAS = ("1.000", "0.100", "0.050", "0.010", "0.005")
 LOSSES = {"l1+grad+cos": {}, "l1+grad": {"teacher.cos_weight": 0.0}}
 # The model fields of each architecture that a size overrides (a prefix of the field's name).
-ARCH_FIELDS = {"lkca": ("model.features", "model.depth"), "vdsr": ("model.vdsr_",), "fcnn3d": ("model.fcnn_",),
-               "sspsr": ("model.sspsr_",), "essaformer": ("model.essa_",),
-               "msdformer": ("model.msdformer_", "model.sspsr_subs", "model.sspsr_overlap", "model.sspsr_reduction")}
+ARCH_FIELDS = {"lkca": ("model.features", "model.depth"), "vdsr": ("model.vdsr.",), "fcnn3d": ("model.fcnn3d.",),
+               "sspsr": ("model.sspsr.",), "essaformer": ("model.essaformer.",), "msdformer": ("model.msdformer.",)}
 STANDIN = (160, 128)  # rows, columns of the tiny size's stand-in cubes
 POLL_S = 5  # seconds between looks for a teacher that another shard trains
 TINY_RUN_S = 15  # seconds a tiny run takes on the 2-core VM (start, compile, 2 steps, evaluation)
@@ -91,8 +91,8 @@ TINY_RUN_S = 15  # seconds a tiny run takes on the 2-core VM (start, compile, 2 
 SIZES = {
     "paper": {"model": {}, "train": {}},
     "cpu": {
-        "model": {"model.features": 64, "model.sspsr_features": 32, "model.msdformer_features": 60,
-                  "model.essa_features": 32},
+        "model": {"model.features": 64, "model.sspsr.features": 32, "model.msdformer.features": 60,
+                  "model.essaformer.features": 32},
         "depth": lambda d: max(1, d // 4),
         "train": {"train.num_steps": 1200, "train.num_epochs": 0, "train.batch_size": 16,
                   "train.learning_rate": 5e-4, "train.schedule": "cosine", "train.eval_every_steps": 300,
@@ -101,14 +101,15 @@ SIZES = {
         "x8": {"data.patch_size": 64, "data.stride": 32},  # 8 x 8 LR patches at x8 (the paper's: 16 x 16)
     },
     "tiny": {
-        "model": {"model.features": 8, "model.vdsr_features": 8, "model.vdsr_depth": 2,
-                  "model.fcnn_widths": "(8,4,3)", "model.sspsr_features": 16, "model.sspsr_blocks": 1,
+        "model": {"model.features": 8, "model.vdsr.features": 8, "model.vdsr.depth": 2,
+                  "model.fcnn3d.widths": "(8,4,3)", "model.sspsr.features": 16, "model.sspsr.blocks": 1,
                   # band groups of 24 (2-7 of them, not 5-21 of 8; CAVE's 31 bands still hold one):
                   # MSDformer's head has a branch per group, and compiling Chikusei's 21 took half of
                   # a tiny run
-                  "model.sspsr_subs": 24, "model.sspsr_overlap": 6,
-                  "model.msdformer_features": 32, "model.msdformer_heads": 4, "model.msdformer_blocks": 1,
-                  "model.essa_features": 16},
+                  "model.sspsr.subs": 24, "model.sspsr.overlap": 6, "model.msdformer.subs": 24,
+                  "model.msdformer.overlap": 6,
+                  "model.msdformer.features": 32, "model.msdformer.heads": 4, "model.msdformer.blocks": 1,
+                  "model.essaformer.features": 16},
         "depth": lambda d: max(1, d // 16),
         "train": {"train.num_steps": 2, "train.num_epochs": 0, "train.batch_size": 4, "train.eval_every_steps": 2,
                   "train.checkpoint_every_steps": 2, "train.log_every_steps": 1, "train.keep_checkpoints": 1},
@@ -186,8 +187,15 @@ def _tiny_data(scale: int) -> tuple[int, int, int]:
     return (32, 32, 16) if scale <= 4 else (64, 64, 16)
 
 
-def plan(table: str, dataset: str, size: str, seeds: int, out: pathlib.Path, data: str | None) -> list[dict]:
-    """Every run of the table, teachers first: name, row, seed, config spec, overrides, teacher."""
+def selected_rows(table: str, methods: tuple[str, ...] = ()) -> list[dict]:
+    """The table's rows, only those of ``methods`` when given (a table in part)."""
+    return [row for row in rows_of(table) if not methods or row["method"] in methods]
+
+
+def plan(table: str, dataset: str, size: str, seeds: int, out: pathlib.Path, data: str | None,
+         methods: tuple[str, ...] = ()) -> list[dict]:
+    """Every run of the table (of its rows of ``methods``, when given), teachers first: name, row,
+    seed, config spec, overrides, teacher."""
     spec = SIZES[size]
     runs, seen = [], set()
 
@@ -221,7 +229,7 @@ def plan(table: str, dataset: str, size: str, seeds: int, out: pathlib.Path, dat
                      "script": "evaluate.py" if method == "bicubic" else "train.py"})
         return name
 
-    rows = rows_of(table)
+    rows = selected_rows(table, methods)
     for seed in range(seeds):  # teachers (LKCA-Net at 16 LKBs) before the KD runs that read them
         for scale in sorted({r["scale"] for r in rows if r["method"] == "kd"}):
             add({"scale": scale, "method": "net", "setting": ""}, seed)
@@ -449,11 +457,12 @@ def _fmt(x: float | None, column: str) -> str:
     return f"{x:.4f}"
 
 
-def report(table: str, dataset: str, size: str, runs: list[dict], out: pathlib.Path, estimate: tuple) -> dict:
+def report(table: str, dataset: str, size: str, runs: list[dict], out: pathlib.Path, estimate: tuple,
+           methods: tuple[str, ...] = ()) -> dict:
     cpu, gpu, how = estimate
     columns = paper.COLUMNS if table != "IV" else ("MPSNR", "MSSIM", "SAM", "ERGAS")
     rows, all_commits = [], set()
-    for row in rows_of(table):
+    for row in selected_rows(table, methods):
         mine = [r for r in runs if r["row"]["scale"] == row["scale"] and r["row"]["method"] == row["method"]
                 and run_name(dataset, r["row"], 0)[:-2] == run_name(dataset, row, 0)[:-2]]
         tests, records = [], []
@@ -561,6 +570,14 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _methods(text: str) -> tuple[str, ...]:
+    names = tuple(m for m in text.split(",") if m)
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"--methods {text!r}: known methods are {', '.join(METHODS)}")
+    return names
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", required=True, choices=list(paper.TABLES))
@@ -569,6 +586,9 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", default="paper", choices=list(SIZES), help="paper | cpu | tiny (see above)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 of every trained row")
     parser.add_argument("--shard", type=_shard, default=(1, 1), help="i/n: run every n-th run, from the i-th")
+    parser.add_argument("--methods", type=_methods, default=(),
+                        help="comma-separated methods (net,lr,kd,vdsr,...): only their rows of the table, and the "
+                             "teachers their KD rows need (default: every row)")
     parser.add_argument("--report-only", action="store_true", help="only write the report from finished runs")
     parser.add_argument("--out", required=True, help="the table's folder: one workdir per run, the report")
     args = parser.parse_args(argv)
@@ -594,7 +614,9 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = str(pathlib.Path(args.data).resolve()) if args.data else None
-    runs = plan(args.table, dataset, args.scale, args.seeds, out, data)
+    runs = plan(args.table, dataset, args.scale, args.seeds, out, data, args.methods)
+    if not runs:
+        parser.error(f"--methods {','.join(args.methods)}: Table {args.table} has no rows of these methods")
     if args.scale == "tiny":
         write_standin(out / "standin" / f"{dataset}.npz", DATASETS[dataset].bands)
     estimate = estimates(runs, dataset, args.scale)
@@ -613,7 +635,7 @@ def main(argv=None) -> int:
         except RunFailed as err:
             print(f"error: {err}", file=sys.stderr)
             code = 1
-    report(args.table, dataset, args.scale, runs, out, estimate)  # from whatever has finished
+    report(args.table, dataset, args.scale, runs, out, estimate, args.methods)  # from whatever has finished
     print((out / "report.md").read_text())
     return code
 

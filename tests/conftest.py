@@ -60,16 +60,23 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 # A model small enough for unit tests (seconds on a CPU), any method; tests override what they vary.
-TINY_MODEL = dict(features=16, depth=1, se_reduction=4, up_init_scale=1.0, vdsr_features=8, vdsr_depth=1)
+TINY_MODEL = dict(features=16, depth=1, se_reduction=4, up_init_scale=1.0, vdsr=dict(features=8, depth=1))
 
 
 def tiny_config(spec: str = "sample.py:x4,net", **model):
     """``configs/<spec>`` with a tiny model (:data:`TINY_MODEL`, then ``model``); ``up_init_scale=1``
-    gives the SR branch random weights, so tests see a non-trivial upsampler."""
+    gives the SR branch random weights, so tests see a non-trivial upsampler. A dict value sets
+    fields of an architecture's own block (``vdsr=dict(depth=3)``) where the config has that block
+    (a config holds only its own architecture's), and is skipped where it has not."""
     from lkca_jax.config import load_config
 
     config = load_config(str(ROOT / "configs" / spec))
-    config.model.update({**TINY_MODEL, **model})
+    for fields in (TINY_MODEL, model):
+        for key, value in fields.items():
+            if not isinstance(value, dict):
+                config.model[key] = value
+            elif key in config.model:
+                config.model[key].update(value)
     return config
 
 
@@ -98,7 +105,7 @@ def trained_run(tmp_path_factory):
     from lkca_jax.models import build_model
 
     workdir = tmp_path_factory.mktemp("run")
-    c = tiny_config("sample.py:vdsr", vdsr_depth=3)
+    c = tiny_config("sample.py:vdsr", vdsr=dict(depth=3))
     c.data.normalisation, c.data.norm_value = "constant", 2.0
     model = build_model(c)
     variables = model.init(jax.random.key(1), jnp.zeros((1, 8, 8, 102)))

@@ -119,7 +119,7 @@ def test_fvcore_on_the_pytorch_reference_agrees_exactly(dataset, scale, variant,
     in eval mode on one 16 x 16 input: the same FLOPs and parameters as the JAX counter."""
     torch = pytest.importorskip("torch")
     fvcore_nn = pytest.importorskip("fvcore.nn")
-    from lkca_jax.torch_ref import build_torch_model
+    from lkca_jax.reference import build_torch_model
 
     config = load_config(f"{ROOT}/configs/{dataset}.py:x{scale},{variant}")
     config.model.update(norm=norm, depth=2)  # two blocks: the per-block terms show, fvcore stays quick

@@ -16,18 +16,18 @@ from lkca_jax.models import build_model
 from lkca_jax.models.sspsr import band_counts, group_starts
 from lkca_jax.ops.imresize import imresize_np
 
-SMALL = {"vdsr": dict(vdsr_depth=3, vdsr_features=8), "fcnn3d": dict(fcnn_widths=(12, 6, 9)),
-         "sspsr": dict(sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4),
+SMALL = {"vdsr": dict(vdsr=dict(depth=3, features=8)), "fcnn3d": dict(fcnn3d=dict(widths=(12, 6, 9))),
+         "sspsr": dict(sspsr=dict(features=16, blocks=1, reduction=4)),
          # two DCTMs: middle1 runs, middle0 is allocated and never called
          # 16-band groups overlapping by 4 (the paper's: 8 and 2): 4, 9 and 11 groups at 48, 102 and 128
          # bands instead of 8, 17 and 21, each its own attention block, which XLA compiles apart; 48 bands
          # still end in a group shifted back over its neighbour
-         "msdformer": dict(msdformer_features=12, msdformer_heads=2, msdformer_blocks=2, msdformer_mlp_ratio=2.0,
-                           sspsr_reduction=4, sspsr_subs=16, sspsr_overlap=4),
+         "msdformer": dict(msdformer=dict(features=12, heads=2, blocks=2, mlp_ratio=2.0, reduction=4, subs=16,
+                                          overlap=4)),
          # no dropout, so PyTorch's training mode (the gradient check) computes the same function; width 32:
          # at 16 the gradient check's random weights (seed 3, x8, 128 bands) are ill-conditioned, JAX's own
          # float32 gradients 1.8e-4 from its float64 ones (1e-6 for other seeds and at 32)
-         "essaformer": dict(essa_features=32, essa_dropout=0.0)}
+         "essaformer": dict(essaformer=dict(features=32, dropout=0.0))}
 SAMPLE = ROOT / "lkca_jax" / "data" / "sample" / "pavia_rosis_100.npz"
 METHOD_ROWS = {"vdsr": "| VDSR |", "fcnn3d": "| 3D-FCNN |", "sspsr": "| SSPSR |", "msdformer": "| MSDformer |",
                "essaformer": "| ESSAformer |"}
@@ -35,7 +35,9 @@ METHODS = tuple(SMALL)
 
 
 def small(method, bands=102, scale=4, **model):
-    return tiny_config(f"sample.py:x{scale},{method}", bands=bands, **{**SMALL[method], **model})
+    c = tiny_config(f"sample.py:x{scale},{method}", bands=bands, **SMALL[method])
+    c.model.update(model)  # recursive: essaformer=dict(dropout=...) keeps the block's other fields
+    return c
 
 
 def real_lr(bands, scale, size=10):
@@ -149,7 +151,7 @@ def test_flax_and_the_pytorch_reference_agree(method, bands, scale):
     weights everywhere."""
     torch = _torch()
     from lkca_jax import convert
-    from lkca_jax.torch_ref import training_loss
+    from lkca_jax.reference.losses import training_loss
 
     torch.set_num_threads(2)
     c = small(method, bands, scale, up_init_scale=1.0)
@@ -193,7 +195,7 @@ def public_sspsr_keys(c) -> set[str]:
     keys = {"skip_conv", "final", "branch.head", "branch.tail", "trunk.head", "trunk.upsample.0"}
     keys |= {f"branch.upsample.{2 * j}" for j in range(int(np.log2(m.scale // 2)))}
     for part in ("branch", "trunk"):
-        for i in range(m.sspsr_blocks):
+        for i in range(m.sspsr.blocks):
             block = f"{part}.body.net.{i}"
             keys |= {f"{block}.spa.body.0", f"{block}.spa.body.2", f"{block}.spc.body.0", f"{block}.spc.body.2",
                      f"{block}.spc.body.3.conv_du.0", f"{block}.spc.body.3.conv_du.2"}
@@ -208,11 +210,11 @@ def public_msdformer_keys(c) -> set[str]:
     with_bias = {"head.tail", "skip_conv", "tail", "head.IG.spa.body.0", "head.IG.spa.body.2"}
     with_bias |= {f"head.IG.dcb.dconv{i}" for i in (1, 2, 3)}
     with_bias |= {f"upsample.{2 * j}" for j in range(int(np.log2(m.scale)))}
-    for g in range(len(group_starts(m.bands, m.sspsr_subs, m.sspsr_overlap))):
+    for g in range(len(group_starts(m.bands, m.msdformer.subs, m.msdformer.overlap))):
         with_bias |= {f"head.middle.{g}", *(f"head.spc.{g}.body.{i}" for i in (0, 2)),
                       *(f"head.spc.{g}.body.3.conv_du.{i}" for i in (0, 2))}
     keys = {"head.IG.dcb.act.weight"}
-    for i in range(m.msdformer_blocks):
+    for i in range(m.msdformer.blocks):
         with_bias |= {f"middle.{i}", f"body.{i}.norm1", f"body.{i}.norm2", f"body.{i}.mlp.fc1", f"body.{i}.mlp.fc2",
                       f"body.{i}.global_attn.deformconv.p_conv"}
         keys |= {f"body.{i}.global_attn.{k}" for k in ("temperature", "qkv.weight", "deformconv.conv.weight",
@@ -243,9 +245,10 @@ def test_a_state_dict_in_the_public_layout_converts(method, scale, tmp_path, rng
     `net.state_dict()`) converts with `convert --from --config`, and the run reproduces the
     reference's output (SSPSR and MSDformer given the bicubic image as the public code is)."""
     torch = _torch()
-    from lkca_jax.torch_ref import build_torch_model
+    from lkca_jax.reference import build_torch_model
 
-    c = small(method, 48, scale, sspsr_blocks=2)
+    two_blocks = {"sspsr": {"sspsr": {"blocks": 2}}}.get(method, {})  # SSPN blocks 0 and 1 in the layout
+    c = small(method, 48, scale, **two_blocks)
     net = build_torch_model(c).eval()
     assert set(net.state_dict()) == PUBLIC_KEYS[method](c)
     with torch.no_grad():
@@ -254,10 +257,11 @@ def test_a_state_dict_in_the_public_layout_converts(method, scale, tmp_path, rng
     # bare, as the public training scripts save it; ESSAformer's also inside a BasicSR-style checkpoint dict
     payload = {"params": net.state_dict(), "iter": 1} if method == "essaformer" else net.state_dict()
     torch.save(payload, tmp_path / "public.pth")
-    over = {**SMALL[method], "sspsr_blocks": 2}
+    block = {**c.model[method]}  # the small model's own fields, as command-line overrides
     args = ["convert", "--from", str(tmp_path / "public.pth"),
             "--config", f"{ROOT}/configs/houston.py:x{scale},{method}",
-            *(a for k, v in over.items() for a in (f"--config.model.{k}", str(v))), "--workdir", str(tmp_path / "run")]
+            *(a for k, v in block.items() for a in (f"--config.model.{method}.{k}", str(v))),
+            "--workdir", str(tmp_path / "run")]
     assert cli(args) == 0
     model, v, _ = checkpoint.load_run(tmp_path / "run")
     lr, _ = real_lr(48, scale, 6)
@@ -311,7 +315,7 @@ def test_essaformer_dropout2d_acts_in_training_only():
     lr, _ = real_lr(48, 4, 6)
     outs = {}
     for rate in (0.2, 0.0):
-        c = small("essaformer", 48, 4, essa_dropout=rate)
+        c = small("essaformer", 48, 4, essaformer=dict(dropout=rate))
         model = build_model(c)
         v = model.init(jax.random.key(0), lr)
         train = [np.asarray(model.apply(v, lr, train=True, rngs={"dropout": jax.random.key(k)})[0]) for k in (1, 2)]

@@ -16,7 +16,7 @@ def _bench(name):
 def test_layer_stats_reports_every_conv_and_the_loss(capsys):
     layer_stats = _bench("layer_stats")
     assert layer_stats.main(["--config", f"{ROOT}/configs/sample.py:x4,vdsr", "--steps", "0,2",
-                             "--config.model.vdsr_depth", "3", "--config.model.vdsr_features", "8",
+                             "--config.model.vdsr.depth", "3", "--config.model.vdsr.features", "8",
                              "--config.train.batch_size", "4"]) == 0
     out = capsys.readouterr().out
     reports = out.split("\nstep ")[1:]

@@ -6,11 +6,12 @@ from conftest import ROOT, shared_data
 from lkca_jax.config import load_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.io import read
+from lkca_jax.data.spec import DataSpec
 
 
 def test_sample_splits_are_real_and_disjoint():
     config = load_config(f"{ROOT}/configs/sample.py:x4,net")
-    splits = load_splits(config)
+    splits = load_splits(DataSpec.of(config))
     test, train, val = splits["test"], splits["train"], splits["validation"]
     assert [x.shape for x in test.hr] == [(48, 48, 102)] * 2
     # 32 x 32 patches, stride 8, over the 52 rows below the test strip: 3 x 9, 10% (3) to validation.
@@ -38,7 +39,7 @@ def test_cave_scene_splits():
     config.data.train_scenes = ("balloons",)
     config.data.val_scenes = ()
     config.data.test_scenes = ("feathers",)
-    splits = load_splits(config)
+    splits = load_splits(DataSpec.of(config))
     assert len(splits["train"]) == 15 * 15  # 64 x 64 patches, stride 32, over 512 x 512
     assert splits["train"].lr[0].shape == (16, 16, 31)
     raw = read(path / "feathers_ms")
@@ -57,7 +58,7 @@ def test_folder_missing_configured_scenes_names_them(tmp_path):
     config = load_config(f"{ROOT}/configs/cave.py:x4,net")
     config.data.path = str(data)
     with pytest.raises(DataError) as err:
-        load_splits(config)
+        load_splits(DataSpec.of(config))
     message = str(err.value)
     assert "\n" not in message and message.startswith(str(data))
     assert "lacks 14 configured scene(s): cd, clay," in message  # the 16 of the split, less the two found
@@ -89,7 +90,7 @@ def test_all_32_cave_scenes_split_as_configured_and_the_16_are_its_restriction(t
         write_cube(data / f"{name}.npy", np.full((64, 64, 31), i + 1, np.float32))
     full = load_config(f"{ROOT}/configs/cave.py:x4,net,full")
     full.data.path = str(data)
-    splits = load_splits(full)
+    splits = load_splits(DataSpec.of(full))
     scenes = {k: {i.split("/")[0] for i in v.ids} for k, v in splits.items()}
     assert len(scenes["train"]) == 19 and scenes["validation"] == {"paints"} and len(scenes["test"]) == 12
     assert set().union(*scenes.values()) == set(CAVE_ALL)  # every scene used exactly once
@@ -100,13 +101,13 @@ def test_all_32_cave_scenes_split_as_configured_and_the_16_are_its_restriction(t
         assert set(small.data[field]) == scenes[name] & held
     small.data.path = str(data)
     with pytest.warns(UserWarning, match="16 scene\\(s\\) outside the configured split are not used"):
-        load_splits(small)
+        load_splits(DataSpec.of(small))
     (data / "oil_painting.npy").unlink()
     with pytest.raises(DataError, match="lacks 1 configured scene\\(s\\): oil_painting;"):
-        load_splits(full)
+        load_splits(DataSpec.of(full))
     full.data.path = ""
     with pytest.raises(DataError, match="config.data.path is empty"):
-        load_splits(full)
+        load_splits(DataSpec.of(full))
 
 
 def test_plots_label_bands_in_nanometres_where_the_dataset_states_its_range():

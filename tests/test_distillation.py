@@ -54,6 +54,7 @@ def test_a_kd_run_learns_from_its_teacher_and_saves_only_the_student(tmp_path):
 def test_kd_step_updates_only_the_student(tmp_path):
     from lkca_jax.data.datasets import load_splits
     from lkca_jax.data.pipeline import SplitSource, train_batches
+    from lkca_jax.data.spec import DataSpec
     from lkca_jax.models import build_model
 
     teacher = tiny(steps=2)
@@ -64,7 +65,7 @@ def test_kd_step_updates_only_the_student(tmp_path):
     state, runner, kd = built.state, built.runner, built.kd
     start = jax.tree.map(np.asarray, state)
     state = runner.put_state(state)
-    source = SplitSource(load_splits(c, ("train",))["train"])
+    source = SplitSource(load_splits(DataSpec.of(c), ("train",))["train"])
     for batch in list(train_batches(source, 4, 1, epoch=0))[:3]:
         state, metrics = runner.step(state, training.as_batch(batch))
     end = runner.get_state(state)

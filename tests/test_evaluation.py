@@ -15,6 +15,7 @@ from lkca_jax.__main__ import main as cli
 from lkca_jax.config import load_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.io import read, read_cube, write_cube
+from lkca_jax.data.spec import DataSpec
 from lkca_jax.models import VDSR, build_model
 from lkca_jax.ops.imresize import imresize_np
 
@@ -39,7 +40,7 @@ def test_evaluate_bicubic_on_the_sample_equals_metrics_by_hand(tmp_path):
     assert "| Method | Param | Flops | MPSNR | MSSIM | SAM | CC | RMSE | ERGAS | s/img |" in out.stdout
     assert "| Bicubic |" in out.stdout
     record = json.loads((tmp_path / "eval" / "test.json").read_text())
-    test = load_splits(load_config(str(ROOT / "configs/sample.py:bicubic")), ("test",))["test"]
+    test = load_splits(DataSpec.of(load_config(str(ROOT / "configs/sample.py:bicubic"))), ("test",))["test"]
     by_hand = [numpy_metrics(hr.astype(np.float64), imresize_np(lr, 4), 4) for hr, lr in zip(test.hr, test.lr)]
     for k in by_hand[0]:  # per image, then the mean over images (MSSIM: tests/test_metrics.py, skimage)
         assert record["mean"][k] == pytest.approx(np.mean([m[k] for m in by_hand]), rel=1e-4), k
@@ -55,7 +56,7 @@ def test_evaluate_bicubic_on_the_sample_equals_metrics_by_hand(tmp_path):
 
 def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field(rng):
     # VDSR with 3 + 2 convs: receptive radius 5 LR pixels (the bicubic branch's 2 run beside them).
-    model = VDSR(bands=5, scale=2, features=8, depth=3, residual=True)
+    model = VDSR(bands=5, scale=2, features=8, depth=3, bicubic_residual=True)
     lr = rng.uniform(0, 1, (37, 45, 5)).astype(np.float32)
     variables = model.init(jax.random.key(0), jnp.asarray(lr[None]))
     predict = jax.jit(lambda x: model.apply(variables, x)[0])
@@ -70,7 +71,7 @@ def test_tiled_equals_untiled_when_overlap_covers_the_receptive_field(rng):
 def test_tiled_evaluation_equals_whole_images(rng, name):
     """predict_tiled (LKCA-Net: global backbone whole, upsampler tiled) against the whole forward,
     and evaluate() with eval.tile against evaluate() without."""
-    c = tiny_config(f"sample.py:{ {'lkca': 'net'}.get(name, name)}", depth=2, vdsr_depth=3)
+    c = tiny_config(f"sample.py:{ {'lkca': 'net'}.get(name, name)}", depth=2, vdsr=dict(depth=3))
     model = build_model(c)
     lr = rng.uniform(0, 1, (2, 30, 26, 102)).astype(np.float32)
     variables = model.init(jax.random.key(2), jnp.asarray(lr[:1]))

@@ -13,6 +13,7 @@ from lkca_jax import training
 from lkca_jax.__main__ import main as cli
 from lkca_jax.config import load_config
 from lkca_jax.data.datasets import load_splits
+from lkca_jax.data.spec import DataSpec
 from lkca_jax.figures import compare_runs, default_box, worst_pixels
 from lkca_jax.ops.imresize import imresize_np
 
@@ -26,7 +27,7 @@ def runs(tmp_path_factory):
 
 
 def test_compare_draws_every_run_with_the_tables_numbers(runs, tmp_path):
-    test = load_splits(load_config(str(ROOT / "configs/sample.py")), ("test",))["test"]
+    test = load_splits(DataSpec.of(load_config(str(ROOT / "configs/sample.py"))), ("test",))["test"]
     image = test.ids[1]
     result = compare_runs([runs / "net", runs / "vdsr"], tmp_path, image, which="last")
     for f in result["files"]:

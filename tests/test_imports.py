@@ -62,3 +62,43 @@ def test_the_library_has_no_import_cycle():
     assert {"lkca_jax.methods", "lkca_jax.data.scenes", "lkca_jax.data.tfds"} <= set(graph)
     assert "lkca_jax.methods" in graph["lkca_jax.lowrank"]  # function-level imports are read too
     assert cycle(graph) == [], " -> ".join(cycle(graph))
+
+
+# The library's layers, lowest first (README, "Layout"): a module imports only from its own layer
+# (without a cycle) or from lower ones. Each name covers the module and everything under it.
+LAYERS = (
+    ("base", ("ops", "atomic", "quiet", "hostmem", "provenance", "paper", "metrics", "losses", "parallel",
+              "precision", "methods")),
+    ("data", ("data",)),
+    ("models", ("models",)),
+    ("reference", ("reference",)),
+    ("config", ("config",)),
+    ("runs", ("checkpoint", "pretrained", "convert", "accounting", "distillation", "lowrank", "inference")),
+    ("work", ("evaluation", "figures", "export", "training")),
+    ("commands", ("__main__", "")),  # "": the package's own __init__ (load_pretrained, build_model, ...)
+)
+
+
+def layer_of(module: str) -> int:
+    name = module.removeprefix("lkca_jax").removeprefix(".")
+    for i, (_, prefixes) in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return i
+    raise AssertionError(f"{module} is in no layer of LAYERS: add it where it belongs")
+
+
+def upward(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a lower layer to a higher one, as 'a (layer) -> b (layer)'."""
+    return [f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
+            for a in sorted(graph) for b in sorted(graph[a]) if layer_of(b) > layer_of(a)]
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert upward({"lkca_jax.data.tfds": {"lkca_jax.config"}, "lkca_jax.config": {"lkca_jax.data.spec"}}) == [
+        "lkca_jax.data.tfds (data) -> lkca_jax.config (config)"]
+
+
+def test_every_module_imports_only_its_own_layer_or_lower_ones():
+    graph = import_graph()
+    assert {layer_of(m) for m in graph} == set(range(len(LAYERS)))  # every layer holds a module
+    assert upward(graph) == [], "\n".join(upward(graph))

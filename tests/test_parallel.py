@@ -17,6 +17,7 @@ import jax, numpy as np
 from test_training import tiny
 from lkca_jax import training
 from lkca_jax.data.datasets import load_splits
+from lkca_jax.data.spec import DataSpec
 from lkca_jax.data.pipeline import SplitSource, train_batches
 
 assert jax.device_count() == 2
@@ -24,7 +25,7 @@ c = tiny(**{train!r})
 tol = dict(rtol=1e-5, atol=1e-6) if c.train.compute_dtype == "float32" else dict(rtol=2e-2, atol=2e-4)
 schedule = training.optax.constant_schedule(1e-3)
 c.model.update(depth=3, drop_path_rate=0.5)  # blocks 1 and 2 drop paths: the masks must agree too
-source = SplitSource(load_splits(c, ("train",))["train"])
+source = SplitSource(load_splits(DataSpec.of(c), ("train",))["train"])
 batches = list(train_batches(source, 2, 2, epoch=0, seed=0))[:3]
 out = {{}}
 for mode in ("pmap", "jit"):
@@ -95,3 +96,25 @@ def test_the_step_compiles_once(caplog):
                 state, metrics = runner.step(state, batch)
         assert not [r for r in caplog.records if "Compiling" in r.getMessage()], (mode, caplog.text[-500:])
         assert runner.metrics(metrics)["loss"] == 1.0 and int(runner.get_state(state)["n"]) == 3
+
+
+def test_per_sample_draws_depend_on_the_row_not_on_the_split():
+    """What makes pmap's and jit's drop path agree without collectives: a sample's draw comes from
+    its row in the global batch, so any split of the rows over devices draws the same masks; the
+    keep rate is 1 - rate; DropPath zeroes or rescales whole samples."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from lkca_jax.models.dropout import DropPath, keep_mask
+
+    key, rows = jax.random.key(3), jnp.arange(8)
+    whole = np.asarray(keep_mask(key, rows, 0.5, (5,)))
+    halves = np.concatenate([keep_mask(key, rows[:4], 0.5, (5,)), keep_mask(key, rows[4:], 0.5, (5,))])
+    np.testing.assert_array_equal(whole, halves)
+    assert abs(float(np.mean(keep_mask(key, jnp.arange(20000), 0.3))) - 0.7) < 0.015  # 4.6 sigma
+    v = jnp.ones((8, 2, 2, 3))
+    out = np.asarray(DropPath(0.5).apply({}, v, True, rows, rngs={"dropout": key}))
+    per_sample = out.reshape(8, -1)
+    assert set(np.unique(per_sample)) <= {0.0, 2.0} and all(len(set(s)) == 1 for s in per_sample)
+    np.testing.assert_array_equal(np.asarray(DropPath(0.5).apply({}, v, False, rows)), v)

@@ -60,11 +60,12 @@ def test_sr_pretrained_refuses_a_band_count_it_cannot_take(tmp_path):
 @pytest.mark.parametrize("name", NAMES)
 def test_a_shipped_model_reproduces_its_test_table_on_cave(name):
     from lkca_jax.data.datasets import load_splits
+    from lkca_jax.data.spec import DataSpec
 
     model, variables, config = load_pretrained(name)
     config.data.path = str(shared_data("cave"))
     config.data.test_scenes = config.data.test_scenes[:1]  # one scene keeps the test short
-    split = load_splits(config, ("test",))["test"]
+    split = load_splits(DataSpec.of(config), ("test",))["test"]
     per_image, _, _ = evaluation.predict_split(model, variables, split, 1, config.model.scale)
     shipped = json.loads((HERE / name / "test.json").read_text())
     assert per_image["MPSNR"][0] == pytest.approx(shipped["per_image"][split.ids[0]]["MPSNR"], abs=1e-3)

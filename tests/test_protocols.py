@@ -8,6 +8,7 @@ from lkca_jax.config import load_config
 from lkca_jax.data import protocols as P
 from lkca_jax.data.registry import DATASETS
 from lkca_jax.data.scenes import windows
+from lkca_jax.data.spec import DataSpec
 
 
 def strip(dataset, scale, shape=None, seed=0):
@@ -15,7 +16,7 @@ def strip(dataset, scale, shape=None, seed=0):
     config = load_config(f"{ROOT}/configs/{dataset}.py:x{scale}")
     config.data.seed = seed
     r0, r1, c0, c1 = DATASETS["chikusei"].crop
-    return windows(config, {dataset: shape or (r1 - r0, c1 - c0)})
+    return windows(DataSpec.of(config), {dataset: shape or (r1 - r0, c1 - c0)})
 
 
 def covered(windows, shape):

@@ -143,10 +143,10 @@ def test_paper_recipe_refuses_bad_arguments(tmp_path):
     assert res.returncode == 2 and "size 'cpu'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
-def check_report(out, table, dataset, finished=True):
-    """Every row the paper prints is in the report with the paper's value from the paper's text (typed
-    checks in tests/test_paper.py), ours and the difference where the run finished, and every run's
-    command in commands.sh."""
+def check_report(out, table, dataset, finished=True, methods=()):
+    """Every row the paper prints (of ``methods``, when given) is in the report with the paper's value
+    from the paper's text (typed checks in tests/test_paper.py), ours and the difference where the
+    run finished, and every run's command in commands.sh."""
     from lkca_jax import paper
 
     report = json.loads((out / "report.json").read_text())
@@ -155,7 +155,7 @@ def check_report(out, table, dataset, finished=True):
     if finished:
         assert report["runs_finished"] == report["runs"]
     rows = {(row["scale"], row["method"], row["setting"]): row for row in report["rows"] if not row["reference"]}
-    printed = paper.entries(table, dataset=dataset)
+    printed = [e for e in paper.entries(table, dataset=dataset) if not methods or e.method in methods]
     assert set(rows) == {(e.scale, e.method, e.setting) for e in printed}
     for e in printed:
         row = rows[(e.scale, e.method, e.setting)]
@@ -232,10 +232,12 @@ def test_tables_i_to_v_at_tiny_in_one_folder(tmp_path):
 
 
 def test_table_vi_at_tiny_interrupted_and_resumed(tmp_path):
-    """Table VI (Houston, 48 bands) at tiny: Ctrl-C (SIGINT to the process group) once the first run
-    has finished, then the same command: the finished run is not run again, the others finish."""
+    """Table VI (Houston, 48 bands) at tiny, its LKCA-Net and LKCA-KD rows (--methods; Table V runs
+    every method): Ctrl-C (SIGINT to the process group) once the first run has finished, then the
+    same command: the finished run is not run again, the others finish, and the report holds just
+    those rows."""
     out = tmp_path / "t6"
-    cmd = ["--table", "VI", "--scale", "tiny", "--out", str(out)]
+    cmd = ["--table", "VI", "--scale", "tiny", "--methods", "net,kd", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "recipes/paper.py", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     first = out / "houston_x4_net_s0" / "eval" / "test.json"
@@ -252,16 +254,18 @@ def test_table_vi_at_tiny_interrupted_and_resumed(tmp_path):
     assert first.stat().st_mtime_ns == stamp
     lines = (out / "commands.sh").read_text().splitlines()
     assert sum(f"--workdir {out}/houston_x4_net_s0 " in line for line in lines) == 1  # started once
-    report, text = check_report(out, "VI", "houston")
-    assert report["runs"] == 18 and "40.3106" not in text
+    report, text = check_report(out, "VI", "houston", methods=("net", "kd"))
+    assert report["runs"] == 4 and "40.3106" not in text
+    assert {(row["scale"], row["method"]) for row in report["rows"]} == {(s, m) for s in (4, 8) for m in ("net", "kd")}
 
 
 def test_table_vii_at_tiny_in_two_concurrent_shards(tmp_path):
-    """Table VII (Pavia Centre, 102 bands) at tiny as two machines would run it: shards 1/2 and 2/2 at
-    the same time in one folder (a KD run of shard 2 learns from a teacher of shard 1), then
-    --report-only: every run once, all 18 rows finished."""
+    """Table VII (Pavia Centre, 102 bands) at tiny, its Bicubic, LKCA-Net and LKCA-KD rows, as two
+    machines would run it: shards 1/2 and 2/2 at the same time in one folder (the KD runs of shard 2
+    learn from teachers of shard 1), then --report-only: every run once, all 6 rows finished."""
     out = tmp_path / "t7"
-    cmd = [sys.executable, "recipes/paper.py", "--table", "VII", "--scale", "tiny", "--out", str(out)]
+    methods = ["--methods", "bicubic,net,kd"]
+    cmd = [sys.executable, "recipes/paper.py", "--table", "VII", "--scale", "tiny", *methods, "--out", str(out)]
     procs = [subprocess.Popen([*cmd, "--shard", shard], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True) for shard in ("1/2", "2/2")]
     try:
@@ -273,11 +277,11 @@ def test_table_vii_at_tiny_in_two_concurrent_shards(tmp_path):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    assert run_recipe("--table", "VII", "--scale", "tiny", "--report-only", "--out", str(out)).returncode == 0
-    report, text = check_report(out, "VII", "pavia")
-    assert report["runs"] == 18 and "not finished" not in text
+    assert run_recipe("--table", "VII", "--scale", "tiny", *methods, "--report-only", "--out", str(out)).returncode == 0
+    report, text = check_report(out, "VII", "pavia", methods=("bicubic", "net", "kd"))
+    assert report["runs"] == 6 and "not finished" not in text
     lines = (out / "commands.sh").read_text().splitlines()[1:]
-    assert len(lines) == 18 and len({line.split("--workdir ")[1].split()[0] for line in lines}) == 18
+    assert len(lines) == 6 and len({line.split("--workdir ")[1].split()[0] for line in lines}) == 6
 
 
 def test_a_kd_run_waits_for_its_teacher_from_another_shard(tmp_path, monkeypatch, capsys):
@@ -348,10 +352,11 @@ def test_the_curves_bicubic_level_is_bicubic_on_the_validation_split(trained_run
 
     from lkca_jax import checkpoint
     from lkca_jax.data.datasets import load_splits
+    from lkca_jax.data.spec import DataSpec
     from lkca_jax.ops.imresize import imresize_np
 
     workdir = trained_run[0]
-    split = load_splits(checkpoint.load_config(workdir), ("validation",))["validation"]
+    split = load_splits(DataSpec.of(checkpoint.load_config(workdir)), ("validation",))["validation"]
     hand = np.mean([numpy_metrics(hr.astype(np.float64), imresize_np(lr, 4), 4)["MPSNR"]
                     for hr, lr in zip(split.hr, split.lr)])
     assert study().validation_bicubic(workdir) == pytest.approx(hand, abs=1e-3)

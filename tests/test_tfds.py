@@ -145,11 +145,12 @@ def _sources(data_dir, spec="sample.py"):
     from test_training import tiny
 
     from lkca_jax.data.datasets import load_splits
+    from lkca_jax.data.spec import DataSpec
 
     files = tiny(spec)
     prepared = tiny(spec)
     prepared.data.update(source="tfds", tfds_dir=str(data_dir))
-    return files, prepared, load_splits(files), load_splits(prepared)
+    return files, prepared, load_splits(DataSpec.of(files)), load_splits(DataSpec.of(prepared))
 
 
 def test_prepared_splits_equal_the_files_splits(prepared_sample):
@@ -213,11 +214,12 @@ def test_two_processes_read_disjoint_shards_of_each_global_batch(prepared_sample
 def test_a_prepared_dataset_cut_otherwise_is_refused(prepared_sample):
     from lkca_jax.data.datasets import load_splits
     from lkca_jax.data.io import DataError
+    from lkca_jax.data.spec import DataSpec
 
     _, prepared, _, _ = _sources(prepared_sample)
     prepared.data.stride = 4
     with pytest.raises(DataError, match="prepared with other data fields than the config's: stride 8 there, 4 here"):
-        load_splits(prepared)
+        load_splits(DataSpec.of(prepared))
     prepared.data.update(stride=8, tfds_dir=str(prepared_sample / "nothing"))
     with pytest.raises(DataError, match="no prepared lkca_sample/x4 here"):
-        load_splits(prepared)
+        load_splits(DataSpec.of(prepared))

@@ -1,4 +1,4 @@
-"""Cross-framework checks against the independent PyTorch reference (lkca_jax/torch_ref.py):
+"""Cross-framework checks against the independent PyTorch reference (lkca_jax/reference/):
 outputs, gradients and an Adam step agree; weights convert both ways bitwise; exported StableHLO
 and ONNX artifacts agree with Flax."""
 
@@ -19,14 +19,15 @@ from lkca_jax.__main__ import main as cli  # noqa: E402
 from lkca_jax.data.io import read  # noqa: E402
 from lkca_jax.models import build_model  # noqa: E402
 from lkca_jax.ops.imresize import imresize_np  # noqa: E402
-from lkca_jax.torch_ref import bicubic_matrix, hloss  # noqa: E402
+from lkca_jax.reference.losses import hloss  # noqa: E402
+from lkca_jax.reference.upsampler import bicubic_matrix  # noqa: E402
 
 torch.set_num_threads(2)
 
 
 def tiny(bands=102, scale=4, variant="net", **model):
     return tiny_config(f"sample.py:x{scale},{variant}", **{"bands": bands, "depth": 2, "drop_path_rate": 0.0,
-                                                             "vdsr_depth": 3, **model})
+                                                             "vdsr": dict(depth=3), **model})
 
 
 def random_variables(c, rng):
@@ -174,7 +175,7 @@ def test_train_mode_gradients_and_one_adam_step_agree(rng, norm):
 @pytest.mark.parametrize("variant,norm", [("net", "layer"), ("net", "batch"), ("lr", "layer"), ("vdsr", "layer"),
                                           ("fcnn3d", "layer"), ("sspsr", "layer")])
 def test_flax_torch_flax_is_bitwise(rng, variant, norm, tmp_path):
-    c = tiny(variant=variant, norm=norm, sspsr_features=16, sspsr_blocks=1, sspsr_reduction=4)
+    c = tiny(variant=variant, norm=norm, sspsr=dict(features=16, blocks=1, reduction=4))
     _, v = random_variables(c, rng)
     back = convert.torch_to_flax(to_torch(c, v).state_dict(), c)
     assert jax.tree.structure(back) == jax.tree.structure(v)

@@ -64,7 +64,8 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
 # tiny(steps=48, ema_decay=0.9) with checkpoints every 8 steps, through train.py (its exit codes)
 TRAIN = [sys.executable, "train.py", "--config", "configs/sample.py",
          *(f"--config.{k}={v}" for k, v in {
-             **{f"model.{k}": v for k, v in TINY_MODEL.items()}, "model.up_init_scale": 0.0,
+             **{f"model.{k}": v for k, v in TINY_MODEL.items() if not isinstance(v, dict)},  # LKCA's own
+             "model.up_init_scale": 0.0,
              "train.num_steps": 48, "train.batch_size": 4, "train.log_every_steps": 4, "train.eval_every_steps": 4,
              "train.checkpoint_every_steps": 8, "train.prefetch": 0, "train.ema_decay": 0.9,
              "eval.validation_batch_size": 8}.items())]
@@ -130,6 +131,7 @@ def test_main_job_table_has_bicubic_beside_the_model_and_the_gain(tmp_path):
     import json
 
     from lkca_jax.data.datasets import load_splits
+    from lkca_jax.data.spec import DataSpec
     from lkca_jax.ops.imresize import imresize_np
 
     out = subprocess.run([sys.executable, "train.py", "--config", "configs/sample.py", "--workdir", str(tmp_path),
@@ -145,7 +147,7 @@ def test_main_job_table_has_bicubic_beside_the_model_and_the_gain(tmp_path):
     assert len(gain) == 1
     record = json.loads((tmp_path / "eval" / "test.json").read_text())
     assert gain[0].split("MPSNR ")[1].split(" dB")[0] == f"{record['mean']['MPSNR'] - record['bicubic']['MPSNR']:+.4f}"
-    test = load_splits(load_config(str(ROOT / "configs/sample.py")), ("test",))["test"]
+    test = load_splits(DataSpec.of(load_config(str(ROOT / "configs/sample.py"))), ("test",))["test"]
     mse = [((hr - imresize_np(lr, 4)) ** 2).mean(axis=(0, 1)) for hr, lr in zip(test.hr, test.lr)]
     by_hand = [np.mean(-10 * np.log10(m)) for m in mse]  # PSNR per band (peak 1), mean over bands
     assert record["bicubic"]["MPSNR"] == pytest.approx(np.mean(by_hand), rel=1e-5)

@@ -35,6 +35,9 @@ class Batch:
     hr: np.ndarray  # (devices, per_device, H, W, C)
     mask: np.ndarray  # (devices, per_device) float32, 0 on padding
     epoch: int
+    # (devices, per_device) int32: each sample's row in the global batch (all processes'), from which
+    # the model's per-sample random draws come (lkca_jax/models/dropout.py); None: 0..N-1
+    row: np.ndarray | None = None
 
 
 class SplitSource(Sequence):
@@ -86,7 +89,8 @@ def train_batches(source, per_device: int, devices: int, epoch: int, seed: int =
             item = source[i]
             items.append((dihedral(np.asarray(item["lr"]), t), dihedral(np.asarray(item["hr"]), t)))
         lr, hr = _stack(items, devices)
-        yield Batch(lr, hr, np.ones((devices, per_device), np.float32), epoch)
+        rows = (process_index * local + np.arange(local, dtype=np.int32)).reshape(devices, per_device)
+        yield Batch(lr, hr, np.ones((devices, per_device), np.float32), epoch, rows)
 
 
 def eval_batches(source, per_device: int, devices: int, epoch: int = 0) -> Iterator[Batch]:

@@ -1,4 +1,4 @@
-"""A config's scenes and windows: the user's files (or the embedded sample) read and normalised as the
+"""A data spec's scenes and windows: the user's files (or the embedded sample) read and normalised as the
 protocol says, and each split's windows (nothing cropped yet), with the :class:`Split` that holds
 (HR, LR) pairs. Both ways of loading splits build on this: from the files in memory
 (:mod:`lkca_jax.data.datasets`) and from a prepared TFDS dataset (:mod:`lkca_jax.data.tfds`,
@@ -17,6 +17,7 @@ import numpy as np
 from lkca_jax.data import protocols as P
 from lkca_jax.data.io import READ_SUFFIXES, DataError, read_cube, require_finite
 from lkca_jax.data.registry import dataset_of
+from lkca_jax.data.spec import DataSpec
 
 PACKAGE_DATA = pathlib.Path(__file__).parent
 
@@ -56,9 +57,9 @@ def _scene_files(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     return found
 
 
-def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """The protocol's normalised scenes by name, and each one's normalisation constant."""
-    d = config.data
+    d = spec.data
     entry = dataset_of(d.protocol)
     if entry.layout in ("scenes", "folder"):
         if not d.path:
@@ -94,8 +95,8 @@ def load_scenes(config) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}
 
 
-def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
-    d, r = config.data, config.model.scale
+def windows(spec: DataSpec, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
+    d, r = spec.data, spec.scale
     entry = dataset_of(d.protocol)
     kw = dict(patch_size=d.patch_size or None, stride=d.stride or None)
     if entry.layout == "strip":
@@ -107,13 +108,12 @@ def windows(config, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Wind
     return P.folder(shapes, r, val_fraction=d.val_fraction, seed=d.seed, **kw)
 
 
-def scene_windows(config, check_bands: bool = True) -> tuple[dict[str, np.ndarray], dict[str, float],
-                                                              dict[str, list[P.Window]]]:
-    """The normalised scenes, their constants, and each split's windows (nothing cropped yet).
-    ``check_bands``: refuse scenes whose band count is not ``config.model.bands``."""
-    cubes, norms = load_scenes(config)
+def scene_windows(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, list[P.Window]]]:
+    """The normalised scenes, their constants, and each split's windows (nothing cropped yet);
+    scenes whose band count is not ``spec.bands`` are refused (None: any)."""
+    cubes, norms = load_scenes(spec)
     bands = {v.shape[2] for v in cubes.values()}
-    if check_bands and bands != {config.model.bands}:
-        raise DataError(config.data.path or config.data.protocol, f"has {sorted(bands)} bands, the model expects "
-                                                    f"{config.model.bands}")
-    return cubes, norms, windows(config, {k: v.shape[:2] for k, v in cubes.items()})
+    if spec.bands is not None and bands != {spec.bands}:
+        raise DataError(spec.data.path or spec.data.protocol, f"has {sorted(bands)} bands, the model expects "
+                                                              f"{spec.bands}")
+    return cubes, norms, windows(spec, {k: v.shape[:2] for k, v in cubes.items()})

@@ -26,4 +26,6 @@ def build_model(config, axis_name: str | None = None, dtype=None) -> nn.Module:
     parameters are float32 whatever it is (:mod:`lkca_jax.precision` says what runs in which).
     """
     m = config.model if "model" in config else config
-    return architecture_of(m).build_flax(m, axis_name).clone(dtype=precision.resolve(dtype))
+    module = architecture_of(m).build_flax(m)
+    extra = {"axis_name": axis_name} if axis_name and "axis_name" in module.__dataclass_fields__ else {}
+    return module.clone(dtype=precision.resolve(dtype), **extra)

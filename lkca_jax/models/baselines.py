@@ -41,7 +41,7 @@ class VDSR(UpsamplerSettings):
     scale: int = 2
     features: int = 64
     depth: int = 18
-    residual: bool = True
+    bicubic_residual: bool = True
 
     @property
     def tile_radius(self) -> int:  # LR pixels of context: one per 3x3 conv; the bicubic branch needs 2
@@ -59,7 +59,7 @@ class VDSR(UpsamplerSettings):
             x = nn.relu(conv(self.features, name=f"conv{i}")(x))
         feats = self.make_upsampler(self.features, self.bands * self.scale ** 2, self.scale, use_bias=False,
                                     kernel_init=HE)(x)
-        return precision.head(feats, lr if self.residual else None, self.scale), precision.float32(feats)
+        return precision.head(feats, lr if self.bicubic_residual else None, self.scale), precision.float32(feats)
 
 
 class FCNN3D(UpsamplerSettings):
@@ -70,15 +70,16 @@ class FCNN3D(UpsamplerSettings):
     The (3,9,9) and (3,5,5) kernels' outer spectral taps only ever meet the depth padding's zeros;
     they are allocated (``Conv(taps=3)``; every layer is a ``Conv3d``) because the paper's Param and
     Flops columns count them (fvcore counts the taps on padding), and only the centre tap is computed.
-    The network therefore computes an SRCNN-like 9-1-1-5 net with a sub-pixel output. ``residual`` (default on, our
-    choice: the paper's text is silent, its counts cannot tell, and the original 3D-FCNN predicts the
-    image itself but from a bicubic input) adds the bicubic image, as VDSR and LKCA-Net do."""
+    The network therefore computes an SRCNN-like 9-1-1-5 net with a sub-pixel output.
+    ``bicubic_residual`` (default on, our choice: the paper's text is silent, its counts cannot
+    tell, and the original 3D-FCNN predicts the image itself but from a bicubic input) adds the
+    bicubic image, as VDSR and LKCA-Net do."""
 
     bands: int = 1
     scale: int = 2
     widths: tuple[int, int, int] = (64, 32, 9)
     taps: int = 3
-    residual: bool = True
+    bicubic_residual: bool = True
 
     @property
     def tile_radius(self) -> int:  # 9x9 then 5x5 (4 + 2); the bicubic branch needs 2 beside them
@@ -95,7 +96,7 @@ class FCNN3D(UpsamplerSettings):
         x = nn.relu(conv(w2, 1, taps=1, name="conv2")(x))
         x = nn.relu(conv(w3, 1, taps=1, name="conv3")(x))
         feats = self.make_upsampler(w3, self.bands * self.scale ** 2, self.scale, kernel_size=5, taps=self.taps)(x)
-        return precision.head(feats, lr if self.residual else None, self.scale), precision.float32(feats)
+        return precision.head(feats, lr if self.bicubic_residual else None, self.scale), precision.float32(feats)
 
 
 class Bicubic(nn.Module):
@@ -110,18 +111,15 @@ class Bicubic(nn.Module):
         return imresize(precision.float32(lr), self.scale), None
 
 
-def build_vdsr(m, axis_name: str | None = None) -> VDSR:
-    del axis_name  # no batch statistics
-    return VDSR(bands=m.bands, scale=m.scale, features=m.vdsr_features, depth=m.vdsr_depth,
-                residual=m.vdsr_residual, **upsampler_fields(m))
+def build_vdsr(m) -> VDSR:
+    return VDSR(bands=m.bands, scale=m.scale, features=m.vdsr.features, depth=m.vdsr.depth,
+                bicubic_residual=m.bicubic_residual, **upsampler_fields(m))
 
 
-def build_fcnn3d(m, axis_name: str | None = None) -> FCNN3D:
-    del axis_name
-    return FCNN3D(bands=m.bands, scale=m.scale, widths=tuple(m.fcnn_widths), taps=m.fcnn_taps,
-                  residual=m.fcnn_residual, **upsampler_fields(m))
+def build_fcnn3d(m) -> FCNN3D:
+    return FCNN3D(bands=m.bands, scale=m.scale, widths=tuple(m.fcnn3d.widths), taps=m.fcnn3d.taps,
+                  bicubic_residual=m.bicubic_residual, **upsampler_fields(m))
 
 
-def build_bicubic(m, axis_name: str | None = None) -> Bicubic:
-    del axis_name
+def build_bicubic(m) -> Bicubic:
     return Bicubic(bands=m.bands, scale=m.scale)

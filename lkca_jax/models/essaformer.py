@@ -15,7 +15,7 @@ Dropout2d, conv3x3, LeakyReLU, Dropout2d, conv1x1 2F->F, plus x. ESSAttn is the 
 attention, linear in the number of tokens N: q, k, v from one Linear; q and k centred over
 channels and squared; q^2 / sum_c q^2 L2-normalised over channels, k^2 / sum_c k^2 over tokens;
 out = Linear(v + q (k^T v) / sqrt(N)).
-Dropout2d (``model.essa_dropout``, 0.2) drops whole channels in training only.
+Dropout2d (``model.essaformer.dropout``, 0.2) drops whole channels in training only.
 
 Module names mirror the public code's so a state dict it saved converts by name
 (:mod:`lkca_jax.methods`); ``features`` is x5, the HR map conv_last reads. The attention is
@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from lkca_jax import precision
 from lkca_jax.models.attention import Einsum
+from lkca_jax.models.dropout import ChannelDropout
 from lkca_jax.models.upsampler import UpsamplerSettings, upsampler_fields
 from lkca_jax.ops.conv import Conv, torch_kernel_init
 from lkca_jax.ops.pixel_shuffle import pixel_unshuffle
@@ -75,6 +76,10 @@ class ConcatDense(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(a.dtype)
         return a @ kernel[0, 0, :ca] + b @ kernel[0, 0, ca:] + bias
 
+    def macs(self, args: tuple, y: jax.Array) -> int:
+        """fvcore's count: the 1x1 conv of the concatenation it stands for."""
+        return y.size * (args[0].shape[-1] + args[1].shape[-1])
+
 
 class ConvAttention(nn.Module):
     """``Convup``/``Convdown`` (the same structure; ``body`` names its Sequential: ``convu`` or ``convd``)."""
@@ -84,9 +89,9 @@ class ConvAttention(nn.Module):
     conv_impl: str = "auto"
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, rows: jax.Array | None = None) -> jax.Array:
         n, h, w, f = x.shape
-        drop = lambda y: nn.Dropout(self.dropout, broadcast_dims=(1, 2), deterministic=not train)(y)
+        drop = lambda y: ChannelDropout(self.dropout)(y, train, rows)
         a = ESSAttn(name="attn")(nn.LayerNorm(1e-5, dtype=x.dtype, name="norm")(x.reshape(n, h * w, f)))
         conv = lambda o, k, i: Conv(o, k, impl=self.conv_impl, name=f"{self.body}{i}")
         y = drop(nn.leaky_relu(ConcatDense(2 * f, name=f"{self.body}0")(drop(a.reshape(n, h, w, f)), x), 0.2))
@@ -117,20 +122,21 @@ class BlockUp(nn.Module):
     conv_impl: str = "auto"
 
     @nn.compact
-    def __call__(self, x0: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x0: jax.Array, train: bool = False, rows: jax.Array | None = None) -> jax.Array:
         up = self.convupsample
         down = Downsample(self.scale.bit_length() - 1, self.conv_impl, name="convdownsample")
         convup = ConvAttention("convu", self.dropout, self.conv_impl, name="convup")
         convdown = ConvAttention("convd", self.dropout, self.conv_impl, name="convdown")
-        x1 = convup(up(x0), train)
-        x2 = convdown(down(x1) + x0, train)
-        x3 = convup(up(x2) + x1, train)
-        x4 = convdown(down(x3) + x2, train)
-        return convup(up(x4) + x3, train)
+        x1 = convup(up(x0), train, rows)
+        x2 = convdown(down(x1) + x0, train, rows)
+        x3 = convup(up(x2) + x1, train, rows)
+        x4 = convdown(down(x3) + x2, train, rows)
+        return convup(up(x4) + x3, train, rows)
 
 
 class ESSAformer(UpsamplerSettings):
-    """``__call__(lr, train) -> (sr, features)``; features: x5, the HR map before ``conv_last``."""
+    """``__call__(lr, train, rows) -> (sr, features)``; features: x5, the HR map before ``conv_last``;
+    ``rows``: each sample's row in the global batch (Dropout2d's draws; None: 0..N-1)."""
 
     bands: int = 8
     scale: int = 4
@@ -153,19 +159,18 @@ class ESSAformer(UpsamplerSettings):
         return 12
 
     @nn.compact
-    def __call__(self, lr: jax.Array, train: bool = False):
+    def __call__(self, lr: jax.Array, train: bool = False, rows: jax.Array | None = None):
         x0 = Conv(self.features, 3, impl=self.conv_impl, name="conv_first")(precision.network_input(lr, self.dtype))
         up = self.make_stages(self.features, self.scale, parent=None)
-        x5 = BlockUp(self.scale, up, self.dropout, self.conv_impl, name="blockup")(x0, train)
+        x5 = BlockUp(self.scale, up, self.dropout, self.conv_impl, name="blockup")(x0, train, rows)
         last = Conv(lr.shape[-1], 3, impl=self.conv_impl, name="conv_last",
                     **({"kernel_init": nn.initializers.zeros} if self.bicubic_residual else {}))
         return precision.head(last(x5), lr if self.bicubic_residual else None, self.scale), precision.float32(x5)
 
 
-def build_essaformer(m, axis_name: str | None = None) -> ESSAformer:
+def build_essaformer(m) -> ESSAformer:
     """``model.bicubic_residual`` (a change of ours to the published model, off by default):
     the bicubic image is added to conv_last's output and conv_last starts at zero, so SR starts as
     Bicubic, as in LKCA-Net and VDSR. Same parameters, so checkpoints convert either way."""
-    del axis_name  # no batch statistics
-    return ESSAformer(bands=m.bands, scale=m.scale, features=m.essa_features, dropout=m.essa_dropout,
-                      bicubic_residual=m.get("bicubic_residual", False), **upsampler_fields(m))
+    return ESSAformer(bands=m.bands, scale=m.scale, features=m.essaformer.features,
+                      dropout=m.essaformer.dropout, bicubic_residual=m.bicubic_residual, **upsampler_fields(m))

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from lkca_jax import precision
+from lkca_jax.models.dropout import DropPath
 from lkca_jax.models.upsampler import Upsampler, check_upsampler, resolve_groups
 from lkca_jax.ops.conv import Conv, conv, gated_fusion, torch_kernel_init
 
@@ -71,6 +72,10 @@ class SqueezeExcite(nn.Module):
         dense = lambda n, name: nn.Dense(n, kernel_init=torch_kernel_init, dtype=s.dtype, name=name)
         return nn.sigmoid(dense(c, "fc2")(nn.relu(dense(max(c // self.reduction, 1), "fc1")(s))))
 
+    def macs(self, args: tuple, y: jax.Array) -> int:
+        """fvcore's count: the pooling, 1 per input element (its layers are counted as their calls)."""
+        return sum(m.size for m in args[0])
+
 
 class Fusion(Conv):
     """LKCA's grouped 1x1 fusion conv of the gated concatenation, ``conv(concat(maps) * gate)``, a
@@ -86,6 +91,10 @@ class Fusion(Conv):
             z = jnp.concatenate(maps, axis=-1) * gate[:, None, None, :]
             return conv(z, kernel, self.groups, impl=self.impl, bias=bias)
         return gated_fusion(maps, gate, kernel, bias, self.groups)
+
+    def macs(self, args: tuple, y: jax.Array) -> int:
+        """fvcore's count: the grouped 1x1 conv of the maps' concatenation."""
+        return y.size * sum(m.shape[-1] for m in args[0]) // self.groups
 
 
 class BlockSettings(nn.Module):
@@ -129,28 +138,6 @@ class LKCA(BlockSettings):
         return gamma * (a * attn)
 
 
-class DropPath(nn.Module):
-    """In training, drop a sample's whole residual branch with probability ``rate`` and rescale the
-    kept ones. The mask is drawn for the global batch and each device takes its own rows
-    (``axis_name``: the data-parallel axis under ``pmap``; None: the batch is the global one), so
-    pmap over devices and one jit over the global batch drop the same samples from the same key."""
-
-    rate: float = 0.0
-    axis_name: str | None = None
-
-    @nn.compact
-    def __call__(self, v: jax.Array, train: bool = False) -> jax.Array:
-        if not train or self.rate == 0:
-            return v
-        n, total, offset = v.shape[0], v.shape[0], 0
-        if self.axis_name is not None:
-            total = n * jax.lax.psum(1, self.axis_name)
-            offset = n * jax.lax.axis_index(self.axis_name)
-        keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate, (total,))
-        keep = jax.lax.dynamic_slice_in_dim(keep, offset, n)
-        return jnp.where(keep[:, None, None, None], v / (1.0 - self.rate), jnp.zeros_like(v))
-
-
 class LKB(BlockSettings):
     """One LKCA block: norm, 1x1 + GELU, LKCA, 1x1 + inner shortcut, layer scale, drop path. The two
     normalisations keep the names ``bn`` and ``fuse_bn`` whichever kind they are (checkpoints and
@@ -161,19 +148,20 @@ class LKB(BlockSettings):
     gelu_approximate: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, rows: jax.Array | None = None) -> jax.Array:
         f = x.shape[-1]
         u = self.norm_layer(train, "bn", x.dtype)(x)
         a = nn.gelu(Conv(f, 1, impl=self.conv_impl, name="proj_in")(u), approximate=self.gelu_approximate)
         s = LKCA(**self.shared(), name="lkca")(a, train)
         v = Conv(f, 1, impl=self.conv_impl, name="proj_out")(s) + u
         v = self.param("layer_scale", nn.initializers.constant(self.layer_scale_init), (f,)).astype(v.dtype) * v
-        v = DropPath(self.drop_path, self.axis_name)(v, train)
+        v = DropPath(self.drop_path)(v, train, rows)
         return x + v
 
 
 class LKCANet(nn.Module):
-    """LKCA-Net / LKCA-LR. ``__call__(lr, train) -> (sr, features)``; features = post-PixelShuffle map."""
+    """LKCA-Net / LKCA-LR. ``__call__(lr, train, rows) -> (sr, features)``; features = post-PixelShuffle
+    map; ``rows``: each sample's row in the global batch (drop path's draws; None: 0..N-1)."""
 
     bands: int
     scale: int
@@ -240,11 +228,12 @@ class LKCANet(nn.Module):
                             self.up_kernel, init_scale=self.up_init_scale, conv_impl=self.conv_impl,
                             extra=self.up_extra)
 
-    def backbone(self, lr: jax.Array, train: bool = False) -> jax.Array:
-        """The LR-resolution features (N, h, w, F) the upsampler reads."""
+    def backbone(self, lr: jax.Array, train: bool = False, rows: jax.Array | None = None) -> jax.Array:
+        """The LR-resolution features (N, h, w, F) the upsampler reads; ``rows``: each sample's row in
+        the global batch, for drop path (:mod:`lkca_jax.models.dropout`)."""
         x = self.head(precision.network_input(lr, self.dtype))
         for block in self.blocks:
-            x = block(x, train)
+            x = block(x, train, rows)
         return x
 
     def upsample(self, x: jax.Array, lr: jax.Array):
@@ -252,11 +241,11 @@ class LKCANet(nn.Module):
         feats = self.up(x.astype(self.dtype))  # tiled inference may hand over features in float32
         return precision.head(feats, lr, self.scale), precision.float32(feats)
 
-    def __call__(self, lr: jax.Array, train: bool = False):
-        return self.upsample(self.backbone(lr, train), lr)
+    def __call__(self, lr: jax.Array, train: bool = False, rows: jax.Array | None = None):
+        return self.upsample(self.backbone(lr, train, rows), lr)
 
 
-def build(m, axis_name: str | None = None) -> LKCANet:
+def build(m) -> LKCANet:
     """LKCA-Net / LKCA-LR from a config's ``model`` block (runs saved before ``model.norm``
     existed used BatchNorm)."""
     return LKCANet(
@@ -266,5 +255,5 @@ def build(m, axis_name: str | None = None) -> LKCANet:
         se_reduction=m.se_reduction,
         fusion_groups=m.fusion_groups, gamma_init=m.gamma_init, layer_scale_init=m.layer_scale_init,
         drop_path_rate=m.drop_path_rate, gelu_approximate=m.gelu_approximate, bn_momentum=m.bn_momentum,
-        bn_epsilon=m.bn_epsilon, conv_impl=m.conv_impl, axis_name=axis_name, norm=m.get("norm", "batch"),
+        bn_epsilon=m.bn_epsilon, conv_impl=m.conv_impl, norm=m.get("norm", "batch"),
         ln_epsilon=m.get("ln_epsilon", 1e-6))

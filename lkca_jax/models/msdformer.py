@@ -112,6 +112,11 @@ class DeformConv(nn.Module):
         kernel = Kernel((3, 3, c, self.features), name="conv")().astype(x.dtype)
         return deform_conv(x, offsets, kernel)
 
+    def macs(self, args: tuple, y: jax.Array) -> int:
+        """fvcore's count: the dense 3x3 conv over the sampled taps (the sampling itself 0; the
+        offsets' ``p_conv`` is counted as its own call)."""
+        return y.size * 9 * args[0].shape[-1]
+
 
 class DMSA(nn.Module):
     """Channel self-attention per head on (N, h, w, F): q = DeformConv, k, v from a 1x1 conv (its
@@ -212,12 +217,11 @@ class MSDformer(UpsamplerSettings):
         return precision.head(tail(y), lr if self.bicubic_residual else None, self.scale), precision.float32(feats)
 
 
-def build_msdformer(m, axis_name: str | None = None) -> MSDformer:
+def build_msdformer(m) -> MSDformer:
     """``model.bicubic_residual`` (a change of ours to the published model, off by default): the
     bicubic image is also added after the tail conv, which then starts at zero, so SR starts as
     Bicubic, as in LKCA-Net and VDSR. Same parameters, so checkpoints convert either way."""
-    del axis_name  # no batch statistics
-    return MSDformer(bands=m.bands, scale=m.scale, features=m.msdformer_features, blocks=m.msdformer_blocks,
-                     heads=m.msdformer_heads, mlp_ratio=m.msdformer_mlp_ratio, subs=m.sspsr_subs,
-                     overlap=m.sspsr_overlap, reduction=m.sspsr_reduction,
-                     bicubic_residual=m.get("bicubic_residual", False), **upsampler_fields(m))
+    s = m.msdformer
+    return MSDformer(bands=m.bands, scale=m.scale, features=s.features, blocks=s.blocks, heads=s.heads,
+                     mlp_ratio=s.mlp_ratio, subs=s.subs, overlap=s.overlap, reduction=s.reduction,
+                     bicubic_residual=m.bicubic_residual, **upsampler_fields(m))

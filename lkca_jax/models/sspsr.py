@@ -65,6 +65,10 @@ class ChannelAttention(nn.Module):
         s = nn.relu(Conv(c // self.reduction, 1, impl=self.conv_impl, name="conv0")(s))
         return x * nn.sigmoid(Conv(c, 1, impl=self.conv_impl, name="conv2")(s))
 
+    def macs(self, args: tuple, y: jax.Array) -> int:
+        """fvcore's count: the pooling, 1 per input element (its convs are counted as their calls)."""
+        return args[0].size
+
 
 class ResBlock(nn.Module):
     """``ResBlock`` (3x3) or ``ResAttentionBlock`` (1x1 + channel attention): x + res_scale * body(x),
@@ -185,8 +189,7 @@ class SSPSR(UpsamplerSettings):
         return precision.head(Conv(c, 3, impl=self.conv_impl, name="final")(y)), precision.float32(feats)
 
 
-def build_sspsr(m, axis_name: str | None = None) -> SSPSR:
-    del axis_name  # no batch statistics
-    return SSPSR(bands=m.bands, scale=m.scale, features=m.sspsr_features, blocks=m.sspsr_blocks,
-                 subs=m.sspsr_subs, overlap=m.sspsr_overlap, res_scale=m.sspsr_res_scale,
-                 reduction=m.sspsr_reduction, **upsampler_fields(m))
+def build_sspsr(m) -> SSPSR:
+    s = m.sspsr
+    return SSPSR(bands=m.bands, scale=m.scale, features=s.features, blocks=s.blocks, subs=s.subs,
+                 overlap=s.overlap, res_scale=s.res_scale, reduction=s.reduction, **upsampler_fields(m))

@@ -336,6 +336,12 @@ class Conv(nn.Module):
         kernel, bias = self.kernel_and_bias(x.shape[-1], x.dtype)
         return conv(x, kernel, self.groups, self.dilation, self.impl, bias)
 
+    def macs(self, args: tuple, y: jax.Array) -> int:
+        """fvcore's count (the hook :mod:`lkca_jax.accounting` reads): per output element
+        taps * k * k * Cin / groups, every spectral tap of a 3-D kernel counted as fvcore counts the
+        padded ones; the bias not counted."""
+        return y.size * max(self.taps, 1) * self.kernel_size ** 2 * (args[0].shape[-1] // self.groups)
+
     def kernel_and_bias(self, cin: int, dtype) -> tuple[jax.Array, jax.Array | None]:
         """The 2-D kernel (k, k, cin/g, Cout) and bias (or None), in ``dtype``."""
         if self.kernel_size % 2 == 0:

@@ -48,11 +48,11 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lkca_jax.config import base_config
 from lkca_jax.data import protocols as P
 from lkca_jax.data.io import DataError
 from lkca_jax.data.registry import DATASETS, dataset_of
 from lkca_jax.data.scenes import Split, scene_windows
+from lkca_jax.data.spec import DataSpec, data_config
 
 SCALES = (2, 3, 4, 8)
 PART_BYTES = 768 << 20  # a split's examples past this many bytes go on in a further part (TFDS: 1 GB in memory)
@@ -100,17 +100,17 @@ class _ProtocolBuilder:
                 return manual_dir / name
         raise DataError(manual_dir, f"expected {' or '.join(files)} here; see the manual download instructions")
 
-    def _config(self, manual_dir):
-        # A folder learns its band count from the data; the window code does not use it.
+    def _spec(self, manual_dir) -> DataSpec:
+        # the dataset's default data block; a folder's band count is whatever its files hold
         entry = DATASETS[self.DATASET]
-        c = base_config(self.DATASET, f"x{self.builder_config.scale}", bands=None if entry.bands else 1)
-        c.data.path = "" if entry.embedded else str(self._source(pathlib.Path(manual_dir)))
-        return c
+        d = data_config(self.DATASET)
+        d.path = "" if entry.embedded else str(self._source(pathlib.Path(manual_dir)))
+        return DataSpec(d, self.builder_config.scale, entry.bands)
 
     def _split_generators(self, dl_manager):
         entry = DATASETS[self.DATASET]
-        config = self._config(None if entry.embedded else dl_manager.manual_dir)
-        cubes, norms, splits = scene_windows(config, check_bands=entry.bands is not None)
+        spec = self._spec(None if entry.embedded else dl_manager.manual_dir)
+        cubes, norms, splits = scene_windows(spec)
         r = self.builder_config.scale
         generators, layout = {}, {}
         for name, ws in splits.items():
@@ -129,7 +129,7 @@ class _ProtocolBuilder:
                 generators[part] = self._generate_examples(cubes, norms, ws, indices)
             layout[name] = {"parts": names, "sizes": [len(p) for p in parts], "ids": [w.id for w in ws]}
         self.info.metadata.update({"splits": layout, "norms": {k: float(v) for k, v in norms.items()},
-                                   "data": {f: _plain(config.data[f]) for f in WINDOW_FIELDS}})
+                                   "data": {f: _plain(spec.data[f]) for f in WINDOW_FIELDS}})
         return generators
 
     def _generate_splits(self, dl_manager, download_config):
@@ -202,15 +202,15 @@ class Records:
         return self._last[1]
 
 
-def load_prepared(config, names=("train", "validation", "test")) -> dict[str, Split]:
-    """The splits of the prepared TFDS dataset of ``config``'s protocol and scale (in
-    ``config.data.tfds_dir``, TFDS's default when empty), images read on access. The dataset must
-    have been cut with the config's data fields; any difference is an error that names them."""
-    d = config.data
+def load_prepared(spec: DataSpec, names=("train", "validation", "test")) -> dict[str, Split]:
+    """The splits of the prepared TFDS dataset of the spec's protocol and scale (in
+    ``data.tfds_dir``, TFDS's default when empty), images read on access. The dataset must have
+    been cut with the spec's data fields; any difference is an error that names them."""
+    d = spec.data
     entry = dataset_of(d.protocol)
     if not entry.tfds:
         raise ValueError(f"dataset {d.protocol!r} has no TFDS builder; use config.data.source 'files'")
-    name = f"{entry.tfds}/x{config.model.scale}"
+    name = f"{entry.tfds}/x{spec.scale}"
     data_dir = str(pathlib.Path(d.tfds_dir).expanduser()) if d.get("tfds_dir", "") else None
     builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
     where = builder.data_dir
