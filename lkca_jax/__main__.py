@@ -100,8 +100,9 @@ def _evaluate(args) -> int:
 
 
 def _count(args) -> int:
-    from lkca_jax.accounting import PARTS, count_config, human, parts_config, plot_parts
+    from lkca_jax.accounting import PARTS, count_config, human, parts_config
     from lkca_jax.config import load_config
+    from lkca_jax.figures import plot_parts
     from lkca_jax.methods import method_name
 
     if args.json and len(args.config) != 1:
@@ -202,9 +203,11 @@ def _convert(args) -> int:
 
 
 def _rank(args) -> int:
+    from lkca_jax.figures import plot_cumulative
     from lkca_jax.lowrank import rank_report
 
     spectra, out = rank_report(args.workdir, args.which, args.out, args.weights)
+    plot_cumulative(spectra, out / "rank.png")
     for name, sp in spectra.items():
         print(f"{name}: {sp['shape'][0]} x {sp['shape'][1]} matrix; 90% of the cumulative sum at rank "
               f"{sp['rank90']}, 95% at {sp['rank95']}, 99% at {sp['rank99']}")

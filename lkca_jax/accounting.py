@@ -108,35 +108,3 @@ def parts_config(config) -> dict:
     up = sum(size(t) for t in upsampler_parts({"params": params}, config).values()) if arch.upsampler else 0
     rec = sum(size(params[k]) for k in arch.reconstruction)
     return {"backbone": total - up - rec, "learnable upsampler": up, "reconstruction": rec}
-
-
-def plot_parts(rows: list[tuple[str, dict]], path, title: str = "") -> None:
-    """Fig. 1 for every method: horizontal bars of parameters (M) by part, the upsampler's share
-    written beside each bar; written atomically as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lkca_jax.atomic import atomic_write
-
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4), dpi=120)
-    colours = {"backbone": "#4c72b0", "learnable upsampler": "#dd8452", "reconstruction": "#8c8c8c"}
-    for i, (_, parts) in enumerate(rows):
-        left = 0.0
-        for part in PARTS:
-            ax.barh(i, parts[part] / 1e6, left=left, color=colours[part], label=part if i == 0 else None)
-            left += parts[part] / 1e6
-        total = sum(parts.values())
-        share = f"{100 * parts['learnable upsampler'] / total:.0f}% upsampler" if total else "no parameters"
-        ax.text(left, i, f"  {total / 1e6:.2f}M, {share}", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
-    ax.invert_yaxis()
-    ax.set_xlabel("parameters (M)")
-    ax.set_xlim(0, 1.35 * max(sum(p.values()) for _, p in rows) / 1e6 or 1)
-    ax.set_title(title or "Parameters by part (the paper's Fig. 1)")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)

@@ -1,4 +1,4 @@
-"""Jitted batch evaluation: the paper's table for a split, and pictures of the results.
+"""The paper's table for a split: scored by :func:`lkca_jax.inference.predict_split`, printed, written.
 
 One jitted function super-resolves a padded batch and scores every image
 (:mod:`lkca_jax.metrics`); the host keeps the real images (mask 1), averages per
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import time
-import warnings
 
 import jax
 import numpy as np
@@ -20,55 +18,14 @@ from lkca_jax import checkpoint, metrics
 from lkca_jax.accounting import count_config, human
 from lkca_jax.atomic import atomic_write
 from lkca_jax.data.datasets import load_splits
-from lkca_jax.data.pipeline import SplitSource, eval_batches
-from lkca_jax.data.registry import DATASETS
 from lkca_jax.data.spec import DataSpec
-from lkca_jax.inference import DEFAULT_TILE, predict_tiled, predictor
+from lkca_jax.figures import band_wavelengths, rgb_bands, save_pictures
+from lkca_jax.inference import bicubic_config, predict_split
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
 
 COLUMNS = ("Method", "Param", "Flops", *metrics.NAMES, "s/img")
-
-
-def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,
-                  tile: int = 0):
-    """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image.
-
-    Images whose LR side exceeds ``tile`` (> 0), or whose batch does not fit in device memory,
-    run in tiles (:func:`lkca_jax.inference.predict_tiled`, the same result)."""
-    predict = predictor(model)
-    batch_size = max(1, min(batch_size, len(split)))  # never pad a short split up to a whole batch
-    per_image = {k: [] for k in metrics.NAMES}
-    images, seconds, timed = [], 0.0, 0
-    compiled = set()
-    for batch in eval_batches(SplitSource(split), batch_size, 1):
-        lr, hr, keep = batch.lr[0], batch.hr[0], batch.mask[0] > 0
-        tiled = 0 < tile < max(lr.shape[1:3])
-        if not tiled and lr.shape not in compiled:  # compile (and warm up) outside the timing
-            try:
-                jax.block_until_ready(predict(variables, lr))
-                compiled.add(lr.shape)
-            except jax.errors.JaxRuntimeError as err:
-                if "RESOURCE_EXHAUSTED" not in str(err):
-                    raise
-                tile = tile or DEFAULT_TILE
-                tiled = True
-                warnings.warn(f"a batch of {lr.shape} does not fit in device memory; evaluating in tiles of "
-                              f"{tile} (set eval.tile)", stacklevel=2)
-        start = time.perf_counter()
-        if tiled:
-            sr = np.zeros(hr.shape, np.float32)
-            for i in np.flatnonzero(keep):
-                sr[i] = predict_tiled(model, variables, lr[i], scale, tile)
-        else:
-            sr = jax.block_until_ready(predict(variables, lr))
-        seconds += time.perf_counter() - start
-        timed += int(keep.sum())
-        for k, v in metrics.all_metrics_jit(hr, sr, float(scale), legacy_ergas).items():
-            per_image[k].append(np.asarray(v, np.float64)[keep])
-        images.extend(np.asarray(sr)[keep])
-    return {k: np.concatenate(v) for k, v in per_image.items()}, images, seconds / max(timed, 1)
 
 
 def mean_row(per_image: dict) -> dict:
@@ -108,79 +65,6 @@ def per_image_table(ids, scored: list[tuple[str, dict]], legacy_ergas: bool = Fa
             cells.append(f"{scored[1][1]['MPSNR'][n] - scored[0][1]['MPSNR'][n]:+.4f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def rgb_bands(config, bands: int) -> tuple[int, int, int]:
-    chosen = tuple(config.eval.get("rgb_bands", ()) or ())
-    if chosen:
-        if len(chosen) != 3 or not all(0 <= b < bands for b in chosen):
-            raise ValueError(f"eval.rgb_bands must be 3 band indices below {bands}, got {chosen}")
-        return chosen
-    return (bands * 3 // 4, bands // 2, bands // 4)
-
-
-def band_wavelengths(config) -> np.ndarray | None:
-    """The nominal band centres (nm) of ``config``'s dataset, where its registry entry states them."""
-    entry = DATASETS.get(config.data.protocol)
-    return None if entry is None else entry.band_centres(config.model.bands)
-
-
-def false_colour(cube: np.ndarray, bands, lo, hi) -> np.ndarray:
-    """An (H, W, 3) image in [0, 1] from three bands, stretched between per-channel limits."""
-    rgb = cube[..., list(bands)].astype(np.float64)
-    return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
-
-
-def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -> None:
-    """A panel (false-colour GT, Bicubic, SR, |SR - GT| with a colour bar) and a spectra plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = name.replace("/", "_")
-    rgb = gt[..., list(bands)]
-    lo, hi = np.percentile(rgb, 1, axis=(0, 1)), np.percentile(rgb, 99, axis=(0, 1))
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
-    for ax, (title, img) in zip(axes[:3], [("Ground truth", gt), ("Bicubic", bicubic), ("SR", sr)]):
-        ax.imshow(false_colour(img, bands, lo, hi))
-        ax.set_title(f"{title} (bands {bands[0]}/{bands[1]}/{bands[2]})" if title == "Ground truth" else title)
-        ax.axis("off")
-    err = np.abs(sr - gt).mean(-1)
-    im = axes[3].imshow(err, cmap="magma")
-    axes[3].set_title("|SR - GT|, mean over bands")
-    axes[3].axis("off")
-    fig.colorbar(im, ax=axes[3], fraction=0.046)
-    fig.suptitle(name)
-    fig.tight_layout()
-    atomic_write(folder / f"{stem}_panel.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-    plt.close(fig)
-
-    h, w = gt.shape[:2]
-    pixels = [(h // 4, w // 4), (h // 2, w // 2), (3 * h // 4, 3 * w // 4)]
-    x = np.arange(gt.shape[2]) if wavelengths is None else wavelengths
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for py, px in pixels:
-        line, = ax.plot(x, gt[py, px], label=f"GT ({py}, {px})")
-        ax.plot(x, sr[py, px], "--", color=line.get_color(), label=f"SR ({py}, {px})")
-    ax.set_xlabel("band" if wavelengths is None else "wavelength (nm, nominal)")
-    ax.set_ylabel("normalised value")
-    ax.set_title(f"Spectra of three pixels: {name}")
-    ax.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    atomic_write(folder / f"{stem}_spectra.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-    plt.close(fig)
-
-
-def bicubic_config(config):
-    """``config`` with the model replaced by Bicubic (same bands and scale)."""
-    b = config.copy_and_resolve_references()
-    b.variant, b.model.name = "bicubic", "bicubic"
-    if "converted" in b:
-        b.converted = ""
-    return b
 
 
 def gain_line(row: dict, reference: dict) -> str:

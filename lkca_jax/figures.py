@@ -1,19 +1,23 @@
-"""Pictures that put several trained runs side by side (the paper's Figs. 6-8 and spectra).
+"""Every picture the library draws, written atomically as PNGs (matplotlib's Agg backend).
 
-:func:`compare_runs` super-resolves one test image with every run (the same prediction and
-metrics as ``evaluate.py``: :func:`lkca_jax.evaluation.predict_split` on that image) and draws
+* :func:`compare_runs`: one test image super-resolved by several trained runs (the same prediction
+  and metrics as ``evaluate.py``: :func:`lkca_jax.inference.predict_split` on that image), drawn as
 
-* ``<image>_compare.png``: false-colour panels of the ground truth, Bicubic and every run, each
-  titled with its PSNR and SAM on the image, a red box around a region (``box``, or by default the
-  window of the ground truth with the most texture: :func:`default_box`), that region enlarged
-  under each panel with one colour stretch for all of them, and a row of per-pixel error maps on
-  one colour scale;
-* ``<image>_spectra.png``: the spectra of a few pixels (``pixels``, or by default the worst for
-  Bicubic, spread apart) for the ground truth and every method, and each method's per-band PSNR,
-  against wavelength where the dataset's registry entry gives its range (else band index).
+  - ``<image>_compare.png``: false-colour panels of the ground truth, Bicubic and every run, each
+    titled with its PSNR and SAM on the image, a red box around a region (``box``, or by default the
+    window of the ground truth with the most texture: :func:`default_box`), that region enlarged
+    under each panel with one colour stretch for all of them, and a row of per-pixel error maps on
+    one colour scale;
+  - ``<image>_spectra.png``: the spectra of a few pixels (``pixels``, or by default the worst for
+    Bicubic, spread apart) for the ground truth and every method, and each method's per-band PSNR,
+    against wavelength where the dataset's registry entry gives its range (else band index).
 
-Memory is bounded by one SR image at a time: each method leaves only its three false-colour bands,
-its error map, its per-band MSE and the chosen pixels' spectra.
+  Memory is bounded by one SR image at a time: each method leaves only its three false-colour
+  bands, its error map, its per-band MSE and the chosen pixels' spectra.
+* :func:`save_pictures`: ``evaluate.py --save_images``'s panel and spectra of one image.
+* :func:`plot_cumulative`: the upsampler spectra of :func:`lkca_jax.lowrank.rank_report` (the
+  paper's Fig. 4).
+* :func:`plot_parts`: parameters by part (the paper's Fig. 1), from ``count --parts``.
 """
 
 from __future__ import annotations
@@ -23,11 +27,15 @@ import pathlib
 
 import numpy as np
 
-from lkca_jax import checkpoint, evaluation
+from lkca_jax import checkpoint
+from lkca_jax.accounting import PARTS
 from lkca_jax.atomic import atomic_write
 from lkca_jax.data.datasets import load_splits
+from lkca_jax.data.registry import DATASETS
 from lkca_jax.data.scenes import Split
 from lkca_jax.data.spec import DataSpec
+from lkca_jax.inference import bicubic_config, predict_split
+from lkca_jax.lowrank import PAPER_RANK90, PAPER_SIZE, random_spectrum
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 
@@ -100,7 +108,7 @@ def worst_pixels(gt, bicubic, n: int = 3) -> list[tuple[int, int]]:
 
 def _predict(config, variables, one: Split) -> tuple[dict, np.ndarray]:
     """The evaluation's per-image metrics and SR image of the one-image split ``one``."""
-    per_image, images, _ = evaluation.predict_split(build_model(config), variables, one, 1, config.model.scale,
+    per_image, images, _ = predict_split(build_model(config), variables, one, 1, config.model.scale,
                                                     bool(config.eval.legacy_ergas), config.eval.get("tile", 0))
     return per_image, np.asarray(images[0])
 
@@ -136,9 +144,9 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
     if box is not None and not (box[0] >= 0 and box[1] >= 0 and box[2] > 0 and box[0] + box[2] <= h
                                 and box[1] + box[2] <= w):
         raise ValueError(f"box {box} (y, x, size) does not fit in {image} ({h} x {w})")
-    bands = evaluation.rgb_bands(config, c)
+    bands = rgb_bands(config, c)
 
-    per_image, bic = _predict(evaluation.bicubic_config(config), {}, one)
+    per_image, bic = _predict(bicubic_config(config), {}, one)
     worst = pixels is None
     if worst:
         pixels = worst_pixels(gt, bic)
@@ -163,7 +171,7 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
     truth = Panel("Ground truth", np.inf, 0.0, gt[..., list(bands)].astype(np.float32), np.zeros((h, w)),
                   np.full(c, np.inf), np.stack([gt[py, px] for py, px in pixels]))
     columns = _draw_comparison(files[0], image, bands, truth, panels, box)
-    _draw_spectra(files[1], image, truth, panels, pixels, worst, evaluation.band_wavelengths(config))
+    _draw_spectra(files[1], image, truth, panels, pixels, worst, band_wavelengths(config))
     return {"image": image, "box": box, "pixels": pixels, "files": [str(f) for f in files], "columns": columns,
             "panels": [{"title": p.title, "psnr": p.psnr, "sam": p.sam} for p in panels]}
 
@@ -204,10 +212,10 @@ def _draw_comparison(path, image, bands, truth: Panel, panels: list[Panel], box)
                              gridspec_kw={"height_ratios": [1, 1, 1]})
     for j, p in enumerate(cols):
         top, zoom, err = axes[:, j]
-        top.imshow(evaluation.false_colour(p.rgb, (0, 1, 2), *whole))
+        top.imshow(false_colour(p.rgb, (0, 1, 2), *whole))
         top.add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, ec="red", lw=1.5))
         top.set_title("Ground truth" if j == 0 else panel_title(p), fontsize=8)
-        zoom.imshow(evaluation.false_colour(p.rgb[y:y + size, x:x + size], (0, 1, 2), *part),
+        zoom.imshow(false_colour(p.rgb[y:y + size, x:x + size], (0, 1, 2), *part),
                     interpolation="nearest")
         for side in zoom.spines.values():
             side.set_edgecolor("red")
@@ -260,3 +268,146 @@ def _draw_spectra(path, image, truth: Panel, panels: list[Panel], pixels, worst:
     fig.suptitle(f"{image}: spectra {where}, and where in the spectrum each method loses", fontsize=10)
     fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(labels) // 4), 1, 1))
     _save(fig, path)
+
+
+def rgb_bands(config, bands: int) -> tuple[int, int, int]:
+    chosen = tuple(config.eval.get("rgb_bands", ()) or ())
+    if chosen:
+        if len(chosen) != 3 or not all(0 <= b < bands for b in chosen):
+            raise ValueError(f"eval.rgb_bands must be 3 band indices below {bands}, got {chosen}")
+        return chosen
+    return (bands * 3 // 4, bands // 2, bands // 4)
+
+
+def band_wavelengths(config) -> np.ndarray | None:
+    """The nominal band centres (nm) of ``config``'s dataset, where its registry entry states them."""
+    entry = DATASETS.get(config.data.protocol)
+    return None if entry is None else entry.band_centres(config.model.bands)
+
+
+def false_colour(cube: np.ndarray, bands, lo, hi) -> np.ndarray:
+    """An (H, W, 3) image in [0, 1] from three bands, stretched between per-channel limits."""
+    rgb = cube[..., list(bands)].astype(np.float64)
+    return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+
+
+def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -> None:
+    """A panel (false-colour GT, Bicubic, SR, |SR - GT| with a colour bar) and a spectra plot."""
+    plt = _plt()
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = name.replace("/", "_")
+    rgb = gt[..., list(bands)]
+    lo, hi = np.percentile(rgb, 1, axis=(0, 1)), np.percentile(rgb, 99, axis=(0, 1))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    for ax, (title, img) in zip(axes[:3], [("Ground truth", gt), ("Bicubic", bicubic), ("SR", sr)]):
+        ax.imshow(false_colour(img, bands, lo, hi))
+        ax.set_title(f"{title} (bands {bands[0]}/{bands[1]}/{bands[2]})" if title == "Ground truth" else title)
+        ax.axis("off")
+    err = np.abs(sr - gt).mean(-1)
+    im = axes[3].imshow(err, cmap="magma")
+    axes[3].set_title("|SR - GT|, mean over bands")
+    axes[3].axis("off")
+    fig.colorbar(im, ax=axes[3], fraction=0.046)
+    fig.suptitle(name)
+    fig.tight_layout()
+    atomic_write(folder / f"{stem}_panel.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
+    plt.close(fig)
+
+    h, w = gt.shape[:2]
+    pixels = [(h // 4, w // 4), (h // 2, w // 2), (3 * h // 4, 3 * w // 4)]
+    x = np.arange(gt.shape[2]) if wavelengths is None else wavelengths
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for py, px in pixels:
+        line, = ax.plot(x, gt[py, px], label=f"GT ({py}, {px})")
+        ax.plot(x, sr[py, px], "--", color=line.get_color(), label=f"SR ({py}, {px})")
+    ax.set_xlabel("band" if wavelengths is None else "wavelength (nm, nominal)")
+    ax.set_ylabel("normalised value")
+    ax.set_title(f"Spectra of three pixels: {name}")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    atomic_write(folder / f"{stem}_spectra.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
+    plt.close(fig)
+
+
+def plot_cumulative(spectra: dict, path, first: int | None = None) -> dict:
+    """The paper's Fig. 4: normalised cumulative singular values of each run (the first ``first``
+    indices; all by default), each run's 90 % rank marked on its curve and named in the legend (outside
+    the axes, so that nine curves stay readable: ten colours, three dash styles), written atomically as
+    a PNG. One matrix: against the singular value's index; several: against the index as a fraction
+    of each matrix's number of singular values, so that matrices of different sizes compare.
+
+    Beside them: for each matrix shape, a random Gaussian matrix of that shape (grey), the curve of a
+    matrix with no low-rank structure; and the paper's 90 % points (about 60 of 1152 on Chikusei and
+    Houston, 130 on Pavia), at the same fraction of the size on a matrix of another size. Returns what
+    was drawn: {"curves": {label: (x, y)}, "paper": {label: (x, y)}}."""
+    plt = _plt()
+    n = len(spectra)
+    fig, ax = plt.subplots(figsize=(9.5 if n > 1 else 6, 4 + 0.12 * max(n - 5, 0)), dpi=120)
+    colours, styles = plt.get_cmap("tab10"), ("-", "--", "-.")
+    relative = n > 1
+    drawn = {"curves": {}, "paper": {}}
+
+    def draw(label, cumulative, size, **style):
+        c = np.asarray(cumulative)[:first]
+        x = np.arange(1, len(c) + 1) / (size if relative else 1)
+        drawn["curves"][label] = (x, c)
+        return ax.plot(x, c, label=label, **style)[0], x, c
+
+    for i, (name, sp) in enumerate(spectra.items()):
+        r90, size = sp["rank90"], len(sp["cumulative"])
+        line, x, c = draw(f"{name}: 90% at {r90} of {size}", sp["cumulative"], size, color=colours(i % 10),
+                          ls=styles[(i // 10) % 3], lw=1.2)
+        if r90 <= len(c):
+            ax.plot([x[r90 - 1]], [c[r90 - 1]], "o", ms=5, mfc="white", color=line.get_color())
+    for shape in dict.fromkeys(tuple(sp["shape"]) for sp in spectra.values()):
+        ref, rank = random_spectrum(shape), min(shape)
+        draw(f"random {shape[0]} x {shape[1]} matrix: 90% at {ref['rank90']} of {rank}", ref["cumulative"], rank,
+             color="0.55", ls=":", lw=1.4)
+    size = len(next(iter(spectra.values()))["cumulative"])
+    for k, (where, rank) in enumerate(PAPER_RANK90.items()):
+        x = rank / PAPER_SIZE * (1 if relative else size)
+        label = f"paper, {where}: 90% at about {rank} of {PAPER_SIZE}"
+        drawn["paper"][label] = (x, 0.9)
+        ax.plot([x], [0.9], "*^"[k], ms=9, color="black", mfc="gold", ls="none", label=label)
+    ax.axhline(0.9, color="k", ls=":", lw=0.8)
+    ax.text(ax.get_xlim()[1], 0.9, " 90%", va="center", ha="left", fontsize=8)
+    ax.set_xlabel("singular value index / number of singular values" if relative else "singular value index")
+    ax.set_ylabel("normalised cumulative sum")
+    ax.set_title("Upsampler weight spectrum (o: 90% rank)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    if n > 1:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.04, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+    return drawn
+
+
+def plot_parts(rows: list[tuple[str, dict]], path, title: str = "") -> None:
+    """Fig. 1 for every method: horizontal bars of parameters (M) by part, the upsampler's share
+    written beside each bar; written atomically as a PNG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.4), dpi=120)
+    colours = {"backbone": "#4c72b0", "learnable upsampler": "#dd8452", "reconstruction": "#8c8c8c"}
+    for i, (_, parts) in enumerate(rows):
+        left = 0.0
+        for part in PARTS:
+            ax.barh(i, parts[part] / 1e6, left=left, color=colours[part], label=part if i == 0 else None)
+            left += parts[part] / 1e6
+        total = sum(parts.values())
+        share = f"{100 * parts['learnable upsampler'] / total:.0f}% upsampler" if total else "no parameters"
+        ax.text(left, i, f"  {total / 1e6:.2f}M, {share}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("parameters (M)")
+    ax.set_xlim(0, 1.35 * max(sum(p.values()) for _, p in rows) / 1e6 or 1)
+    ax.set_title(title or "Parameters by part (the paper's Fig. 1)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

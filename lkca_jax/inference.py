@@ -19,12 +19,14 @@ from __future__ import annotations
 import functools
 import sys
 import time
+import warnings
 
 import jax
 import numpy as np
 
-from lkca_jax import checkpoint
+from lkca_jax import checkpoint, metrics
 from lkca_jax.data.io import GEOREFERENCED, Cube, DataError, open_writer, read_cube, require_finite, writer_class
+from lkca_jax.data.pipeline import SplitSource, eval_batches
 from lkca_jax.data.protocols import norm_value
 from lkca_jax.models import build_model
 
@@ -233,3 +235,52 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     return {"input": str(input_path), "output": str(output_path), "shape": list(out_shape), "norm": norm,
             "georeferenced": kept,
             "nodata_pixels": 0 if nodata is None else int(nodata.sum())}
+
+
+def bicubic_config(config):
+    """``config`` with the model replaced by Bicubic (same bands and scale)."""
+    b = config.copy_and_resolve_references()
+    b.variant, b.model.name = "bicubic", "bicubic"
+    if "converted" in b:
+        b.converted = ""
+    return b
+
+
+def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,
+                  tile: int = 0):
+    """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image.
+
+    Images whose LR side exceeds ``tile`` (> 0), or whose batch does not fit in device memory,
+    run in tiles (:func:`lkca_jax.inference.predict_tiled`, the same result)."""
+    predict = predictor(model)
+    batch_size = max(1, min(batch_size, len(split)))  # never pad a short split up to a whole batch
+    per_image = {k: [] for k in metrics.NAMES}
+    images, seconds, timed = [], 0.0, 0
+    compiled = set()
+    for batch in eval_batches(SplitSource(split), batch_size, 1):
+        lr, hr, keep = batch.lr[0], batch.hr[0], batch.mask[0] > 0
+        tiled = 0 < tile < max(lr.shape[1:3])
+        if not tiled and lr.shape not in compiled:  # compile (and warm up) outside the timing
+            try:
+                jax.block_until_ready(predict(variables, lr))
+                compiled.add(lr.shape)
+            except jax.errors.JaxRuntimeError as err:
+                if "RESOURCE_EXHAUSTED" not in str(err):
+                    raise
+                tile = tile or DEFAULT_TILE
+                tiled = True
+                warnings.warn(f"a batch of {lr.shape} does not fit in device memory; evaluating in tiles of "
+                              f"{tile} (set eval.tile)", stacklevel=2)
+        start = time.perf_counter()
+        if tiled:
+            sr = np.zeros(hr.shape, np.float32)
+            for i in np.flatnonzero(keep):
+                sr[i] = predict_tiled(model, variables, lr[i], scale, tile)
+        else:
+            sr = jax.block_until_ready(predict(variables, lr))
+        seconds += time.perf_counter() - start
+        timed += int(keep.sum())
+        for k, v in metrics.all_metrics_jit(hr, sr, float(scale), legacy_ergas).items():
+            per_image[k].append(np.asarray(v, np.float64)[keep])
+        images.extend(np.asarray(sr)[keep])
+    return {k: np.concatenate(v) for k, v in per_image.items()}, images, seconds / max(timed, 1)

@@ -187,72 +187,9 @@ def _replace_at(tree: dict, path: tuple[str, ...], value) -> dict:
     return {**tree, head: _replace_at(tree[head], tuple(rest), value) if rest else value}
 
 
-def plot_cumulative(spectra: dict, path, first: int | None = None) -> dict:
-    """The paper's Fig. 4: normalised cumulative singular values of each run (the first ``first``
-    indices; all by default), each run's 90 % rank marked on its curve and named in the legend (outside
-    the axes, so that nine curves stay readable: ten colours, three dash styles), written atomically as
-    a PNG. One matrix: against the singular value's index; several: against the index as a fraction
-    of each matrix's number of singular values, so that matrices of different sizes compare.
-
-    Beside them: for each matrix shape, a random Gaussian matrix of that shape (grey), the curve of a
-    matrix with no low-rank structure; and the paper's 90 % points (about 60 of 1152 on Chikusei and
-    Houston, 130 on Pavia), at the same fraction of the size on a matrix of another size. Returns what
-    was drawn: {"curves": {label: (x, y)}, "paper": {label: (x, y)}}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lkca_jax.atomic import atomic_write
-
-    n = len(spectra)
-    fig, ax = plt.subplots(figsize=(9.5 if n > 1 else 6, 4 + 0.12 * max(n - 5, 0)), dpi=120)
-    colours, styles = plt.get_cmap("tab10"), ("-", "--", "-.")
-    relative = n > 1
-    drawn = {"curves": {}, "paper": {}}
-
-    def draw(label, cumulative, size, **style):
-        c = np.asarray(cumulative)[:first]
-        x = np.arange(1, len(c) + 1) / (size if relative else 1)
-        drawn["curves"][label] = (x, c)
-        return ax.plot(x, c, label=label, **style)[0], x, c
-
-    for i, (name, sp) in enumerate(spectra.items()):
-        r90, size = sp["rank90"], len(sp["cumulative"])
-        line, x, c = draw(f"{name}: 90% at {r90} of {size}", sp["cumulative"], size, color=colours(i % 10),
-                          ls=styles[(i // 10) % 3], lw=1.2)
-        if r90 <= len(c):
-            ax.plot([x[r90 - 1]], [c[r90 - 1]], "o", ms=5, mfc="white", color=line.get_color())
-    for shape in dict.fromkeys(tuple(sp["shape"]) for sp in spectra.values()):
-        ref, rank = random_spectrum(shape), min(shape)
-        draw(f"random {shape[0]} x {shape[1]} matrix: 90% at {ref['rank90']} of {rank}", ref["cumulative"], rank,
-             color="0.55", ls=":", lw=1.4)
-    size = len(next(iter(spectra.values()))["cumulative"])
-    for k, (where, rank) in enumerate(PAPER_RANK90.items()):
-        x = rank / PAPER_SIZE * (1 if relative else size)
-        label = f"paper, {where}: 90% at about {rank} of {PAPER_SIZE}"
-        drawn["paper"][label] = (x, 0.9)
-        ax.plot([x], [0.9], "*^"[k], ms=9, color="black", mfc="gold", ls="none", label=label)
-    ax.axhline(0.9, color="k", ls=":", lw=0.8)
-    ax.text(ax.get_xlim()[1], 0.9, " 90%", va="center", ha="left", fontsize=8)
-    ax.set_xlabel("singular value index / number of singular values" if relative else "singular value index")
-    ax.set_ylabel("normalised cumulative sum")
-    ax.set_title("Upsampler weight spectrum (o: 90% rank)")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    if n > 1:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.04, 1.0), frameon=False)
-    else:
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
-    return drawn
-
-
 def rank_report(workdirs, which: str = "best", out=None, weights: str = "ema") -> tuple[dict, pathlib.Path]:
-    """The spectrum of each run's trained upsampler, written as ``rank.json`` and ``rank.png`` (the
-    paper's Fig. 4, every run on one plot) in ``out`` (default: the first run's ``rank/``)."""
+    """The spectrum of each run's trained upsampler, written as ``rank.json`` in ``out`` (default: the
+    first run's ``rank/``); :func:`lkca_jax.figures.plot_cumulative` draws them (the paper's Fig. 4)."""
     import json
 
     from lkca_jax.atomic import atomic_write
@@ -271,7 +208,6 @@ def rank_report(workdirs, which: str = "best", out=None, weights: str = "ema") -
     out = pathlib.Path(out or pathlib.Path(workdirs[0]) / "rank")
     text = json.dumps(spectra, indent=1)
     atomic_write(out / "rank.json", lambda tmp: pathlib.Path(tmp).write_text(text))
-    plot_cumulative(spectra, out / "rank.png")
     return spectra, out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from flax.training import dynamic_scale, train_state
 
-from lkca_jax import checkpoint, evaluation, losses, parallel, precision
+from lkca_jax import checkpoint, evaluation, inference, losses, parallel, precision
 from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
@@ -404,7 +404,7 @@ def validate(model, variables, split, config) -> float | None:
     """Mean validation MPSNR of ``variables`` (None without a validation split)."""
     if not len(split):
         return None
-    per_image, _, _ = evaluation.predict_split(model, variables, split, config.eval.validation_batch_size,
+    per_image, _, _ = inference.predict_split(model, variables, split, config.eval.validation_batch_size,
                                                config.model.scale)
     return float(np.mean(per_image["MPSNR"]))
 

@@ -290,13 +290,13 @@ def other_table(done: dict, group: str, reference: list[str]) -> str:
 
 def validation_bicubic(workdir: pathlib.Path) -> float:
     """Bicubic's MPSNR on the validation split of ``workdir``'s run: the level the curves start from."""
-    from lkca_jax import checkpoint, evaluation
+    from lkca_jax import checkpoint, evaluation, inference
     from lkca_jax.data.datasets import load_splits
     from lkca_jax.data.spec import DataSpec
 
     config = checkpoint.load_config(workdir)
     split = load_splits(DataSpec.of(config), ("validation",))["validation"]
-    return float(evaluation.score(evaluation.bicubic_config(config), {}, split)[0]["MPSNR"])
+    return float(evaluation.score(inference.bicubic_config(config), {}, split)[0]["MPSNR"])
 
 
 def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None) -> list[tuple]:
@@ -330,7 +330,7 @@ def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None) ->
 
 
 def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path | None) -> None:
-    from lkca_jax.figures import compare_runs
+    from lkca_jax.figures import compare_runs, plot_cumulative
     from lkca_jax.lowrank import rank_report
     from lkca_jax.provenance import commit
 
@@ -359,6 +359,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     if teachers:
         spectra, _ = rank_report(teachers + ([out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done
                                              else []), "last", figures)
+        plot_cumulative(spectra, figures / "rank.png")
         parts.append("## Upsampler spectrum (Fig. 4)\n\n" + "\n".join(
             f"- {k}: 90 % at {v['rank90']}, 95 % at {v['rank95']}, 99 % at {v['rank99']} of {min(v['shape'])}"
             for k, v in spectra.items()) + "\n")

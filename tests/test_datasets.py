@@ -111,7 +111,7 @@ def test_all_32_cave_scenes_split_as_configured_and_the_16_are_its_restriction(t
 
 
 def test_plots_label_bands_in_nanometres_where_the_dataset_states_its_range():
-    from lkca_jax.evaluation import band_wavelengths
+    from lkca_jax.figures import band_wavelengths
 
     cave = load_config(str(ROOT / "configs/cave.py"))
     np.testing.assert_allclose(band_wavelengths(cave), np.arange(400, 701, 10))  # CAVE: 31 bands, 10 nm apart

@@ -247,22 +247,21 @@ def test_sr_and_evaluate_print_no_orbax_or_absl_warnings(trained_run, tmp_path):
 
 def test_a_short_split_is_not_padded_to_a_whole_batch(rng, monkeypatch):
     """Validation on one scene with validation_batch_size 32 must run one image, not 32 copies."""
-    from lkca_jax import evaluation
     from lkca_jax.data.scenes import Split
 
     seen = []
-    real = evaluation.predictor
+    real = inference.predictor
 
     def recording(model):
         predict = real(model)
         return lambda variables, lr: seen.append(lr.shape) or predict(variables, lr)
 
-    monkeypatch.setattr(evaluation, "predictor", recording)
+    monkeypatch.setattr(inference, "predictor", recording)
     hr = rng.uniform(0, 1, (16, 16, 3)).astype(np.float32)
     split = Split([hr], [imresize_np(hr, 0.25).astype(np.float32)], ["one"], {"one": 1.0})
     c = tiny_config("sample.py:bicubic")
     c.model.bands = 3
-    per_image, _, _ = evaluation.predict_split(build_model(c), {}, split, 32, 4)
+    per_image, _, _ = inference.predict_split(build_model(c), {}, split, 32, 4)
     assert {s[0] for s in seen} == {1} and per_image["MPSNR"].shape == (1,)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from lkca_jax import checkpoint, lowrank
+from lkca_jax import checkpoint, figures, lowrank
 from lkca_jax.__main__ import main as cli
 from lkca_jax.models import build_model
 
@@ -138,7 +138,7 @@ def _quarter_circle_rank90():
 def test_fig4_draws_a_random_reference_and_the_papers_points(rng, tmp_path):
     decaying = {"a": lowrank.spectrum(rng.normal(size=(3, 3, 64, 576)) * np.geomspace(1, 1e-3, 576)),
                 "b": lowrank.spectrum(rng.normal(size=(3, 3, 32, 288)) * np.geomspace(1, 1e-3, 288))}
-    drawn = lowrank.plot_cumulative(decaying, tmp_path / "several.png")
+    drawn = figures.plot_cumulative(decaying, tmp_path / "several.png")
     refs = {k: v for k, v in drawn["curves"].items() if k.startswith("random")}
     assert sorted(refs) == [f"random {n} x {n} matrix: 90% at {lowrank.random_spectrum((n, n))['rank90']} of {n}"
                             for n in (288, 576)]
@@ -148,7 +148,7 @@ def test_fig4_draws_a_random_reference_and_the_papers_points(rng, tmp_path):
         assert np.searchsorted(y, 0.9) / n == pytest.approx(_quarter_circle_rank90(), abs=0.02)
     assert drawn["paper"] == {"paper, Chikusei, Houston: 90% at about 60 of 1152": (60 / 1152, 0.9),
                               "paper, Pavia: 90% at about 130 of 1152": (130 / 1152, 0.9)}
-    one = lowrank.plot_cumulative({"a": decaying["a"]}, tmp_path / "one.png")
+    one = figures.plot_cumulative({"a": decaying["a"]}, tmp_path / "one.png")
     assert one["paper"]["paper, Pavia: 90% at about 130 of 1152"] == pytest.approx((130 / 1152 * 576, 0.9))
     x, _ = one["curves"][f"a: 90% at {decaying['a']['rank90']} of 576"]
     assert x[0] == 1 and x[-1] == 576  # one matrix: the absolute index

@@ -11,7 +11,7 @@ import pytest
 from test_evaluation import numpy_metrics
 
 from conftest import ROOT, shared_data
-from lkca_jax import evaluation, load_pretrained
+from lkca_jax import inference, load_pretrained
 from lkca_jax.ops.imresize import imresize_np
 from lkca_jax.pretrained import HERE, available
 
@@ -66,7 +66,7 @@ def test_a_shipped_model_reproduces_its_test_table_on_cave(name):
     config.data.path = str(shared_data("cave"))
     config.data.test_scenes = config.data.test_scenes[:1]  # one scene keeps the test short
     split = load_splits(DataSpec.of(config), ("test",))["test"]
-    per_image, _, _ = evaluation.predict_split(model, variables, split, 1, config.model.scale)
+    per_image, _, _ = inference.predict_split(model, variables, split, 1, config.model.scale)
     shipped = json.loads((HERE / name / "test.json").read_text())
     assert per_image["MPSNR"][0] == pytest.approx(shipped["per_image"][split.ids[0]]["MPSNR"], abs=1e-3)
     bicubic = numpy_metrics(split.hr[0].astype(np.float64), imresize_np(split.lr[0], 4), 4)["MPSNR"]
