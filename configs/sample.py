@@ -1,10 +1,10 @@
 """The embedded real sample: a 100 x 100 x 102 ROSIS Pavia crop shipped in the package.
 
 Two 48 x 48 test images along the top, 32 x 32 training patches below them.
-Needs no download and no ../shared. Trains LKCA-Net at x4 in about 3.5 minutes on 2 CPU cores
-and ends with the test table: Bicubic and LKCA-Net on the two test images, and the gain (expect
-about +0.7 dB MPSNR and -0.8 degrees SAM; docs/benchmarks.md), then each image's rows: the gain is
-far from even between the two. The README's main command:
+Needs no download and no ../shared. Trains LKCA-Net at x4 in about 5 minutes on 2 CPU cores
+and ends with the test table: Bicubic and LKCA-Net on the two test images, and the gain (+0.68 dB
+MPSNR and -0.80 degrees SAM at commit 1d20754: README, "Main command"), then each image's rows: the
+gain is far from even between the two. The README's main command:
 
     python train.py --config configs/sample.py --workdir runs/sample
     python evaluate.py --config configs/sample.py:bicubic --workdir runs/sample_bicubic   # Bicubic alone

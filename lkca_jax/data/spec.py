@@ -4,6 +4,12 @@
 own fields from its registry entry); :mod:`lkca_jax.config` puts it in every config, and a TFDS
 builder uses it alone, without the model or training config. Everything in ``lkca_jax.data`` that
 reads or cuts data takes a :class:`DataSpec` (``DataSpec.of(config)``), never the whole config.
+
+Each fact about a dataset has one home. What a user may change for a run (the file, the
+normalisation, the test-image size, the patch size and stride, the scene splits) is a field of the
+``data`` block, its default taken from the registry entry once, here; what no run changes (the
+layout, the crop of the raw file, the number of test images, the embedded file, the wavelengths)
+stays in the registry entry and is read from there (:func:`lkca_jax.data.registry.dataset_of`).
 """
 
 from __future__ import annotations
