@@ -2,8 +2,8 @@
 
 Two 48 x 48 test images along the top, 32 x 32 training patches below them.
 Needs no download and no ../shared. Trains LKCA-Net at x4 in about 5 minutes on 2 CPU cores
-and ends with the test table: Bicubic and LKCA-Net on the two test images, and the gain (+0.68 dB
-MPSNR and -0.80 degrees SAM at commit 1d20754: README, "Main command"), then each image's rows: the
+and ends with the test table: Bicubic and LKCA-Net on the two test images, and the gain (+0.77 dB
+MPSNR and -0.83 degrees SAM at commit 84c500a: README, "Main command"), then each image's rows: the
 gain is far from even between the two. The README's main command:
 
     python train.py --config configs/sample.py --workdir runs/sample
