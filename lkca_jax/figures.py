@@ -185,8 +185,8 @@ def _plt():
     return plt
 
 
-def _save(fig, path) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+def _save(fig, path, dpi=None) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
     _plt().close(fig)
 
 
@@ -311,8 +311,7 @@ def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -
     fig.colorbar(im, ax=axes[3], fraction=0.046)
     fig.suptitle(name)
     fig.tight_layout()
-    atomic_write(folder / f"{stem}_panel.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-    plt.close(fig)
+    _save(fig, folder / f"{stem}_panel.png", dpi=80)
 
     h, w = gt.shape[:2]
     pixels = [(h // 4, w // 4), (h // 2, w // 2), (3 * h // 4, 3 * w // 4)]
@@ -326,8 +325,7 @@ def save_pictures(folder, name: str, gt, bicubic, sr, bands, wavelengths=None) -
     ax.set_title(f"Spectra of three pixels: {name}")
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    atomic_write(folder / f"{stem}_spectra.png", lambda tmp: fig.savefig(tmp, format="png", dpi=80))
-    plt.close(fig)
+    _save(fig, folder / f"{stem}_spectra.png", dpi=80)
 
 
 def plot_cumulative(spectra: dict, path, first: int | None = None) -> dict:
@@ -382,8 +380,7 @@ def plot_cumulative(spectra: dict, path, first: int | None = None) -> dict:
     else:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)
     return drawn
 
 
@@ -409,5 +406,4 @@ def plot_parts(rows: list[tuple[str, dict]], path, title: str = "") -> None:
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+    _save(fig, path)

@@ -156,3 +156,20 @@ def test_a_toy_architecture_is_its_module_its_reference_and_its_entry(tmp_path, 
     with torch.no_grad():
         got = net(torch.from_numpy(lr.transpose(0, 3, 1, 2).copy()))[0].numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_run_saved_with_the_flat_fields_loads_in_the_nested_layout():
+    """A VDSR run's config.json from before the fields were nested (every architecture's flat fields,
+    VDSR's residual switch under its old name) loads as today's: its own values under model.vdsr, the
+    residual under model.bicubic_residual, the other architectures' fields gone."""
+    import json
+
+    from lkca_jax.checkpoint import config_from_json
+
+    old = {"variant": "vdsr", "model": {"name": "vdsr", "bands": 102, "scale": 4, "vdsr_features": 8,
+                                        "vdsr_depth": 3, "vdsr_residual": False, "fcnn_widths": [64, 32, 9],
+                                        "sspsr_subs": 8, "essa_features": 256, "bicubic_residual": True}}
+    m = config_from_json(json.dumps(old)).model
+    assert {k: m[k] for k in m} == {"name": "vdsr", "bands": 102, "scale": 4, "bicubic_residual": False,
+                                    "vdsr": m.vdsr}
+    assert dict(m.vdsr) == {"features": 8, "depth": 3}

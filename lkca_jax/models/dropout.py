@@ -25,29 +25,30 @@ def rows_or_range(rows: jax.Array | None, n: int) -> jax.Array:
     return jnp.arange(n) if rows is None else rows
 
 
-class DropPath(nn.Module):
-    """In training, drop a sample's whole residual branch with probability ``rate`` and rescale the
-    kept ones (stochastic depth)."""
+class SampleDropout(nn.Module):
+    """In training, zero each sample's :meth:`mask_shape` units with probability ``rate`` (each
+    sample's draw from its row) and rescale the kept ones by 1 / (1 - rate); at inference, nothing."""
 
     rate: float = 0.0
 
-    @nn.compact
-    def __call__(self, v: jax.Array, train: bool = False, rows: jax.Array | None = None) -> jax.Array:
-        if not train or self.rate == 0:
-            return v
-        keep = keep_mask(self.make_rng("dropout"), rows_or_range(rows, v.shape[0]), self.rate)
-        return jnp.where(keep[:, None, None, None], v / (1.0 - self.rate), jnp.zeros_like(v))
-
-
-class ChannelDropout(nn.Module):
-    """PyTorch's ``Dropout2d`` on (N, H, W, C): in training, each sample's channels dropped whole
-    with probability ``rate``, the kept ones rescaled."""
-
-    rate: float = 0.0
+    def mask_shape(self, y: jax.Array) -> tuple[int, ...]:
+        return ()
 
     @nn.compact
     def __call__(self, y: jax.Array, train: bool = False, rows: jax.Array | None = None) -> jax.Array:
         if not train or self.rate == 0:
             return y
-        keep = keep_mask(self.make_rng("dropout"), rows_or_range(rows, y.shape[0]), self.rate, (y.shape[-1],))
-        return jnp.where(keep[:, None, None, :], y / (1.0 - self.rate), jnp.zeros_like(y))
+        keep = keep_mask(self.make_rng("dropout"), rows_or_range(rows, y.shape[0]), self.rate, self.mask_shape(y))
+        keep = keep.reshape(keep.shape[:1] + (1,) * (y.ndim - keep.ndim) + keep.shape[1:])  # broadcast over y
+        return jnp.where(keep, y / (1.0 - self.rate), jnp.zeros_like(y))
+
+
+class DropPath(SampleDropout):
+    """Stochastic depth: a sample's whole residual branch dropped."""
+
+
+class ChannelDropout(SampleDropout):
+    """PyTorch's ``Dropout2d`` on (N, H, W, C): each sample's channels dropped whole."""
+
+    def mask_shape(self, y: jax.Array) -> tuple[int, ...]:
+        return (y.shape[-1],)
