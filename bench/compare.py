@@ -1,216 +1,470 @@
-"""JAX vs the PyTorch reference, side by side in one run: inference, train steps, scaling, peak.
+"""JAX against PyTorch, each framework alone in its own process: inference, train steps, scaling, peak.
 
+    python bench/compare.py --suite official --official DIR   # every method, the issue-35 grid (below)
     python bench/compare.py --suite acceptance     # 16 x 16 LR, x4, 102 bands, batch 16 (the targets)
     python bench/compare.py --suite inference      # 16 x 16 LR at x4 / x8, bands 48 / 102 / 128; 128 x 128 x4
     python bench/compare.py --suite train          # LKCA-Net and LKCA-KD steps, batch 16 and 32
     python bench/compare.py --suite scaling --plots docs/img   # time and memory vs LR size, bands, scale
-    python bench/compare.py --suite peak           # achieved GFLOP/s against the measured matmul peak
+    python bench/compare.py --suite peak           # achieved GFLOP/s against the measured matmul peak (JAX only)
     python bench/compare.py --suite baselines      # VDSR, 3D-FCNN, SSPSR at the LKCA rows' shapes
     python bench/compare.py --suite claim [--scales 4,8] [--dtype bfloat16]   # every method, 512 x 512 x 128 HR
     python bench/compare.py --suite transformers   # MSDformer and ESSAformer at 16 x 16 and 64 x 64 LR, x4
 
-Both frameworks get the same shapes, batch, weights (converted) and threads
-(``torch.set_num_threads`` = the CPU count XLA uses), and the same device: JAX's default backend,
-PyTorch on CUDA when JAX runs on a GPU (there both may use TF32 for float32 convs and matmuls,
-XLA's default, and cuDNN autotunes per shape as XLA does). ``--dtype bfloat16`` runs the inference suites in
-bfloat16: JAX as it trains and evaluates in it (``build_model(..., dtype)``: float32 weights, input, bicubic
-residual and normalisation statistics, the convolutions and products in bfloat16; lkca_jax/precision.py),
-PyTorch with its module and input cast to bfloat16 (rows measured before 2026-12-03 cast JAX's weights and
-input too). Each comparison runs ``--rounds`` rounds;
-a round times ``--iters`` calls of JAX and then of PyTorch, and the ratio JAX/PyTorch throughput
-is taken per round; the table gives the min, median and max of the ratios. Train steps are the
-full update (forward, HLoss, backward, Adam; for LKCA-KD also the frozen teacher's forward and the
-KD loss). Models are the paper's size (16 LKBs of 128 features) unless ``--depth``/``--features``.
+**The PyTorch side.** With ``--official DIR``, SSPSR, MSDformer and ESSAformer run their public code:
+``DIR/SSPSR`` (``SSPSR.py``, ``common.py``, ``loss.py`` of junjun-jiang/SSPSR), ``DIR/MSDformer``
+(``MSDformer.py``, ``common.py``, ``loss.py`` of Tomchenshi/MSDformer; it needs ``pip install einops``,
+and timm where it loads: see ``_timm_or_stand_in``) and ``DIR/ESSAformer`` (``ESSA.py`` of
+Rexzhan/ESSAformer), built with the settings of their own ``demo.sh`` (the paper's widths), trained
+with their own losses (``HybridLoss`` with both TV terms, ``HLoss(0.5, 0.1)``; ESSAformer released
+none, so HLoss as the base recipe here) and Adam. The code is read from ``DIR`` at run time and not
+changed; SSPSR's and MSDformer's forwards call ``.cuda()`` on the buffers they create, which on a
+machine without CUDA is made a no-op (``torch.Tensor.cuda``) in the PyTorch worker only. Every other
+method (and every method without ``--official``) runs the project's independent reference,
+:mod:`lkca_jax.reference`.
+
+**The same weights.** For each row the PyTorch worker draws PyTorch's default initialisation (seed 0) and
+writes the state dict; the JAX worker converts it with :func:`lkca_jax.convert.torch_to_flax`, the
+conversion ``python -m lkca_jax convert --from`` runs. Inference rows report the largest difference
+between the two outputs on the row's input (their weights, input and model agree when it is at float
+rounding). SSPSR's and MSDformer's public forwards take the bicubic image as a second input, which
+their data loaders precompute; PyTorch gets it precomputed (not timed) and JAX computes it inside
+its model (timed).
+
+**How it is timed.** Both frameworks get the same shapes, batch, weights and threads
+(``torch.set_num_threads`` = the CPU count XLA uses) and the same device: JAX's default backend,
+PyTorch on CUDA when JAX runs on a GPU (there both may use TF32 for float32 convs and matmuls, XLA's
+default, and cuDNN autotunes per shape as XLA does). Each framework runs in its own worker process
+(this file with ``--worker``), started once per row, warmed up (JAX's compile) and then idle while the
+other runs: a round times ``--iters`` calls (or, with the default 0, as many as fill about
+``--round-seconds``) in one worker and then in the other, the order alternating from round to round,
+and the ratio PyTorch time / JAX time (JAX's speed-up) is taken per round; the table gives the min,
+median and max of ``--rounds`` such ratios. ``--dtype bfloat16`` runs the inference suites in bfloat16:
+JAX as it trains and evaluates in it (``build_model(..., dtype)``: float32 weights, input, bicubic
+residual and normalisation statistics, the convolutions and products in bfloat16;
+lkca_jax/precision.py), PyTorch with its module and input cast to bfloat16. Train steps are the full
+update (forward, the method's loss, backward, Adam; for LKCA-KD also the frozen teacher's forward and
+the KD loss); JAX's is the trainer's own (``training.assemble``). LKCA models are the paper's size (16
+LKBs of 128 features) unless ``--depth``/``--features``; the JAX worker keeps the allocator setting
+of the project's entry points (lkca_jax/hostmem.py), the PyTorch worker the C library's default, as
+each framework's users run them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import torch
-
-from lkca_jax import convert, hostmem, precision, training
-from lkca_jax.accounting import count, count_config
-from lkca_jax.config import load_config
-from lkca_jax.methods import METHODS
-from lkca_jax.models import build_model
-from lkca_jax.provenance import commit
-from lkca_jax.reference import losses as torch_losses
 
 DATASET_BY_BANDS = {48: "houston", 102: "pavia", 128: "chikusei"}
+OFFICIAL = ("sspsr", "msdformer", "essaformer")  # methods whose public code --official runs
+# the issue-35 grid: inference at 16 x 16 LR batch 1 and 16 and at 64 x 64 LR batch 1, the train
+# step at 16 x 16 LR batch 16; x4 and x8; 128 bands
+GRID = (("infer", 16, 1), ("infer", 16, 16), ("infer", 64, 1), ("train", 16, 16))
 
 
-def machine() -> str:
-    """The processor, device and versions, printed above every table and written on every figure."""
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, "
-            f"{jax.devices()[0].device_kind}; jax {jax.__version__} ({jax.default_backend()}), "
-            f"torch {torch.__version__} ({torch_device()})")
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One row: ``kind`` infer | train, the method, its shapes, and where its PyTorch code comes from."""
+
+    kind: str
+    variant: str
+    bands: int
+    scale: int
+    size: int
+    batch: int
+    dtype: str = "float32"
+    official: str = ""  # the checkout folder of --official, for the methods in OFFICIAL
+    depth: int | None = None
+    features: int | None = None
+
+    @property
+    def uses_official(self) -> bool:
+        return bool(self.official) and self.variant in OFFICIAL
 
 
-def make_config(variant: str, bands: int, scale: int, args):
+def make_config(variant: str, bands: int, scale: int, depth=None, features=None):
+    from lkca_jax.config import load_config
+
     c = load_config(f"configs/{DATASET_BY_BANDS.get(bands, 'chikusei')}.py:x{scale},{variant}")
     c.model.bands = bands
     c.model.up_init_scale = 1.0
-    if args.depth is not None:
-        c.model.depth = args.depth
-    if args.features is not None:
-        c.model.features = args.features
+    if depth is not None:
+        c.model.depth = depth
+    if features is not None:
+        c.model.features = features
     return c
 
 
-def flax_and_torch(c, seed=0):
-    model = build_model(c)
-    lr = np.zeros((1, 16, 16, c.model.bands), np.float32)
-    variables = jax.device_get(model.init(jax.random.key(seed), lr))
-    net = convert.torch_model(jax.tree.map(np.array, variables), c)
-    return model, variables, net
+def case_config(case: Case, variant: str | None = None):
+    return make_config(variant or case.variant, case.bands, case.scale, case.depth, case.features)
 
 
-def rounds(jax_fn, torch_fn, iters: int, n_rounds: int):
-    """(jax seconds per call, torch seconds per call, ratios torch_time / jax_time) over rounds."""
-    jax_fn(), torch_fn()  # compile / warm up
-    jt, tt = [], []
-    for _ in range(n_rounds):
-        t = time.perf_counter()
-        for _ in range(iters):
-            jax_fn()
-        jt.append((time.perf_counter() - t) / iters)
-        t = time.perf_counter()
-        for _ in range(iters):
-            torch_fn()
-        tt.append((time.perf_counter() - t) / iters)
-    ratios = np.asarray(tt) / np.asarray(jt)
-    return float(np.median(jt)), float(np.median(tt)), ratios
+# ---------------------------------------------------------------------------------------------------
+# PyTorch worker
 
 
-def torch_device() -> str:
-    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+def _timm_or_stand_in():
+    """MSDformer.py and ESSA.py import ``DropPath``, ``to_2tuple`` and ``trunc_normal_`` from
+    ``timm.models.layers``. Where timm cannot be imported (it needs torchvision, and PyPI's
+    torchvision wheels do not load with PyTorch's CPU wheel), these three names come from here:
+    ``to_2tuple`` and ``trunc_normal_`` as timm defines them, and a ``DropPath`` that refuses to be
+    built (the public code builds it only at a drop-path rate above 0, which it never passes)."""
+    import types
+
+    import torch
+
+    try:
+        importlib.import_module("timm.models.layers")
+        return
+    except Exception:  # ImportError, or torchvision's RuntimeError on a mismatched wheel
+        pass
+
+    class DropPath(torch.nn.Module):
+        def __init__(self, *args, **kwargs):
+            raise NotImplementedError("DropPath at a rate above 0 needs timm")
+
+    layers = types.ModuleType("timm.models.layers")
+    layers.DropPath, layers.trunc_normal_ = DropPath, torch.nn.init.trunc_normal_
+    layers.to_2tuple = lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x)
+    for name in ("timm", "timm.models"):
+        sys.modules[name] = types.ModuleType(name)
+    sys.modules["timm.models.layers"] = layers
 
 
-def inference_pair(c, batch: int, size: int):
-    model, variables, net = flax_and_torch(c)
-    dev, dtype = torch_device(), ARGS.dtype
-    net = net.eval().to(dev, getattr(torch, dtype))
-    x = np.random.default_rng(0).random((batch, size, size, c.model.bands), np.float32)
-    xj = jax.device_put(x)
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(dev, getattr(torch, dtype))
-    model = model.clone(dtype=precision.resolve(dtype))  # float32 weights and input, computed in dtype
-    predict = jax.jit(lambda v, lr: model.apply(v, lr, train=False)[0])
-    variables = jax.device_put(variables)
+def _official_model(case: Case, c):
+    """(module, loss, takes_lms) of the method's public code at ``case.official``, with its
+    demo.sh settings (the widths and counts of ``c.model``, which are the paper's)."""
+    import torch
 
-    def run_jax():
-        jax.block_until_ready(predict(variables, xj))
+    m = c.model
+    folder = {"sspsr": "SSPSR", "msdformer": "MSDformer", "essaformer": "ESSAformer"}[case.variant]
+    sys.path.insert(0, os.path.join(case.official, folder))
+    _timm_or_stand_in()
+    if not torch.cuda.is_available():  # their forwards put new buffers on CUDA; here that is a no-op
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    if case.variant == "sspsr":
+        code, loss = importlib.import_module("SSPSR"), importlib.import_module("loss")
+        net = code.SSPSR(n_subs=m.sspsr.subs, n_ovls=m.sspsr.overlap, n_colors=m.bands, n_blocks=m.sspsr.blocks,
+                         n_feats=m.sspsr.features, n_scale=m.scale, res_scale=m.sspsr.res_scale, use_share=True)
+        return net, loss.HybridLoss(spatial_tv=True, spectral_tv=True), True
+    if case.variant == "msdformer":
+        code, loss = importlib.import_module("MSDformer"), importlib.import_module("loss")
+        net = code.MSDformer(n_subs=m.msdformer.subs, n_ovls=m.msdformer.overlap, n_colors=m.bands, scale=m.scale,
+                             n_feats=m.msdformer.features, n_DCTM=m.msdformer.blocks)
+        return net, loss.HLoss(0.5, 0.1), True
+    from lkca_jax.reference import losses
 
-    def run_torch():
-        with torch.inference_mode():
-            net(xt)
+    code = importlib.import_module("ESSA")
+    return code.ESSA(inch=m.bands, dim=m.essaformer.features, upscale=m.scale), losses.training_loss(c.train), False
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def torch_worker(case: Case, folder: str, threads: int):
+    """Builds the row's PyTorch model, writes its weights, then times calls on request."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    c = case_config(case)
+    if case.uses_official:
+        net, loss_fn, takes_lms = _official_model(case, c)
+    else:
+        from lkca_jax.reference import build_torch_model, losses
+
+        if case.variant == "kd":  # LKCA-KD: the LKCA-LR student and an LKCA-Net teacher
+            c = case_config(case, "lr")
+        net, loss_fn, takes_lms = build_torch_model(c), losses.training_loss(c.train), False
+    np.savez(os.path.join(folder, "weights.npz"), **{k: v.numpy() for k, v in net.state_dict().items()})
+    teacher = None
+    if case.kind == "train" and case.variant == "kd":
+        from lkca_jax.reference import build_torch_model, losses
+
+        teacher = build_torch_model(case_config(case, "net")).eval()
+        np.savez(os.path.join(folder, "teacher.npz"), **{k: v.numpy() for k, v in teacher.state_dict().items()})
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = getattr(torch, case.dtype) if case.kind == "infer" else torch.float32
+    data = np.load(os.path.join(folder, "inputs.npz"))
+    nchw = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2))).to(dev, dtype) for k, v in data.items()}
+    args = (nchw["lr"], nchw["lms"]) if takes_lms else (nchw["lr"],)
+    net = net.to(dev, dtype)
+
+    def sync():
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    return run_jax, run_torch
+    if case.kind == "infer":
+        net.eval()
+
+        def call():
+            with torch.inference_mode():
+                out = _first(net(*args))
+            sync()
+            return out
+    else:
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        if teacher is not None:
+            teacher.to(dev)
+            kd_weight = 0.01
+
+        def call():
+            opt.zero_grad(set_to_none=True)
+            out = net(*args)
+            loss = loss_fn(_first(out), nchw["hr"])
+            if teacher is not None:
+                with torch.no_grad():
+                    _, tf = teacher(nchw["lr"])
+                loss = loss + kd_weight * kd_torch_loss(out[1], tf)
+            loss.backward()
+            opt.step()
+            sync()
+
+    t = time.perf_counter()
+    out = call()
+    first = time.perf_counter() - t
+    if case.kind == "infer":
+        np.save(os.path.join(folder, "torch_out.npy"), out.float().cpu().numpy().transpose(0, 2, 3, 1))
+    t = time.perf_counter()
+    call()
+    _serve(call, {"first_s": first, "warm_s": time.perf_counter() - t,
+                  "torch": f"{torch.__version__} ({dev})"})
 
 
 def kd_torch_loss(s, t):
     """L1 + gradient loss + (1 - cosine) on NCHW features (docs/design.md section 4.3)."""
+    import torch
+
+    from lkca_jax.reference import losses
+
     cos = (s * t).sum(1) / torch.clamp(s.norm(dim=1) * t.norm(dim=1), min=1e-12)
-    g = torch_losses.gradient_magnitude
+    g = losses.gradient_magnitude
     return (s - t).abs().mean() + (g(s) - g(t)).abs().mean() + (1 - cos.mean())
 
 
-def jax_train_step(c, batch: int, teacher=None, mode: str = "pmap"):
-    """The trainer's own step, as train.py builds it (``training.assemble``: forward with drop
-    path, HLoss, backward, Adam on the config's schedule; with ``teacher = (model, variables)`` the
-    frozen teacher's forward and the KD loss weighted by its epoch schedule) under
-    ``parallel.DataParallel`` on one device. Returns ``(runner, state, batch)``; one step is
-    ``runner.step(state, batch) -> (state, metrics)``."""
+# ---------------------------------------------------------------------------------------------------
+# JAX worker
+
+
+def jax_worker(case: Case, folder: str):
+    """Converts the PyTorch worker's weights, compiles the row's JAX call and times it on request."""
+    import jax
+    import jax.numpy as jnp
+
+    from lkca_jax import convert, hostmem, precision
+    from lkca_jax.models import build_model
+
+    hostmem.keep_freed_memory()  # as the entry points do (lkca_jax/hostmem.py)
+    c = case_config(case, "lr" if case.variant == "kd" else None)
+    variables = convert.torch_to_flax(dict(np.load(os.path.join(folder, "weights.npz"))), c)
+    data = dict(np.load(os.path.join(folder, "inputs.npz")))
+    info = {"jax": f"{jax.__version__} ({jax.default_backend()}, {jax.devices()[0].device_kind})"}
+    if case.kind == "infer":
+        model = build_model(c).clone(dtype=precision.resolve(case.dtype))
+        predict = jax.jit(lambda v, lr: model.apply(v, lr, train=False)[0])
+        variables, lr = jax.device_put(variables), jax.device_put(data["lr"])
+        spec = jax.ShapeDtypeStruct(lr.shape, jnp.float32)
+        mem = predict.lower(variables, spec).compile().memory_analysis()
+        if mem is not None:
+            info["xla_mb"] = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2 ** 20
+
+        def call():
+            return jax.block_until_ready(predict(variables, lr))
+    else:
+        teacher = None
+        if case.variant == "kd":
+            tc = case_config(case, "net")
+            teacher = (build_model(tc), convert.torch_to_flax(dict(np.load(os.path.join(folder, "teacher.npz"))), tc))
+        runner, state, host = jax_train_step(c, data["lr"], data["hr"], teacher, variables)
+        box = {"state": state}
+
+        def call():  # a host batch every step, as in training
+            box["state"], metrics = runner.step(box["state"], host)
+            jax.block_until_ready(metrics["loss"])
+
+    t = time.perf_counter()
+    out = call()
+    first = time.perf_counter() - t
+    if case.kind == "infer":
+        np.save(os.path.join(folder, "jax_out.npy"), np.asarray(out, np.float32))
+    t = time.perf_counter()
+    call()
+    _serve(call, {**info, "first_s": first, "warm_s": time.perf_counter() - t})
+
+
+def jax_train_step(c, lr: np.ndarray, hr: np.ndarray, teacher=None, variables=None):
+    """The trainer's own step, as train.py builds it (``training.assemble``: forward with drop path,
+    the method's loss, backward, Adam on the config's schedule; with ``teacher = (model, variables)``
+    the frozen teacher's forward and the KD loss weighted by its epoch schedule) under
+    ``parallel.DataParallel`` on one device, starting from ``variables`` when given. Returns
+    ``(runner, state, host_batch)``; one step is ``runner.step(state, host_batch) -> (state, metrics)``."""
+    import jax
+
+    from lkca_jax import training
+
     schedule = training.learning_rate_schedule(c.train, steps_per_epoch=100, total_steps=10_000)
-    built = training.assemble(c, schedule, mode, jax.local_devices()[:1], teacher)
-    runner, state = built.runner, built.state
-    rng = np.random.default_rng(0)
-    scale, bands = c.model.scale, c.model.bands
-    host = {"lr": rng.random((1, batch, 16, 16, bands), np.float32),
-            "hr": rng.random((1, batch, 16 * scale, 16 * scale, bands), np.float32),
-            "mask": np.ones((1, batch), np.float32), "epoch": np.zeros((1, batch), np.float32)}
-    return runner, runner.put_state(state), host
+    built = training.assemble(c, schedule, "pmap", jax.local_devices()[:1], teacher)
+    state = built.state
+    if variables is not None:
+        state = state.replace(params=variables["params"], batch_stats=variables.get("batch_stats", state.batch_stats))
+    batch = lr.shape[0]
+    host = {"lr": lr[None], "hr": hr[None], "mask": np.ones((1, batch), np.float32),
+            "epoch": np.zeros((1, batch), np.float32)}
+    return built.runner, built.runner.put_state(state), host
 
 
-def train_pair(c, batch: int, kd: bool):
-    """Full train steps (forward, the method's loss, backward, Adam) in both frameworks on the same batch."""
-    scale, bands, dev = c.model.scale, c.model.bands, torch_device()
-    rng = np.random.default_rng(0)
-    lr = rng.random((batch, 16, 16, bands), np.float32)
-    hr = rng.random((batch, 16 * scale, 16 * scale, bands), np.float32)
-    if kd:
-        c = make_config("lr", bands, scale, ARGS)
-        teacher_c = make_config("net", bands, scale, ARGS)
-        t_model, t_vars, t_net = flax_and_torch(teacher_c, seed=1)
-        t_net.eval().to(dev)
-    _, _, net = flax_and_torch(c)
-    runner, state, host = jax_train_step(c, batch, (t_model, t_vars) if kd else None)
-    box = {"state": state}
-
-    def run_jax():  # a host batch every step, as in training
-        box["state"], metrics = runner.step(box["state"], host)
-        jax.block_until_ready(metrics["loss"])
-
-    net.train().to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    lrt = torch.from_numpy(np.ascontiguousarray(lr.transpose(0, 3, 1, 2))).to(dev)
-    hrt = torch.from_numpy(np.ascontiguousarray(hr.transpose(0, 3, 1, 2))).to(dev)
-
-    def run_torch():
-        opt.zero_grad(set_to_none=True)
-        sr, feats = net(lrt)
-        loss = torch_losses.training_loss(c.train)(sr, hrt)
-        if kd:
-            with torch.no_grad():
-                _, tf = t_net(lrt)
-            loss = loss + 0.01 * kd_torch_loss(feats, tf)
-        loss.backward()
-        opt.step()
-        if dev == "cuda":
-            torch.cuda.synchronize()
-
-    return run_jax, run_torch
+def _serve(call, info: dict):
+    """Reports ``info`` on stdout, then answers each ``run N`` on stdin with the seconds N calls took."""
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] != "run":
+            break
+        n = int(words[1])
+        t = time.perf_counter()
+        for _ in range(n):
+            call()
+        print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
 
 
-def row(name, c, batch, size, jt, tt, ratios, unit="images/s"):
-    macs = count(build_model(c), c.model.bands, size)["macs"] * batch if unit == "images/s" else None
-    out_mpx = batch * (size * c.model.scale) ** 2 / 1e6
-    cells = [name, f"{batch}", f"{size}x{size}", f"x{c.model.scale}", f"{c.model.bands}",
-             f"{batch / jt:.1f}", f"{batch / tt:.1f}"]
-    if macs is not None:
-        cells += [f"{out_mpx / jt:.2f}", f"{out_mpx / tt:.2f}", f"{2 * macs / jt / 1e9:.1f}"]
-    cells += [f"{ratios.min():.2f}", f"{np.median(ratios):.2f}", f"{ratios.max():.2f}"]
+# ---------------------------------------------------------------------------------------------------
+# the parent: inputs, the two workers, the alternating rounds
+
+
+class Worker:
+    def __init__(self, framework: str, case: Case, folder: str):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--case",
+               json.dumps(dataclasses.asdict(case)), "--folder", folder, "--threads", str(ARGS.threads)]
+        self.name = framework
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.name} worker exited ({self.proc.wait()}) before answering")
+        return json.loads(line)
+
+    def time(self, n: int) -> float:
+        self.proc.stdin.write(f"run {n}\n")
+        self.proc.stdin.flush()
+        return self._read()["seconds"] / n
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+@dataclasses.dataclass
+class Result:
+    jax_s: float  # median seconds per call
+    torch_s: float
+    ratios: np.ndarray  # PyTorch time / JAX time, per round
+    max_diff: float | None  # inference: max |JAX - PyTorch| over the output
+    xla_mb: float | None
+
+
+def measure(case: Case) -> Result:
+    """Times ``case`` in both frameworks, each in its own worker, rounds alternating."""
+    from lkca_jax.ops.imresize import imresize_np
+
+    with tempfile.TemporaryDirectory(prefix="compare_") as folder:
+        rng = np.random.default_rng(0)
+        lr = rng.random((case.batch, case.size, case.size, case.bands), np.float32)
+        hr_side = case.size * case.scale
+        np.savez(os.path.join(folder, "inputs.npz"), lr=lr,
+                 lms=np.stack([imresize_np(x, case.scale) for x in lr]).astype(np.float32),
+                 hr=rng.random((case.batch, hr_side, hr_side, case.bands), np.float32))
+        torch_w = Worker("torch", case, folder)  # writes the weights the JAX worker converts
+        jax_w = Worker("jax", case, folder)
+        try:
+            iters = ARGS.iters or max(1, round(ARGS.round_seconds / max(jax_w.info["warm_s"],
+                                                                        torch_w.info["warm_s"])))
+            jt, tt = [], []
+            for r in range(ARGS.rounds):
+                for w in ((jax_w, torch_w) if r % 2 == 0 else (torch_w, jax_w)):
+                    (jt if w is jax_w else tt).append(w.time(iters))
+        finally:
+            torch_w.close()
+            jax_w.close()
+        diff = None
+        if case.kind == "infer":
+            diff = float(np.abs(np.load(os.path.join(folder, "jax_out.npy"))
+                                - np.load(os.path.join(folder, "torch_out.npy"))).max())
+    ratios = np.asarray(tt) / np.asarray(jt)
+    return Result(float(np.median(jt)), float(np.median(tt)), ratios, diff, jax_w.info.get("xla_mb"))
+
+
+def machine() -> str:
+    """The processor, device and versions, printed above every table and written on every figure."""
+    from importlib import metadata
+
+    import jax
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads ({ARGS.threads} for "
+            f"PyTorch); jax {jax.__version__} ({jax.default_backend()}, {jax.devices()[0].device_kind}), "
+            f"torch {torch_version} (on CUDA where it has it, else the CPU)")
+
+
+def macs_of(case: Case) -> int:
+    from lkca_jax.accounting import count
+    from lkca_jax.models import build_model
+
+    c = case_config(case, "lr" if case.variant == "kd" else None)
+    return count(build_model(c), case.bands, case.size)["macs"]
+
+
+def display(case: Case) -> str:
+    from lkca_jax.methods import METHODS
+
+    name = METHODS[case.variant].display
+    return name + (" (official)" if case.uses_official else "")
+
+
+ROW_HEAD = ("| model | PyTorch code | pass | batch | LR | scale | bands | JAX per s | PyTorch per s | JAX GFLOP/s "
+            "| max diff | ratio min | ratio median | ratio max |\n|" + "---|" * 14)
+
+
+def grid_row(case: Case):
+    res = measure(case)
+    per = case.batch
+    gflops = 2 * macs_of(case) * case.batch / res.jax_s / 1e9 if case.kind == "infer" else None
+    cells = [display(case), "official" if case.uses_official else "reference",
+             "inference" if case.kind == "infer" else "train step", str(case.batch), f"{case.size}x{case.size}",
+             f"x{case.scale}", str(case.bands), f"{per / res.jax_s:.2f}", f"{per / res.torch_s:.2f}",
+             "-" if gflops is None else f"{gflops:.1f}", "-" if res.max_diff is None else f"{res.max_diff:.1e}",
+             f"{res.ratios.min():.2f}", f"{np.median(res.ratios):.2f}", f"{res.ratios.max():.2f}"]
     print("| " + " | ".join(cells) + " |", flush=True)
+    return res
 
 
-INFER_HEAD = ("| model | batch | LR | scale | bands | JAX img/s | PyTorch img/s | JAX out Mpx/s | PyTorch out Mpx/s "
-              "| JAX GFLOP/s | ratio min | ratio median | ratio max |\n|" + "---|" * 13)
-TRAIN_HEAD = ("| step | batch | LR | scale | bands | JAX patches/s | PyTorch patches/s | ratio min | ratio median "
-              "| ratio max |\n|" + "---|" * 10)
+def suite_rows(cases):
+    print(ROW_HEAD)
+    return [grid_row(case) for case in cases]
 
 
-def suite_inference(cases):
-    print(INFER_HEAD)
-    for variant, bands, scale, size, batch in cases:
-        c = make_config(variant, bands, scale, ARGS)
-        jt, tt, ratios = rounds(*inference_pair(c, batch, size), ARGS.iters, ARGS.rounds)
-        row(METHODS[variant].display, c, batch, size, jt, tt, ratios)
-
-
-def suite_train(cases):
-    print(TRAIN_HEAD)
-    for kd, bands, scale, batch in cases:
-        c = make_config("net", bands, scale, ARGS)
-        jt, tt, ratios = rounds(*train_pair(c, batch, kd), max(ARGS.iters // 2, 2), ARGS.rounds)
-        row("LKCA-KD (teacher fwd incl.)" if kd else "LKCA-Net", c, batch, 16, jt, tt, ratios, unit="patches")
+def suite_official(methods, scales):
+    """The issue-35 grid: every method, inference and train step, x4 and x8, 128 bands."""
+    if not ARGS.official:
+        print("(no --official DIR: SSPSR, MSDformer and ESSAformer run the project's reference)")
+    suite_rows([Case(kind, m, 128, s, size, batch, official=ARGS.official, depth=ARGS.depth, features=ARGS.features)
+                for m in methods for s in scales for kind, size, batch in GRID])
 
 
 def suite_scaling(plots):
@@ -221,6 +475,8 @@ def suite_scaling(plots):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lkca_jax.provenance import commit
+
     sweeps = {"LR size": [(128, 4, s) for s in (16, 32, 64, 128, 256)],
               "bands": [(b, 4, 32) for b in (31, 48, 102, 128, 224)],
               "scale": [(128, r, 32) for r in (2, 3, 4, 8)]}
@@ -229,18 +485,14 @@ def suite_scaling(plots):
     for col, (name, points) in enumerate(sweeps.items()):
         xs, jts, tts, mems = [], [], [], []
         for bands, scale, size in points:
-            c = make_config("net", bands, scale, ARGS)
-            model, variables, _ = flax_and_torch(c)
-            spec = jax.ShapeDtypeStruct((1, size, size, bands), jnp.float32)
-            compiled = jax.jit(lambda v, x, m=model: m.apply(v, x, train=False)[0]).lower(variables, spec).compile()
-            mem = compiled.memory_analysis()
-            mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2 ** 20
-            jt, tt, _ = rounds(*inference_pair(c, 1, size), max(ARGS.iters // 4, 1), 3)
-            print(f"| {name} | {bands} | x{scale} | {size} | {jt * 1e3:.1f} | {tt * 1e3:.1f} | {mb:.0f} |", flush=True)
+            res = measure(Case("infer", "net", bands, scale, size, 1, ARGS.dtype, depth=ARGS.depth,
+                               features=ARGS.features))
+            print(f"| {name} | {bands} | x{scale} | {size} | {res.jax_s * 1e3:.1f} | {res.torch_s * 1e3:.1f} "
+                  f"| {res.xla_mb:.0f} |", flush=True)
             xs.append({"LR size": size, "bands": bands, "scale": scale}[name])
-            jts.append(jt * 1e3)
-            tts.append(tt * 1e3)
-            mems.append(mb)
+            jts.append(res.jax_s * 1e3)
+            tts.append(res.torch_s * 1e3)
+            mems.append(res.xla_mb)
         axes[0, col].plot(xs, jts, "o-", label="JAX")
         axes[0, col].plot(xs, tts, "s--", label="PyTorch")
         axes[0, col].set(xlabel=name, ylabel="ms per image", title=f"LKCA-Net forward vs {name}")
@@ -253,13 +505,20 @@ def suite_scaling(plots):
         axes[0, col].legend()
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
-    fig.suptitle(f"{machine()}; commit {commit()}; batch 1, 3 rounds", fontsize=8)
+    fig.suptitle(f"{machine()}; commit {commit()}; batch 1, {ARGS.rounds} rounds", fontsize=8)
     fig.tight_layout()
     os.makedirs(plots, exist_ok=True)
     fig.savefig(os.path.join(plots, "scaling.png"))
 
 
 def suite_peak():
+    """JAX alone: the dense matmul peak of this device and LKCA-Net's achieved rate against it."""
+    import jax
+
+    from lkca_jax import hostmem
+    from lkca_jax.accounting import count_config
+
+    hostmem.keep_freed_memory()
     n = 2048 if jax.default_backend() == "cpu" else 8192
     a = jax.device_put(np.random.default_rng(0).random((n, n), np.float32).astype(ARGS.dtype))
     mm = jax.jit(lambda a: a @ a)
@@ -269,13 +528,20 @@ def suite_peak():
         jax.block_until_ready(mm(a))
     peak = 2 * n ** 3 * 10 / (time.perf_counter() - t) / 1e9
     print(f"dense {ARGS.dtype} matmul {n}x{n} (XLA): {peak:.1f} GFLOP/s, the practical peak of this device")
-    c = make_config("net", 102, 4, ARGS)
-    run_jax, _ = inference_pair(c, 16, 16)
-    run_jax()
+    from lkca_jax import precision
+    from lkca_jax.models import build_model
+
+    c = make_config("net", 102, 4, ARGS.depth, ARGS.features)
+    model = build_model(c).clone(dtype=precision.resolve(ARGS.dtype))
+    lr = np.random.default_rng(0).random((16, 16, 16, 102), np.float32)
+    variables = model.init(jax.random.key(0), lr[:1])
+    predict = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])
+    jax.block_until_ready(predict(variables, lr))
+    iters = ARGS.iters or 10
     t = time.perf_counter()
-    for _ in range(ARGS.iters):
-        run_jax()
-    dt = (time.perf_counter() - t) / ARGS.iters
+    for _ in range(iters):
+        jax.block_until_ready(predict(variables, lr))
+    dt = (time.perf_counter() - t) / iters
     flops = 2 * count_config(c)["macs"] * 16
     print(f"LKCA-Net x4, 102 bands, batch 16 of 16 x 16, {ARGS.dtype}: {flops / dt / 1e9:.1f} GFLOP/s "
           f"({100 * flops / dt / 1e9 / peak:.0f}% of the matmul peak)")
@@ -283,79 +549,90 @@ def suite_peak():
 
 def suite_claim(scales):
     """The paper's claim checked directly: wall clock of one 512 x 512 x 128 HR image (x4: 128 x 128
-    LR; x8: 64 x 64) for every method with a PyTorch reference (LKCA-KD runs as its LKCA-LR
-    student), in both frameworks, LKCA-KD's speed-up over each (JAX against JAX, PyTorch against
-    PyTorch) and the ratio of their multiply-accumulates (fvcore's count) beside it."""
-    print("| model | HR | scale | bands | dtype | GMACs | JAX ms | PyTorch ms | ratio min | ratio median | ratio max "
-          "| MAC ratio to LKCA-KD | LKCA-KD speed-up JAX | LKCA-KD speed-up PyTorch |\n|" + "---|" * 14)
+    LR; x8: 64 x 64) for every method (LKCA-KD runs as its LKCA-LR student), in both frameworks,
+    LKCA-KD's speed-up over each (JAX against JAX, PyTorch against PyTorch) and the ratio of their
+    multiply-accumulates (fvcore's count) beside it."""
+    print("| model | PyTorch code | HR | scale | bands | dtype | GMACs | JAX ms | PyTorch ms | ratio min "
+          "| ratio median | ratio max | MAC ratio to LKCA-KD | LKCA-KD speed-up JAX | LKCA-KD speed-up PyTorch |\n|"
+          + "---|" * 15)
     for scale in scales:
         base = None
         for variant in [m for m in ARGS.methods.split(",") if m]:
-            c = make_config(variant, 128, scale, ARGS)
-            lr = 512 // scale
-            macs = count(build_model(c), 128, lr)["macs"]
-            jt, tt, ratios = rounds(*inference_pair(c, 1, lr), ARGS.iters, ARGS.rounds)
-            base = base or (jt, tt, macs)
-            print(f"| {METHODS[variant].display} | 512x512 | x{scale} | 128 | {ARGS.dtype} | {macs / 1e9:.1f} "
-                  f"| {jt * 1e3:.1f} | {tt * 1e3:.1f} | {ratios.min():.2f} | {np.median(ratios):.2f} "
-                  f"| {ratios.max():.2f} | {macs / base[2]:.2f} | {jt / base[0]:.2f} | {tt / base[1]:.2f} |",
-                  flush=True)
+            case = Case("infer", variant, 128, scale, 512 // scale, 1, ARGS.dtype, ARGS.official, ARGS.depth,
+                        ARGS.features)
+            macs = macs_of(case)
+            res = measure(case)
+            base = base or (res.jax_s, res.torch_s, macs)
+            print(f"| {display(case)} | {'official' if case.uses_official else 'reference'} | 512x512 | x{scale} "
+                  f"| 128 | {ARGS.dtype} | {macs / 1e9:.1f} | {res.jax_s * 1e3:.1f} | {res.torch_s * 1e3:.1f} "
+                  f"| {res.ratios.min():.2f} | {np.median(res.ratios):.2f} | {res.ratios.max():.2f} "
+                  f"| {macs / base[2]:.2f} | {res.jax_s / base[0]:.2f} | {res.torch_s / base[1]:.2f} |", flush=True)
 
 
-def main():
+def main(argv=None):
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="acceptance",
-                    choices=("acceptance", "inference", "train", "scaling", "peak", "claim", "baselines",
+                    choices=("official", "acceptance", "inference", "train", "scaling", "peak", "claim", "baselines",
                              "transformers"))
-    ap.add_argument("--methods", default="kd,net,vdsr,fcnn3d,sspsr,msdformer,essaformer",
-                    help="claim and baselines suites: methods in order (claim: the first is the speed-up's base)")
+    ap.add_argument("--official", default="", metavar="DIR",
+                    help="run SSPSR, MSDformer and ESSAformer's public code from DIR/{SSPSR,MSDformer,ESSAformer}")
+    ap.add_argument("--methods", default="",
+                    help="official, claim and baselines suites: methods in order (claim: the first is the "
+                         "speed-up's base); default every method")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="weights and inputs of the inference suites (acceptance, inference, claim, peak)")
-    ap.add_argument("--scales", default="4,8", help="claim suite: the scales (HR stays 512 x 512)")
+    ap.add_argument("--scales", default="4,8", help="official and claim suites: the scales")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--iters", type=int, default=0, help="calls per round (0: as many as fill --round-seconds)")
+    ap.add_argument("--round-seconds", type=float, default=2.0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads (XLA uses every CPU)")
     ap.add_argument("--depth", type=int)
     ap.add_argument("--features", type=int)
     ap.add_argument("--plots", default="docs/img")
-    ARGS = ap.parse_args()
-    threads = os.cpu_count()
-    torch.set_num_threads(threads)
-    if torch_device() == "cuda":  # float32 convs and matmuls may use TF32, as XLA's default on GPU does;
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True  # and cuDNN picks its algorithms per shape, as XLA autotunes
-    print(f"{machine()}; rounds {ARGS.rounds} x {ARGS.iters} calls\n")
-    if ARGS.suite == "acceptance":
-        suite_inference([("net", 102, 4, 16, 16)])
-        print()
-        suite_train([(False, 102, 4, 16)])
+    ap.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--folder", help=argparse.SUPPRESS)
+    ARGS = ap.parse_args(argv)
+    if ARGS.official and not os.path.isdir(ARGS.official):
+        ap.error(f"--official {ARGS.official}: no such folder")
+    if ARGS.worker:
+        case = Case(**json.loads(ARGS.case))
+        if ARGS.worker == "torch":
+            return torch_worker(case, ARGS.folder, ARGS.threads)
+        return jax_worker(case, ARGS.folder)
+    every = "kd,net,vdsr,fcnn3d,sspsr,msdformer,essaformer"
+    ARGS.methods = ARGS.methods or every
+    methods = [m for m in ARGS.methods.split(",") if m]
+    scales = [int(s) for s in ARGS.scales.split(",")]
+    print(f"{machine()}; {ARGS.rounds} rounds, alternating; each framework in its own process\n", flush=True)
+    kw = {"dtype": ARGS.dtype, "depth": ARGS.depth, "features": ARGS.features}
+    if ARGS.suite == "official":
+        suite_official(methods, scales)
+    elif ARGS.suite == "acceptance":
+        suite_rows([Case("infer", "net", 102, 4, 16, 16, **kw), Case("train", "net", 102, 4, 16, 16, **kw)])
     elif ARGS.suite == "inference":
-        suite_inference([(v, b, s, 16, 16) for v in ("net", "lr") for s in (4, 8) for b in (48, 102, 128)]
-                        + [(v, 102, 4, 128, 1) for v in ("net", "lr")])
+        suite_rows([Case("infer", v, b, s, 16, 16, **kw) for v in ("net", "lr") for s in (4, 8) for b in (48, 102, 128)]
+                   + [Case("infer", v, 102, 4, 128, 1, **kw) for v in ("net", "lr")])
     elif ARGS.suite == "train":
-        suite_train([(kd, 102, 4, b) for kd in (False, True) for b in (16, 32)])
+        suite_rows([Case("train", v, 102, 4, 16, b, **kw) for v in ("net", "kd") for b in (16, 32)])
     elif ARGS.suite == "scaling":
         suite_scaling(ARGS.plots)
     elif ARGS.suite == "claim":
-        suite_claim([int(s) for s in ARGS.scales.split(",")])
+        suite_claim(scales)
     elif ARGS.suite == "transformers":  # the issue's two sizes, batch 1, Chikusei's 128 bands
-        suite_inference([(m, 128, 4, size, 1) for m in ("msdformer", "essaformer") for size in (16, 64)])
+        suite_rows([Case("infer", m, 128, 4, size, 1, official=ARGS.official, **kw)
+                    for m in ("msdformer", "essaformer") for size in (16, 64)])
     elif ARGS.suite == "baselines":  # SSPSR (36 GMACs per 16 x 16 LR image) at batch 2
-        cases = [(m, 102, 4, 16, 2 if m == "sspsr" else 16) for m in ARGS.methods.split(",")
-                 if m in ("vdsr", "fcnn3d", "sspsr")]
-        suite_inference(cases)
-        print()
-        print(TRAIN_HEAD)
-        for variant, bands, scale, _, batch in cases:
-            c = make_config(variant, bands, scale, ARGS)
-            jt, tt, ratios = rounds(*train_pair(c, batch, False), ARGS.iters, ARGS.rounds)
-            row(f"{METHODS[variant].display} train", c, batch, 16, jt, tt, ratios, unit="patches/s")
+        chosen = [m for m in methods if m in ("vdsr", "fcnn3d", "sspsr")]
+        suite_rows([Case(kind, m, 102, 4, 16, 2 if m == "sspsr" else 16, official=ARGS.official, **kw)
+                    for kind in ("infer", "train") for m in chosen])
     else:
         suite_peak()
+    return 0
 
 
 ARGS = None
 
 if __name__ == "__main__":
-    hostmem.keep_freed_memory()  # as the entry points do (lkca_jax/hostmem.py)
-    main()
+    sys.exit(main())

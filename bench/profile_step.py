@@ -6,7 +6,7 @@ trace, with the memory traffic of each part beside its time.
 
 Runs the trainer's own step (``training.assemble``: the step under ``parallel.DataParallel``, as
 train.py does: forward with drop path, HLoss, backward, Adam; bench/compare.py's
-``jax_train_step``) of LKCA-Net at the paper's size on 16 x 16 LR patches, traces ``--steps``
+``jax_train_step``, on a random batch) of LKCA-Net at the paper's size on 16 x 16 LR patches, traces ``--steps``
 calls, and adds up the executed XLA ops by the
 model part their metadata names (``block*/lkca/dw1``, ``upsample``, ...), forward and backward
 apart. Ops outside the model (loss, optimizer) are grouped as such. ``--kd`` profiles LKCA-KD's step
@@ -139,7 +139,7 @@ def main():
     args = ap.parse_args()
     bandwidth = stream_bandwidth()
     if args.forward:
-        c = make_config("lr" if args.lr else "net", args.bands, args.scale, args)
+        c = make_config("lr" if args.lr else "net", args.bands, args.scale, args.depth, args.features)
         model = build_model(c)
         x = jax.device_put(np.random.default_rng(0).random((1, args.forward, args.forward, args.bands), np.float32))
         variables = jax.device_put(model.init(jax.random.key(0), x[:, :16, :16]))
@@ -151,12 +151,15 @@ def main():
         what = (f"{'LKCA-LR' if args.lr else 'LKCA-Net'} forward x{args.scale}, {args.bands} bands, batch 1 of "
                 f"{args.forward} x {args.forward} LR; best wall clock {wall * 1e3:.0f} ms")
     else:
-        c = make_config("lr" if args.kd else "net", args.bands, args.scale, args)
+        c = make_config("lr" if args.kd else "net", args.bands, args.scale, args.depth, args.features)
         teacher = None
         if args.kd:
-            t_model = build_model(make_config("net", args.bands, args.scale, args))
+            t_model = build_model(make_config("net", args.bands, args.scale, args.depth, args.features))
             teacher = (t_model, t_model.init(jax.random.key(1), np.zeros((1, 16, 16, args.bands), np.float32)))
-        runner, state, batch = jax_train_step(c, args.batch, teacher)
+        rng = np.random.default_rng(0)
+        lr = rng.random((args.batch, 16, 16, args.bands), np.float32)
+        hr = rng.random((args.batch, 16 * args.scale, 16 * args.scale, args.bands), np.float32)
+        runner, state, batch = jax_train_step(c, lr, hr, teacher)
         step = runner.compile(state, batch)  # compiled once: its HLO names the traced ops
         placed = runner.put_batch(batch)
         state, _ = step(state, placed)  # the warm-up step; the state is donated, so keep the new one
