@@ -407,6 +407,21 @@ def measure(case: Case) -> Result:
     return Result(float(np.median(jt)), float(np.median(tt)), ratios, diff, jax_w.info.get("xla_mb"))
 
 
+def cpu_model() -> str:
+    """The CPU's name, family and model, and its widest vector extension (from /proc/cpuinfo on
+    Linux): the same 'VM' can land on different hardware, and the numbers with it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    flags = info.get("flags", "").split()
+    vector = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "no AVX")
+    name = info.get("model name", platform.machine())
+    return f"{name} (family {info.get('cpu family')}, model {info.get('model')}, {vector})"
+
+
 def machine() -> str:
     """The processor, device and versions, printed above every table and written on every figure."""
     from importlib import metadata
@@ -417,7 +432,7 @@ def machine() -> str:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch_version = "not installed"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads ({ARGS.threads} for "
+    return (f"{cpu_model()}, {os.cpu_count()} CPU threads ({ARGS.threads} for "
             f"PyTorch); jax {jax.__version__} ({jax.default_backend()}, {jax.devices()[0].device_kind}), "
             f"torch {torch_version} (on CUDA where it has it, else the CPU)")
 
