@@ -325,9 +325,16 @@ def jax_train_step(c, lr: np.ndarray, hr: np.ndarray, teacher=None, variables=No
     return built.runner, built.runner.put_state(state), host
 
 
+def _peak_gib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # kB on Linux
+
+
 def _serve(call, info: dict):
-    """Reports ``info`` on stdout, then answers each ``run N`` on stdin with the seconds N calls took."""
-    print(json.dumps(info), flush=True)
+    """Reports ``info`` on stdout, then answers each ``run N`` on stdin with the seconds N calls
+    took (and the process's peak resident memory so far)."""
+    print(json.dumps({**info, "peak_gib": _peak_gib()}), flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words or words[0] != "run":
@@ -336,7 +343,7 @@ def _serve(call, info: dict):
         t = time.perf_counter()
         for _ in range(n):
             call()
-        print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
+        print(json.dumps({"seconds": time.perf_counter() - t, "peak_gib": _peak_gib()}), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -354,8 +361,12 @@ class Worker:
     def _read(self) -> dict:
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the {self.name} worker exited ({self.proc.wait()}) before answering")
-        return json.loads(line)
+            code = self.proc.wait()
+            why = " (killed: out of memory?)" if code == -9 else ""
+            raise RuntimeError(f"the {self.name} worker exited with {code}{why}")
+        reply = json.loads(line)
+        self.peak_gib = reply["peak_gib"]
+        return reply
 
     def time(self, n: int) -> float:
         self.proc.stdin.write(f"run {n}\n")
@@ -363,7 +374,10 @@ class Worker:
         return self._read()["seconds"] / n
 
     def close(self):
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.close()
+        except OSError:  # it has exited already
+            pass
         self.proc.wait()
 
 
@@ -374,6 +388,8 @@ class Result:
     ratios: np.ndarray  # PyTorch time / JAX time, per round
     max_diff: float | None  # inference: max |JAX - PyTorch| over the output
     xla_mb: float | None
+    jax_gib: float  # each worker's peak resident memory
+    torch_gib: float
 
 
 def measure(case: Case) -> Result:
@@ -388,7 +404,11 @@ def measure(case: Case) -> Result:
                  lms=np.stack([imresize_np(x, case.scale) for x in lr]).astype(np.float32),
                  hr=rng.random((case.batch, hr_side, hr_side, case.bands), np.float32))
         torch_w = Worker("torch", case, folder)  # writes the weights the JAX worker converts
-        jax_w = Worker("jax", case, folder)
+        try:
+            jax_w = Worker("jax", case, folder)
+        except RuntimeError:
+            torch_w.close()
+            raise
         try:
             iters = ARGS.iters or max(1, round(ARGS.round_seconds / max(jax_w.info["warm_s"],
                                                                         torch_w.info["warm_s"])))
@@ -404,7 +424,8 @@ def measure(case: Case) -> Result:
             diff = float(np.abs(np.load(os.path.join(folder, "jax_out.npy"))
                                 - np.load(os.path.join(folder, "torch_out.npy"))).max())
     ratios = np.asarray(tt) / np.asarray(jt)
-    return Result(float(np.median(jt)), float(np.median(tt)), ratios, diff, jax_w.info.get("xla_mb"))
+    return Result(float(np.median(jt)), float(np.median(tt)), ratios, diff, jax_w.info.get("xla_mb"),
+                  jax_w.peak_gib, torch_w.peak_gib)
 
 
 def cpu_model() -> str:
@@ -453,18 +474,25 @@ def display(case: Case) -> str:
 
 
 ROW_HEAD = ("| model | PyTorch code | pass | batch | LR | scale | bands | JAX per s | PyTorch per s | JAX GFLOP/s "
-            "| max diff | ratio min | ratio median | ratio max |\n|" + "---|" * 14)
+            "| max diff | JAX peak GiB | PyTorch peak GiB | ratio min | ratio median | ratio max |\n|" + "---|" * 16)
 
 
 def grid_row(case: Case):
-    res = measure(case)
+    """Prints the row of ``case``; a worker that fails (out of memory, say) gives a row that says so."""
+    head = [display(case), "official" if case.uses_official else "reference",
+            "inference" if case.kind == "infer" else "train step", str(case.batch), f"{case.size}x{case.size}",
+            f"x{case.scale}", str(case.bands)]
+    try:
+        res = measure(case)
+    except RuntimeError as err:
+        print("| " + " | ".join(head + [f"failed: {err}"] + ["-"] * 8) + " |", flush=True)
+        return None
     per = case.batch
     gflops = 2 * macs_of(case) * case.batch / res.jax_s / 1e9 if case.kind == "infer" else None
-    cells = [display(case), "official" if case.uses_official else "reference",
-             "inference" if case.kind == "infer" else "train step", str(case.batch), f"{case.size}x{case.size}",
-             f"x{case.scale}", str(case.bands), f"{per / res.jax_s:.2f}", f"{per / res.torch_s:.2f}",
-             "-" if gflops is None else f"{gflops:.1f}", "-" if res.max_diff is None else f"{res.max_diff:.1e}",
-             f"{res.ratios.min():.2f}", f"{np.median(res.ratios):.2f}", f"{res.ratios.max():.2f}"]
+    cells = head + [f"{per / res.jax_s:.2f}", f"{per / res.torch_s:.2f}",
+                    "-" if gflops is None else f"{gflops:.1f}", "-" if res.max_diff is None else f"{res.max_diff:.1e}",
+                    f"{res.jax_gib:.1f}", f"{res.torch_gib:.1f}",
+                    f"{res.ratios.min():.2f}", f"{np.median(res.ratios):.2f}", f"{res.ratios.max():.2f}"]
     print("| " + " | ".join(cells) + " |", flush=True)
     return res
 
