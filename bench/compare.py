@@ -33,9 +33,10 @@ its model (timed).
 **How it is timed.** Both frameworks get the same shapes, batch, weights and threads
 (``torch.set_num_threads`` = the CPU count XLA uses) and the same device: JAX's default backend,
 PyTorch on CUDA when JAX runs on a GPU (there both may use TF32 for float32 convs and matmuls, XLA's
-default, and cuDNN autotunes per shape as XLA does). Each framework runs in its own worker process
-(this file with ``--worker``), started once per row, warmed up (JAX's compile) and then idle while the
-other runs: a round times ``--iters`` calls (or, with the default 0, as many as fill about
+default, and cuDNN autotunes per shape as XLA does; no process preallocates the GPU's memory). Each
+framework runs in its own worker process (this file with ``--worker``), started once per row and
+warmed up (JAX's compile); both stay resident for the row, so their memory adds up, but only one
+runs at a time: a round times ``--iters`` calls (or, with the default 0, as many as fill about
 ``--round-seconds``) in one worker and then in the other, the order alternating from round to round,
 and the ratio PyTorch time / JAX time (JAX's speed-up) is taken per round; the table gives the min,
 median and max of ``--rounds`` such ratios. ``--dtype bfloat16`` runs the inference suites in bfloat16:
@@ -46,7 +47,8 @@ update (forward, the method's loss, backward, Adam; for LKCA-KD also the frozen 
 the KD loss); JAX's is the trainer's own (``training.assemble``). LKCA models are the paper's size (16
 LKBs of 128 features) unless ``--depth``/``--features``; the JAX worker keeps the allocator setting
 of the project's entry points (lkca_jax/hostmem.py), the PyTorch worker the C library's default, as
-each framework's users run them.
+each framework's users run them. Each row gives both workers' peak resident host memory (not GPU
+memory) and the calls per round; a worker that dies (out of memory, say) gives a row that says so.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ class Case:
 def make_config(variant: str, bands: int, scale: int, depth=None, features=None):
     from lkca_jax.config import load_config
 
-    c = load_config(f"configs/{DATASET_BY_BANDS.get(bands, 'chikusei')}.py:x{scale},{variant}")
+    configs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+    c = load_config(f"{configs}/{DATASET_BY_BANDS.get(bands, 'chikusei')}.py:x{scale},{variant}")
     c.model.bands = bands
     c.model.up_init_scale = 1.0
     if depth is not None:
@@ -149,7 +152,7 @@ def _official_model(case: Case, c):
     folder = {"sspsr": "SSPSR", "msdformer": "MSDformer", "essaformer": "ESSAformer"}[case.variant]
     sys.path.insert(0, os.path.join(case.official, folder))
     _timm_or_stand_in()
-    if not torch.cuda.is_available():  # their forwards put new buffers on CUDA; here that is a no-op
+    if not torch.cuda.is_available():  # their forwards put new buffers on CUDA; without one, a no-op
         torch.Tensor.cuda = lambda self, *args, **kwargs: self
     if case.variant == "sspsr":
         code, loss = importlib.import_module("SSPSR"), importlib.import_module("loss")
@@ -171,7 +174,7 @@ def _first(out):
     return out[0] if isinstance(out, tuple) else out
 
 
-def torch_worker(case: Case, folder: str, threads: int):
+def torch_worker(case: Case, folder: str, threads: int, device: str):
     """Builds the row's PyTorch model, writes its weights, then times calls on request."""
     import torch
 
@@ -194,7 +197,10 @@ def torch_worker(case: Case, folder: str, threads: int):
         teacher = build_torch_model(case_config(case, "net")).eval()
         np.savez(os.path.join(folder, "teacher.npz"), **{k: v.numpy() for k, v in teacher.state_dict().items()})
 
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = device
+    if dev == "cuda":  # float32 convs and matmuls may use TF32, as XLA's default on GPU does;
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # and cuDNN picks its algorithms per shape, as XLA autotunes
     dtype = getattr(torch, case.dtype) if case.kind == "infer" else torch.float32
     data = np.load(os.path.join(folder, "inputs.npz"))
     nchw = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2))).to(dev, dtype) for k, v in data.items()}
@@ -353,9 +359,11 @@ def _serve(call, info: dict):
 class Worker:
     def __init__(self, framework: str, case: Case, folder: str):
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--case",
-               json.dumps(dataclasses.asdict(case)), "--folder", folder, "--threads", str(ARGS.threads)]
+               json.dumps(dataclasses.asdict(case)), "--folder", folder, "--threads", str(ARGS.threads),
+               "--torch-device", torch_device()]
         self.name = framework
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.peak_gib = float("nan")
         self.info = self._read()
 
     def _read(self) -> dict:
@@ -364,13 +372,19 @@ class Worker:
             code = self.proc.wait()
             why = " (killed: out of memory?)" if code == -9 else ""
             raise RuntimeError(f"the {self.name} worker exited with {code}{why}")
-        reply = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise RuntimeError(f"the {self.name} worker wrote {line.strip()[:80]!r} where a reply was due") from None
         self.peak_gib = reply["peak_gib"]
         return reply
 
     def time(self, n: int) -> float:
-        self.proc.stdin.write(f"run {n}\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(f"run {n}\n")
+            self.proc.stdin.flush()
+        except OSError:  # it died while the other was timed
+            raise RuntimeError(f"the {self.name} worker exited with {self.proc.wait()}") from None
         return self._read()["seconds"] / n
 
     def close(self):
@@ -378,7 +392,11 @@ class Worker:
             self.proc.stdin.close()
         except OSError:  # it has exited already
             pass
-        self.proc.wait()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @dataclasses.dataclass
@@ -388,8 +406,9 @@ class Result:
     ratios: np.ndarray  # PyTorch time / JAX time, per round
     max_diff: float | None  # inference: max |JAX - PyTorch| over the output
     xla_mb: float | None
-    jax_gib: float  # each worker's peak resident memory
+    jax_gib: float  # each worker's peak resident host memory
     torch_gib: float
+    iters: int  # calls per round
 
 
 def measure(case: Case) -> Result:
@@ -406,7 +425,7 @@ def measure(case: Case) -> Result:
         torch_w = Worker("torch", case, folder)  # writes the weights the JAX worker converts
         try:
             jax_w = Worker("jax", case, folder)
-        except RuntimeError:
+        except BaseException:
             torch_w.close()
             raise
         try:
@@ -425,7 +444,22 @@ def measure(case: Case) -> Result:
                                 - np.load(os.path.join(folder, "torch_out.npy"))).max())
     ratios = np.asarray(tt) / np.asarray(jt)
     return Result(float(np.median(jt)), float(np.median(tt)), ratios, diff, jax_w.info.get("xla_mb"),
-                  jax_w.peak_gib, torch_w.peak_gib)
+                  jax_w.peak_gib, torch_w.peak_gib, iters)
+
+
+def attempt(case: Case):
+    """``measure(case)``, or the error that stopped a worker (out of memory, say) as its message."""
+    try:
+        return measure(case)
+    except (RuntimeError, OSError) as err:
+        return f"failed: {err}"
+
+
+def torch_device() -> str:
+    """PyTorch's device: CUDA when JAX runs on a GPU, else the CPU (each framework on the same kind)."""
+    import jax
+
+    return "cuda" if jax.default_backend() == "gpu" else "cpu"
 
 
 def cpu_model() -> str:
@@ -474,7 +508,8 @@ def display(case: Case) -> str:
 
 
 ROW_HEAD = ("| model | PyTorch code | pass | batch | LR | scale | bands | JAX per s | PyTorch per s | JAX GFLOP/s "
-            "| max diff | JAX peak GiB | PyTorch peak GiB | ratio min | ratio median | ratio max |\n|" + "---|" * 16)
+            "| max diff | JAX host GiB | PyTorch host GiB | calls/round | ratio min | ratio median | ratio max |\n|"
+            + "---|" * 17)
 
 
 def grid_row(case: Case):
@@ -482,16 +517,15 @@ def grid_row(case: Case):
     head = [display(case), "official" if case.uses_official else "reference",
             "inference" if case.kind == "infer" else "train step", str(case.batch), f"{case.size}x{case.size}",
             f"x{case.scale}", str(case.bands)]
-    try:
-        res = measure(case)
-    except RuntimeError as err:
-        print("| " + " | ".join(head + [f"failed: {err}"] + ["-"] * 8) + " |", flush=True)
+    res = attempt(case)
+    if isinstance(res, str):
+        print("| " + " | ".join(head + [res] + ["-"] * 9) + " |", flush=True)
         return None
     per = case.batch
     gflops = 2 * macs_of(case) * case.batch / res.jax_s / 1e9 if case.kind == "infer" else None
     cells = head + [f"{per / res.jax_s:.2f}", f"{per / res.torch_s:.2f}",
                     "-" if gflops is None else f"{gflops:.1f}", "-" if res.max_diff is None else f"{res.max_diff:.1e}",
-                    f"{res.jax_gib:.1f}", f"{res.torch_gib:.1f}",
+                    f"{res.jax_gib:.1f}", f"{res.torch_gib:.1f}", str(res.iters),
                     f"{res.ratios.min():.2f}", f"{np.median(res.ratios):.2f}", f"{res.ratios.max():.2f}"]
     print("| " + " | ".join(cells) + " |", flush=True)
     return res
@@ -528,10 +562,14 @@ def suite_scaling(plots):
     for col, (name, points) in enumerate(sweeps.items()):
         xs, jts, tts, mems = [], [], [], []
         for bands, scale, size in points:
-            res = measure(Case("infer", "net", bands, scale, size, 1, ARGS.dtype, depth=ARGS.depth,
+            res = attempt(Case("infer", "net", bands, scale, size, 1, ARGS.dtype, depth=ARGS.depth,
                                features=ARGS.features))
+            if isinstance(res, str):
+                print(f"| {name} | {bands} | x{scale} | {size} | {res} | - | - |", flush=True)
+                continue
+            mb = "-" if res.xla_mb is None else f"{res.xla_mb:.0f}"
             print(f"| {name} | {bands} | x{scale} | {size} | {res.jax_s * 1e3:.1f} | {res.torch_s * 1e3:.1f} "
-                  f"| {res.xla_mb:.0f} |", flush=True)
+                  f"| {mb} |", flush=True)
             xs.append({"LR size": size, "bands": bands, "scale": scale}[name])
             jts.append(res.jax_s * 1e3)
             tts.append(res.torch_s * 1e3)
@@ -558,18 +596,17 @@ def suite_peak():
     """JAX alone: the dense matmul peak of this device and LKCA-Net's achieved rate against it."""
     import jax
 
-    from lkca_jax import hostmem
     from lkca_jax.accounting import count_config
 
-    hostmem.keep_freed_memory()
     n = 2048 if jax.default_backend() == "cpu" else 8192
     a = jax.device_put(np.random.default_rng(0).random((n, n), np.float32).astype(ARGS.dtype))
     mm = jax.jit(lambda a: a @ a)
     jax.block_until_ready(mm(a))
+    iters = ARGS.iters or 10
     t = time.perf_counter()
-    for _ in range(10):
+    for _ in range(iters):
         jax.block_until_ready(mm(a))
-    peak = 2 * n ** 3 * 10 / (time.perf_counter() - t) / 1e9
+    peak = 2 * n ** 3 * iters / (time.perf_counter() - t) / 1e9
     print(f"dense {ARGS.dtype} matmul {n}x{n} (XLA): {peak:.1f} GFLOP/s, the practical peak of this device")
     from lkca_jax import precision
     from lkca_jax.models import build_model
@@ -580,7 +617,6 @@ def suite_peak():
     variables = model.init(jax.random.key(0), lr[:1])
     predict = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])
     jax.block_until_ready(predict(variables, lr))
-    iters = ARGS.iters or 10
     t = time.perf_counter()
     for _ in range(iters):
         jax.block_until_ready(predict(variables, lr))
@@ -593,18 +629,24 @@ def suite_peak():
 def suite_claim(scales):
     """The paper's claim checked directly: wall clock of one 512 x 512 x 128 HR image (x4: 128 x 128
     LR; x8: 64 x 64) for every method (LKCA-KD runs as its LKCA-LR student), in both frameworks,
-    LKCA-KD's speed-up over each (JAX against JAX, PyTorch against PyTorch) and the ratio of their
-    multiply-accumulates (fvcore's count) beside it."""
-    print("| model | PyTorch code | HR | scale | bands | dtype | GMACs | JAX ms | PyTorch ms | ratio min "
-          "| ratio median | ratio max | MAC ratio to LKCA-KD | LKCA-KD speed-up JAX | LKCA-KD speed-up PyTorch |\n|"
+    the first method's speed-up over each (JAX against JAX, PyTorch against PyTorch; LKCA-KD by
+    default) and the ratio of their multiply-accumulates (fvcore's count) beside it."""
+    variants = [m for m in ARGS.methods.split(",") if m]
+    first = display(Case("infer", variants[0], 128, 4, 16, 1))
+    print(f"| model | PyTorch code | HR | scale | bands | dtype | GMACs | JAX ms | PyTorch ms | ratio min "
+          f"| ratio median | ratio max | MAC ratio to {first} | {first} speed-up JAX | {first} speed-up PyTorch |\n|"
           + "---|" * 15)
     for scale in scales:
         base = None
-        for variant in [m for m in ARGS.methods.split(",") if m]:
+        for variant in variants:
             case = Case("infer", variant, 128, scale, 512 // scale, 1, ARGS.dtype, ARGS.official, ARGS.depth,
                         ARGS.features)
             macs = macs_of(case)
-            res = measure(case)
+            res = attempt(case)
+            if isinstance(res, str):
+                print(f"| {display(case)} | - | 512x512 | x{scale} | 128 | {ARGS.dtype} | {macs / 1e9:.1f} | {res} "
+                      + "| - " * 7 + "|", flush=True)
+                continue
             base = base or (res.jax_s, res.torch_s, macs)
             print(f"| {display(case)} | {'official' if case.uses_official else 'reference'} | 512x512 | x{scale} "
                   f"| 128 | {ARGS.dtype} | {macs / 1e9:.1f} | {res.jax_s * 1e3:.1f} | {res.torch_s * 1e3:.1f} "
@@ -634,21 +676,33 @@ def main(argv=None):
     ap.add_argument("--features", type=int)
     ap.add_argument("--plots", default="docs/img")
     ap.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
+    ap.add_argument("--torch-device", default="cpu", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     ARGS = ap.parse_args(argv)
+    if ARGS.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    # on a GPU the two workers (and this process) share its memory: no process takes 75 % of it up front
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if ARGS.official and not os.path.isdir(ARGS.official):
         ap.error(f"--official {ARGS.official}: no such folder")
     if ARGS.worker:
         case = Case(**json.loads(ARGS.case))
         if ARGS.worker == "torch":
-            return torch_worker(case, ARGS.folder, ARGS.threads)
+            return torch_worker(case, ARGS.folder, ARGS.threads, ARGS.torch_device)
         return jax_worker(case, ARGS.folder)
     every = "kd,net,vdsr,fcnn3d,sspsr,msdformer,essaformer"
     ARGS.methods = ARGS.methods or every
     methods = [m for m in ARGS.methods.split(",") if m]
     scales = [int(s) for s in ARGS.scales.split(",")]
-    print(f"{machine()}; {ARGS.rounds} rounds, alternating; each framework in its own process\n", flush=True)
+    from lkca_jax import hostmem
+
+    hostmem.keep_freed_memory()  # before JAX starts (the peak suite times JAX in this process)
+    if ARGS.suite == "peak":
+        print(f"{machine()}; JAX alone, in this process\n", flush=True)
+    else:
+        print(f"{machine()}; {ARGS.rounds} rounds, alternating; each framework in its own process (both "
+              f"resident, one running at a time)\n", flush=True)
     kw = {"dtype": ARGS.dtype, "depth": ARGS.depth, "features": ARGS.features}
     if ARGS.suite == "official":
         suite_official(methods, scales)

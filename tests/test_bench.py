@@ -1,7 +1,10 @@
-"""The diagnostics in bench/ that train: they run on the trainer's own step (training.assemble)."""
+"""The benchmarks' machinery: the diagnostics that train run on the trainer's own step
+(training.assemble), and bench/compare.py's two worker processes agree and report failures."""
 
 import importlib.util
 import math
+
+import pytest
 
 from conftest import ROOT
 
@@ -27,3 +30,23 @@ def test_layer_stats_reports_every_conv_and_the_loss(capsys):
         assert len(rows) == 4 and all(math.isfinite(float(v)) for row in rows for v in row[1:])
     losses = [line for line in out.splitlines() if line.startswith("loss ")]
     assert len(losses) == 1 and math.isfinite(float(losses[0].split()[1]))  # printed after step 0
+
+
+def test_compare_runs_each_framework_in_its_own_worker(capsys, tmp_path):
+    """bench/compare.py: both workers answer, the weights PyTorch drew reach JAX (the same output),
+    and a worker that dies gives a row that says so instead of ending the suite."""
+    pytest.importorskip("torch")
+    compare = _bench("compare")
+    assert compare.main(["--suite", "acceptance", "--depth", "1", "--features", "8", "--rounds", "2",
+                         "--iters", "1"]) == 0
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| LKCA-Net")]
+    assert [r[2] for r in rows] == ["inference", "train step"]
+    infer, train = rows
+    assert float(infer[10]) < 1e-4  # max |JAX - PyTorch| on the same input: one model in two frameworks
+    for row in rows:
+        assert row[13] == "1" and all(float(v) > 0 for v in row[7:9] + row[11:13] + row[14:17])
+    # the PyTorch worker cannot import SSPSR from an empty folder: the row says it failed
+    compare.grid_row(compare.Case("infer", "sspsr", 16, 4, 8, 1, official=str(tmp_path)))
+    failed = capsys.readouterr().out
+    assert "SSPSR (official)" in failed and "failed: the torch worker exited with 1" in failed
