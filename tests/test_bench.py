@@ -3,6 +3,7 @@
 
 import importlib.util
 import math
+import sys
 
 import pytest
 
@@ -12,6 +13,7 @@ from conftest import ROOT
 def _bench(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 
