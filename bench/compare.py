@@ -108,7 +108,27 @@ def make_config(variant: str, bands: int, scale: int, depth=None, features=None)
 
 
 def case_config(case: Case, variant: str | None = None):
-    return make_config(variant or case.variant, case.bands, case.scale, case.depth, case.features)
+    """The config of ``variant`` (default: the row's model; LKCA-KD's is its LKCA-LR student) at the
+    row's bands, scale and width."""
+    variant = variant or ("lr" if case.variant == "kd" else case.variant)
+    return make_config(variant, case.bands, case.scale, case.depth, case.features)
+
+
+def _save_state(net, path: str):
+    np.savez(path, **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
+
+
+def _warm_and_serve(call, info: dict, save_output=None):
+    """Times the first call (JAX's compile) and a second, hands the first output to
+    ``save_output`` (inference rows), then serves timing requests."""
+    t = time.perf_counter()
+    out = call()
+    first = time.perf_counter() - t
+    if save_output is not None:
+        save_output(out)
+    t = time.perf_counter()
+    call()
+    _serve(call, {**info, "first_s": first, "warm_s": time.perf_counter() - t})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -186,16 +206,14 @@ def torch_worker(case: Case, folder: str, threads: int, device: str):
     else:
         from lkca_jax.reference import build_torch_model, losses
 
-        if case.variant == "kd":  # LKCA-KD: the LKCA-LR student and an LKCA-Net teacher
-            c = case_config(case, "lr")
         net, loss_fn, takes_lms = build_torch_model(c), losses.training_loss(c.train), False
-    np.savez(os.path.join(folder, "weights.npz"), **{k: v.numpy() for k, v in net.state_dict().items()})
+    _save_state(net, os.path.join(folder, "weights.npz"))
     teacher = None
-    if case.kind == "train" and case.variant == "kd":
-        from lkca_jax.reference import build_torch_model, losses
+    if case.kind == "train" and case.variant == "kd":  # LKCA-KD's frozen LKCA-Net teacher
+        from lkca_jax.reference import build_torch_model
 
         teacher = build_torch_model(case_config(case, "net")).eval()
-        np.savez(os.path.join(folder, "teacher.npz"), **{k: v.numpy() for k, v in teacher.state_dict().items()})
+        _save_state(teacher, os.path.join(folder, "teacher.npz"))
 
     dev = device
     if dev == "cuda":  # float32 convs and matmuls may use TF32, as XLA's default on GPU does;
@@ -238,15 +256,11 @@ def torch_worker(case: Case, folder: str, threads: int, device: str):
             opt.step()
             sync()
 
-    t = time.perf_counter()
-    out = call()
-    first = time.perf_counter() - t
+    save = None
     if case.kind == "infer":
-        np.save(os.path.join(folder, "torch_out.npy"), out.float().cpu().numpy().transpose(0, 2, 3, 1))
-    t = time.perf_counter()
-    call()
-    _serve(call, {"first_s": first, "warm_s": time.perf_counter() - t,
-                  "torch": f"{torch.__version__} ({dev})"})
+        def save(out):
+            np.save(os.path.join(folder, "torch_out.npy"), out.float().cpu().numpy().transpose(0, 2, 3, 1))
+    _warm_and_serve(call, {}, save)
 
 
 def kd_torch_loss(s, t):
@@ -267,22 +281,21 @@ def kd_torch_loss(s, t):
 def jax_worker(case: Case, folder: str):
     """Converts the PyTorch worker's weights, compiles the row's JAX call and times it on request."""
     import jax
-    import jax.numpy as jnp
 
     from lkca_jax import convert, hostmem, precision
     from lkca_jax.models import build_model
 
     hostmem.keep_freed_memory()  # as the entry points do (lkca_jax/hostmem.py)
-    c = case_config(case, "lr" if case.variant == "kd" else None)
+    c = case_config(case)
     variables = convert.torch_to_flax(dict(np.load(os.path.join(folder, "weights.npz"))), c)
     data = dict(np.load(os.path.join(folder, "inputs.npz")))
-    info = {"jax": f"{jax.__version__} ({jax.default_backend()}, {jax.devices()[0].device_kind})"}
+    info = {}
     if case.kind == "infer":
         model = build_model(c).clone(dtype=precision.resolve(case.dtype))
-        predict = jax.jit(lambda v, lr: model.apply(v, lr, train=False)[0])
         variables, lr = jax.device_put(variables), jax.device_put(data["lr"])
-        spec = jax.ShapeDtypeStruct(lr.shape, jnp.float32)
-        mem = predict.lower(variables, spec).compile().memory_analysis()
+        # compiled once: the same executable gives XLA's memory estimate and is what is timed
+        predict = jax.jit(lambda v, x: model.apply(v, x, train=False)[0]).lower(variables, lr).compile()
+        mem = predict.memory_analysis()
         if mem is not None:
             info["xla_mb"] = (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes) / 2 ** 20
 
@@ -300,14 +313,11 @@ def jax_worker(case: Case, folder: str):
             box["state"], metrics = runner.step(box["state"], host)
             jax.block_until_ready(metrics["loss"])
 
-    t = time.perf_counter()
-    out = call()
-    first = time.perf_counter() - t
+    save = None
     if case.kind == "infer":
-        np.save(os.path.join(folder, "jax_out.npy"), np.asarray(out, np.float32))
-    t = time.perf_counter()
-    call()
-    _serve(call, {**info, "first_s": first, "warm_s": time.perf_counter() - t})
+        def save(out):
+            np.save(os.path.join(folder, "jax_out.npy"), np.asarray(out, np.float32))
+    _warm_and_serve(call, info, save)
 
 
 def jax_train_step(c, lr: np.ndarray, hr: np.ndarray, teacher=None, variables=None):
@@ -496,8 +506,7 @@ def macs_of(case: Case) -> int:
     from lkca_jax.accounting import count
     from lkca_jax.models import build_model
 
-    c = case_config(case, "lr" if case.variant == "kd" else None)
-    return count(build_model(c), case.bands, case.size)["macs"]
+    return count(build_model(case_config(case)), case.bands, case.size)["macs"]
 
 
 def display(case: Case) -> str:
