@@ -499,7 +499,7 @@ def machine() -> str:
         torch_version = "not installed"
     return (f"{cpu_model()}, {os.cpu_count()} CPU threads ({ARGS.threads} for "
             f"PyTorch); jax {jax.__version__} ({jax.default_backend()}, {jax.devices()[0].device_kind}), "
-            f"torch {torch_version} (on CUDA where it has it, else the CPU)")
+            f"torch {torch_version} ({torch_device()})")
 
 
 def macs_of(case: Case) -> int:
