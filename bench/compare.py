@@ -550,7 +550,7 @@ def suite_official(methods, scales):
     if not ARGS.official:
         print("(no --official DIR: SSPSR, MSDformer and ESSAformer run the project's reference)")
     suite_rows([Case(kind, m, 128, s, size, batch, official=ARGS.official, depth=ARGS.depth, features=ARGS.features)
-                for m in methods for s in scales for kind, size, batch in GRID])
+                for m in methods for s in scales for kind, size, batch in GRID if kind in ARGS.passes.split(",")])
 
 
 def suite_scaling(plots):
@@ -677,6 +677,7 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                     help="weights and inputs of the inference suites (acceptance, inference, claim, peak)")
     ap.add_argument("--scales", default="4,8", help="official and claim suites: the scales")
+    ap.add_argument("--passes", default="infer,train", help="official suite: the rows' passes (infer, train)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=0, help="calls per round (0: as many as fill --round-seconds)")
     ap.add_argument("--round-seconds", type=float, default=2.0)
@@ -691,6 +692,8 @@ def main(argv=None):
     ARGS = ap.parse_args(argv)
     if ARGS.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if not ARGS.passes or set(ARGS.passes.split(",")) - {"infer", "train"}:
+        ap.error(f"--passes: a comma-separated subset of infer,train, got {ARGS.passes!r}")
     # on a GPU the two workers (and this process) share its memory: no process takes 75 % of it up front
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if ARGS.official and not os.path.isdir(ARGS.official):

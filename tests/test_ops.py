@@ -15,6 +15,7 @@ from lkca_jax.ops.conv import (
     gated_fusion,
     uses_winograd,
     winograd_conv3x3,
+    winograd_conv3x3_vjp,
 )
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
@@ -101,10 +102,12 @@ def test_grouped_matches_xla(k, groups, cin, cout, d, rng):
 
 @pytest.mark.parametrize("k", [1, 3, 5])
 @pytest.mark.parametrize("d", [1, 2])
-def test_dense_matches_xla(k, d, rng):
-    # The forward (XLA's own at these sizes) and the custom backward (im2col products, bias inside).
-    x = rng.standard_normal((2, 7, 9, 5)).astype(np.float32)
-    kernel = rng.standard_normal((k, k, 5, 6)).astype(np.float32)
+@pytest.mark.parametrize("cin,cout", [(5, 6), (6, 5), (8, 2)])
+def test_dense_matches_xla(k, d, cin, cout, rng):
+    # The forward (XLA's own at these sizes) and the custom backward: for more output than input
+    # channels im2col products of the input; for fewer, the cotangent's columns and a transposed conv.
+    x = rng.standard_normal((2, 7, 9, cin)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, cin, cout)).astype(np.float32)
     _check_value_and_grad(x, kernel, 1, d)
 
 
@@ -117,6 +120,25 @@ def test_winograd_matches_a_float64_direct_conv(shape, cout, rng):
     got = np.asarray(jax.jit(winograd_conv3x3)(x, kernel))
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("shape,cout", [((2, 6, 8, 3), 4), ((1, 7, 9, 5), 6), ((1, 1, 1, 2), 3), ((1, 2, 5, 4), 7)])
+def test_winograd_gradients_match_float64_direct_sums(shape, cout, rng):
+    """The hand-written backward against the adjoint written out in float64: the input gradient as
+    the direct conv of the cotangent with the flipped, transposed kernel, the kernel gradient as the
+    sum over pixels of each tap's shifted input times the cotangent."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, shape[-1], cout)).astype(np.float32)
+    g = rng.standard_normal((*shape[:3], cout)).astype(np.float32)
+    gx, gk = jax.jit(winograd_conv3x3_vjp)(x, kernel, g)
+    ref_gx = direct_conv_float64(g, np.transpose(kernel[::-1, ::-1], (0, 1, 3, 2)))
+    n, h, w, _ = shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ref_gk = np.stack([np.stack([np.einsum("nhwc,nhwo->co", xp[:, i:i + h, j:j + w], g.astype(np.float64))
+                                 for j in range(3)]) for i in range(3)])
+    for got, ref in ((gx, ref_gx), (gk, ref_gk)):
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
 
 def test_dense_3x3_on_a_large_map_runs_winograd_with_the_same_values_and_gradients(rng):

@@ -17,10 +17,14 @@ implementations compute the same function with the same parameter shapes as
   output channels up to 512 MB of transformed values: 16 matrix products with 2.25x fewer
   multiply-adds, 1.3-1.6x faster than XLA's convolution there (about even at 240 -> 128), slower
   on smaller maps; larger transforms slowed whole models down (docs/benchmarks.md).
-* both: a custom VJP of im2col matrix products, with the bias inside, that
-  reads the cotangent once (XLA's own dense convolution backward on CPU is
-  slower, and the autodiff of the grouped einsum re-computed the cotangent in
-  each of its transposes; the measurements are in docs/benchmarks.md).
+* backward, grouped and 1x1: a custom VJP of im2col matrix products, with the
+  bias inside, that reads the cotangent once (XLA's own convolution backward on
+  CPU is slower, and the autodiff of the grouped einsum re-computed the
+  cotangent in each of its transposes; the measurements are in docs/benchmarks.md).
+* backward, dense k x k: Winograd's own gradients where the forward is
+  Winograd's; elsewhere the kernel gradient from the im2col columns of the
+  narrower of input and cotangent, the input gradient as a transposed conv or
+  im2col's adjoint (:func:`_dense_bwd`).
 
 ``impl='auto'`` picks ``fast`` on CPU and ``xla`` on GPU/TPU. Padding is
 PyTorch's ``padding = dilation * (k - 1) // 2`` (zeros), stride 1, odd k.
@@ -192,26 +196,77 @@ def _winograd_at(m):
     return [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
 
 
-def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Dense 3x3 conv (stride 1, dilation 1, zero padding 1) of (N, H, W, C) by a (3, 3, C, O) kernel as
-    Winograd's F(2x2, 3x3): the input in overlapping 4x4 tiles at stride 2, each transformed
-    (B^T d B: additions only), 16 (tiles x C) @ (C x O) matrix products with the transformed kernel
-    (G g G^T), and the 2x2 outputs transformed back (A^T m A). Odd H or W are padded and cropped."""
+def _winograd_gt(u):
+    """The adjoint of G along one kernel axis: 4 transformed taps' cotangents -> the 3 taps'."""
+    return [u[0] + 0.5 * (u[1] + u[2]), 0.5 * (u[1] - u[2]), 0.5 * (u[1] + u[2]) + u[3]]
+
+
+def _winograd_input(x: jax.Array) -> jax.Array:
+    """B^T d B for every overlapping 4x4 tile (stride 2) of the zero-padded input (N, H, W, C), odd H
+    or W padded to whole tiles: (16, N ceil(H/2) ceil(W/2), C), the 16 transformed entries first."""
     n, h, w, c = x.shape
-    o = kernel.shape[-1]
     h2, w2 = -(-h // 2), -(-w // 2)
     xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * h2 - h), (1, 1 + 2 * w2 - w), (0, 0)))
     tiles = [[xp[:, a:a + 2 * h2:2, b:b + 2 * w2:2] for b in range(4)] for a in range(4)]
     cols = [_winograd_bt([tiles[a][b] for a in range(4)]) for b in range(4)]  # cols[b][alpha]
     v = [_winograd_bt([cols[b][al] for b in range(4)]) for al in range(4)]  # v[alpha][beta]
-    v = jnp.stack([v[al][be] for al in range(4) for be in range(4)]).reshape(16, n * h2 * w2, c)
+    return jnp.stack([v[al][be] for al in range(4) for be in range(4)]).reshape(16, n * h2 * w2, c)
+
+
+def _winograd_kernel(kernel: jax.Array) -> jax.Array:
+    """G g G^T of a (3, 3, C, O) kernel: (16, C, O), the 16 transformed taps first."""
     taps = [_winograd_g([kernel[i, j] for i in range(3)]) for j in range(3)]  # taps[j][alpha]
     u = [_winograd_g([taps[j][al] for j in range(3)]) for al in range(4)]  # u[alpha][beta]
-    u = jnp.stack([u[al][be] for al in range(4) for be in range(4)])
-    m = jnp.einsum("tpc,tco->tpo", v, u).reshape(4, 4, n, h2, w2, o)
+    return jnp.stack([u[al][be] for al in range(4) for be in range(4)])
+
+
+def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Dense 3x3 conv (stride 1, dilation 1, zero padding 1) of (N, H, W, C) by a (3, 3, C, O) kernel as
+    Winograd's F(2x2, 3x3): the input in overlapping 4x4 tiles at stride 2, each transformed
+    (B^T d B: additions only), 16 (tiles x C) @ (C x O) matrix products with the transformed kernel
+    (G g G^T), and the 2x2 outputs transformed back (A^T m A). Odd H or W are padded and cropped."""
+    n, h, w, _ = x.shape
+    o = kernel.shape[-1]
+    h2, w2 = -(-h // 2), -(-w // 2)
+    m = jnp.einsum("tpc,tco->tpo", _winograd_input(x), _winograd_kernel(kernel)).reshape(4, 4, n, h2, w2, o)
     rows = [_winograd_at([m[al, be] for al in range(4)]) for be in range(4)]  # rows[beta][i]
     y = [jnp.stack(_winograd_at([rows[be][i] for be in range(4)]), axis=3) for i in range(2)]  # (n, h2, w2, 2, o)
     return jnp.stack(y, axis=2).reshape(n, 2 * h2, 2 * w2, o)[:, :h, :w]
+
+
+# The backward's adjoint transforms as matrices (the forward's as additions above): A^T (2 x 4) and
+# B^T (4 x 4), each applied along both tile axes.
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
+_AT2 = np.einsum("ia,jb->abij", _AT, _AT).reshape(16, 2, 2)  # output cotangents (i, j) -> the 16 entries'
+_BT2 = np.einsum("sa,tb->abst", _BT, _BT).reshape(16, 16)  # transformed entries -> the tile's 16 inputs
+
+
+def winograd_conv3x3_vjp(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The input and kernel gradients of :func:`winograd_conv3x3` for the output cotangent ``g``, in
+    Winograd's terms rather than by autodiff (whose pads and sums of the 16 slices' cotangents cost
+    more than the products): the cotangent of each 2x2 output tile through A (one product with a
+    16 x 4 constant, which also reads ``g`` once, where slices of it would each re-compute its
+    producer), then the kernel's gradient as 16 (C x tiles) @ (tiles x O) products with the input's
+    transform (recomputed, not stored) taken back through G^T, and the input's as 16 (tiles x O) @
+    (O x C) products with the transformed kernel taken back through B and added where the 4x4
+    tiles overlap."""
+    n, h, w, c = x.shape
+    o = kernel.shape[-1]
+    h2, w2 = -(-h // 2), -(-w // 2)
+    gp = jnp.pad(g, ((0, 0), (0, 2 * h2 - h), (0, 2 * w2 - w), (0, 0))).reshape(n, h2, 2, w2, 2, o)
+    dm = jnp.einsum("tij,nyixjo->tnyxo", _AT2.astype(g.dtype), gp).reshape(16, n * h2 * w2, o)
+    gu = jnp.einsum("tpc,tpo->tco", _winograd_input(x), dm).reshape(4, 4, c, o)
+    taps = [_winograd_gt([gu[al, be] for al in range(4)]) for be in range(4)]  # taps[beta][i]
+    gk = jnp.stack([jnp.stack(_winograd_gt([taps[be][i] for be in range(4)])) for i in range(3)])
+    dv = jnp.einsum("tpo,tco->tpc", dm, _winograd_kernel(kernel))
+    # d[q, r, q', s]: the cotangent of tile entry (2q + r, 2q' + s), which sits at padded pixel
+    # (2 (y + q) + r, 2 (x + q') + s) of tile (y, x): summed per parity (r, s), then interleaved.
+    d = jnp.einsum("st,tpc->spc", _BT2.astype(g.dtype), dv).reshape(2, 2, 2, 2, n, h2, w2, c)
+    par = [jnp.stack([sum(jnp.pad(d[q, r, q2, s], ((0, 0), (q, 1 - q), (q2, 1 - q2), (0, 0)))
+                          for q in range(2) for q2 in range(2)) for s in range(2)], axis=3) for r in range(2)]
+    gxp = jnp.stack(par, axis=2).reshape(n, 2 * h2 + 2, 2 * w2 + 2, c)
+    return gxp[:, 1:1 + h, 1:1 + w], gk
 
 
 def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> bool:
@@ -252,9 +307,34 @@ def _grouped_fwd(x, kernel, bias, groups, dilation):
     return grouped_conv(x, kernel, bias, groups, dilation), (x, kernel)
 
 
+def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int):
+    """The backward of a dense k x k conv (k > 1). Where the forward runs Winograd's algorithm: its
+    gradients in Winograd's terms (:func:`winograd_conv3x3_vjp`), 2.25x fewer multiply-adds than
+    im2col products. Elsewhere, with fewer output than input channels: the kernel gradient from the
+    cotangent's im2col columns and the input gradient as the conv of the cotangent with the flipped
+    kernel (the input's columns are k*k times the wider map: SSPSR's 256 -> 8 tail took 10x
+    PyTorch's time with them); otherwise the im2col products of the input and their adjoint
+    (docs/benchmarks.md, "The dense convolution's backward")."""
+    k, _, cin, cout = kernel.shape
+    gb = jnp.sum(g, axis=(0, 1, 2))
+    if uses_winograd(x, kernel, dilation):
+        gx, gk = winograd_conv3x3_vjp(x, kernel, g)
+        return gx, gk.astype(kernel.dtype), gb
+    if cout < cin:  # sum_q x[q] g[q - s_t]: the cotangent's columns, taps reversed
+        gk = jnp.einsum("nhwc,nhwto->tco", x, _im2col(g, k, dilation)[:, :, :, ::-1, :])
+        gx = conv_xla(g, jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2)), 1, dilation)
+    else:
+        cols = _im2col(x, k, dilation)
+        gk = jnp.einsum("nhwtc,nhwo->tco", cols, g)
+        gx = _col2im(jnp.einsum("nhwo,tco->nhwtc", g, kernel.reshape(k * k, cin, cout)), k, dilation)
+    return gx, gk.reshape(kernel.shape).astype(kernel.dtype), gb
+
+
 def _grouped_bwd(groups, dilation, res, g):
     x, kernel = res
     k, _, cig, cout = kernel.shape
+    if groups == 1 and k > 1:
+        return _dense_bwd(x, kernel, g, dilation)
     n, h, w, cin = x.shape
     gt = g.reshape(n * h * w, groups, cout // groups).transpose(1, 0, 2)  # (groups, pixels, Cout/g)
     gk = jnp.einsum("gpk,gpo->gko", _group_cols(x, k, dilation, groups), gt)
