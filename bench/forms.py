@@ -1,6 +1,6 @@
 """Pieces of the models in the forms considered for them, timed side by side in one process.
 
-    python bench/forms.py [--part bicubic|fusion|winograd|all] [--rounds 5]
+    python bench/forms.py [--part bicubic|fusion|winograd|backward|all] [--rounds 5]
 
 **The bicubic branch** (``--part bicubic``): ``imresize(lr, r)`` for batch-1 LR images of 128
 bands, x4, as the two dense ``(out, in)`` matrix products the library used before (97% zeros at
@@ -31,11 +31,17 @@ tail and upsampler convs, LKCA-Net's upsampler, ESSAformer's Convup, VDSR's and 
 fast path uses Winograd from ``WINOGRAD_MIN_PIXELS`` output pixels and ``WINOGRAD_MIN_CHANNELS``
 input and output channels while its transformed tensors stay under ``WINOGRAD_MAX_VALUES`` values
 (the last column: which one the fast path runs). Outputs agree within 1e-5 of their scale first.
+
+**The dense 3x3 convolution's backward** (``--part backward``): forward plus backward, XLA's autodiff
+of its convolution against the fast path's custom backward (``lkca_jax.ops.conv._dense_bwd``), at
+the shapes of the train steps that were slow (SSPSR's branch at a batch of 4, its final conv,
+LKCA-Net's upsampler, VDSR); the gradients agree within 1e-5 of their scale first.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import jax
@@ -167,9 +173,48 @@ def winograd_table(rounds: int):
               f"{row[0] / row[1]:.2f}x | {path} |", flush=True)
 
 
+BACKWARD_SHAPES = [  # (input shape, output channels, where it occurs), the train steps' of issue 35
+    ((84, 16, 16, 256), 256, "SSPSR branch 3x3 (21 band groups of a batch of 4)"),
+    ((84, 16, 16, 256), 1024, "SSPSR branch upsampler (batch 4)"),
+    ((84, 32, 32, 256), 8, "SSPSR branch tail (batch 4)"),
+    ((16, 64, 64, 256), 128, "SSPSR final conv, batch 16 x4"),
+    ((16, 16, 16, 128), 2048, "LKCA-Net upsampler, batch 16 x4"),
+    ((16, 64, 64, 64), 64, "VDSR body, batch 16 x4"),
+    ((16, 64, 64, 128), 64, "VDSR first conv, batch 16 x4"),
+]
+
+
+def backward_table(rounds: int):
+    """Forward plus backward (input, kernel and bias gradients for a given cotangent) of dense 3x3
+    convolutions: XLA's autodiff of its convolution against the fast path (``conv(..., 'fast')``:
+    Winograd's forward and its own backward, or XLA's forward and the im2col / transposed-conv
+    backward); the fast path's gradients checked against XLA's first."""
+    from lkca_jax.ops.conv import conv
+
+    rng = np.random.default_rng(0)
+    print(f"Dense 3x3 convolutions, forward and backward; median ms of {rounds} calls\n")
+    print("| input | out | where | XLA autodiff | fast path | speed-up | its forward |\n|---|---|---|---|---|---|---|")
+    for shape, cout, where in BACKWARD_SHAPES:
+        x = jnp.asarray(rng.random(shape), jnp.float32)
+        k = jnp.asarray(rng.normal(0, 1 / np.sqrt(9 * shape[-1]), (3, 3, shape[-1], cout)), jnp.float32)
+        b = jnp.zeros((cout,), jnp.float32)
+        cot = jnp.asarray(rng.standard_normal((*shape[:3], cout)), jnp.float32)
+
+        def step(x, k, b, cot, impl):
+            return jax.vjp(lambda x, k, b: conv(x, k, 1, 1, impl, b), x, k, b)[1](cot)
+
+        steps = [jax.jit(functools.partial(step, impl=impl)) for impl in ("xla", "fast")]
+        for got, want in zip(steps[1](x, k, b, cot), steps[0](x, k, b, cot)):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5 * np.abs(np.asarray(want)).max())
+        row = [median_ms(f, (x, k, b, cot), rounds) for f in steps]
+        path = "Winograd" if uses_winograd(x, k) else "XLA"
+        print(f"| {'x'.join(map(str, shape))} | {cout} | {where} | {row[0]:.0f} | {row[1]:.0f} | "
+              f"{row[0] / row[1]:.2f}x | {path} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="all", choices=("bicubic", "fusion", "winograd", "all"))
+    ap.add_argument("--part", default="all", choices=("bicubic", "fusion", "winograd", "backward", "all"))
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     print(f"jax {jax.__version__} ({jax.default_backend()})\n")
@@ -181,6 +226,9 @@ def main():
         print()
     if args.part in ("winograd", "all"):
         winograd_table(args.rounds)
+        print()
+    if args.part in ("backward", "all"):
+        backward_table(args.rounds)
 
 
 if __name__ == "__main__":
