@@ -35,7 +35,8 @@ input and output channels while its transformed tensors stay under ``WINOGRAD_MA
 **The dense 3x3 convolution's backward** (``--part backward``): forward plus backward, XLA's autodiff
 of its convolution against the fast path's custom backward (``lkca_jax.ops.conv._dense_bwd``), at
 the shapes of the train steps that were slow (SSPSR's branch at a batch of 4, its final conv,
-LKCA-Net's upsampler, VDSR); the gradients agree within 1e-5 of their scale first.
+LKCA-Net's upsampler, VDSR); the gradients agree within 1e-4 of their scale first (a kernel
+gradient sums up to 2^20 products, in another order than XLA's).
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ def backward_table(rounds: int):
 
         steps = [jax.jit(functools.partial(step, impl=impl)) for impl in ("xla", "fast")]
         for got, want in zip(steps[1](x, k, b, cot), steps[0](x, k, b, cot)):
-            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5 * np.abs(np.asarray(want)).max())
+            # 1e-4: a kernel gradient here sums up to 2^20 float32 products, in another order than XLA's
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4 * np.abs(np.asarray(want)).max())
         row = [median_ms(f, (x, k, b, cot), rounds) for f in steps]
         path = "Winograd" if uses_winograd(x, k) else "XLA"
         print(f"| {'x'.join(map(str, shape))} | {cout} | {where} | {row[0]:.0f} | {row[1]:.0f} | "
