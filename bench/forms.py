@@ -159,13 +159,18 @@ WINOGRAD_SHAPES = [  # (input shape, output channels, where it occurs)
 ]
 
 
+def dense_operands(rng, shape, cout: int):
+    """A random input of ``shape`` and a 3x3 kernel to ``cout`` channels that keeps its scale."""
+    x = jnp.asarray(rng.random(shape), jnp.float32)
+    return x, jnp.asarray(rng.normal(0, 1 / np.sqrt(9 * shape[-1]), (3, 3, shape[-1], cout)), jnp.float32)
+
+
 def winograd_table(rounds: int):
     rng = np.random.default_rng(0)
     print(f"Dense 3x3 convolutions, forward; median ms of {rounds} calls\n")
     print("| input | out | where | XLA conv | Winograd | speed-up | fast path |\n|---|---|---|---|---|---|---|")
     for shape, cout, where in WINOGRAD_SHAPES:
-        x = jnp.asarray(rng.random(shape), jnp.float32)
-        k = jnp.asarray(rng.normal(0, 1 / np.sqrt(9 * shape[-1]), (3, 3, shape[-1], cout)), jnp.float32)
+        x, k = dense_operands(rng, shape, cout)
         want = np.asarray(jax.jit(conv_xla)(x, k))
         np.testing.assert_allclose(np.asarray(jax.jit(winograd_conv3x3)(x, k)), want, atol=1e-5 * np.abs(want).max())
         row = [median_ms(jax.jit(f), (x, k), rounds) for f in (conv_xla, winograd_conv3x3)]
@@ -196,8 +201,7 @@ def backward_table(rounds: int):
     print(f"Dense 3x3 convolutions, forward and backward; median ms of {rounds} calls\n")
     print("| input | out | where | XLA autodiff | fast path | speed-up | its forward |\n|---|---|---|---|---|---|---|")
     for shape, cout, where in BACKWARD_SHAPES:
-        x = jnp.asarray(rng.random(shape), jnp.float32)
-        k = jnp.asarray(rng.normal(0, 1 / np.sqrt(9 * shape[-1]), (3, 3, shape[-1], cout)), jnp.float32)
+        x, k = dense_operands(rng, shape, cout)
         b = jnp.zeros((cout,), jnp.float32)
         cot = jnp.asarray(rng.standard_normal((*shape[:3], cout)), jnp.float32)
 
