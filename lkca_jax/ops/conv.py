@@ -22,9 +22,9 @@ implementations compute the same function with the same parameter shapes as
   CPU is slower, and the autodiff of the grouped einsum re-computed the
   cotangent in each of its transposes; the measurements are in docs/benchmarks.md).
 * backward, dense k x k: Winograd's own gradients where the forward is
-  Winograd's; elsewhere the kernel gradient from the im2col columns of the
-  narrower of input and cotangent, the input gradient as a transposed conv or
-  im2col's adjoint (:func:`_dense_bwd`).
+  Winograd's; with fewer output than input channels the kernel gradient from
+  the cotangent's im2col columns and the input gradient as a transposed conv
+  (:func:`_dense_bwd`); otherwise the grouped path's im2col products.
 
 ``impl='auto'`` picks ``fast`` on CPU and ``xla`` on GPU/TPU. Padding is
 PyTorch's ``padding = dilation * (k - 1) // 2`` (zeros), stride 1, odd k.
@@ -308,32 +308,27 @@ def _grouped_fwd(x, kernel, bias, groups, dilation):
 
 
 def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int):
-    """The backward of a dense k x k conv (k > 1). Where the forward runs Winograd's algorithm: its
-    gradients in Winograd's terms (:func:`winograd_conv3x3_vjp`), 2.25x fewer multiply-adds than
-    im2col products. Elsewhere, with fewer output than input channels: the kernel gradient from the
-    cotangent's im2col columns and the input gradient as the conv of the cotangent with the flipped
-    kernel (the input's columns are k*k times the wider map: SSPSR's 256 -> 8 tail took 10x
-    PyTorch's time with them); otherwise the im2col products of the input and their adjoint
-    (docs/benchmarks.md, "The dense convolution's backward")."""
-    k, _, cin, cout = kernel.shape
+    """The backward of a dense k x k conv (k > 1) that :func:`_grouped_bwd`'s im2col products serve
+    badly. Where the forward runs Winograd's algorithm: its gradients in Winograd's terms
+    (:func:`winograd_conv3x3_vjp`), 2.25x fewer multiply-adds than im2col products. With fewer
+    output than input channels: the kernel gradient from the cotangent's im2col columns and the
+    input gradient as the conv of the cotangent with the flipped kernel (the input's columns are
+    k*k times the wider map: SSPSR's 256 -> 8 tail took 10x PyTorch's time with them;
+    docs/benchmarks.md, "The dense convolution's backward")."""
+    k = kernel.shape[0]
     gb = jnp.sum(g, axis=(0, 1, 2))
     if uses_winograd(x, kernel, dilation):
         gx, gk = winograd_conv3x3_vjp(x, kernel, g)
-        return gx, gk.astype(kernel.dtype), gb
-    if cout < cin:  # sum_q x[q] g[q - s_t]: the cotangent's columns, taps reversed
-        gk = jnp.einsum("nhwc,nhwto->tco", x, _im2col(g, k, dilation)[:, :, :, ::-1, :])
+    else:  # sum_q x[q] g[q - s_t]: the cotangent's columns, taps reversed
+        gk = jnp.einsum("nhwc,nhwto->tco", x, _im2col(g, k, dilation)[:, :, :, ::-1, :]).reshape(kernel.shape)
         gx = conv_xla(g, jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2)), 1, dilation)
-    else:
-        cols = _im2col(x, k, dilation)
-        gk = jnp.einsum("nhwtc,nhwo->tco", cols, g)
-        gx = _col2im(jnp.einsum("nhwo,tco->nhwtc", g, kernel.reshape(k * k, cin, cout)), k, dilation)
-    return gx, gk.reshape(kernel.shape).astype(kernel.dtype), gb
+    return gx, gk.astype(kernel.dtype), gb
 
 
 def _grouped_bwd(groups, dilation, res, g):
     x, kernel = res
     k, _, cig, cout = kernel.shape
-    if groups == 1 and k > 1:
+    if groups == 1 and k > 1 and (uses_winograd(x, kernel, dilation) or cout < cig):
         return _dense_bwd(x, kernel, g, dilation)
     n, h, w, cin = x.shape
     gt = g.reshape(n * h * w, groups, cout // groups).transpose(1, 0, 2)  # (groups, pixels, Cout/g)
