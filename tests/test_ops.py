@@ -1,5 +1,7 @@
 """PixelShuffle against PyTorch's definition; fast convolutions against XLA's."""
 
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -155,6 +157,25 @@ def test_dense_3x3_on_a_large_map_runs_winograd_with_the_same_values_and_gradien
     np.testing.assert_array_equal(got, np.asarray(jax.jit(winograd_conv3x3)(x, kernel)))
 
 
+def test_above_the_cap_the_forward_is_xlas_and_the_backward_winograds(rng, monkeypatch):
+    """Past the forward's cap on the transformed tensors (lowered here to this shape's 16 x 256
+    tiles x 128 channels), the forward stays XLA's convolution while the backward takes Winograd's
+    terms, whose tensors are 4/9 of the im2col columns it would otherwise build."""
+    monkeypatch.setattr(sys.modules["lkca_jax.ops.conv"], "WINOGRAD_MAX_VALUES", 16 * 256 * 128)
+    x = rng.standard_normal((1, 32, 32, 128)).astype(np.float32)
+    kernel = (rng.standard_normal((3, 3, 128, 128)) / 34).astype(np.float32)
+    assert not uses_winograd(x, kernel) and uses_winograd(x, kernel, capped=False)
+    _check_value_and_grad(x, kernel, 1, 1)
+    got = np.asarray(jax.jit(lambda x, k: conv(x, k, 1, 1, "fast"))(x, kernel))
+    np.testing.assert_array_equal(got, np.asarray(jax.jit(conv_xla)(x, kernel)))
+    cot = rng.standard_normal(got.shape).astype(np.float32)
+    _, vjp = jax.vjp(lambda x, k: conv(x, k, 1, 1, "fast"), x, kernel)
+    gx, gk = jax.jit(vjp)(cot)
+    want_x, want_k = jax.jit(winograd_conv3x3_vjp)(x, kernel, cot)
+    np.testing.assert_array_equal(np.asarray(gx), np.asarray(want_x))
+    np.testing.assert_array_equal(np.asarray(gk), np.asarray(want_k))
+
+
 @pytest.mark.parametrize("shape,cout,expected", [
     ((21, 64, 64, 240), 240, True),  # MSDformer's head at 64 x 64 LR: 16 x 21504 tiles x 240 = 82.6 M values
     ((1, 32, 32, 128), 128, True),  # 1024 pixels, 128 channels: the smallest
@@ -169,6 +190,8 @@ def test_winograd_is_used_between_its_size_bounds(shape, cout, expected):
     channels, transformed tensors (16 x tiles x max channels) under 2^27 values."""
     x, kernel = jax.ShapeDtypeStruct(shape, jnp.float32), jax.ShapeDtypeStruct((3, 3, shape[-1], cout), jnp.float32)
     assert uses_winograd(x, kernel) is expected
+    # the backward's test: the same minimum sizes, no cap (the last two rows are above it)
+    assert uses_winograd(x, kernel, capped=False) is (expected or shape[0] == 1 and shape[1] >= 128)
     assert not uses_winograd(x, jax.ShapeDtypeStruct((5, 5, shape[-1], cout), jnp.float32))
     assert not uses_winograd(x, kernel, dilation=2)
     batch = jax.export.symbolic_shape("batch")[0]  # export's symbolic shapes keep XLA's convolution

@@ -175,7 +175,11 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 # and 128 input and output channels, where the conv alone beat XLA's, while its transformed tensors
 # (16 x tiles x channels) stay under 2^27 values (512 MB in float32). Past that the conv alone was
 # still faster, but the models at the paper's 512 x 512 test size were not: SSPSR and MSDformer
-# took 1.6x longer with it (bench/compare.py --suite claim).
+# took 1.6x longer with it (bench/compare.py --suite claim). The cap is the forward's: the backward
+# (:func:`_dense_bwd`) takes Winograd's terms at every size from the same minimums, since past the cap
+# the alternative, im2col columns of 9 x the input, needs 2.25x the memory (ESSAformer's x4 train
+# step at batch 16 could not run on a 23 GiB machine; docs/benchmarks.md, "The dense convolution's
+# backward").
 WINOGRAD_MIN_PIXELS = 1024  # output pixels, N H W
 WINOGRAD_MIN_CHANNELS = 128  # input and output channels each
 WINOGRAD_MAX_VALUES = 2 ** 27  # values of its largest transformed tensor, 16 N ceil(H/2) ceil(W/2) max(Cin, Cout)
@@ -269,16 +273,17 @@ def winograd_conv3x3_vjp(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple
     return gxp[:, 1:1 + h, 1:1 + w], gk
 
 
-def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> bool:
+def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1, capped: bool = True) -> bool:
     """Whether the fast path computes this dense conv by :func:`winograd_conv3x3` (shapes only; never
-    for symbolic shapes, as ``export`` traces them: those keep XLA's convolution)."""
+    for symbolic shapes, as ``export`` traces them: those keep XLA's convolution). ``capped=False``
+    drops the forward's upper bound: the backward's test."""
     if not all(isinstance(d, (int, np.integer)) for d in (*x.shape, *kernel.shape)):
         return False
     n, h, w, c = x.shape
     tiles = n * -(-h // 2) * -(-w // 2)
     return (kernel.shape[0] == 3 and dilation == 1 and n * h * w >= WINOGRAD_MIN_PIXELS
             and min(c, kernel.shape[-1]) >= WINOGRAD_MIN_CHANNELS
-            and 16 * tiles * max(c, kernel.shape[-1]) < WINOGRAD_MAX_VALUES)
+            and (not capped or 16 * tiles * max(c, kernel.shape[-1]) < WINOGRAD_MAX_VALUES))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -309,15 +314,15 @@ def _grouped_fwd(x, kernel, bias, groups, dilation):
 
 def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int):
     """The backward of a dense k x k conv (k > 1) that :func:`_grouped_bwd`'s im2col products serve
-    badly. Where the forward runs Winograd's algorithm: its gradients in Winograd's terms
-    (:func:`winograd_conv3x3_vjp`), 2.25x fewer multiply-adds than im2col products. With fewer
-    output than input channels: the kernel gradient from the cotangent's im2col columns and the
-    input gradient as the conv of the cotangent with the flipped kernel (the input's columns are
-    k*k times the wider map: SSPSR's 256 -> 8 tail took 10x PyTorch's time with them;
-    docs/benchmarks.md, "The dense convolution's backward")."""
+    badly. Where the forward runs Winograd's algorithm, and past its cap too: the gradients in
+    Winograd's terms (:func:`winograd_conv3x3_vjp`), 2.25x fewer multiply-adds and values than
+    im2col products. With fewer output than input channels: the kernel gradient from the
+    cotangent's im2col columns and the input gradient as the conv of the cotangent with the flipped
+    kernel (the input's columns are k*k times the wider map: SSPSR's 256 -> 8 tail took 10x
+    PyTorch's time with them; docs/benchmarks.md, "The dense convolution's backward")."""
     k = kernel.shape[0]
     gb = jnp.sum(g, axis=(0, 1, 2))
-    if uses_winograd(x, kernel, dilation):
+    if uses_winograd(x, kernel, dilation, capped=False):
         gx, gk = winograd_conv3x3_vjp(x, kernel, g)
     else:  # sum_q x[q] g[q - s_t]: the cotangent's columns, taps reversed
         gk = jnp.einsum("nhwc,nhwto->tco", x, _im2col(g, k, dilation)[:, :, :, ::-1, :]).reshape(kernel.shape)
@@ -328,7 +333,7 @@ def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int):
 def _grouped_bwd(groups, dilation, res, g):
     x, kernel = res
     k, _, cig, cout = kernel.shape
-    if groups == 1 and k > 1 and (uses_winograd(x, kernel, dilation) or cout < cig):
+    if groups == 1 and k > 1 and (uses_winograd(x, kernel, dilation, capped=False) or cout < cig):
         return _dense_bwd(x, kernel, g, dilation)
     n, h, w, cin = x.shape
     gt = g.reshape(n * h * w, groups, cout // groups).transpose(1, 0, 2)  # (groups, pixels, Cout/g)
