@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from flax.training import dynamic_scale, train_state
 
-from lkca_jax import checkpoint, evaluation, inference, losses, parallel, precision
+from lkca_jax import checkpoint, evaluation, hostmem, inference, losses, parallel, precision
 from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
@@ -552,6 +552,10 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
                     break
                 state, m = runner.step(state, batch)
                 step_no += 1
+                if step_no == start + 1:  # its peak memory says whether the heap may keep freed blocks
+                    jax.block_until_ready(m)
+                    if note := hostmem.bound_growth():
+                        echo(note)
                 pending.append((step_no, m))
                 last = step_no == total
                 if step_no % t.log_every_steps == 0 or last or step_no % t.eval_every_steps == 0 \

@@ -2,6 +2,7 @@
 returned to the OS and faulted in afresh; and the pattern where glibc before 2.38 is slower to reuse
 them, which made an earlier XLA-level version of this test flaky."""
 
+import ast
 import os
 import platform
 import subprocess
@@ -86,3 +87,60 @@ def test_aligned_blocks_two_at_a_time_grow_the_heap_longer_before_glibc_2_38():
 def test_opt_out(monkeypatch):
     monkeypatch.setenv("LKCA_JAX_MALLOC", "system")
     assert hostmem.keep_freed_memory() is False
+
+
+# In a fresh process: keep freed memory, write and free a 256 MB block (the heap keeps it), then
+# bound_growth(FRACTION) and three rounds of a 64 MB block. Prints the note, the resident MB after the
+# free and after bound_growth, and each round's page faults.
+BOUND = """
+import ctypes, importlib.util, resource, sys
+spec = importlib.util.spec_from_file_location("hostmem", sys.argv[1])
+hostmem = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hostmem)
+hostmem.keep_freed_memory()
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.restype, libc.memset.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+rss = lambda: hostmem._kib("/proc/self/status", "VmRSS") // 1024
+block = libc.malloc(256 * 2 ** 20); libc.memset(block, 1, 256 * 2 ** 20); libc.free(block)
+kept = rss()
+print(repr(hostmem.bound_growth(float(sys.argv[2]))))
+print(kept, rss())
+for _ in range(3):
+    block = libc.malloc(64 * 2 ** 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    libc.memset(block, 1, 64 * 2 ** 20)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    libc.free(block)
+"""
+
+
+def bound(fraction: float) -> tuple[str, int, int, list[int]]:
+    out = subprocess.run([sys.executable, "-c", BOUND, str(ROOT / "lkca_jax" / "hostmem.py"), str(fraction)],
+                         env={**os.environ, "LKCA_JAX_MALLOC": "keep"}, capture_output=True, text=True, check=True)
+    note, sizes, *faults = out.stdout.splitlines()
+    kept, after = map(int, sizes.split())
+    return ast.literal_eval(note), kept, after, [int(n) for n in faults]
+
+
+@glibc
+def test_bound_growth_gives_large_blocks_back_past_its_fraction_of_memory():
+    # A peak over the fraction (any peak is over a billionth): the heap's free 256 MB go back to the
+    # OS at once, and each later 64 MB block is a fresh mapping again, every page faulting.
+    note, kept, after, faults = bound(1e-9)
+    assert note.startswith("host memory:") and "GiB" in note, note
+    assert kept > 256 and kept - after > 200, (kept, after)
+    assert all(n > 0.9 * PAGES for n in faults), faults
+    # Under it (no peak is over all of memory): nothing changes; the kept block is reused, no faults.
+    note, kept, after, faults = bound(1.0)
+    assert note == "" and after > 256, (note, kept, after)
+    assert all(n < 0.01 * PAGES for n in faults), faults
+
+
+def test_bound_growth_leaves_the_c_library_alone_when_nothing_was_kept(monkeypatch):
+    monkeypatch.setenv("LKCA_JAX_MALLOC", "system")
+    monkeypatch.setattr(hostmem, "_kept", False)
+    assert hostmem.keep_freed_memory() is False
+    assert hostmem.bound_growth(0.0) == ""
+    assert 2 ** 20 < hostmem.memory_limit() < 2 ** 50

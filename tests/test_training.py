@@ -38,6 +38,17 @@ def test_loss_falls_on_real_cave_scenes(tmp_path):
     assert (tmp_path / "eval" / "test.md").is_file() and (tmp_path / "metrics.jsonl").is_file()
 
 
+def test_the_first_step_asks_the_host_memory_guard_once_and_prints_its_note(tmp_path, monkeypatch):
+    from lkca_jax import hostmem
+
+    calls, lines = [], []
+    monkeypatch.setattr(hostmem, "bound_growth", lambda: calls.append(1) or "host memory: a note")
+    training.train_and_evaluate(tiny(steps=8, augment="none"), tmp_path, echo=lines.append)
+    assert len(calls) == 1 and lines.count("host memory: a note") == 1, (calls, lines)
+    # printed after the header line and before the first progress line
+    assert lines.index("host memory: a note") == 1 and lines[2].startswith("step "), lines
+
+
 def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
     c = tiny(steps=40, augment="none", learning_rate=1e-3)
     c.train.checkpoint_every_steps = 2
