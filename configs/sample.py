@@ -34,8 +34,8 @@ from lkca_jax.config import base_config
 def get_config(arg: str = "x4,net"):
     c = base_config("sample", arg)
     c.data.path = ""  # empty: the copy inside the package
-    # BatchNorm: with the paper's LayerNorm this 720-step run ends 0.55 dB below Bicubic on the test
-    # images (validation MPSNR 35.08 against 37.78 with BatchNorm; docs/benchmarks.md).
+    # BatchNorm: with the paper's LayerNorm this 720-step run ends 0.54 dB below Bicubic on the test
+    # images (validation MPSNR 35.10 against 37.65 with BatchNorm; docs/benchmarks.md, at f814673).
     c.model.norm = "batch"
     # 24 training patches x 8 dihedral copies: 12 steps an epoch at batch 16. Every method gets this
     # budget (steps, batch, schedule), its own recipe's optimizer and loss kept.
