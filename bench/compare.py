@@ -46,7 +46,8 @@ lkca_jax/precision.py), PyTorch with its module and input cast to bfloat16. Trai
 update (forward, the method's loss, backward, Adam; for LKCA-KD also the frozen teacher's forward and
 the KD loss); JAX's is the trainer's own (``training.assemble``). LKCA models are the paper's size (16
 LKBs of 128 features) unless ``--depth``/``--features``; the JAX worker keeps the allocator setting
-of the project's entry points (lkca_jax/hostmem.py), the PyTorch worker the C library's default, as
+of the project's entry points (lkca_jax/hostmem.py; in train rows, like the trainer, it calls
+``hostmem.bound_growth`` after the first step), the PyTorch worker the C library's default, as
 each framework's users run them. Each row gives both workers' peak resident host memory (not GPU
 memory) and the calls per round; a worker that dies (out of memory, say) gives a row that says so.
 """
@@ -312,6 +313,8 @@ def jax_worker(case: Case, folder: str):
         def call():  # a host batch every step, as in training
             box["state"], metrics = runner.step(box["state"], host)
             jax.block_until_ready(metrics["loss"])
+            if "bounded_heap" not in info:  # after the first step, as the trainer does
+                info["bounded_heap"] = bool(hostmem.bound_growth())
 
     save = None
     if case.kind == "infer":

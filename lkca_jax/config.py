@@ -99,10 +99,11 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # and every LKCA entry comes out exact, where BatchNorm's 2 per element moves them off the printed
     # digits (Chikusei x4: 0.869G against 0.867G; docs/design.md section 3.3). On real data it trained
     # far worse in the one comparison made on the sample (720 steps: 0.54 dB below Bicubic against
-    # 0.77 dB above with 'batch'; docs/benchmarks.md, at f814673), and again in the CAVE study (docs/results.md: 0.97 dB below BatchNorm, one
-    # seed each, a gap ten times the seed spread). So configs/sample.py and configs/cave.py, the
-    # configs trained here, choose 'batch'; the remote-sensing configs (chikusei, houston, pavia) keep
-    # 'layer' because they build the paper's model as its counts show it, untrained here.
+    # 0.77 dB above with 'batch'; docs/benchmarks.md, at f814673), and again in the CAVE study
+    # (docs/results.md: 0.97 dB below BatchNorm, one seed each, a gap ten times the seed spread).
+    # So configs/sample.py and configs/cave.py, the configs trained here, choose 'batch'; the
+    # remote-sensing configs (chikusei, houston, pavia) keep 'layer' because they build the paper's
+    # model as its counts show it, untrained here.
     m.norm = "layer"
     m.ln_epsilon = 1e-6  # ConvNeXt's channels-first LayerNorm
     m.bn_momentum = 0.9  # BatchNorm running-average decay, Flax convention (= PyTorch momentum 0.1)
