@@ -2,10 +2,12 @@
 
     python bench/hostmem.py --method essaformer --bands 128 --batch 16 --steps 3
     python bench/hostmem.py --method net --bands 128 --batch 16 --steps 15 --rounds 2
+    python bench/hostmem.py --method essaformer --estimate    # XLA's estimate only, nothing run
 
 Modes, each run in its own process (the allocator is set before JAX starts):
 
-- ``keep``: :func:`lkca_jax.hostmem.keep_freed_memory`, as the entry points set it;
+- ``keep``: :func:`lkca_jax.hostmem.keep_freed_memory`, as the entry points set it, never bounded
+  (``LKCA_JAX_MALLOC=keep``);
 - ``bounded``: the same, then :func:`lkca_jax.hostmem.bound_growth` forced after the first step (as
   the trainer calls it when that step peaked above 30 % of memory): blocks over 32 MB go back to
   ``mmap``;
@@ -14,7 +16,9 @@ Modes, each run in its own process (the allocator is set before JAX starts):
 The step is the trainer's own (``bench/compare.py``'s ``jax_train_step``: the method's loss,
 backward, Adam) on random data at 16 x 16 LR. Each row: the median and the fastest step after the
 first (which compiles), the process's peak resident memory (VmHWM) and its resident memory after the
-last step. ``--rounds`` repeats the modes, the order alternating.
+last step. ``--rounds`` repeats the modes, the order alternating. ``--estimate`` compiles the step
+once and prints XLA's own estimate of its memory (``compiled.memory_analysis()``: arguments,
+outputs, temporaries), without running it.
 """
 
 from __future__ import annotations
@@ -35,11 +39,8 @@ def _kib(key: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
 
 
-def worker(args) -> dict:
-    from lkca_jax import hostmem  # before JAX: the arena limit reaches only threads started later
-
-    kept = hostmem.keep_freed_memory()
-    import jax
+def _build(args):
+    """The trainer's step for the method at 16 x 16 LR on random data: (runner, state, host batch)."""
     import numpy as np
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +50,25 @@ def worker(args) -> dict:
     rng = np.random.default_rng(0)
     lr = rng.random((args.batch, 16, 16, args.bands), np.float32)
     hr = rng.random((args.batch, 16 * args.scale, 16 * args.scale, args.bands), np.float32)
-    runner, state, host = compare.jax_train_step(c, lr, hr)
+    return compare.jax_train_step(c, lr, hr)
+
+
+def estimate(args) -> None:
+    runner, state, host = _build(args)
+    mem = runner.compile(state, host).memory_analysis()
+    gib = lambda n: f"{n / 2 ** 30:.2f}"  # noqa: E731
+    print(f"{args.method} x{args.scale}, {args.bands} bands, batch {args.batch} of 16 x 16 LR: XLA's estimate, GiB: "
+          f"arguments {gib(mem.argument_size_in_bytes)}, outputs {gib(mem.output_size_in_bytes)}, "
+          f"temporaries {gib(mem.temp_size_in_bytes)}")
+
+
+def worker(args) -> dict:
+    from lkca_jax import hostmem  # before JAX: the arena limit reaches only threads started later
+
+    kept = hostmem.keep_freed_memory()
+    import jax
+
+    runner, state, host = _build(args)
     times, note = [], ""
     for i in range(args.steps + 1):
         t = time.perf_counter()
@@ -63,8 +82,9 @@ def worker(args) -> dict:
 
 
 def run(args, mode: str) -> dict:
-    env = {**os.environ, "LKCA_JAX_MALLOC": "system" if mode == "system" else "keep"}
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, *sys.argv[1:]]
+    env = {**os.environ, "LKCA_JAX_MALLOC": {"keep": "keep", "bounded": "", "system": "system"}[mode]}
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--method", args.method,
+           *(f"--{k}={getattr(args, k)}" for k in ("bands", "scale", "batch", "steps"))]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:  # killed out of memory, say: the row says so
         return {"error": f"exit {out.returncode}: {(out.stderr.strip().splitlines() or [''])[-1][:120]}"}
@@ -80,8 +100,12 @@ def main():
     ap.add_argument("--steps", type=int, default=5, help="timed steps after the first")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--estimate", action="store_true", help="print XLA's memory estimate of the step only")
     ap.add_argument("--worker", choices=MODES, dest="mode", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.estimate:
+        estimate(args)
+        return
     if args.mode:
         print(json.dumps(worker(args)))
         return

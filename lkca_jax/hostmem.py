@@ -12,11 +12,14 @@ holds its peak memory until it exits. The entry points (``train.py``, ``evaluate
 ``python -m lkca_jax``, the benchmarks) call it before JAX starts its threads; a program using
 the library calls it first thing. ``LKCA_JAX_MALLOC=system`` leaves the C library's defaults.
 
-The cost is memory: the kept heap can grow to about twice a step's peak (ESSAformer's x4 train step
-at batch 16, 128 bands: 17.9 GiB kept against 9.6 with the C library's defaults; LKCA-Net's 4.2
-against 2.8). :func:`bound_growth`, called by the trainer after its first step, returns blocks over
-32 MB to the C library's ``mmap`` again when that step's peak is over 30 % of the memory the process
-may use, so that a step which fits without the setting also fits with it.
+The cost is memory: the kept heap can grow to about twice a step's peak, depending on the order in
+which XLA's threads allocate and free (below): ESSAformer's x4 train step at batch 16, 128 bands,
+peaked at 9.8 GiB in one run and 17.9 GiB in another, with the other core busy, and was killed out
+of memory on a 23 GiB machine; LKCA-Net's at 4.2 against 2.8 GiB with the C library's defaults.
+:func:`bound_growth`, called by the trainer after its first step, returns blocks over 32 MB to
+``mmap`` when that step peaked above 30 % of the memory the process may use: such a step then runs
+at the C library's speed (ESSAformer's 20 % slower than with the heap kept, when kept fits) but
+cannot double. ``LKCA_JAX_MALLOC=keep`` keeps the heap whatever the peak.
 
 Reuse is not immediate in every order of events: an aligned block (XLA's) allocated while the
 previous one of the same size is still live does not fit the other's hole once freed (glibc before
@@ -75,9 +78,12 @@ def bound_growth(fraction: float = 0.3) -> str:
     """Undo :func:`keep_freed_memory` for large blocks when the process's peak resident memory so far
     (call it after a train step's first run) is over ``fraction`` of :func:`memory_limit`: blocks
     over 32 MB go to fresh ``mmap``s again, smaller ones stay in the heap, and what the heap holds
-    free is returned now. A one-line note of what it did, or '' (nothing kept, or the peak small)."""
+    free is returned now. A one-line note of what it did, or '' (nothing kept, ``LKCA_JAX_MALLOC=keep``,
+    or the peak small)."""
     global _kept
     peak, limit = _kib("/proc/self/status", "VmHWM"), memory_limit()
+    if os.environ.get("LKCA_JAX_MALLOC", "").lower() == "keep":
+        return ""
     if not _kept or peak is None or not limit or peak * 1024 <= fraction * limit:
         return ""
     libc = ctypes.CDLL(None)
@@ -87,4 +93,4 @@ def bound_growth(fraction: float = 0.3) -> str:
     _kept = False
     return (f"host memory: the first step peaked at {peak / 2 ** 20:.1f} of {limit / 2 ** 30:.1f} GiB, so freed"
             f" blocks over 32 MB go back to the OS (the heap kept otherwise grows to about twice the peak;"
-            f" lkca_jax/hostmem.py)")
+            f" LKCA_JAX_MALLOC=keep keeps it; lkca_jax/hostmem.py)")

@@ -3,6 +3,7 @@
 
 import importlib.util
 import math
+import platform
 import sys
 
 import pytest
@@ -52,3 +53,19 @@ def test_compare_runs_each_framework_in_its_own_worker(capsys, tmp_path):
     compare.grid_row(compare.Case("infer", "sspsr", 16, 4, 8, 1, official=str(tmp_path)))
     failed = capsys.readouterr().out
     assert "SSPSR (official)" in failed and "failed: the torch worker exited with 1" in failed
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_hostmem_bench_runs_each_allocator_mode_in_its_own_process():
+    """bench/hostmem.py: each mode's worker sets its allocator before JAX and times the step; only
+    the kept modes keep, and only 'bounded' calls bound_growth (forced after the first step)."""
+    import argparse
+
+    hostmem_bench = _bench("hostmem")
+    args = argparse.Namespace(method="vdsr", bands=8, scale=2, batch=2, steps=1)
+    rows = {mode: hostmem_bench.run(args, mode) for mode in hostmem_bench.MODES}
+    assert all("error" not in row for row in rows.values()), rows
+    assert [(rows[m]["kept"], rows[m]["bounded"]) for m in ("keep", "bounded", "system")] == \
+        [(True, False), (True, True), (False, False)]
+    for row in rows.values():
+        assert 0 < row["min_s"] <= row["median_s"] and 0 < row["rss_gib"] <= row["peak_gib"] + 1e-9, row
