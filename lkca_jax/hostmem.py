@@ -8,18 +8,20 @@ element-wise pass over 256 MB ran at 9.5 GB/s against 42 GB/s into reused memory
 (docs/benchmarks.md, "Host memory"). :func:`keep_freed_memory` tells glibc to serve every block
 from one heap and keep what is freed, as ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:
 glibc.malloc.trim_threshold=...:glibc.malloc.arena_max=1`` would at start-up; the process then
-holds its peak memory until it exits. The entry points (``train.py``, ``evaluate.py``,
+keeps what it frees for reuse (glibc still returns the top of the heap when more than 2 GB are
+free there). The entry points (``train.py``, ``evaluate.py``,
 ``python -m lkca_jax``, the benchmarks) call it before JAX starts its threads; a program using
 the library calls it first thing. ``LKCA_JAX_MALLOC=system`` leaves the C library's defaults.
 
 The cost is memory: the kept heap can grow to about twice a step's peak, depending on the order in
 which XLA's threads allocate and free (below): ESSAformer's x4 train step at batch 16, 128 bands,
-peaked at 9.8 GiB in one run and 17.9 GiB in another, with the other core busy, and was killed out
-of memory on a 23 GiB machine; LKCA-Net's at 4.2 against 2.8 GiB with the C library's defaults.
-:func:`bound_growth`, called by the trainer after its first step, returns blocks over 32 MB to
-``mmap`` when that step peaked above 30 % of the memory the process may use: such a step then runs
-at the C library's speed (ESSAformer's 20 % slower than with the heap kept, when kept fits) but
-cannot double. ``LKCA_JAX_MALLOC=keep`` keeps the heap whatever the peak.
+peaked at 9.8 GiB in one run, and in another, with a training run on the other core, was killed out
+of memory on a 23 GiB machine at 20.9 GB (docs/benchmarks.md); LKCA-Net's at 4.2 against 2.85 GiB
+with the C library's defaults. :func:`bound_growth`, called by the trainer after its first step,
+returns blocks over 32 MB to ``mmap`` when the process (compile and first step included) peaked
+above 30 % of the memory the machine, or the cgroup at the root of /sys/fs/cgroup, allows: such a
+step then runs at the C library's speed (ESSAformer's about 1.2x slower than with the heap kept,
+when kept fits) but cannot double. ``LKCA_JAX_MALLOC=keep`` keeps the heap whatever the peak.
 
 Reuse is not immediate in every order of events: an aligned block (XLA's) allocated while the
 previous one of the same size is still live does not fit the other's hole once freed (glibc before
@@ -62,7 +64,9 @@ def _kib(path: str, key: str) -> int | None:
 
 
 def memory_limit() -> int | None:
-    """Bytes the process may use: the machine's memory, or its cgroup's limit where lower."""
+    """Bytes the process may use: the machine's memory, or the limit of the cgroup mounted at
+    /sys/fs/cgroup (v2 ``memory.max``, v1 ``memory.limit_in_bytes``) where lower. A nested cgroup's
+    own limit (a Slurm job's, say) is not read."""
     total = _kib("/proc/meminfo", "MemTotal")
     limits = [total * 1024] if total else []
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
@@ -76,9 +80,10 @@ def memory_limit() -> int | None:
 
 def bound_growth(fraction: float = 0.3) -> str:
     """Undo :func:`keep_freed_memory` for large blocks when the process's peak resident memory so far
-    (call it after a train step's first run) is over ``fraction`` of :func:`memory_limit`: blocks
-    over 32 MB go to fresh ``mmap``s again, smaller ones stay in the heap, and what the heap holds
-    free is returned now. A one-line note of what it did, or '' (nothing kept, ``LKCA_JAX_MALLOC=keep``,
+    (call it after a train step's first run; the peak includes the compile) is over ``fraction`` of
+    :func:`memory_limit`: blocks over 32 MB go to fresh ``mmap``s again, the heap is trimmed as by
+    the C library's defaults (its free top over 128 KB returned), and what it holds free is
+    returned now. A one-line note of what it did, or '' (nothing kept, ``LKCA_JAX_MALLOC=keep``,
     or the peak small)."""
     global _kept
     peak, limit = _kib("/proc/self/status", "VmHWM"), memory_limit()
@@ -91,6 +96,6 @@ def bound_growth(fraction: float = 0.3) -> str:
         libc.mallopt(param, value)
     libc.malloc_trim(0)
     _kept = False
-    return (f"host memory: the first step peaked at {peak / 2 ** 20:.1f} of {limit / 2 ** 30:.1f} GiB, so freed"
+    return (f"host memory: the process peaked at {peak / 2 ** 20:.1f} of {limit / 2 ** 30:.1f} GiB, so freed"
             f" blocks over 32 MB go back to the OS (the heap kept otherwise grows to about twice the peak;"
             f" LKCA_JAX_MALLOC=keep keeps it; lkca_jax/hostmem.py)")

@@ -178,8 +178,8 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 # took 1.6x longer with it (bench/compare.py --suite claim). The cap is the forward's: the backward
 # (:func:`_dense_bwd`) takes Winograd's terms at every size from the same minimums, since past the cap
 # the alternative, im2col columns of 9 x the input, needs 2.25x the memory (ESSAformer's x4 train
-# step at batch 16 could not run on a 23 GiB machine; docs/benchmarks.md, "The dense convolution's
-# backward").
+# step at batch 16: XLA's estimate 10.6 GiB with the columns, 8.4 with Winograd's terms;
+# docs/benchmarks.md, "The dense convolution's backward").
 WINOGRAD_MIN_PIXELS = 1024  # output pixels, N H W
 WINOGRAD_MIN_CHANNELS = 128  # input and output channels each
 WINOGRAD_MAX_VALUES = 2 ** 27  # values of its largest transformed tensor, 16 N ceil(H/2) ceil(W/2) max(Cin, Cout)
