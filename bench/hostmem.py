@@ -34,11 +34,6 @@ import time
 MODES = ("keep", "bounded", "system")
 
 
-def _kib(key: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
-
-
 def _build(args):
     """The trainer's step for the method at 16 x 16 LR on random data: (runner, state, host batch)."""
     import numpy as np
@@ -78,7 +73,8 @@ def worker(args) -> dict:
         if i == 0 and args.mode == "bounded":
             note = hostmem.bound_growth(fraction=0.0)
     return {"kept": kept, "bounded": bool(note), "first_s": times[0], "median_s": statistics.median(times[1:]),
-            "min_s": min(times[1:]), "peak_gib": _kib("VmHWM") / 2 ** 20, "rss_gib": _kib("VmRSS") / 2 ** 20}
+            "min_s": min(times[1:]), "peak_gib": hostmem.proc_kib("/proc/self/status", "VmHWM") / 2 ** 20,
+            "rss_gib": hostmem.proc_kib("/proc/self/status", "VmRSS") / 2 ** 20}
 
 
 def run(args, mode: str) -> dict:

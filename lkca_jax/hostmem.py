@@ -38,11 +38,16 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -3, -4, -8
 _kept = False  # whether keep_freed_memory applied and bound_growth has not undone it
 
 
+def _mode() -> str:
+    """``LKCA_JAX_MALLOC``: 'system' (the C library's defaults), 'keep' (never bounded), or ''."""
+    return os.environ.get("LKCA_JAX_MALLOC", "").lower()
+
+
 def keep_freed_memory() -> bool:
     """Serve all allocations from glibc's main heap, never through ``mmap``, and do not trim it.
     Call before the first JAX computation (the arena limit reaches only threads started later).
     True when applied; False without glibc or with ``LKCA_JAX_MALLOC=system``."""
-    if os.environ.get("LKCA_JAX_MALLOC", "").lower() == "system":
+    if _mode() == "system":
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -54,7 +59,7 @@ def keep_freed_memory() -> bool:
     return _kept
 
 
-def _kib(path: str, key: str) -> int | None:
+def proc_kib(path: str, key: str) -> int | None:
     """The value in KiB of line ``key:`` of a /proc file, None where absent."""
     try:
         with open(path) as f:
@@ -67,7 +72,7 @@ def memory_limit() -> int | None:
     """Bytes the process may use: the machine's memory, or the limit of the cgroup mounted at
     /sys/fs/cgroup (v2 ``memory.max``, v1 ``memory.limit_in_bytes``) where lower. A nested cgroup's
     own limit (a Slurm job's, say) is not read."""
-    total = _kib("/proc/meminfo", "MemTotal")
+    total = proc_kib("/proc/meminfo", "MemTotal")
     limits = [total * 1024] if total else []
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
@@ -86,10 +91,10 @@ def bound_growth(fraction: float = 0.3) -> str:
     returned now. A one-line note of what it did, or '' (nothing kept, ``LKCA_JAX_MALLOC=keep``,
     or the peak small)."""
     global _kept
-    peak, limit = _kib("/proc/self/status", "VmHWM"), memory_limit()
-    if os.environ.get("LKCA_JAX_MALLOC", "").lower() == "keep":
+    if not _kept or _mode() == "keep":
         return ""
-    if not _kept or peak is None or not limit or peak * 1024 <= fraction * limit:
+    peak, limit = proc_kib("/proc/self/status", "VmHWM"), memory_limit()
+    if peak is None or not limit or peak * 1024 <= fraction * limit:
         return ""
     libc = ctypes.CDLL(None)
     for param, value in ((_M_MMAP_THRESHOLD, 32 * 2 ** 20), (_M_MMAP_MAX, 65536), (_M_TRIM_THRESHOLD, 128 * 1024)):

@@ -312,9 +312,9 @@ def _grouped_fwd(x, kernel, bias, groups, dilation):
     return grouped_conv(x, kernel, bias, groups, dilation), (x, kernel)
 
 
-def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int):
+def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int, winograd: bool):
     """The backward of a dense k x k conv (k > 1) that :func:`_grouped_bwd`'s im2col products serve
-    badly. Where the forward runs Winograd's algorithm, and past its cap too: the gradients in
+    badly. Where ``winograd`` (the forward's size rule without its cap): the gradients in
     Winograd's terms (:func:`winograd_conv3x3_vjp`), 2.25x fewer multiply-adds and values than
     im2col products. With fewer output than input channels: the kernel gradient from the
     cotangent's im2col columns and the input gradient as the conv of the cotangent with the flipped
@@ -322,7 +322,7 @@ def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int):
     PyTorch's time with them; docs/benchmarks.md, "The dense convolution's backward")."""
     k = kernel.shape[0]
     gb = jnp.sum(g, axis=(0, 1, 2))
-    if uses_winograd(x, kernel, dilation, capped=False):
+    if winograd:
         gx, gk = winograd_conv3x3_vjp(x, kernel, g)
     else:  # sum_q x[q] g[q - s_t]: the cotangent's columns, taps reversed
         gk = jnp.einsum("nhwc,nhwto->tco", x, _im2col(g, k, dilation)[:, :, :, ::-1, :]).reshape(kernel.shape)
@@ -333,8 +333,9 @@ def _dense_bwd(x: jax.Array, kernel: jax.Array, g: jax.Array, dilation: int):
 def _grouped_bwd(groups, dilation, res, g):
     x, kernel = res
     k, _, cig, cout = kernel.shape
-    if groups == 1 and k > 1 and (uses_winograd(x, kernel, dilation, capped=False) or cout < cig):
-        return _dense_bwd(x, kernel, g, dilation)
+    winograd = groups == 1 and uses_winograd(x, kernel, dilation, capped=False)
+    if winograd or (groups == 1 and k > 1 and cout < cig):
+        return _dense_bwd(x, kernel, g, dilation, winograd)
     n, h, w, cin = x.shape
     gt = g.reshape(n * h * w, groups, cout // groups).transpose(1, 0, 2)  # (groups, pixels, Cout/g)
     gk = jnp.einsum("gpk,gpo->gko", _group_cols(x, k, dilation, groups), gt)
