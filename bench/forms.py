@@ -29,8 +29,9 @@ checked against the group-major one first.
 (:func:`lkca_jax.ops.conv.winograd_conv3x3`), forward, at the shapes of MSDformer's head, skip,
 tail and upsampler convs, LKCA-Net's upsampler, ESSAformer's Convup, VDSR's and smaller ones; the
 fast path uses Winograd from ``WINOGRAD_MIN_PIXELS`` output pixels and ``WINOGRAD_MIN_CHANNELS``
-input and output channels while its transformed tensors stay under ``WINOGRAD_MAX_VALUES`` values
-(the last column: which one the fast path runs). Outputs agree within 1e-5 of their scale first.
+input and output channels while one image's transformed tensors stay under ``WINOGRAD_MAX_VALUES``
+values, a larger batch in chunks of fewer images (the last columns: which one the fast path runs,
+and in how many chunks Winograd's runs). Outputs agree within 1e-5 of their scale first.
 
 **The dense 3x3 convolution's backward** (``--part backward``): forward plus backward, XLA's autodiff
 of its convolution against the fast path's custom backward (``lkca_jax.ops.conv._dense_bwd``), at
@@ -50,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lkca_jax import hostmem
-from lkca_jax.ops.conv import conv_xla, gated_fusion, grouped_conv, uses_winograd, winograd_conv3x3
+from lkca_jax.ops.conv import conv_xla, gated_fusion, grouped_conv, uses_winograd, winograd_chunks, winograd_conv3x3
 from lkca_jax.ops.imresize import imresize, resize_matrix
 
 GROUPS = 4
@@ -156,6 +157,10 @@ WINOGRAD_SHAPES = [  # (input shape, output channels, where it occurs)
     ((1, 64, 64, 128), 8192, "LKCA-Net upsampler, 64 x 64 LR x8"),
     ((1, 512, 512, 128), 240, "MSDformer skip_conv, 128 x 128 LR x4"),
     ((1, 256, 256, 512), 512, "ESSAformer Convup 3x3, 64 x 64 LR x4"),
+    ((16, 16, 16, 128), 8192, "LKCA-Net upsampler, batch 16 of 16 x 16 LR x8"),
+    ((336, 16, 16, 256), 1024, "SSPSR branch upsampler stage 1, batch 16 of 16 x 16 LR x8"),
+    ((16, 64, 64, 512), 512, "ESSAformer Convup 3x3, batch 16 of 16 x 16 LR x4"),
+    ((21, 128, 128, 256), 1024, "SSPSR branch upsampler, 128 x 128 LR x4"),
 ]
 
 
@@ -168,7 +173,7 @@ def dense_operands(rng, shape, cout: int):
 def winograd_table(rounds: int):
     rng = np.random.default_rng(0)
     print(f"Dense 3x3 convolutions, forward; median ms of {rounds} calls\n")
-    print("| input | out | where | XLA conv | Winograd | speed-up | fast path |\n|---|---|---|---|---|---|---|")
+    print("| input | out | where | XLA conv | Winograd | speed-up | fast path | batch chunks |\n" + "|---" * 8 + "|")
     for shape, cout, where in WINOGRAD_SHAPES:
         x, k = dense_operands(rng, shape, cout)
         want = np.asarray(jax.jit(conv_xla)(x, k))
@@ -176,7 +181,7 @@ def winograd_table(rounds: int):
         row = [median_ms(jax.jit(f), (x, k), rounds) for f in (conv_xla, winograd_conv3x3)]
         path = "Winograd" if uses_winograd(x, k) else "XLA"
         print(f"| {'x'.join(map(str, shape))} | {cout} | {where} | {row[0]:.1f} | {row[1]:.1f} | "
-              f"{row[0] / row[1]:.2f}x | {path} |", flush=True)
+              f"{row[0] / row[1]:.2f}x | {path} | {winograd_chunks(shape, max(shape[-1], cout))} |", flush=True)
 
 
 BACKWARD_SHAPES = [  # (input shape, output channels, where it occurs), the train steps' of issue 35
@@ -187,6 +192,7 @@ BACKWARD_SHAPES = [  # (input shape, output channels, where it occurs), the trai
     ((16, 16, 16, 128), 2048, "LKCA-Net upsampler, batch 16 x4"),
     ((16, 64, 64, 64), 64, "VDSR body, batch 16 x4"),
     ((16, 64, 64, 128), 64, "VDSR first conv, batch 16 x4"),
+    ((336, 16, 16, 256), 1024, "SSPSR branch upsampler stage 1, batch 16 x8"),
 ]
 
 

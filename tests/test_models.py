@@ -149,3 +149,21 @@ def test_vdsr_starts_at_bicubic_and_its_he_stack_keeps_the_signal():
     model = build_model(c)
     feats = model.apply(model.init(jax.random.key(0), x), x)[1]
     assert 0.1 * x.std() < float(jnp.std(feats)) < 100 * x.std()
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("batch,side", [(1, 2), (3, 6)])  # 4 pixels (under 9 x 8 / g: columns as they
+def test_shuffle_conv_is_conv_then_pixel_shuffle(groups, batch, side, rng):  # are) and 108 (permuted)
+    """Both of ShuffleConv's forms (the kernel's columns permuted sub-pixel-major where the outputs
+    outnumber the kernel's values, the plain shuffle otherwise) against PixelShuffle of XLA's
+    conv with the same kernel and bias (pixel_shuffle is checked against PyTorch's in test_ops)."""
+    from lkca_jax.models.upsampler import ShuffleConv
+    from lkca_jax.ops.conv import conv_xla
+    from lkca_jax.ops.pixel_shuffle import pixel_shuffle
+
+    x = rng.standard_normal((batch, side, side, 8)).astype(np.float32)
+    layer = ShuffleConv(32, 3, groups=groups, scale=2)
+    v = layer.init(jax.random.key(0), x)
+    kernel, bias = v["params"]["kernel"], v["params"]["bias"]
+    want = pixel_shuffle(conv_xla(jnp.asarray(x), kernel, groups) + bias, 2)
+    np.testing.assert_allclose(np.asarray(layer.apply(v, x)), np.asarray(want), rtol=0, atol=1e-5)

@@ -16,6 +16,7 @@ from lkca_jax.ops.conv import (
     conv_xla,
     gated_fusion,
     uses_winograd,
+    winograd_chunks,
     winograd_conv3x3,
     winograd_conv3x3_vjp,
 )
@@ -82,6 +83,17 @@ def _check_value_and_grad(x, kernel, groups, dilation):
         got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
         err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
         assert err < 1e-5, err
+
+
+@pytest.mark.parametrize("k,d", [(3, 1), (3, 2), (5, 1)])
+def test_dense_conv_on_fewer_pixels_than_outputs_takes_the_column_product(k, d, rng):
+    """12 output pixels, 16 output channels: the im2col product's branch of the forward (as the x8
+    upsampler at batch 1 of 16 x 16 takes it), against float64 and XLA's autodiff."""
+    x = rng.standard_normal((1, 3, 4, 5)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, 5, 16)).astype(np.float32)
+    assert sys.modules["lkca_jax.ops.conv"]._columns_smaller(x, kernel)
+    assert not sys.modules["lkca_jax.ops.conv"]._columns_smaller(x, kernel[..., :12])
+    _check_value_and_grad(x, kernel, 1, d)
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])
@@ -176,6 +188,45 @@ def test_above_the_cap_the_forward_is_xlas_and_the_backward_winograds(rng, monke
     np.testing.assert_array_equal(np.asarray(gk), np.asarray(want_k))
 
 
+@pytest.mark.parametrize("shape,channels,chunks", [
+    ((16, 16, 16, 128), 8192, 2),  # 2^23 values an image: 8 a chunk stay under 2^27
+    ((336, 32, 32, 256), 1024, 12),  # 2^22 an image: at most 31 a chunk, 28 the largest that divides 336
+    ((21, 128, 128, 256), 1024, 21),  # 2^26 an image: one a chunk
+    ((3, 512, 512, 128), 256, 3),  # 2^28 an image, over the cap alone: one a chunk
+    ((7, 8, 8, 128), 128, 1),
+])
+def test_winograd_chunks_are_the_fewest_that_divide_the_batch_under_the_cap(shape, channels, chunks):
+    assert winograd_chunks(shape, channels) == chunks
+
+
+def test_winograd_in_chunks_matches_float64_sums_and_its_unchunked_self(rng, monkeypatch):
+    """A batch of 6 over a cap lowered to 2.5 images' transformed tensors runs in 3 chunks of 2: the
+    value and both gradients against float64 direct sums, and within float rounding of the
+    unchunked computation (the cap restored)."""
+    conv_module = sys.modules["lkca_jax.ops.conv"]
+    x = rng.standard_normal((6, 5, 7, 4)).astype(np.float32)  # 3 x 4 tiles an image
+    kernel = rng.standard_normal((3, 3, 4, 6)).astype(np.float32)
+    g = rng.standard_normal((6, 5, 7, 6)).astype(np.float32)
+
+    def run():
+        grads = jax.jit(winograd_conv3x3_vjp)(x, kernel, g)
+        return [np.asarray(a) for a in (jax.jit(winograd_conv3x3)(x, kernel), *grads)]
+
+    whole = run()
+    monkeypatch.setattr(conv_module, "WINOGRAD_MAX_VALUES", int(2.5 * 16 * 12 * 6))
+    assert winograd_chunks(x.shape, 6) == 3
+    got = run()
+    xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ref_gk = np.stack([np.stack([np.einsum("nhwc,nhwo->co", xp[:, i:i + 5, j:j + 7], g.astype(np.float64))
+                                 for j in range(3)]) for i in range(3)])
+    flipped = np.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
+    refs = [direct_conv_float64(x, kernel), direct_conv_float64(g, flipped), ref_gk]
+    for a, b, ref in zip(got, whole, refs):
+        assert a.shape == ref.shape
+        np.testing.assert_allclose(a, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("shape,cout,expected", [
     ((21, 64, 64, 240), 240, True),  # MSDformer's head at 64 x 64 LR: 16 x 21504 tiles x 240 = 82.6 M values
     ((1, 32, 32, 128), 128, True),  # 1024 pixels, 128 channels: the smallest
@@ -183,11 +234,12 @@ def test_above_the_cap_the_forward_is_xlas_and_the_backward_winograds(rng, monke
     ((1, 64, 64, 64), 128, False),  # 64 input channels
     ((1, 64, 64, 128), 64, False),  # 64 output channels
     ((1, 128, 128, 128), 2048, False),  # 16 x 4096 tiles x 2048 = 2^27 values: the cap
+    ((16, 16, 16, 128), 8192, True),  # 2^27 values in all, 2^23 an image: two chunks of 8 images
     ((1, 512, 512, 128), 240, False),  # 16 x 65536 tiles x 240
 ])
 def test_winograd_is_used_between_its_size_bounds(shape, cout, expected):
     """Hand-counted against the documented bounds: >= 1024 output pixels, >= 128 input and output
-    channels, transformed tensors (16 x tiles x max channels) under 2^27 values."""
+    channels, one image's transformed tensors (16 x tiles x max channels) under 2^27 values."""
     x, kernel = jax.ShapeDtypeStruct(shape, jnp.float32), jax.ShapeDtypeStruct((3, 3, shape[-1], cout), jnp.float32)
     assert uses_winograd(x, kernel) is expected
     # the backward's test: the same minimum sizes, no cap (the last two rows are above it)

@@ -172,17 +172,19 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 
 # Winograd F(2x2, 3x3) (Lavin and Gray 2016): Y = A^T [(G g G^T) * (B^T d B)] A per 4x4 input tile d.
 # Where it is used (docs/benchmarks.md, "Dense 3x3 convolutions by Winograd"): from 1024 output pixels
-# and 128 input and output channels, where the conv alone beat XLA's, while its transformed tensors
-# (16 x tiles x channels) stay under 2^27 values (512 MB in float32). Past that the conv alone was
-# still faster, but the models at the paper's 512 x 512 test size were not: SSPSR and MSDformer
-# took 1.6x longer with it (bench/compare.py --suite claim). The cap is the forward's: the backward
-# (:func:`_dense_bwd`) takes Winograd's terms at every size from the same minimums, since past the cap
-# the alternative, im2col columns of 9 x the input, needs 2.25x the memory (ESSAformer's x4 train
-# step at batch 16: XLA's estimate 10.6 GiB with the columns, 8.4 with Winograd's terms;
-# docs/benchmarks.md, "The dense convolution's backward").
+# and 128 input and output channels, where the conv alone beat XLA's, while one image's transformed
+# tensors (16 x tiles x channels) stay under 2^27 values (512 MB in float32). A batch whose tensors
+# would pass that runs in chunks of images, one after another (:func:`winograd_chunks`): whole, such
+# tensors (1-6 GB for SSPSR's 21 band groups at the paper's 512 x 512 test size) made the models
+# slower than XLA's convolution although fewer multiply-adds; in chunks the same convs are 1.2-1.7x
+# faster than XLA's (docs/benchmarks.md, "Winograd in batch chunks"). The cap is the forward's: the
+# backward (:func:`_dense_bwd`) takes Winograd's terms at every size from the same minimums (one
+# image a chunk past the cap), since the alternative, im2col columns of 9 x the input, needs 2.25x
+# the memory (ESSAformer's x4 train step at batch 16: XLA's estimate 10.6 GiB with the columns, 8.4
+# with Winograd's terms; docs/benchmarks.md, "The dense convolution's backward").
 WINOGRAD_MIN_PIXELS = 1024  # output pixels, N H W
 WINOGRAD_MIN_CHANNELS = 128  # input and output channels each
-WINOGRAD_MAX_VALUES = 2 ** 27  # values of its largest transformed tensor, 16 N ceil(H/2) ceil(W/2) max(Cin, Cout)
+WINOGRAD_MAX_VALUES = 2 ** 27  # values of a chunk's largest transformed tensor, 16 N ceil(H/2) ceil(W/2) max(Cin, Cout)
 
 
 def _winograd_bt(d):
@@ -224,18 +226,44 @@ def _winograd_kernel(kernel: jax.Array) -> jax.Array:
     return jnp.stack([u[al][be] for al in range(4) for be in range(4)])
 
 
+def winograd_chunks(shape, channels: int) -> int:
+    """How many batch chunks :func:`winograd_conv3x3` and its backward take a (N, H, W, C) input in:
+    the fewest that divide N and keep each chunk's transformed tensors (16 x tiles x ``channels``)
+    under ``WINOGRAD_MAX_VALUES``; N (one image a chunk) when one image alone reaches it."""
+    n, h, w = shape[:3]
+    per_image = 16 * -(-h // 2) * -(-w // 2) * channels
+    return next((d for d in range(1, n + 1) if n % d == 0 and n // d * per_image < WINOGRAD_MAX_VALUES), n)
+
+
+def _in_chunks(f, chunks: int, *arrays):
+    """``f`` over ``chunks`` equal batch slices of ``arrays`` in sequence (``lax.map``), its outputs
+    joined again: one chunk's temporaries live at a time."""
+    if chunks == 1:
+        return f(*arrays)
+    split = [a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]) for a in arrays]
+    out = jax.lax.map(lambda a: f(*a), split)
+    return jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:]), out)
+
+
+def _winograd_apply(x: jax.Array, u: jax.Array) -> jax.Array:
+    """:func:`winograd_conv3x3` of one chunk, with the kernel already transformed (``u``)."""
+    n, h, w, _ = x.shape
+    o = u.shape[-1]
+    h2, w2 = -(-h // 2), -(-w // 2)
+    m = jnp.einsum("tpc,tco->tpo", _winograd_input(x), u).reshape(4, 4, n, h2, w2, o)
+    rows = [_winograd_at([m[al, be] for al in range(4)]) for be in range(4)]  # rows[beta][i]
+    y = [jnp.stack(_winograd_at([rows[be][i] for be in range(4)]), axis=3) for i in range(2)]  # (n, h2, w2, 2, o)
+    return jnp.stack(y, axis=2).reshape(n, 2 * h2, 2 * w2, o)[:, :h, :w]
+
+
 def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Dense 3x3 conv (stride 1, dilation 1, zero padding 1) of (N, H, W, C) by a (3, 3, C, O) kernel as
     Winograd's F(2x2, 3x3): the input in overlapping 4x4 tiles at stride 2, each transformed
     (B^T d B: additions only), 16 (tiles x C) @ (C x O) matrix products with the transformed kernel
-    (G g G^T), and the 2x2 outputs transformed back (A^T m A). Odd H or W are padded and cropped."""
-    n, h, w, _ = x.shape
-    o = kernel.shape[-1]
-    h2, w2 = -(-h // 2), -(-w // 2)
-    m = jnp.einsum("tpc,tco->tpo", _winograd_input(x), _winograd_kernel(kernel)).reshape(4, 4, n, h2, w2, o)
-    rows = [_winograd_at([m[al, be] for al in range(4)]) for be in range(4)]  # rows[beta][i]
-    y = [jnp.stack(_winograd_at([rows[be][i] for be in range(4)]), axis=3) for i in range(2)]  # (n, h2, w2, 2, o)
-    return jnp.stack(y, axis=2).reshape(n, 2 * h2, 2 * w2, o)[:, :h, :w]
+    (G g G^T, once), and the 2x2 outputs transformed back (A^T m A). Odd H or W are padded and
+    cropped. A large batch runs in chunks (:func:`winograd_chunks`), one after another."""
+    chunks = winograd_chunks(x.shape, max(x.shape[-1], kernel.shape[-1]))
+    return _in_chunks(functools.partial(_winograd_apply, u=_winograd_kernel(kernel)), chunks, x)
 
 
 # The backward's adjoint transforms as matrices (the forward's as additions above): A^T (2 x 4) and
@@ -254,36 +282,65 @@ def winograd_conv3x3_vjp(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple
     producer), then the kernel's gradient as 16 (C x tiles) @ (tiles x O) products with the input's
     transform (recomputed, not stored) taken back through G^T, and the input's as 16 (tiles x O) @
     (O x C) products with the transformed kernel taken back through B and added where the 4x4
-    tiles overlap."""
+    tiles overlap. In the forward's batch chunks, the kernel's transformed gradient summed over them."""
+    c, o = x.shape[-1], kernel.shape[-1]
+    chunks = winograd_chunks(x.shape, max(c, o))
+    u = _winograd_kernel(kernel)
+
+    def chunk(total, xg):
+        gu, gx = _winograd_chunk_vjp(*xg, u)
+        return total + gu, gx
+
+    if chunks == 1:
+        gu, gx = _winograd_chunk_vjp(x, g, u)
+    else:
+        split = [a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]) for a in (x, g)]
+        gu, gx = jax.lax.scan(chunk, jnp.zeros((16, c, o), jnp.result_type(x, g)), split)
+        gx = gx.reshape(x.shape)
+    gu = gu.reshape(4, 4, c, o)
+    taps = [_winograd_gt([gu[al, be] for al in range(4)]) for be in range(4)]  # taps[beta][i]
+    return gx, jnp.stack([jnp.stack(_winograd_gt([taps[be][i] for be in range(4)])) for i in range(3)])
+
+
+def _winograd_chunk_vjp(x: jax.Array, g: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One batch chunk's share of :func:`winograd_conv3x3_vjp`: the transformed kernel's gradient
+    (16, C, O) and the input's gradient."""
     n, h, w, c = x.shape
-    o = kernel.shape[-1]
+    o = u.shape[-1]
     h2, w2 = -(-h // 2), -(-w // 2)
     gp = jnp.pad(g, ((0, 0), (0, 2 * h2 - h), (0, 2 * w2 - w), (0, 0))).reshape(n, h2, 2, w2, 2, o)
     dm = jnp.einsum("tij,nyixjo->tnyxo", _AT2.astype(g.dtype), gp).reshape(16, n * h2 * w2, o)
-    gu = jnp.einsum("tpc,tpo->tco", _winograd_input(x), dm).reshape(4, 4, c, o)
-    taps = [_winograd_gt([gu[al, be] for al in range(4)]) for be in range(4)]  # taps[beta][i]
-    gk = jnp.stack([jnp.stack(_winograd_gt([taps[be][i] for be in range(4)])) for i in range(3)])
-    dv = jnp.einsum("tpo,tco->tpc", dm, _winograd_kernel(kernel))
+    gu = jnp.einsum("tpc,tpo->tco", _winograd_input(x), dm)
+    dv = jnp.einsum("tpo,tco->tpc", dm, u)
     # d[q, r, q', s]: the cotangent of tile entry (2q + r, 2q' + s), which sits at padded pixel
     # (2 (y + q) + r, 2 (x + q') + s) of tile (y, x): summed per parity (r, s), then interleaved.
     d = jnp.einsum("st,tpc->spc", _BT2.astype(g.dtype), dv).reshape(2, 2, 2, 2, n, h2, w2, c)
     par = [jnp.stack([sum(jnp.pad(d[q, r, q2, s], ((0, 0), (q, 1 - q), (q2, 1 - q2), (0, 0)))
                           for q in range(2) for q2 in range(2)) for s in range(2)], axis=3) for r in range(2)]
     gxp = jnp.stack(par, axis=2).reshape(n, 2 * h2 + 2, 2 * w2 + 2, c)
-    return gxp[:, 1:1 + h, 1:1 + w], gk
+    return gu, gxp[:, 1:1 + h, 1:1 + w]
 
 
 def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1, capped: bool = True) -> bool:
     """Whether the fast path computes this dense conv by :func:`winograd_conv3x3` (shapes only; never
-    for symbolic shapes, as ``export`` traces them: those keep XLA's convolution). ``capped=False``
-    drops the forward's upper bound: the backward's test."""
+    for symbolic shapes, as ``export`` traces them: those keep XLA's convolution). The cap is one
+    image's: a batch over it runs in chunks. ``capped=False`` drops it: the backward's test."""
     if not all(isinstance(d, (int, np.integer)) for d in (*x.shape, *kernel.shape)):
         return False
     n, h, w, c = x.shape
-    tiles = n * -(-h // 2) * -(-w // 2)
     return (kernel.shape[0] == 3 and dilation == 1 and n * h * w >= WINOGRAD_MIN_PIXELS
             and min(c, kernel.shape[-1]) >= WINOGRAD_MIN_CHANNELS
-            and (not capped or 16 * tiles * max(c, kernel.shape[-1]) < WINOGRAD_MAX_VALUES))
+            and (not capped or 16 * -(-h // 2) * -(-w // 2) * max(c, kernel.shape[-1]) < WINOGRAD_MAX_VALUES))
+
+
+def _columns_smaller(x: jax.Array, kernel: jax.Array) -> bool:
+    """Whether a dense conv's im2col columns (pixels x k k Cin) are smaller than its kernel (k k Cin x
+    Cout), i.e. fewer output pixels than output channels: there one matrix product of the columns
+    beat XLA's convolution, which packs the input again for each block of output channels (batch 1
+    of 16 x 16 LR: the x8 upsampler's 128 -> 8192 conv 24.5 against 28.3 ms, the x4 one's 128 ->
+    2048 1.17x; docs/benchmarks.md, "LKCA-Net's x8 upsampler")."""
+    n, h, w, _ = x.shape
+    return all(isinstance(d, (int, np.integer)) for d in (n, h, w)) and 0 < n * h * w < kernel.shape[-1]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -291,7 +348,8 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int =
     """Grouped (or, with ``groups=1``, dense) conv plus bias, kernel (k, k, Cin/g, Cout).
 
     Forward: XLA's convolution when dense (a matrix product when 1x1, Winograd's when 3x3 and large
-    enough: :func:`winograd_conv3x3`), else one group-batched product of
+    enough: :func:`winograd_conv3x3`, the im2col product below when the map has fewer pixels than
+    the conv has outputs: :func:`_columns_smaller`), else one group-batched product of
     group-major im2col columns (no transposes of the products' operands). Backward: the same
     products, with the bias inside; every one reads the cotangent through a single group-major
     view, so XLA computes it once instead of re-computing its producer (e.g. a loss gradient) in
@@ -299,11 +357,12 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int =
     """
     if groups == 1 and kernel.shape[0] == 1:  # a matrix product: XLA:CPU fuses what follows into it
         return jnp.einsum("nhwc,co->nhwo", x, kernel[0, 0]) + bias
+    n, h, w, _ = x.shape
     if groups == 1:
         if uses_winograd(x, kernel, dilation):
             return winograd_conv3x3(x, kernel) + bias
-        return conv_xla(x, kernel, 1, dilation) + bias
-    n, h, w, _ = x.shape
+        if not _columns_smaller(x, kernel):
+            return conv_xla(x, kernel, 1, dilation) + bias
     y = jnp.einsum("gpk,gko->gpo", _group_cols(x, kernel.shape[0], dilation, groups), _group_kernel(kernel, groups))
     return y.transpose(1, 0, 2).reshape(n, h, w, kernel.shape[-1]) + bias
 
