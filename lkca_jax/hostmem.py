@@ -68,18 +68,40 @@ def proc_kib(path: str, key: str) -> int | None:
         return None
 
 
-def memory_limit() -> int | None:
-    """Bytes the process may use: the machine's memory, or the limit of the cgroup mounted at
-    /sys/fs/cgroup (v2 ``memory.max``, v1 ``memory.limit_in_bytes``) where lower. A nested cgroup's
-    own limit (a Slurm job's, say) is not read."""
+def _cgroup_limits(cgroup_file: str, mount: str) -> list[int]:
+    """The memory limits on the way from the process's own cgroup (``cgroup_file``, as
+    /proc/self/cgroup lists it) up to the root of the hierarchy mounted at ``mount``: v2's
+    ``memory.max``, v1's ``memory.limit_in_bytes`` under its ``memory`` controller."""
+    try:
+        with open(cgroup_file) as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        lines = []
+    own = [(os.path.join(mount, p.lstrip("/")), "memory.max") for h, c, p in lines if h == "0" and c == ""]
+    own += [(os.path.join(mount, "memory", p.lstrip("/")), "memory.limit_in_bytes")
+            for h, c, p in lines if "memory" in c.split(",")]
+    starts = own or [(mount, "memory.max"), (os.path.join(mount, "memory"), "memory.limit_in_bytes")]
+    limits = []
+    for folder, name in starts:
+        top = mount if name == "memory.max" else os.path.join(mount, "memory")
+        folder = os.path.normpath(folder)
+        while True:
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    limits.append(int(f.read().strip()))
+            except (OSError, ValueError):  # absent, or "max"
+                pass
+            if os.path.normpath(folder) == os.path.normpath(top) or not folder.startswith(top):
+                break
+            folder = os.path.dirname(folder)
+    return limits
+
+
+def memory_limit(cgroup_file: str = "/proc/self/cgroup", mount: str = "/sys/fs/cgroup") -> int | None:
+    """Bytes the process may use: the machine's memory, or the lowest memory limit of the cgroups
+    it sits in (its own, a Slurm job's say, and each one above it) where lower."""
     total = proc_kib("/proc/meminfo", "MemTotal")
-    limits = [total * 1024] if total else []
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path) as f:
-                limits.append(int(f.read().strip()))
-        except (OSError, ValueError):  # absent, or "max"
-            pass
+    limits = ([total * 1024] if total else []) + _cgroup_limits(cgroup_file, mount)
     return min(limits) if limits else None
 
 

@@ -147,3 +147,26 @@ def test_bound_growth_leaves_the_c_library_alone_when_nothing_was_kept(monkeypat
     assert hostmem.bound_growth(0.0) == ""
     # at most the machine's physical memory, counted independently by sysconf
     assert 0 < hostmem.memory_limit() <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@pytest.mark.parametrize("cgroup,files,want", [
+    # v2: a job's limit two levels down, "max" above and below it
+    ("0::/job/step\n", {"memory.max": "max", "job/memory.max": "1000", "job/step/memory.max": "max"}, 1000),
+    # v1 (the memory controller's own hierarchy), the lowest of two nested limits
+    ("4:memory:/a/b\n0::/\n", {"memory/memory.limit_in_bytes": "9000", "memory/a/memory.limit_in_bytes": "700",
+                               "memory/a/b/memory.limit_in_bytes": "800"}, 700),
+    ("", {"memory.max": "1234"}, 1234),  # no /proc/self/cgroup: the mount's root
+    ("0::/\n", {}, None),  # no limit anywhere: the machine's memory
+])
+def test_memory_limit_reads_the_nested_cgroups_up_to_the_root(tmp_path, cgroup, files, want):
+    (tmp_path / "cgroup").write_text(cgroup)
+    for name, value in files.items():
+        path = tmp_path / "fs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n")
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    got = hostmem.memory_limit(str(tmp_path / "cgroup" if cgroup else tmp_path / "absent"), str(tmp_path / "fs"))
+    if want is None:
+        assert 0.9 * machine < got <= machine  # MemTotal: physical memory less the kernel's reserve
+    else:
+        assert got == want
