@@ -30,8 +30,9 @@ checked against the group-major one first.
 tail and upsampler convs, LKCA-Net's upsampler, ESSAformer's Convup, VDSR's and smaller ones; the
 fast path uses Winograd from ``WINOGRAD_MIN_PIXELS`` output pixels and ``WINOGRAD_MIN_CHANNELS``
 input and output channels while one image's transformed tensors stay under ``WINOGRAD_MAX_VALUES``
-values, a larger batch in chunks of fewer images (the last columns: which one the fast path runs,
-and in how many chunks Winograd's runs). Outputs agree within 1e-5 of their scale first.
+values, a larger batch in chunks of fewer images, and one im2col product where the map has fewer
+pixels than the conv has outputs (the last columns: which one the fast path runs, and in how many
+chunks Winograd's runs). Outputs agree within 1e-5 of their scale first.
 
 **The dense 3x3 convolution's backward** (``--part backward``): forward plus backward, XLA's autodiff
 of its convolution against the fast path's custom backward (``lkca_jax.ops.conv._dense_bwd``), at
@@ -51,7 +52,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from lkca_jax import hostmem
-from lkca_jax.ops.conv import conv_xla, gated_fusion, grouped_conv, uses_winograd, winograd_chunks, winograd_conv3x3
+from lkca_jax.ops.conv import (
+    columns_smaller,
+    conv_xla,
+    gated_fusion,
+    grouped_conv,
+    uses_winograd,
+    winograd_chunks,
+    winograd_conv3x3,
+)
 from lkca_jax.ops.imresize import imresize, resize_matrix
 
 GROUPS = 4
@@ -179,7 +188,7 @@ def winograd_table(rounds: int):
         want = np.asarray(jax.jit(conv_xla)(x, k))
         np.testing.assert_allclose(np.asarray(jax.jit(winograd_conv3x3)(x, k)), want, atol=1e-5 * np.abs(want).max())
         row = [median_ms(jax.jit(f), (x, k), rounds) for f in (conv_xla, winograd_conv3x3)]
-        path = "Winograd" if uses_winograd(x, k) else "XLA"
+        path = "Winograd" if uses_winograd(x, k) else "im2col product" if columns_smaller(x, k) else "XLA"
         print(f"| {'x'.join(map(str, shape))} | {cout} | {where} | {row[0]:.1f} | {row[1]:.1f} | "
               f"{row[0] / row[1]:.2f}x | {path} | {winograd_chunks(shape, max(shape[-1], cout))} |", flush=True)
 

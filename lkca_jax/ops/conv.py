@@ -333,7 +333,7 @@ def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1, capped: bo
             and (not capped or 16 * -(-h // 2) * -(-w // 2) * max(c, kernel.shape[-1]) < WINOGRAD_MAX_VALUES))
 
 
-def _columns_smaller(x: jax.Array, kernel: jax.Array) -> bool:
+def columns_smaller(x: jax.Array, kernel: jax.Array) -> bool:
     """Whether a dense conv's im2col columns (pixels x k k Cin) are smaller than its kernel (k k Cin x
     Cout), i.e. fewer output pixels than output channels: there one matrix product of the columns
     beat XLA's convolution, which packs the input again for each block of output channels (batch 1
@@ -349,7 +349,7 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int =
 
     Forward: XLA's convolution when dense (a matrix product when 1x1, Winograd's when 3x3 and large
     enough: :func:`winograd_conv3x3`, the im2col product below when the map has fewer pixels than
-    the conv has outputs: :func:`_columns_smaller`), else one group-batched product of
+    the conv has outputs: :func:`columns_smaller`), else one group-batched product of
     group-major im2col columns (no transposes of the products' operands). Backward: the same
     products, with the bias inside; every one reads the cotangent through a single group-major
     view, so XLA computes it once instead of re-computing its producer (e.g. a loss gradient) in
@@ -361,7 +361,7 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int =
     if groups == 1:
         if uses_winograd(x, kernel, dilation):
             return winograd_conv3x3(x, kernel) + bias
-        if not _columns_smaller(x, kernel):
+        if not columns_smaller(x, kernel):
             return conv_xla(x, kernel, 1, dilation) + bias
     y = jnp.einsum("gpk,gko->gpo", _group_cols(x, kernel.shape[0], dilation, groups), _group_kernel(kernel, groups))
     return y.transpose(1, 0, 2).reshape(n, h, w, kernel.shape[-1]) + bias
