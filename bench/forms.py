@@ -1,6 +1,6 @@
 """Pieces of the models in the forms considered for them, timed side by side in one process.
 
-    python bench/forms.py [--part bicubic|fusion|winograd|backward|all] [--rounds 5]
+    python bench/forms.py [--part bicubic|fusion|winograd|backward|upsampler|all] [--rounds 5]
 
 **The bicubic branch** (``--part bicubic``): ``imresize(lr, r)`` for batch-1 LR images of 128
 bands, x4, as the two dense ``(out, in)`` matrix products the library used before (97% zeros at
@@ -39,6 +39,14 @@ of its convolution against the fast path's custom backward (``lkca_jax.ops.conv.
 the shapes of the train steps that were slow (SSPSR's branch at a batch of 4, its final conv,
 LKCA-Net's upsampler, VDSR); the gradients agree within 1e-4 of their scale first (a kernel
 gradient sums up to 2^20 products, in another order than XLA's).
+
+**The learnable upsampler's conv and shuffle** (``--part upsampler``): LKCA-Net's x8 upsampler
+(``ShuffleConv``: a dense 3x3 conv 128 -> 8192, bias, PixelShuffle(8)) at batch 1 and 16 of
+16 x 16 LR and batch 1 of 64 x 64, its conv by the fast path's rule, in four forms: the kernel's
+columns permuted sub-pixel-major by a gather (the form before c311da0) or by a transpose (the
+form now where the outputs outnumber the kernel's values), then the shuffle as moves of channel
+runs; or no permutation and the shuffle of single values (the form now on smaller maps); and the
+conv alone, by XLA and as one im2col product. Outputs agree within 1e-5 of their scale first.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ import numpy as np
 
 from lkca_jax import hostmem
 from lkca_jax.ops.conv import (
+    _im2col,
     columns_smaller,
     conv_xla,
     gated_fusion,
@@ -233,9 +242,52 @@ def backward_table(rounds: int):
               f"{row[0] / row[1]:.2f}x | {path} |", flush=True)
 
 
+UPSAMPLER_SHAPES = [(1, 16), (16, 16), (1, 64)]  # (batch, LR side) of 128 features, x8 to 128 bands
+
+
+def upsampler_table(rounds: int, r: int = 8, features: int = 128, bands: int = 128):
+    from lkca_jax.ops.conv import conv
+    from lkca_jax.ops.pixel_shuffle import pixel_shuffle
+
+    out = bands * r * r
+    perm = np.arange(out).reshape(bands, r * r).T.reshape(-1)  # column (i, j, c) <- PixelShuffle's (c, i, j)
+
+    def runs(y):  # the shuffle of a sub-pixel-major map: moves of runs of channels
+        n, h, w, _ = y.shape
+        return y.reshape(n, h, w, r, r, bands).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * r, w * r, bands)
+
+    def transposed(a):
+        return a.reshape(*a.shape[:-1], bands, r * r).swapaxes(-1, -2).reshape(a.shape)
+
+    def columns(x, k):
+        n, h, w, c = x.shape
+        return (_im2col(x, 3, 1).reshape(n * h * w, 9 * c) @ k.reshape(9 * c, -1)).reshape(n, h, w, -1)
+
+    forms = {
+        "gathered": lambda x, k, b: runs(conv(x, k[..., perm], 1, 1, "fast", b[perm])),
+        "transposed": lambda x, k, b: runs(conv(x, transposed(k), 1, 1, "fast", transposed(b))),
+        "not permuted": lambda x, k, b: pixel_shuffle(conv(x, k, 1, 1, "fast", b), r),
+        "conv: XLA": lambda x, k, b: conv_xla(x, k),
+        "conv: im2col product": lambda x, k, b: columns(x, k),
+    }
+    rng = np.random.default_rng(0)
+    print(f"LKCA-Net's x{r} upsampler ({features} -> {out}, PixelShuffle({r})), forward; median ms of {rounds} calls\n")
+    print("| batch | LR | " + " | ".join(forms) + " | ShuffleConv's form |\n" + "|---" * (len(forms) + 3) + "|")
+    for n, side in UPSAMPLER_SHAPES:
+        x, k = dense_operands(rng, (n, side, side, features), out)
+        b = jnp.asarray(rng.normal(0, 0.1, out), jnp.float32)
+        fns = {name: jax.jit(f) for name, f in forms.items()}
+        want = np.asarray(fns["not permuted"](x, k, b))
+        for name in ("gathered", "transposed"):
+            np.testing.assert_allclose(np.asarray(fns[name](x, k, b)), want, atol=1e-5 * np.abs(want).max())
+        row = [median_ms(f, (x, k, b), rounds) for f in fns.values()]
+        used = "not permuted" if n * side * side < 9 * features else "transposed"
+        print(f"| {n} | {side}x{side} | " + " | ".join(f"{t:.1f}" for t in row) + f" | {used} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="all", choices=("bicubic", "fusion", "winograd", "backward", "all"))
+    ap.add_argument("--part", default="all", choices=("bicubic", "fusion", "winograd", "backward", "upsampler", "all"))
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     print(f"jax {jax.__version__} ({jax.default_backend()})\n")
@@ -250,6 +302,9 @@ def main():
         print()
     if args.part in ("backward", "all"):
         backward_table(args.rounds)
+        print()
+    if args.part in ("upsampler", "all"):
+        upsampler_table(args.rounds)
 
 
 if __name__ == "__main__":

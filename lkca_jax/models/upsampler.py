@@ -95,14 +95,15 @@ class ShuffleConv(Conv):
         per_group = out // groups
         n, h, w, cin = x.shape
         # the permutation moves the kernel's values once to save moving each output value singly:
-        # worth it where the outputs outnumber the kernel (not at batch 1 of 16 x 16 at x8, where
-        # permuting the 128 -> 8192 kernel took 6 ms of the upsampler's 36)
+        # worth it where the outputs outnumber the kernel's values (not at batch 1 of 16 x 16 LR at
+        # x8; docs/benchmarks.md, "Winograd in batch chunks, and the x8 upsampler")
         values = kernel.shape[0] * kernel.shape[1] * cin // groups  # per output channel, as outputs' pixels
         small = all(isinstance(d, int) for d in (n, h, w)) and n * h * w < values
         if per_group % (r * r) or small:  # (a symbolic batch, as export traces it, is taken as large)
             return pixel_shuffle(conv(x, kernel, groups, self.dilation, self.impl, bias), r)
-        # new column (g, i, j, c) <- PixelShuffle's column (g, c, i, j): a transpose, not a gather (fused
-        # into Winograd's kernel transform, a gather of the columns took longer than the conv it saved)
+        # new column (g, i, j, c) <- PixelShuffle's column (g, c, i, j): a transpose, not a gather (XLA
+        # fuses it into Winograd's kernel transform, where a gather made the upsampler slower than XLA's
+        # convolution: bench/forms.py --part upsampler)
         def perm(a):
             return a.reshape(*a.shape[:-1], groups, per_group // (r * r), r * r).swapaxes(-1, -2).reshape(a.shape)
 

@@ -336,9 +336,8 @@ def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1, capped: bo
 def columns_smaller(x: jax.Array, kernel: jax.Array) -> bool:
     """Whether a dense conv's im2col columns (pixels x k k Cin) are smaller than its kernel (k k Cin x
     Cout), i.e. fewer output pixels than output channels: there one matrix product of the columns
-    beat XLA's convolution, which packs the input again for each block of output channels (batch 1
-    of 16 x 16 LR: the x8 upsampler's 128 -> 8192 conv 24.5 against 28.3 ms, the x4 one's 128 ->
-    2048 1.17x; docs/benchmarks.md, "LKCA-Net's x8 upsampler")."""
+    beat XLA's convolution (the x8 and x4 upsamplers at batch 1 of 16 x 16 LR; ``bench/forms.py
+    --part upsampler``, docs/benchmarks.md, "Winograd in batch chunks, and the x8 upsampler")."""
     n, h, w, _ = x.shape
     return all(isinstance(d, (int, np.integer)) for d in (n, h, w)) and 0 < n * h * w < kernel.shape[-1]
 
