@@ -94,6 +94,8 @@ def test_dense_conv_on_fewer_pixels_than_outputs_takes_the_column_product(k, d, 
     kernel = rng.standard_normal((k, k, 5, 16)).astype(np.float32)
     assert columns_smaller(x, kernel)
     assert not columns_smaller(x, kernel[..., :12])
+    # the product's branch, not XLA's convolution, in the forward
+    assert "conv_general_dilated" not in str(jax.make_jaxpr(lambda x, k: conv(x, k, 1, d, "fast"))(x, kernel))
     _check_value_and_grad(x, kernel, 1, d)
 
 
@@ -195,6 +197,7 @@ def test_above_the_cap_the_forward_is_xlas_and_the_backward_winograds(rng, monke
     ((21, 128, 128, 256), 1024, 21),  # 2^26 an image: one a chunk
     ((3, 512, 512, 128), 256, 3),  # 2^28 an image, over the cap alone: one a chunk
     ((7, 8, 8, 128), 128, 1),
+    ((0, 8, 8, 128), 128, 1),  # an empty batch: whole
 ])
 def test_winograd_chunks_are_the_fewest_that_divide_the_batch_under_the_cap(shape, channels, chunks):
     assert winograd_chunks(shape, channels) == chunks
@@ -209,13 +212,20 @@ def test_winograd_in_chunks_matches_float64_sums_and_its_unchunked_self(rng, mon
     kernel = rng.standard_normal((3, 3, 4, 6)).astype(np.float32)
     g = rng.standard_normal((6, 5, 7, 6)).astype(np.float32)
 
-    def run():
-        grads = jax.jit(winograd_conv3x3_vjp)(x, kernel, g)
-        return [np.asarray(a) for a in (jax.jit(winograd_conv3x3)(x, kernel), *grads)]
+    def run():  # fresh functions each time: jit's cache does not see the patched cap
+        grads = jax.jit(lambda *a: winograd_conv3x3_vjp(*a))(x, kernel, g)
+        return [np.asarray(a) for a in (jax.jit(lambda *a: winograd_conv3x3(*a))(x, kernel), *grads)]
+
+    def loops():  # how many sequential loops (lax.map, lax.scan) the value and gradients trace to
+        text = str(jax.make_jaxpr(lambda *a: winograd_conv3x3(*a))(x, kernel))
+        text += str(jax.make_jaxpr(lambda *a: winograd_conv3x3_vjp(*a))(x, kernel, g))
+        return text.count("scan[") + text.count("while[")
 
     whole = run()
+    assert loops() == 0
     monkeypatch.setattr(conv_module, "WINOGRAD_MAX_VALUES", int(2.5 * 16 * 12 * 6))
     assert winograd_chunks(x.shape, 6) == 3
+    assert loops() == 2
     got = run()
     xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
     ref_gk = np.stack([np.stack([np.einsum("nhwc,nhwo->co", xp[:, i:i + 5, j:j + 7], g.astype(np.float64))
@@ -234,16 +244,16 @@ def test_winograd_in_chunks_matches_float64_sums_and_its_unchunked_self(rng, mon
     ((1, 32, 31, 128), 128, False),  # 992 pixels
     ((1, 64, 64, 64), 128, False),  # 64 input channels
     ((1, 64, 64, 128), 64, False),  # 64 output channels
-    ((1, 128, 128, 128), 2048, False),  # 16 x 4096 tiles x 2048 = 2^27 values: the cap
+    ((1, 128, 128, 128), 2048, False),  # 16 x 4096 tiles x 2048 = 2^27 values: the cap (over it)
     ((16, 16, 16, 128), 8192, True),  # 2^27 values in all, 2^23 an image: two chunks of 8 images
-    ((1, 512, 512, 128), 240, False),  # 16 x 65536 tiles x 240
+    ((1, 512, 512, 128), 240, False),  # 16 x 65536 tiles x 240 (over it)
 ])
 def test_winograd_is_used_between_its_size_bounds(shape, cout, expected):
     """Hand-counted against the documented bounds: >= 1024 output pixels, >= 128 input and output
     channels, one image's transformed tensors (16 x tiles x max channels) under 2^27 values."""
     x, kernel = jax.ShapeDtypeStruct(shape, jnp.float32), jax.ShapeDtypeStruct((3, 3, shape[-1], cout), jnp.float32)
     assert uses_winograd(x, kernel) is expected
-    # the backward's test: the same minimum sizes, no cap (the last two rows are above it)
+    # the backward's test: the same minimum sizes, no cap (the two rows marked over it)
     assert uses_winograd(x, kernel, capped=False) is (expected or shape[0] == 1 and shape[1] >= 128)
     assert not uses_winograd(x, jax.ShapeDtypeStruct((5, 5, shape[-1], cout), jnp.float32))
     assert not uses_winograd(x, kernel, dilation=2)

@@ -82,9 +82,10 @@ def check_upsampler(kind: str, features: int, out: int, groups: int, rank: int, 
 
 class ShuffleConv(Conv):
     """:class:`Conv` followed by PixelShuffle(``scale``), same parameters. When every group's
-    outputs are whole sets of r*r sub-pixels, the kernel's output columns are permuted (inside each
-    group, sub-pixel-major) so that the shuffle moves runs of channels instead of single values:
-    at 128 x 128 LR, x4, the shuffle of the conv's 2048 channels was the upsampler's slowest pass."""
+    outputs are whole sets of r*r sub-pixels and the map has at least as many pixels as the kernel
+    has values per output channel, the kernel's output columns are permuted (inside each group,
+    sub-pixel-major) so that the shuffle moves runs of channels instead of single values: at
+    128 x 128 LR, x4, the shuffle of the conv's 2048 channels was the upsampler's slowest pass."""
 
     scale: int = 1
 

@@ -231,6 +231,8 @@ def winograd_chunks(shape, channels: int) -> int:
     the fewest that divide N and keep each chunk's transformed tensors (16 x tiles x ``channels``)
     under ``WINOGRAD_MAX_VALUES``; N (one image a chunk) when one image alone reaches it."""
     n, h, w = shape[:3]
+    if not all(isinstance(d, (int, np.integer)) for d in (n, h, w)) or n < 1:  # symbolic or empty: whole
+        return 1
     per_image = 16 * -(-h // 2) * -(-w // 2) * channels
     return next((d for d in range(1, n + 1) if n % d == 0 and n // d * per_image < WINOGRAD_MAX_VALUES), n)
 
@@ -289,14 +291,15 @@ def winograd_conv3x3_vjp(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple
 
     def chunk(total, xg):
         gu, gx = _winograd_chunk_vjp(*xg, u)
-        return total + gu, gx
+        return total + gu.astype(total.dtype), gx
 
     if chunks == 1:
         gu, gx = _winograd_chunk_vjp(x, g, u)
-    else:
+    else:  # the chunks' shares summed in float32 whatever the compute dtype, then cast back
+        dtype = jnp.result_type(x, g)
         split = [a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]) for a in (x, g)]
-        gu, gx = jax.lax.scan(chunk, jnp.zeros((16, c, o), jnp.result_type(x, g)), split)
-        gx = gx.reshape(x.shape)
+        gu, gx = jax.lax.scan(chunk, jnp.zeros((16, c, o), jnp.float32), split)
+        gu, gx = gu.astype(dtype), gx.reshape(x.shape)
     gu = gu.reshape(4, 4, c, o)
     taps = [_winograd_gt([gu[al, be] for al in range(4)]) for be in range(4)]  # taps[beta][i]
     return gx, jnp.stack([jnp.stack(_winograd_gt([taps[be][i] for be in range(4)])) for i in range(3)])
