@@ -61,7 +61,8 @@ import numpy as np
 
 from lkca_jax import hostmem
 from lkca_jax.ops.conv import (
-    _im2col,
+    _group_cols,
+    _group_kernel,
     columns_smaller,
     conv_xla,
     gated_fusion,
@@ -259,9 +260,8 @@ def upsampler_table(rounds: int, r: int = 8, features: int = 128, bands: int = 1
     def transposed(a):
         return a.reshape(*a.shape[:-1], bands, r * r).swapaxes(-1, -2).reshape(a.shape)
 
-    def columns(x, k):
-        n, h, w, c = x.shape
-        return (_im2col(x, 3, 1).reshape(n * h * w, 9 * c) @ k.reshape(9 * c, -1)).reshape(n, h, w, -1)
+    def columns(x, k):  # the fast path's product of im2col columns (grouped_conv's, one group)
+        return jnp.einsum("gpk,gko->gpo", _group_cols(x, 3, 1, 1), _group_kernel(k, 1)).reshape(*x.shape[:3], -1)
 
     forms = {
         "gathered": lambda x, k, b: runs(conv(x, k[..., perm], 1, 1, "fast", b[perm])),

@@ -83,7 +83,7 @@ def _cgroup_limits(cgroup_file: str, mount: str) -> list[int]:
     starts = own or [(mount, "memory.max"), (os.path.join(mount, "memory"), "memory.limit_in_bytes")]
     limits = []
     for folder, name in starts:
-        top = mount if name == "memory.max" else os.path.join(mount, "memory")
+        top = os.path.normpath(mount if name == "memory.max" else os.path.join(mount, "memory"))
         folder = os.path.normpath(folder)
         while True:
             try:
@@ -91,7 +91,7 @@ def _cgroup_limits(cgroup_file: str, mount: str) -> list[int]:
                     limits.append(int(f.read().strip()))
             except (OSError, ValueError):  # absent, or "max"
                 pass
-            if os.path.normpath(folder) == os.path.normpath(top) or not folder.startswith(top):
+            if folder == top or not folder.startswith(top):
                 break
             folder = os.path.dirname(folder)
     return limits

@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lkca_jax.ops.conv import Conv, conv, torch_kernel_init
+from lkca_jax.ops.conv import Conv, conv, static, torch_kernel_init
 from lkca_jax.ops.pixel_shuffle import pixel_shuffle
 
 UPSAMPLERS = ("dense", "grouped", "svd")
@@ -99,7 +99,7 @@ class ShuffleConv(Conv):
         # worth it where the outputs outnumber the kernel's values (not at batch 1 of 16 x 16 LR at
         # x8; docs/benchmarks.md, "Winograd in batch chunks, and the x8 upsampler")
         values = kernel.shape[0] * kernel.shape[1] * cin // groups  # per output channel, as outputs' pixels
-        small = all(isinstance(d, int) for d in (n, h, w)) and n * h * w < values
+        small = static(n, h, w) and n * h * w < values
         if per_group % (r * r) or small:  # (a symbolic batch, as export traces it, is taken as large)
             return pixel_shuffle(conv(x, kernel, groups, self.dilation, self.impl, bias), r)
         # new column (g, i, j, c) <- PixelShuffle's column (g, c, i, j): a transpose, not a gather (XLA

@@ -226,12 +226,23 @@ def _winograd_kernel(kernel: jax.Array) -> jax.Array:
     return jnp.stack([u[al][be] for al in range(4) for be in range(4)])
 
 
+def static(*dims) -> bool:
+    """Whether every dim is a concrete int (not one of ``export``'s symbolic dims): the size rules
+    below decide only on those."""
+    return all(isinstance(d, (int, np.integer)) for d in dims)
+
+
+def _split(a: jax.Array, chunks: int) -> jax.Array:
+    """(N, ...) -> (chunks, N / chunks, ...)."""
+    return a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:])
+
+
 def winograd_chunks(shape, channels: int) -> int:
     """How many batch chunks :func:`winograd_conv3x3` and its backward take a (N, H, W, C) input in:
     the fewest that divide N and keep each chunk's transformed tensors (16 x tiles x ``channels``)
     under ``WINOGRAD_MAX_VALUES``; N (one image a chunk) when one image alone reaches it."""
     n, h, w = shape[:3]
-    if not all(isinstance(d, (int, np.integer)) for d in (n, h, w)) or n < 1:  # symbolic or empty: whole
+    if not static(n, h, w) or n < 1:  # symbolic or empty: whole
         return 1
     per_image = 16 * -(-h // 2) * -(-w // 2) * channels
     return next((d for d in range(1, n + 1) if n % d == 0 and n // d * per_image < WINOGRAD_MAX_VALUES), n)
@@ -242,8 +253,7 @@ def _in_chunks(f, chunks: int, *arrays):
     joined again: one chunk's temporaries live at a time."""
     if chunks == 1:
         return f(*arrays)
-    split = [a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]) for a in arrays]
-    out = jax.lax.map(lambda a: f(*a), split)
+    out = jax.lax.map(lambda a: f(*a), [_split(a, chunks) for a in arrays])
     return jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:]), out)
 
 
@@ -297,8 +307,7 @@ def winograd_conv3x3_vjp(x: jax.Array, kernel: jax.Array, g: jax.Array) -> tuple
         gu, gx = _winograd_chunk_vjp(x, g, u)
     else:  # the chunks' shares summed in float32 whatever the compute dtype, then cast back
         dtype = jnp.result_type(x, g)
-        split = [a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:]) for a in (x, g)]
-        gu, gx = jax.lax.scan(chunk, jnp.zeros((16, c, o), jnp.float32), split)
+        gu, gx = jax.lax.scan(chunk, jnp.zeros((16, c, o), jnp.float32), (_split(x, chunks), _split(g, chunks)))
         gu, gx = gu.astype(dtype), gx.reshape(x.shape)
     gu = gu.reshape(4, 4, c, o)
     taps = [_winograd_gt([gu[al, be] for al in range(4)]) for be in range(4)]  # taps[beta][i]
@@ -328,7 +337,7 @@ def uses_winograd(x: jax.Array, kernel: jax.Array, dilation: int = 1, capped: bo
     """Whether the fast path computes this dense conv by :func:`winograd_conv3x3` (shapes only; never
     for symbolic shapes, as ``export`` traces them: those keep XLA's convolution). The cap is one
     image's: a batch over it runs in chunks. ``capped=False`` drops it: the backward's test."""
-    if not all(isinstance(d, (int, np.integer)) for d in (*x.shape, *kernel.shape)):
+    if not static(*x.shape, *kernel.shape):
         return False
     n, h, w, c = x.shape
     return (kernel.shape[0] == 3 and dilation == 1 and n * h * w >= WINOGRAD_MIN_PIXELS
@@ -342,7 +351,7 @@ def columns_smaller(x: jax.Array, kernel: jax.Array) -> bool:
     beat XLA's convolution (the x8 and x4 upsamplers at batch 1 of 16 x 16 LR; ``bench/forms.py
     --part upsampler``, docs/benchmarks.md, "Winograd in batch chunks, and the x8 upsampler")."""
     n, h, w, _ = x.shape
-    return all(isinstance(d, (int, np.integer)) for d in (n, h, w)) and 0 < n * h * w < kernel.shape[-1]
+    return static(n, h, w) and 0 < n * h * w < kernel.shape[-1]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
