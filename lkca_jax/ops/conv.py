@@ -176,7 +176,7 @@ def _group_kernel(kernel: jax.Array, groups: int) -> jax.Array:
 # tensors (16 x tiles x channels) stay under 2^27 values (512 MB in float32). A batch whose tensors
 # would pass that runs in chunks of images, one after another (:func:`winograd_chunks`): whole, such
 # tensors (1-6 GB for SSPSR's 21 band groups at the paper's 512 x 512 test size) made the models
-# slower than XLA's convolution although fewer multiply-adds; in chunks the same convs are 1.2-1.7x
+# slower than XLA's convolution although fewer multiply-adds; in chunks the same convs are 1.4-1.8x
 # faster than XLA's (docs/benchmarks.md, "Winograd in batch chunks"). The cap is the forward's: the
 # backward (:func:`_dense_bwd`) takes Winograd's terms at every size from the same minimums (one
 # image a chunk past the cap), since the alternative, im2col columns of 9 x the input, needs 2.25x
