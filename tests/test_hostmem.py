@@ -75,13 +75,12 @@ def test_aligned_blocks_two_at_a_time_grow_the_heap_longer_before_glibc_2_38():
     be allocated before the previous one is freed (the order depends on its threads' timing). glibc's
     memalign then asks for size + alignment + a minimum chunk, which the freed block of the same size
     cannot hold, so the heap grows, every page of the new block faulting, until freed blocks have
-    merged into a hole large enough: here 6 rounds instead of 2 (with other allocations in between, as
-    in XLA, longer)."""
+    merged into a hole large enough: more rounds than the 2 of plain malloc. How many depends on what
+    else the interpreter has on its heap: 9 of 10 on the development VM's Python, 3 on CI's."""
     _, plain = faults_per_round("keep")
     applied, aligned = faults_per_round("keep", align=64)
     faulting = lambda faults: sum(n > 0.9 * PAGES for n in faults)
-    # how long it grows varies (6 rounds alone here; all 10 in one CI run beside other work)
-    assert applied == "True" and faulting(plain) == 2 and faulting(aligned) >= 4, (plain, aligned)
+    assert applied == "True" and faulting(plain) == 2 and faulting(aligned) > 2, (plain, aligned)
 
 
 def test_opt_out(monkeypatch):
