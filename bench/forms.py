@@ -1,6 +1,6 @@
 """Pieces of the models in the forms considered for them, timed side by side in one process.
 
-    python bench/forms.py [--part bicubic|fusion|winograd|backward|upsampler|all] [--rounds 5]
+    python bench/forms.py [--part bicubic|fusion|winograd|backward|upsampler|rows|all] [--rounds 5]
 
 **The bicubic branch** (``--part bicubic``): ``imresize(lr, r)`` for batch-1 LR images of 128
 bands, x4, as the two dense ``(out, in)`` matrix products the library used before (97% zeros at
@@ -47,6 +47,14 @@ columns permuted sub-pixel-major by a gather (the form before c311da0) or by a t
 form now where the outputs outnumber the kernel's values), then the shuffle as moves of channel
 runs; or no permutation and the shuffle of single values (the form now on smaller maps); and the
 conv alone, by XLA and as one im2col product. Outputs agree within 1e-5 of their scale first.
+
+**Dense convolutions by kernel rows** (``--part rows``): XLA's convolution against
+:func:`lkca_jax.ops.conv.row_tap_conv` (one product of the k width-shifted input views with the k
+kernel rows, the row products shifted and summed; a batch in the chunks the fast path takes), forward,
+at the shapes of 3D-FCNN's 9 x 9 first conv, VDSR's convs and ESSAformer's 256 -> 64, and beside
+them shapes outside the fast path's rule (``ROW_TAP_*``: more or fewer output channels, more input
+channels, fewer multiply-adds, row products past the cap). Outputs agree within 1e-5 of their
+scale first.
 """
 
 from __future__ import annotations
@@ -61,12 +69,16 @@ import numpy as np
 
 from lkca_jax import hostmem
 from lkca_jax.ops.conv import (
+    ROW_TAP_MAX_VALUES,
     _group_cols,
     _group_kernel,
+    batch_chunks,
     columns_smaller,
     conv_xla,
     gated_fusion,
     grouped_conv,
+    row_tap_conv,
+    uses_row_taps,
     uses_winograd,
     winograd_chunks,
     winograd_conv3x3,
@@ -285,26 +297,53 @@ def upsampler_table(rounds: int, r: int = 8, features: int = 128, bands: int = 1
         print(f"| {n} | {side}x{side} | " + " | ".join(f"{t:.1f}" for t in row) + f" | {used} |", flush=True)
 
 
+ROW_SHAPES = [  # (input shape, kernel size, output channels, where it occurs)
+    ((1, 16, 16, 128), 9, 64, "3D-FCNN first conv, 16 x 16 LR"),
+    ((16, 16, 16, 128), 9, 64, "3D-FCNN first conv, batch 16"),
+    ((1, 64, 64, 128), 9, 64, "3D-FCNN first conv, 64 x 64 LR"),
+    ((1, 16, 16, 64), 3, 64, "VDSR body, 16 x 16 LR"),
+    ((16, 16, 16, 64), 3, 64, "VDSR body, batch 16"),
+    ((16, 16, 16, 128), 3, 64, "VDSR first conv, batch 16"),
+    ((1, 64, 64, 64), 3, 64, "VDSR body, 64 x 64 LR"),
+    ((1, 32, 32, 256), 3, 64, "ESSAformer 256 -> 64, 32 x 32"),
+    ((16, 32, 32, 256), 3, 64, "ESSAformer 256 -> 64, batch 16"),
+    ((1, 64, 64, 64), 3, 32, "32 outputs"),
+    ((1, 64, 64, 64), 3, 16, "16 outputs"),
+    ((1, 64, 64, 64), 3, 128, "128 outputs"),
+]
+
+
+def rows_table(rounds: int):
+    rng = np.random.default_rng(0)
+    print(f"Dense convolutions by kernel rows, forward; median ms of {rounds} calls\n")
+    print("| input | kernel | out | where | XLA conv | kernel rows | speed-up | fast path | batch chunks |\n"
+          + "|---" * 9 + "|")
+    for shape, k, cout, where in ROW_SHAPES:
+        x = jnp.asarray(rng.random(shape), jnp.float32)
+        kernel = jnp.asarray(rng.normal(0, 1 / np.sqrt(k * k * shape[-1]), (k, k, shape[-1], cout)), jnp.float32)
+        want = np.asarray(jax.jit(conv_xla)(x, kernel))
+        np.testing.assert_allclose(np.asarray(jax.jit(row_tap_conv)(x, kernel)), want, atol=1e-5 * np.abs(want).max())
+        row = [median_ms(jax.jit(f), (x, kernel), rounds) for f in (conv_xla, row_tap_conv)]
+        chunks = batch_chunks(shape, k * shape[1] * shape[2] * cout, ROW_TAP_MAX_VALUES)
+        used = "kernel rows" if uses_row_taps(x, kernel) else "XLA"
+        print(f"| {'x'.join(map(str, shape))} | {k}x{k} | {cout} | {where} | {row[0]:.2f} | {row[1]:.2f} | "
+              f"{row[0] / row[1]:.2f}x | {used} | {chunks} |", flush=True)
+
+
+TABLES = {"bicubic": bicubic_table, "fusion": fusion_table, "winograd": winograd_table, "backward": backward_table,
+          "upsampler": upsampler_table, "rows": rows_table}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="all", choices=("bicubic", "fusion", "winograd", "backward", "upsampler", "all"))
+    ap.add_argument("--part", default="all", choices=(*TABLES, "all"))
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     print(f"jax {jax.__version__} ({jax.default_backend()})\n")
-    if args.part in ("bicubic", "all"):
-        bicubic_table(args.rounds)
-        print()
-    if args.part in ("fusion", "all"):
-        fusion_table(args.rounds)
-        print()
-    if args.part in ("winograd", "all"):
-        winograd_table(args.rounds)
-        print()
-    if args.part in ("backward", "all"):
-        backward_table(args.rounds)
-        print()
-    if args.part in ("upsampler", "all"):
-        upsampler_table(args.rounds)
+    for name, table in TABLES.items():
+        if args.part in (name, "all"):
+            table(args.rounds)
+            print()
 
 
 if __name__ == "__main__":

@@ -12,10 +12,13 @@ from lkca_jax.ops.conv import (
     WINOGRAD_MIN_CHANNELS,
     WINOGRAD_MIN_PIXELS,
     Conv,
+    batch_chunks,
     columns_smaller,
     conv,
     conv_xla,
     gated_fusion,
+    row_tap_conv,
+    uses_row_taps,
     uses_winograd,
     winograd_chunks,
     winograd_conv3x3,
@@ -97,6 +100,52 @@ def test_dense_conv_on_fewer_pixels_than_outputs_takes_the_column_product(k, d, 
     # the product's branch, not XLA's convolution, in the forward
     assert "conv_general_dilated" not in str(jax.make_jaxpr(lambda x, k: conv(x, k, 1, d, "fast"))(x, kernel))
     _check_value_and_grad(x, kernel, 1, d)
+
+
+@pytest.mark.parametrize("k,d", [(3, 1), (3, 2), (5, 1), (9, 1)])
+def test_dense_conv_by_kernel_rows_matches_float64_and_xla_gradients(k, d, rng, monkeypatch):
+    """64 output channels on a 6 x 7 map by the kernel rows' product (as 3D-FCNN's 9 x 9 conv and
+    VDSR's convs take it at their sizes; the size floor lowered so that a tiny map does too): its
+    value against float64 and its gradients against XLA's autodiff; then a batch of 4 over a cap
+    lowered to 1.5 images' products runs in 4 chunks, within float rounding of float64."""
+    conv_module = sys.modules["lkca_jax.ops.conv"]
+    monkeypatch.setattr(conv_module, "ROW_TAP_MIN_MACS", 1)
+    x = rng.standard_normal((2, 6, 7, 5)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, 5, 64)).astype(np.float32)
+    assert uses_row_taps(x, kernel)
+    assert "conv_general_dilated" not in str(jax.make_jaxpr(lambda x, k: conv(x, k, 1, d, "fast"))(x, kernel))
+    _check_value_and_grad(x, kernel, 1, d)
+    x4 = rng.standard_normal((4, 6, 7, 5)).astype(np.float32)
+    per_image = k * 6 * 7 * 64
+    assert batch_chunks(x4.shape, per_image, int(1.5 * per_image)) == 4
+    monkeypatch.setattr(conv_module, "ROW_TAP_MAX_VALUES", int(1.5 * per_image))
+    text = str(jax.make_jaxpr(lambda x, k: row_tap_conv(x, k, d))(x4, kernel))  # fresh functions: not jit's cache
+    got = np.asarray(jax.jit(lambda x, k: row_tap_conv(x, k, d))(x4, kernel))
+    assert text.count("scan[") + text.count("while[") == 1
+    ref = direct_conv_float64(x4, kernel, 1, d)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("shape,k,cout,expected", [
+    ((1, 16, 16, 128), 9, 64, True),  # 3D-FCNN's first conv: 9 x 256 x 64 = 147456 values, 151 M MACs
+    ((16, 16, 16, 64), 3, 64, True),  # VDSR's body at batch 16: 151 M MACs, 49152 values an image
+    ((1, 16, 16, 64), 3, 64, False),  # VDSR's body at batch 1: 9.4 M MACs, under 2^25
+    ((1, 32, 32, 64), 3, 64, True),  # 37.7 M MACs
+    ((1, 64, 64, 128), 9, 64, False),  # 9 x 4096 x 64 = 2359296 values: over 2^20
+    ((1, 128, 128, 64), 3, 32, False),  # 3 x 16384 x 32 = 2^20 values: the cap (over it)
+    ((1, 64, 64, 64), 3, 32, False),  # 32 outputs: won on one CPU, lost on the other
+    ((1, 64, 64, 64), 3, 31, False),
+    ((1, 64, 64, 64), 3, 65, False),  # past 64 outputs
+    ((1, 64, 64, 256), 3, 64, False),  # past 128 inputs (ESSAformer's 256 -> 64)
+    ((1, 64, 64, 64), 1, 64, False),  # 1x1: a matrix product already
+])
+def test_kernel_rows_are_used_between_their_size_bounds(shape, k, cout, expected):
+    """Hand-counted against the documented bounds: k > 1, 64 output channels, at most 128 input
+    channels, at least 2^25 multiply-adds, one image's row products (k H W Cout) under 2^20 values."""
+    x, kernel = jax.ShapeDtypeStruct(shape, jnp.float32), jax.ShapeDtypeStruct((k, k, shape[-1], cout), jnp.float32)
+    assert uses_row_taps(x, kernel) is expected
+    batch = jax.export.symbolic_shape("batch")[0]  # export's symbolic shapes keep XLA's convolution
+    assert not uses_row_taps(jax.ShapeDtypeStruct((batch, *shape[1:]), jnp.float32), kernel)
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])

@@ -16,7 +16,8 @@ implementations compute the same function with the same parameter shapes as
   3x3 (dilation 1) by Winograd's F(2x2, 3x3) on maps of 1024 output pixels and 128 input and
   output channels up to 512 MB of transformed values: 16 matrix products with 2.25x fewer
   multiply-adds, 1.3-1.6x faster than XLA's convolution there (about even at 240 -> 128), slower
-  on smaller maps; larger transforms slowed whole models down (docs/benchmarks.md).
+  on smaller maps; larger transforms slowed whole models down (docs/benchmarks.md); k x k with
+  64 output channels by kernel rows (:func:`row_tap_conv`) while their products stay in cache.
 * backward, grouped and 1x1: a custom VJP of im2col matrix products, with the
   bias inside, that reads the cotangent once (XLA's own convolution backward on
   CPU is slower, and the autodiff of the grouped einsum re-computed the
@@ -237,15 +238,21 @@ def _split(a: jax.Array, chunks: int) -> jax.Array:
     return a.reshape(chunks, a.shape[0] // chunks, *a.shape[1:])
 
 
+def batch_chunks(shape, per_image: int, cap: int) -> int:
+    """How many equal batch chunks a (N, H, W, C) input runs in when each image needs ``per_image``
+    values of temporaries: the fewest that divide N and keep a chunk's under ``cap``; N (one image a
+    chunk) when one image alone reaches it; 1 (whole) for a symbolic or empty batch."""
+    n = shape[0]
+    if not static(n, *shape[1:3]) or n < 1:
+        return 1
+    return next((d for d in range(1, n + 1) if n % d == 0 and n // d * per_image < cap), n)
+
+
 def winograd_chunks(shape, channels: int) -> int:
     """How many batch chunks :func:`winograd_conv3x3` and its backward take a (N, H, W, C) input in:
-    the fewest that divide N and keep each chunk's transformed tensors (16 x tiles x ``channels``)
-    under ``WINOGRAD_MAX_VALUES``; N (one image a chunk) when one image alone reaches it."""
-    n, h, w = shape[:3]
-    if not static(n, h, w) or n < 1:  # symbolic or empty: whole
-        return 1
-    per_image = 16 * -(-h // 2) * -(-w // 2) * channels
-    return next((d for d in range(1, n + 1) if n % d == 0 and n // d * per_image < WINOGRAD_MAX_VALUES), n)
+    each chunk's transformed tensors (16 x tiles x ``channels``) under ``WINOGRAD_MAX_VALUES``."""
+    h, w = shape[1:3]
+    return batch_chunks(shape, 16 * -(-h // 2) * -(-w // 2) * channels if static(h, w) else 0, WINOGRAD_MAX_VALUES)
 
 
 def _in_chunks(f, chunks: int, *arrays):
@@ -354,13 +361,64 @@ def columns_smaller(x: jax.Array, kernel: jax.Array) -> bool:
     return static(n, h, w) and 0 < n * h * w < kernel.shape[-1]
 
 
+# Dense k x k convs with 64 output channels (VDSR's 64 -> 64, 3D-FCNN's 9 x 9 128 -> 64) by kernel
+# rows: XLA:CPU's convolution runs them well below its rate for 128 or more output channels
+# (bench/forms.py --part rows; docs/benchmarks.md, "Dense convolutions by kernel rows"). One matrix
+# product of the input's k width-shifted views (pixels x k Cin) with all k kernel rows side by side
+# (k Cin x k Cout), then the k row products shifted by their row offsets and summed. Where it won on
+# both CPUs measured (an AMD EPYC and an Intel Xeon, each with AVX-512): 64 output channels (32 won on
+# the AMD, lost on the Intel; 16 and 128 lost on both), at most 128 input channels (256 lost on the
+# AMD: the views are k x the input), at least 2^25 multiply-adds (below, its extra passes cost more
+# than the product saves), and a chunk's row products (k N H W Cout) under 2^20 values (4 MB in
+# float32; past it they leave the cache and the form lost on the AMD): a larger batch runs in
+# chunks, a larger image by XLA.
+ROW_TAP_OUTPUTS = 64  # output channels
+ROW_TAP_MAX_INPUTS = 128  # input channels
+ROW_TAP_MIN_MACS = 2 ** 25  # the conv's multiply-adds, N H W k k Cin Cout
+ROW_TAP_MAX_VALUES = 2 ** 20  # values of a chunk's row products, k N H W Cout
+
+
+def uses_row_taps(x: jax.Array, kernel: jax.Array) -> bool:
+    """Whether the fast path computes this dense conv by :func:`row_tap_conv` (concrete shapes only)."""
+    if not static(*x.shape, *kernel.shape):
+        return False
+    n, h, w, cin = x.shape
+    k, cout = kernel.shape[0], kernel.shape[-1]
+    return (k > 1 and cout == ROW_TAP_OUTPUTS and cin <= ROW_TAP_MAX_INPUTS
+            and n * h * w * k * k * cin * cout >= ROW_TAP_MIN_MACS and k * h * w * cout < ROW_TAP_MAX_VALUES)
+
+
+def _row_tap_apply(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
+    """:func:`row_tap_conv` of one chunk."""
+    n, h, w, c = x.shape
+    k, o = kernel.shape[0], kernel.shape[-1]
+    p = dilation * (k - 1) // 2
+    xp = jnp.pad(x, ((0, 0), (0, 0), (p, p), (0, 0)))
+    views = jnp.concatenate([xp[:, :, j * dilation:j * dilation + w] for j in range(k)], axis=-1)  # (n, h, w, k Cin)
+    rows = kernel.transpose(1, 2, 0, 3).reshape(k * c, k, o)  # (k Cin, kernel row, Cout)
+    y = jnp.einsum("nhwc,cio->nhwio", views, rows, preferred_element_type=jnp.float32)
+    # input row r under kernel row i lands on output row r - i d + p
+    out = sum(jnp.pad(y[:, :, :, i], ((0, 0), (2 * p - i * dilation, i * dilation), (0, 0), (0, 0)))[:, p:p + h]
+              for i in range(k))
+    return out.astype(x.dtype)
+
+
+def row_tap_conv(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> jax.Array:
+    """Dense k x k conv (stride 1, zero padding ``dilation (k - 1) / 2``) of (N, H, W, C) by a (k, k, C,
+    O) kernel as one matrix product of the k width-shifted input views with the k kernel rows, the
+    row products then shifted and summed (in float32); a large batch in chunks."""
+    chunks = batch_chunks(x.shape, kernel.shape[0] * x.shape[1] * x.shape[2] * kernel.shape[-1], ROW_TAP_MAX_VALUES)
+    return _in_chunks(functools.partial(_row_tap_apply, kernel=kernel, dilation=dilation), chunks, x)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int = 1, dilation: int = 1) -> jax.Array:
     """Grouped (or, with ``groups=1``, dense) conv plus bias, kernel (k, k, Cin/g, Cout).
 
     Forward: XLA's convolution when dense (a matrix product when 1x1, Winograd's when 3x3 and large
     enough: :func:`winograd_conv3x3`, the im2col product below when the map has fewer pixels than
-    the conv has outputs: :func:`columns_smaller`), else one group-batched product of
+    the conv has outputs: :func:`columns_smaller`, kernel rows' products with 64 outputs on maps
+    small enough: :func:`row_tap_conv`), else one group-batched product of
     group-major im2col columns (no transposes of the products' operands). Backward: the same
     products, with the bias inside; every one reads the cotangent through a single group-major
     view, so XLA computes it once instead of re-computing its producer (e.g. a loss gradient) in
@@ -373,7 +431,8 @@ def grouped_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, groups: int =
         if uses_winograd(x, kernel, dilation):
             return winograd_conv3x3(x, kernel) + bias
         if not columns_smaller(x, kernel):
-            return conv_xla(x, kernel, 1, dilation) + bias
+            y = row_tap_conv(x, kernel, dilation) if uses_row_taps(x, kernel) else conv_xla(x, kernel, 1, dilation)
+            return y + bias
     y = jnp.einsum("gpk,gko->gpo", _group_cols(x, kernel.shape[0], dilation, groups), _group_kernel(kernel, groups))
     return y.transpose(1, 0, 2).reshape(n, h, w, kernel.shape[-1]) + bias
 
