@@ -1,28 +1,36 @@
-"""The CAVE x4 study of docs/results.md: LKCA-Net, LKCA-LR and LKCA-KD with three seeds, the KD
-ablations of the paper's Tables II-IV, the normalisation choice, the compared methods under the same
-budget (SSPSR at an eighth of its width on the CPU), the seed-0 teacher compressed without
-retraining (grouped g = 8 and SVD at its 90 % rank; the paper trains its low-rank models from
-scratch, this is an extra experiment of ours), then the report (tables with
-the seed spread, learning curves, Fig. 4, comparison figures) and, with ``--ship``, the shipped models.
+"""The CAVE study of docs/results.md: LKCA-Net, LKCA-LR, LKCA-KD and the KD control (LKCA-LR clipped
+as KD is) with five seeds at x4, LKCA-Net, LKCA-LR and LKCA-KD with three seeds at x8, the compared
+methods under one wall-clock budget (LKCA-Net's training time; widths reduced on the CPU), the seed-0
+teacher compressed without retraining (grouped g = 8 and SVD at its 90 % rank; the paper trains its
+low-rank models from scratch, this is an extra experiment of ours), optionally the KD ablations of
+the paper's Tables II-IV and the normalisation choice, then the report (tables with the seed spread
+and paired 95 % intervals, the convergence check, learning curves, Fig. 4, comparison figures) and,
+with ``--ship``, the six shipped models (each scale's median-validation LKCA-Net, LR and KD).
 
-    python recipes/cave_study.py --out runs/cave_study            # CPU size: about 2 h on 2 cores
+    python recipes/cave_study.py --out runs/cave_study            # CPU size (docs/results.md: its hours)
     python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes (GPU)
-    python recipes/cave_study.py --out runs/cave_study --report   # only the report, from finished runs
+    python recipes/cave_study.py --out runs/cave_study --report --ship --docs docs/img   # report, models
 
 Run from the repository root, beside ``../shared/data/cave`` (the 16 scenes; configs/cave.py's split).
 Every run is an ordinary ``train.py`` / ``evaluate.py`` command, appended to ``<out>/commands.sh`` as
 it starts; a rerun resumes an unfinished run from its checkpoint and skips a finished one (its
 ``eval/test.json`` exists). The report is rewritten from whatever has finished.
 
-Sizes. CPU: 4 LKBs of 64 features (the paper: 16 of 128), 1200 steps of batch 16 (0.97 epoch of
-all-8 copies), Adam at 5e-4 cosine-decayed to 1e-6. ``--paper``: 16 of 128, batch 32, lr 1e-4, 300
-epochs (the configs' defaults: MSDformer's batch and epochs, SSPSR's learning rate; the paper's own
-values are lost). The paper's tables themselves: recipes/paper.py (``--dataset cave`` for CAVE).
+Sizes. CPU: 4 LKBs of 64 features (the paper: 16 of 128), 2400 steps of batch 16 (1.9 epochs of
+all-8 copies at x4, 8.9 at x8, whose 128 x 128 patches are fewer), Adam at 5e-4 cosine-decayed to
+1e-6, EMA of the weights (decay 0.999: validated, tested and shipped). ``--paper``: 16 of 128, batch
+32, lr 1e-4, 300 epochs, the compared methods on their own published schedules. The paper's tables
+themselves: recipes/paper.py (``--dataset cave`` for CAVE).
+
+The budget of the compared methods. Each trains for as many steps as fill the median training time
+of LKCA-Net's x4 seeds (steps / steps per second), its own steps per second measured first by a
+60-step run of its config (``<out>/calibrate/``, kept so that a rerun gets the same steps; the
+budget and steps in ``<out>/budget.json``). The LKCA rows of that table are the median-validation seeds.
 
 The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 of its
 300 epochs, thirty times over training; a run of E epochs decays every E / 30 epochs
 (``--config.teacher.decay_epochs``, fractional; batches carry fractional epochs). Each KD seed
-learns from the LKCA-Net teacher of its own seed.
+learns from the LKCA-Net teacher of its own scale and seed.
 """
 
 from __future__ import annotations
@@ -36,66 +44,145 @@ import subprocess
 import sys
 
 CONFIG = "configs/cave.py"
-PATCHES = 2475  # CAVE x4 training patches (11 scenes, 64 x 64, stride 32); x 8 dihedral copies an epoch
-SEEDS = (0, 1, 2)
+# CAVE's training patches (11 scenes, windows of 16 r stride 8 r: 15 x 15 at x4, 7 x 7 at x8); an epoch
+# is 8 dihedral copies of each
+PATCHES = {4: 2475, 8: 539}
+SEEDS = {4: (0, 1, 2, 3, 4), 8: (0, 1, 2)}  # LKCA-Net, LKCA-LR, LKCA-KD (and at x4 the KD control)
+VARIANTS = {"net": "net", "lr": "lr", "kd": "kd", "lr_clip": "lr"}  # the study's variants and their methods
+DISPLAY = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "lr_clip": "LKCA-LR, clipped as KD (control)"}
+# The compared methods under one wall-clock budget: each trains for as many steps as take its measured
+# step time to fill LKCA-Net's training time (:func:`budget_steps`). Widths reduced on the CPU, as the
+# labels say; MSDformer and ESSAformer as published and with the bicubic residual (docs/results.md).
+COMPARED = (
+    ("vdsr", "vdsr", "VDSR", {}),
+    ("fcnn3d", "fcnn3d", "3D-FCNN", {}),
+    ("sspsr", "sspsr", "SSPSR (width 32 of 256)", {"model.sspsr.features": 32}),
+    ("msdformer", "msdformer", "MSDformer (width 60 of 240)", {"model.msdformer.features": 60}),
+    ("msdformer_residual", "msdformer", "MSDformer (width 60 of 240), bicubic residual",
+     {"model.msdformer.features": 60, "model.bicubic_residual": True}),
+    ("essaformer", "essaformer", "ESSAformer (width 32 of 256)", {"model.essaformer.features": 32}),
+    ("essaformer_residual", "essaformer", "ESSAformer (width 32 of 256), bicubic residual",
+     {"model.essaformer.features": 32, "model.bicubic_residual": True}),
+)
+CALIBRATION_STEPS = 60  # a compared method's step time: the median rate of its logged intervals after the first
 
 
 def sizes(paper: bool) -> dict:
     if paper:
-        return {"model": {}, "steps": 0, "epochs": 300, "batch": 32, "lr": 1e-4, "eval_every": 2000}
-    return {"model": {"model.depth": 4, "model.features": 64}, "steps": 1200, "epochs": 0, "batch": 16,
-            "lr": 5e-4, "eval_every": 100}
+        return {"model": {}, "steps": 0, "epochs": 300, "batch": 32, "lr": 1e-4, "eval_every": 2000, "ema": 0.999}
+    return {"model": {"model.depth": 4, "model.features": 64}, "steps": 2400, "epochs": 0, "batch": 16,
+            "lr": 5e-4, "eval_every": 100, "ema": 0.999}
 
 
-def plan(out: pathlib.Path, paper: bool) -> list[dict]:
-    """Every run of the study: name, method, config overrides (the teacher's workdir for KD)."""
-    s = sizes(paper)
-    steps_per_epoch = PATCHES * 8 // s["batch"]
-    epochs = s["epochs"] or s["steps"] / steps_per_epoch
-    common = {"train.batch_size": s["batch"], "train.learning_rate": s["lr"], "train.log_every_steps": 50,
-              "train.eval_every_steps": s["eval_every"], "train.checkpoint_every_steps": s["eval_every"],
-              "train.keep_checkpoints": 1}
+def run_name(variant: str, seed: int, scale: int = 4) -> str:
+    return f"{'' if scale == 4 else f'x{scale}_'}lkca_{variant}_s{seed}"
+
+
+def common_overrides(s: dict) -> dict:
+    """The schedule every run of the study shares: batch, Adam's rate cosine-decayed, EMA weights
+    (validated, tested and shipped), logging."""
+    common = {"train.batch_size": s["batch"], "train.learning_rate": s["lr"], "train.schedule": "cosine",
+              "train.ema_decay": s["ema"], "train.log_every_steps": 50, "train.eval_every_steps": s["eval_every"],
+              "train.checkpoint_every_steps": s["eval_every"], "train.keep_checkpoints": 1}
     if s["steps"]:
         common["train.num_steps"] = s["steps"]
     else:
         common["train.num_epochs"] = s["epochs"]
+    return common
+
+
+def plan(out: pathlib.Path, paper: bool, ablations: bool = False) -> list[dict]:
+    """Every LKCA run of the study: name, method, variant, scale, seed, config overrides (the teacher's
+    workdir for KD). The compared methods follow once LKCA-Net's time is known: :func:`compared_runs`."""
+    s = sizes(paper)
+    common = common_overrides(s)
     lkca = {**s["model"], **common}
-    # KD: the decay period scaled to the run, and the global gradient norm clipped at 0.1 (about the
-    # largest the LR student reaches without KD; docs/results.md): the cosine term of L_KD is singular
-    # at the zero-initialised student's features, and its first gradients (323x the supervised one,
-    # measured) would fill Adam's second moments for the rest of a short run
-    kd_period = {"teacher.decay_epochs": round(epochs / 30, 6), "train.grad_clip_norm": 0.1}
     runs = []
-    for seed in SEEDS:
-        runs.append({"name": f"lkca_net_s{seed}", "method": "net", "group": "seeds", "seed": seed,
-                     "overrides": {**lkca, "train.seed": seed}})
-        runs.append({"name": f"lkca_lr_s{seed}", "method": "lr", "group": "seeds", "seed": seed,
-                     "overrides": {**lkca, "train.seed": seed}})
-        runs.append({"name": f"lkca_kd_s{seed}", "method": "kd", "group": "seeds", "seed": seed,
-                     "overrides": {**lkca, **kd_period, "train.seed": seed,
-                                   "teacher.workdir": str(out / f"lkca_net_s{seed}")}})
-    kd0 = {**lkca, **kd_period, "train.seed": 0, "teacher.workdir": str(out / "lkca_net_s0")}
-    for name, change, label in [("kd_noclip_s0", {"train.grad_clip_norm": 0.0}, "no gradient clipping"),
-                                ("kd_decay1", {"teacher.gamma": 1.0}, "decay 1.0 (no decay)"),
-                                ("kd_lambda01", {"teacher.lambda0": 0.1}, "lambda0 0.1"),
-                                ("kd_nocos", {"teacher.cos_weight": 0.0}, "without the cosine term")]:
-        runs.append({"name": name, "method": "kd", "group": "ablation", "label": label, "seed": 0,
-                     "overrides": {**kd0, **change}})
-    runs.append({"name": "lkca_lr_clip_s0", "method": "lr", "group": "ablation", "seed": 0,
-                 "label": "LKCA-LR, clipped as KD (control)",
-                 "overrides": {**lkca, "train.grad_clip_norm": 0.1, "train.seed": 0}})
-    runs.append({"name": "lkca_net_layernorm_s0", "method": "net", "group": "norm", "seed": 0,
-                 "label": "LKCA-Net, model.norm layer", "overrides": {**lkca, "model.norm": "layer", "train.seed": 0}})
-    for method in ("vdsr", "fcnn3d"):
-        runs.append({"name": method, "method": method, "group": "compared", "seed": 0, "overrides": dict(common)})
-    # SSPSR under the same budget and schedule (its own loss); on the CPU at an eighth of its width
-    # (at 64 its 1,200 steps would take about 20 minutes here, a sixth of the whole study)
-    runs.append({"name": "sspsr", "method": "sspsr", "group": "compared", "seed": 0,
-                 "label": "SSPSR" + ("" if paper else " (width 32 of 256)"),
-                 "overrides": {**({} if paper else {"model.sspsr.features": 32}), **common,
-                               "train.schedule": "cosine"}})
-    runs.append({"name": "bicubic", "method": "bicubic", "group": "compared", "seed": 0, "overrides": {}})
+    for scale, seeds in SEEDS.items():
+        epochs = s["epochs"] or s["steps"] / (PATCHES[scale] * 8 // s["batch"])
+        # KD: the decay period scaled to the run, and the global gradient norm clipped at 0.1 (about the
+        # largest the LR student reaches without KD; docs/results.md): the cosine term of L_KD is singular
+        # at the zero-initialised student's features, and its first gradients (323x the supervised one,
+        # measured) would fill Adam's second moments for the rest of a short run. The control: LKCA-LR
+        # clipped the same way, so that KD - control isolates the distillation.
+        clip = {"train.grad_clip_norm": 0.1}
+        kd = {"teacher.decay_epochs": round(epochs / 30, 6), **clip}
+        extra = {"net": {}, "lr": {}, "lr_clip": clip, "kd": kd}
+        for seed in seeds:
+            for variant in ("net", "lr", "kd", "lr_clip")[:4 if scale == 4 else 3]:
+                overrides = {**lkca, **extra[variant], "train.seed": seed}
+                if variant == "kd":
+                    overrides["teacher.workdir"] = str(out / run_name("net", seed, scale))
+                runs.append({"name": run_name(variant, seed, scale), "method": VARIANTS[variant], "variant": variant,
+                             "scale": scale, "group": "seeds", "seed": seed, "overrides": overrides})
+    if ablations:  # the paper's Tables II-IV settings and the normalisation, x4 seed 0
+        kd0 = next(r for r in runs if r["name"] == run_name("kd", 0))["overrides"]
+        for name, change, label in [("kd_noclip_s0", {"train.grad_clip_norm": 0.0}, "no gradient clipping"),
+                                    ("kd_decay1", {"teacher.gamma": 1.0}, "decay 1.0 (no decay)"),
+                                    ("kd_lambda01", {"teacher.lambda0": 0.1}, "lambda0 0.1"),
+                                    ("kd_nocos", {"teacher.cos_weight": 0.0}, "without the cosine term")]:
+            runs.append({"name": name, "method": "kd", "variant": "kd", "scale": 4, "group": "ablation",
+                         "label": label, "seed": 0, "overrides": {**kd0, **change}})
+        runs.append({"name": "lkca_net_layernorm_s0", "method": "net", "variant": "net", "scale": 4, "group": "norm",
+                     "seed": 0, "label": "LKCA-Net, model.norm layer",
+                     "overrides": {**lkca, "model.norm": "layer", "train.seed": 0}})
+    runs.append({"name": "bicubic", "method": "bicubic", "variant": "bicubic", "scale": 4, "group": "compared",
+                 "seed": 0, "label": "Bicubic", "overrides": {}})
     return runs
+
+
+def compared_runs(paper: bool, steps: dict | None = None) -> list[dict]:
+    """The compared methods (:data:`COMPARED`) at x4, seed 0; ``steps``: {name: steps} from
+    :func:`budget_steps` (without it, the study's LKCA step count: the calibration and the tests)."""
+    s = sizes(paper)
+    runs = []
+    for name, method, label, change in COMPARED:
+        overrides = {**common_overrides(s), **({} if paper else change), "train.seed": 0}
+        if steps:
+            overrides.pop("train.num_epochs", None)
+            overrides["train.num_steps"] = steps[name]
+        runs.append({"name": name, "method": method, "variant": method, "scale": 4, "group": "compared", "seed": 0,
+                     "label": label if not paper else label.split(" (")[0], "overrides": overrides})
+    return runs
+
+
+def training_rate(workdir: pathlib.Path) -> float:
+    """A run's steps per second: the median over its logged intervals (``metrics.jsonl``), the first
+    (which holds the compilation) left out. Validation falls inside the intervals it follows."""
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    rates = sorted(r["steps_per_second"] for r in rows[1:] if "steps_per_second" in r)
+    if not rates:
+        raise RuntimeError(f"{workdir}: no steps/s logged past the first interval")
+    return rates[len(rates) // 2]
+
+
+def budget_steps(out: pathlib.Path, paper: bool) -> dict:
+    """{compared method: steps} that give each the training time of LKCA-Net at x4 (the median over its
+    seeds of steps / steps per second): each method's rate measured by a short calibration run of its own
+    config (``<out>/calibrate/<name>``, kept: a rerun computes the same steps)."""
+    s = sizes(paper)
+    nets = [out / run_name("net", seed) for seed in SEEDS[4]]
+    times = sorted(s["steps"] / training_rate(w) for w in nets if (w / "eval" / "test.json").is_file())
+    if not times or paper:  # the paper's size: every method its own published schedule of 300 epochs
+        return {}
+    budget = times[len(times) // 2]
+    steps = {}
+    for run in compared_runs(paper):
+        cal = out / "calibrate" / run["name"]
+        if not (cal / "eval" / "test.json").is_file():
+            calib = {**run, "overrides": {**run["overrides"], "train.num_steps": CALIBRATION_STEPS,
+                                          "train.log_every_steps": 10, "train.eval_every_steps": 10 ** 6,
+                                          "train.checkpoint_every_steps": 10 ** 6}}
+            _call(out, command(calib, out / "calibrate")[1:])
+        steps[run["name"]] = max(1, round(budget * training_rate(cal)))
+    _write_json(out / "budget.json", {"lkca_net_train_s": budget, "steps": steps})
+    return steps
+
+
+def _write_json(path: pathlib.Path, value) -> None:
+    from lkca_jax.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text(json.dumps(value, indent=1) + "\n"))
 
 
 def _recipe():
@@ -110,7 +197,8 @@ def as_recipe_run(run: dict) -> dict:
     """The study's run in recipes/paper.py's form (script, config spec, overrides, teacher)."""
     teacher = run["overrides"].get("teacher.workdir")
     return {**run, "script": "evaluate.py" if run["method"] == "bicubic" else "train.py",
-            "config": f"{CONFIG}:x4,{run['method']}", "teacher": pathlib.Path(teacher).name if teacher else None}
+            "config": f"{CONFIG}:x{run['scale']},{run['method']}",
+            "teacher": pathlib.Path(teacher).name if teacher else None}
 
 
 def command(run: dict, out: pathlib.Path) -> list[str]:
@@ -119,11 +207,15 @@ def command(run: dict, out: pathlib.Path) -> list[str]:
     return [sys.executable, *cmd]
 
 
-def train_all(out: pathlib.Path, runs: list[dict]) -> None:
-    """Every run through recipes/paper.py's runner (commands.sh, logs, resume), then the compression."""
+def train_all(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
+    """Every run through recipes/paper.py's runner (commands.sh, logs, resume): the LKCA runs, the
+    compression, then the compared methods on LKCA-Net's time. Returns the compared runs."""
     recipe = _recipe()
     recipe.run_all([as_recipe_run(r) for r in runs], out)
     compress(out)
+    compared = compared_runs(paper, budget_steps(out, paper))
+    recipe.run_all([as_recipe_run(r) for r in compared], out)
+    return compared
 
 
 def compress_names(teacher: str = "lkca_net_s0") -> list[str]:
@@ -141,30 +233,30 @@ def compress(out: pathlib.Path, teacher: str = "lkca_net_s0") -> list[str]:
             continue
         if to == "svd:90%":
             if not spectrum.is_file():
-                _call(out, ["-m", "lkca_jax", "rank", "--workdir", str(out / teacher), "--which", "last"])
+                _call(out, ["-m", "lkca_jax", "rank", "--workdir", str(out / teacher), "--which", "last"], "compress")
             to = f"svd:{next(iter(json.loads(spectrum.read_text()).values()))['rank90']}"
         if not (out / name / "config.json").is_file():
             _call(out, ["-m", "lkca_jax", "lowrank", "convert", "--workdir", str(out / teacher), "--to", to,
-                        "--out", str(out / name), "--which", "last"])
-        _call(out, ["evaluate.py", "--workdir", str(out / name)])
+                        "--out", str(out / name), "--which", "last"], "compress")
+        _call(out, ["evaluate.py", "--workdir", str(out / name)], "compress")
     return names
 
 
-def _call(out: pathlib.Path, args: list[str]) -> None:
+def _call(out: pathlib.Path, args: list[str], log_name: str = "calibrate") -> None:
     line = shlex.join(["python", *args])
     with open(out / "commands.sh", "a") as f:
         f.write(line + "\n")
     print(f"  {line}", flush=True)
-    with open(out / "logs" / "compress.log", "a") as log:
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    with open(out / "logs" / f"{log_name}.log", "a") as log:
         if subprocess.call([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT):
-            sys.exit(f"{line}: failed; see {out / 'logs' / 'compress.log'}")
+            sys.exit(f"{line}: failed; see {out / 'logs' / f'{log_name}.log'}")
 
 
 # ---------------------------------------------------------------------------------------------- report
 
 METRICS = ("MPSNR", "MSSIM", "SAM", "ERGAS")
-DISPLAY = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD"}
-SHIP = {"net": "cave-x4-lkca-net", "lr": "cave-x4-lkca-lr", "kd": "cave-x4-lkca-kd"}
+SHIPPED = ("net", "lr", "kd")  # cave-x<r>-lkca-<variant>, at both scales
 
 
 def finished(out: pathlib.Path, runs: list[dict]) -> dict[str, dict]:
@@ -236,55 +328,64 @@ def _row(label: str, values: dict, fmt: str = "{:.4f}") -> str:
     return "| " + " | ".join([label, *(fmt.format(values[m]) for m in METRICS)]) + " |"
 
 
-def seed_tables(done: dict) -> tuple[str, dict]:
-    """The per-seed and mean +- std table of the LKCA family, the paired differences, and the
-    median-validation seed of each method."""
+def seed_tables(done: dict, scale: int = 4) -> tuple[str, dict]:
+    """The per-seed and mean +- std table of the LKCA family at ``scale``, the paired differences, and
+    the median-validation seed of each variant."""
     head = "| Run | " + " | ".join(METRICS) + " | best val MPSNR |\n|---|" + "---|" * (len(METRICS) + 1)
     lines, summary, median = [head], {}, {}
-    bicubic = next((d["test"]["bicubic"] for d in done.values() if "bicubic" in d["test"]), None)
+    bicubic = next((d["test"]["bicubic"] for d in done.values()
+                    if "bicubic" in d["test"] and d["run"].get("scale", 4) == scale), None)
     if bicubic:
         lines.append(_row("Bicubic", bicubic) + " - |")
-    for method in ("net", "lr", "kd"):
-        names = [f"lkca_{method}_s{s}" for s in SEEDS if f"lkca_{method}_s{s}" in done]
+    for variant in DISPLAY:
+        names = [run_name(variant, s, scale) for s in SEEDS[scale] if run_name(variant, s, scale) in done]
         for name in names:
-            lines.append(_row(f"{DISPLAY[method]} seed {done[name]['run']['seed']}", done[name]["test"]["mean"])
+            lines.append(_row(f"{DISPLAY[variant]} seed {done[name]['run']['seed']}", done[name]["test"]["mean"])
                          + f" {done[name]['best_val']:.4f} |")
         if len(names) > 1:
             stats = {m: _mean_std([done[n]["test"]["mean"][m] for n in names]) for m in METRICS}
-            summary[method] = stats
-            lines.append("| **" + DISPLAY[method] + f" mean +- std ({len(names)} seeds)** | "
+            summary[variant] = (stats, len(names))
+            lines.append(f"| **{DISPLAY[variant]} mean +- std ({len(names)} seeds)** | "
                          + " | ".join(f"{a:.4f} +- {b:.4f}" for a, b in stats.values()) + " | |")
         if names:
             by_val = sorted(names, key=lambda n: done[n]["best_val"])
-            median[method] = by_val[(len(by_val) - 1) // 2]
+            median[variant] = by_val[(len(by_val) - 1) // 2]
     text = "\n".join(lines) + "\n"
-    pairs = [("net", "kd"), ("kd", "lr"), ("net", "lr")]
+    pairs = [("net", "lr"), ("kd", "lr"), ("kd", "lr_clip"), ("net", "kd")]
     diff_lines = ["Differences over paired seeds: mean +- half-width of the 95 % t-interval (n - 1 degrees of "
                   "freedom); an interval that contains 0 does not settle the ordering.\n",
-                  "| Difference (same seed) | MPSNR dB | SAM deg | seeds |", "|---|---|---|---|"]
+                  "| Difference (same seed) | MPSNR dB | SAM deg | seeds | settled |", "|---|---|---|---|---|"]
     for a, b in pairs:
-        seeds = [s for s in SEEDS if f"lkca_{a}_s{s}" in done and f"lkca_{b}_s{s}" in done]
+        seeds = [s for s in SEEDS[scale] if run_name(a, s, scale) in done and run_name(b, s, scale) in done]
         if len(seeds) > 1:
-            d = {m: interval95([done[f"lkca_{a}_s{s}"]["test"]["mean"][m] - done[f"lkca_{b}_s{s}"]["test"]["mean"][m]
-                                for s in seeds]) for m in ("MPSNR", "SAM")}
-            diff_lines.append(f"| {DISPLAY[a]} - {DISPLAY[b]} | {d['MPSNR'][0]:+.4f} +- {d['MPSNR'][1]:.4f} | "
-                              f"{d['SAM'][0]:+.4f} +- {d['SAM'][1]:.4f} | {len(seeds)} |")
+            test = {v: [done[run_name(v, s, scale)]["test"]["mean"] for s in seeds] for v in (a, b)}
+            d = {m: interval95([x[m] - y[m] for x, y in zip(test[a], test[b])]) for m in ("MPSNR", "SAM")}
+            mean, half = d["MPSNR"]
+            verdict = "no" if abs(mean) <= half else (f"{DISPLAY[a]} higher" if mean > 0 else f"{DISPLAY[b]} higher")
+            diff_lines.append(f"| {DISPLAY[a]} - {DISPLAY[b]} | {mean:+.4f} +- {half:.4f} | "
+                              f"{d['SAM'][0]:+.4f} +- {d['SAM'][1]:.4f} | {len(seeds)} | {verdict} |")
     if bicubic:
-        for method, stats in summary.items():
-            diff_lines.append(f"| {DISPLAY[method]} - Bicubic | {stats['MPSNR'][0] - bicubic['MPSNR']:+.4f} +- "
-                              f"{stats['MPSNR'][1]:.4f} | {stats['SAM'][0] - bicubic['SAM']:+.4f} +- "
-                              f"{stats['SAM'][1]:.4f} | {len(SEEDS)} |")
+        for variant, (stats, n) in summary.items():
+            diff_lines.append(f"| {DISPLAY[variant]} - Bicubic (mean +- std) | "
+                              f"{stats['MPSNR'][0] - bicubic['MPSNR']:+.4f} +- {stats['MPSNR'][1]:.4f} | "
+                              f"{stats['SAM'][0] - bicubic['SAM']:+.4f} +- "
+                              f"{stats['SAM'][1]:.4f} | {n} | |")
     return text + "\n" + "\n".join(diff_lines) + "\n", median
 
 
 def other_table(done: dict, group: str, reference: list[str]) -> str:
-    lines = ["| Run | " + " | ".join(METRICS) + " | Param | Flops |", "|---|" + "---|" * (len(METRICS) + 2)]
-    for name in reference + [n for n, d in done.items() if d["run"]["group"] == group]:
+    """The test table of ``reference`` runs and then every finished run of ``group``, with each run's
+    size, steps and training wall time."""
+    lines = ["| Run | " + " | ".join(METRICS) + " | Param | Flops | steps | wall (s) |",
+             "|---|" + "---|" * (len(METRICS) + 4)]
+    for name in dict.fromkeys(reference + [n for n, d in done.items() if d["run"]["group"] == group]):
         if name in done:
             d = done[name]
-            label = d["run"].get("label") or d["test"]["mean"]["Method"]
+            label = d["run"].get("label") or DISPLAY.get(d["run"].get("variant"), d["test"]["mean"]["Method"])
+            steps = d["curve"][-1][0] if d["curve"] else "-"
             lines.append(_row(f"{label} ({name})", d["test"]["mean"])
-                         + f" {d['test']['mean']['Param'] / 1e6:.3f}M | {d['test']['mean']['Flops'] / 1e9:.3f}G |")
+                         + f" {d['test']['mean']['Param'] / 1e6:.3f}M | {d['test']['mean']['Flops'] / 1e9:.3f}G |"
+                         f" {steps} | {d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -334,28 +435,38 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     from lkca_jax.lowrank import rank_report
     from lkca_jax.provenance import commit
 
-    every = runs + [{"name": n, "group": "compressed", "seed": 0} for n in compress_names()]
+    every = runs + [{"name": n, "group": "compressed", "seed": 0, "scale": 4} for n in compress_names()]
     done = finished(out, every)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    seeds, median = seed_tables(done)
+    seeds4, median4 = seed_tables(done, 4)
+    seeds8, median8 = seed_tables(done, 8)
     commits = sorted({d["record"].get("commit", "not recorded") for d in done.values()
                       if d["run"]["group"] != "compressed"})
-    parts = [f"# CAVE x4 study ({len(done)} of {len(every)} runs finished, the two compressed teachers included)\n",
+    budget = json.loads((out / "budget.json").read_text()) if (out / "budget.json").is_file() else {}
+    nine = ["bicubic", *(name for name, *_ in COMPARED), *(median4[v] for v in SHIPPED if v in median4)]
+    parts = [f"# CAVE study ({len(done)} of {len(every)} runs finished, the two compressed teachers included)\n",
              f"Trained at commit(s) {', '.join(commits) or '-'}; report written at {commit()}.\n",
              "Test split (4 scenes), mean over images; std is the sample standard deviation over seeds.\n",
-             "## LKCA-Net, LKCA-LR, LKCA-KD over seeds\n", seeds,
-             "## KD ablations (seed 0; the KD seed-0 run is the reference)\n",
+             "## x4: LKCA-Net, LKCA-LR, LKCA-KD and the KD control over seeds\n", seeds4,
+             "## x8: LKCA-Net, LKCA-LR, LKCA-KD over seeds\n", seeds8,
+             "## Nine methods under one wall-clock budget (x4)\n",
+             (f"Each compared method trains for LKCA-Net's median training time, {budget['lkca_net_train_s']:.0f} s "
+              f"(steps / steps per second, steps per second measured over a {CALIBRATION_STEPS}-step run of its "
+              f"own config): {budget['steps']} steps. The LKCA rows are the median-validation seeds.\n"
+              if budget else "The budget is set once LKCA-Net's seeds have finished.\n"),
+             other_table(done, "-", nine),
+             "## KD ablations (x4, seed 0; the KD seed-0 run is the reference)\n",
              other_table(done, "ablation", ["lkca_kd_s0", "lkca_lr_s0"]),
              "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"]),
              "## The teacher compressed without retraining (seed 0)\n",
              other_table(done, "compressed", ["lkca_net_s0", "lkca_lr_s0"]),
-             "## The compared methods under the same budget\n",
-             other_table(done, "compared", [median[m] for m in ("net", "lr", "kd") if m in median]),
-             f"Median-validation seeds: {median}\n",
-             "## Convergence (validation MPSNR on paints)\n", convergence_table(done)]
-    plot_curves(done, figures / "learning_curves.png", validation_bicubic(out / next(iter(done))))
-    teachers = [out / f"lkca_net_s{s}" for s in SEEDS if f"lkca_net_s{s}" in done]
+             f"Median-validation seeds: x4 {median4}, x8 {median8}\n",
+             "## Convergence (validation MPSNR on paints, EMA weights)\n", convergence_table(done)]
+    x4 = {n: d for n, d in done.items() if d["run"].get("scale", 4) == 4}
+    if x4:
+        plot_curves(x4, figures / "learning_curves.png", validation_bicubic(out / next(iter(x4))))
+    teachers = [out / run_name("net", s, r) for r in SEEDS for s in SEEDS[r] if run_name("net", s, r) in done]
     if teachers:
         spectra, _ = rank_report(teachers + ([out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done
                                              else []), "last", figures)
@@ -363,10 +474,10 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         parts.append("## Upsampler spectrum (Fig. 4)\n\n" + "\n".join(
             f"- {k}: 90 % at {v['rank90']}, 95 % at {v['rank95']}, 99 % at {v['rank99']} of {min(v['shape'])}"
             for k, v in spectra.items()) + "\n")
-    shown = [out / n for n in ("vdsr", "fcnn3d", "sspsr") if n in done] + [out / median[m] for m in ("net", "lr", "kd")
-                                                                  if m in median]
+    shown = [out / n for n in ("vdsr", "fcnn3d", "sspsr", "msdformer_residual", "essaformer_residual") if n in done] \
+        + [out / median4[v] for v in SHIPPED if v in median4]
     if shown:
-        for scene in done[next(iter(done))]["test"]["per_image"]:
+        for scene in done[shown[-1].name]["test"]["per_image"]:
             result = compare_runs(shown, figures, scene, which="last")
             parts.append(f"Comparison on {scene}: box {result['box']}, pixels {result['pixels']}; "
                          + "; ".join(f"{p['title'].split(' (')[0]} {p['psnr']:.2f} dB" for p in result["panels"]))
@@ -376,10 +487,12 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     if ship:
         from lkca_jax.pretrained import ship as ship_model
 
-        for method, name in median.items():
-            d = done[name]
-            readme = pretrained_readme(SHIP[method], d, out / name)
-            print(f"shipped {ship_model(out / name, SHIP[method], 'last', readme)}")
+        for scale, median in ((4, median4), (8, median8)):
+            for variant in SHIPPED:
+                if variant in median:
+                    name, shipped = median[variant], f"cave-x{scale}-lkca-{variant}"
+                    readme = pretrained_readme(shipped, done[name], out / name, len(SEEDS[scale]))
+                    print(f"shipped {ship_model(out / name, shipped, 'last', readme)}")
     if docs:
         docs.mkdir(parents=True, exist_ok=True)
         for png in figures.glob("*.png"):
@@ -387,25 +500,29 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         (docs / "cave_study_report.md").write_text(text)
 
 
-def pretrained_readme(name: str, d: dict, workdir: pathlib.Path) -> str:
-    run, test = d["run"], d["test"]
+def pretrained_readme(name: str, d: dict, workdir: pathlib.Path, seeds: int) -> str:
+    run, test, scale = d["run"], d["test"], d["run"]["scale"]
     rows = [f"| {k} | {v['MPSNR']:.4f} | {v['SAM']:.4f} | {v['ERGAS']:.4f} |" for k, v in test["per_image"].items()]
     line = shlex.join(["python", *command(run, workdir.parent)[1:]])
     b, m = test["bicubic"], test["mean"]
+    steps = run["overrides"].get("train.num_steps", 0)
+    epochs = steps / (PATCHES[scale] * 8 // run["overrides"]["train.batch_size"]) if steps else \
+        run["overrides"]["train.num_epochs"]
     return f"""# {name}
 
 {m['Method']} ({run['overrides'].get('model.depth', 16)} LKBs of {run['overrides'].get('model.features', 128)}
-features, {m['Param'] / 1e6:.3f} M parameters), trained by this project's CAVE x4 study
-(`recipes/cave_study.py`; docs/results.md), seed {run['seed']}: the seed with the median validation
-MPSNR of three, not the best test score. Trained with:
+features, {m['Param'] / 1e6:.3f} M parameters), x{scale}, trained by this project's CAVE study
+(`recipes/cave_study.py`; docs/results.md) at commit {d['record'].get('commit', 'not recorded')}, seed
+{run['seed']}: the seed with the median validation MPSNR of {seeds}, not the best test score; its
+EMA weights (decay {run['overrides'].get('train.ema_decay', 0)}). Trained with:
 
     {line}
 
 For 31-band cubes of 400-700 nm at 10 nm steps (CAVE's camera: indoor objects under studio light,
 16-bit values, divided by 65535 as in training; pass `--norm 1` to `sr` for values already in 0..1),
-super-resolved x4 from an LR image made by MATLAB bicubic downsampling. Not for other band sets,
-other sensors or scales, or real (blurred, noisy) low-resolution images: it has seen 11 scenes of one
-camera for about one epoch.
+super-resolved x{scale} from an LR image made by MATLAB bicubic downsampling. Not for other band sets,
+other sensors or scales, or real (blurred, noisy) low-resolution images: it has seen the 11 training
+scenes of one camera for {epochs:.1f} epochs.
 
 Test scenes (whole 512 x 512, values / 65535): MPSNR {m['MPSNR']:.4f} dB (Bicubic {b['MPSNR']:.4f}),
 SAM {m['SAM']:.4f} deg (Bicubic {b['SAM']:.4f}), ERGAS {m['ERGAS']:.4f} (Bicubic {b['ERGAS']:.4f}).
@@ -425,17 +542,22 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/cave_study", help="the study's folder (one workdir per run)")
     parser.add_argument("--paper", action="store_true", help="the paper's model sizes and schedule (a GPU)")
     parser.add_argument("--report", action="store_true", help="only write the report from finished runs")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also the KD ablations of the paper's Tables II-IV and the LayerNorm run (x4, seed 0)")
     parser.add_argument("--ship", action="store_true",
-                        help="also write the median-validation LKCA-Net, LR and KD into lkca_jax/pretrained/")
+                        help="also write each scale's median-validation LKCA-Net, LR and KD into lkca_jax/pretrained/")
     parser.add_argument("--docs", help="also copy the report and its PNGs here (docs/img)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    runs = plan(out, args.paper)
+    runs = plan(out, args.paper, args.ablations)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "plan.json").write_text(json.dumps(runs, indent=1))
+    _write_json(out / "plan.json", runs)
     if not args.report:
-        train_all(out, runs)
-    report(out, runs, args.ship, pathlib.Path(args.docs) if args.docs else None)
+        compared = train_all(out, runs, args.paper)
+    else:
+        budget = json.loads((out / "budget.json").read_text()) if (out / "budget.json").is_file() else {}
+        compared = compared_runs(args.paper, budget.get("steps"))
+    report(out, runs + compared, args.ship, pathlib.Path(args.docs) if args.docs else None)
     return 0
 
 

@@ -18,6 +18,10 @@ from lkca_jax.pretrained import HERE, available
 NAMES = ["cave-x4-lkca-net", "cave-x4-lkca-lr", "cave-x4-lkca-kd"]
 
 
+def scale_of(name: str) -> int:
+    return int(name.split("-")[1][1:])  # cave-x<r>-...
+
+
 def _sr(tmp_path, *args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "lkca_jax", "sr", *args], cwd=tmp_path, env=env,
@@ -41,10 +45,11 @@ def test_sr_pretrained_runs_in_a_folder_without_shared(name, tmp_path):
     out = _sr(tmp_path, "--pretrained", name, "--input", "in.npy", "--output", "out.npy", "--norm", "1")
     assert out.returncode == 0, out.stderr
     sr = np.load(tmp_path / "out.npy")
-    assert sr.shape == (80, 96, 31) and np.isfinite(sr).all()
+    r = scale_of(name)
+    assert sr.shape == (20 * r, 24 * r, 31) and np.isfinite(sr).all()
     model, variables, _ = load_pretrained(name)  # the same model in this process, without the CLI's file path
     np.testing.assert_allclose(sr, np.asarray(model.apply(variables, cube[None], train=False)[0])[0], atol=1e-5)
-    assert 1e-4 < np.abs(sr - imresize_np(cube, 4)).mean() < 0.01
+    assert 1e-4 < np.abs(sr - imresize_np(cube, r)).mean() < 0.01
 
 
 def test_sr_pretrained_refuses_a_band_count_it_cannot_take(tmp_path):
@@ -69,5 +74,7 @@ def test_a_shipped_model_reproduces_its_test_table_on_cave(name):
     per_image, _, _ = inference.predict_split(model, variables, split, 1, config.model.scale)
     shipped = json.loads((HERE / name / "test.json").read_text())
     assert per_image["MPSNR"][0] == pytest.approx(shipped["per_image"][split.ids[0]]["MPSNR"], abs=1e-3)
-    bicubic = numpy_metrics(split.hr[0].astype(np.float64), imresize_np(split.lr[0], 4), 4)["MPSNR"]
+    r = scale_of(name)
+    assert config.model.scale == r
+    bicubic = numpy_metrics(split.hr[0].astype(np.float64), imresize_np(split.lr[0], r), r)["MPSNR"]
     assert per_image["MPSNR"][0] >= bicubic + 0.3  # the shipped models' promise, on this scene

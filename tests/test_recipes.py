@@ -25,26 +25,45 @@ def study():
 
 @pytest.mark.parametrize("paper", [False, True])
 def test_every_study_command_loads_its_config(paper):
+    """Every run of the study, the ablations and the compared methods included: five x4 seeds of LKCA-Net,
+    LKCA-LR, LKCA-KD and the clipped control, three x8 seeds of the first three, each KD run with the
+    teacher of its scale and seed and the KD weight decaying 30 times, EMA on everywhere."""
     s = study()
     out = pathlib.Path("runs/study")
-    runs = s.plan(out, paper)
-    assert len({r["name"] for r in runs}) == len(runs)
-    assert {f"lkca_{m}_s{seed}" for m in ("net", "lr", "kd") for seed in s.SEEDS} <= {r["name"] for r in runs}
+    runs = s.plan(out, paper, ablations=True) + s.compared_runs(paper, None if paper else {
+        name: 100 + i for i, (name, *_) in enumerate(s.COMPARED)})
+    names = [r["name"] for r in runs]
+    assert len(set(names)) == len(runs)
+    want = {f"lkca_{v}_s{seed}" for v in ("net", "lr", "kd", "lr_clip") for seed in range(5)}
+    want |= {f"x8_lkca_{v}_s{seed}" for v in ("net", "lr", "kd") for seed in range(3)}
+    assert want <= set(names) and {"bicubic", "vdsr", "fcnn3d", "sspsr", "msdformer", "essaformer"} <= set(names)
     for run in runs:
         cmd = s.command(run, out)
         rest, overrides = split_overrides(cmd[2:])
         spec = rest[rest.index("--config") + 1]
         config = load_config(str(ROOT / spec), overrides)  # raises on a field that does not exist
-        assert config.variant == run["method"]
-        if run["method"] == "kd":  # each KD run learns from a study teacher, decaying 30 times in the run
-            assert config.teacher.workdir.startswith(str(out / "lkca_net_s"))
-            epochs = (config.train.num_steps / (s.PATCHES * 8 // config.train.batch_size)  # as the trainer counts
-                      if config.train.num_steps else config.train.num_epochs)
+        assert (config.variant, config.model.scale) == (run["method"], run["scale"])
+        if run["method"] == "bicubic":
+            continue
+        assert config.train.ema_decay == 0.999 and config.train.schedule == "cosine"
+        if run["method"] == "kd":  # each KD run learns from the study teacher of its scale and seed
+            assert config.teacher.workdir == str(out / s.run_name("net", run["seed"], run["scale"]))
+            assert names.index(pathlib.Path(config.teacher.workdir).name) < names.index(run["name"])
+            steps_per_epoch = s.PATCHES[run["scale"]] * 8 // config.train.batch_size  # as the trainer counts
+            epochs = config.train.num_steps / steps_per_epoch if config.train.num_steps else config.train.num_epochs
             assert config.teacher.decay_epochs == pytest.approx(epochs / 30, rel=1e-4)
-        if not paper and run["method"] in ("net", "lr", "kd"):
-            assert (config.model.depth, config.model.features) == (4, 64)
-        if paper and run["method"] in ("net", "lr", "kd"):
-            assert (config.model.depth, config.model.features, config.train.num_epochs) == (16, 128, 300)
+        if run["group"] == "seeds":  # the control is clipped exactly as KD, the others not at all
+            assert config.train.grad_clip_norm == (0.1 if run["variant"] in ("kd", "lr_clip") else 0.0)
+        if run["method"] in ("net", "lr", "kd"):
+            want = (16, 128, 300, 0) if paper else (4, 64, 300, s.sizes(False)["steps"])  # steps > 0 win
+            assert (config.model.depth, config.model.features, config.train.num_epochs, config.train.num_steps) == want
+        if run["group"] == "compared" and not paper:  # the budget's steps, the reduced widths of the labels
+            assert config.train.num_steps == 100 + [c[0] for c in s.COMPARED].index(run["name"])
+            width = {"sspsr": 32, "msdformer": 60, "essaformer": 32}.get(run["method"])
+            if width:
+                assert config.model[run["method"]].features == width and f"width {width}" in run["label"]
+            assert config.model.get("bicubic_residual", False) == (run["name"].endswith("_residual") or run["method"] in
+                                                     ("vdsr", "fcnn3d"))
 
 
 # ------------------------------------------------------------------------------ recipes/paper.py
@@ -382,3 +401,37 @@ def test_paired_differences_carry_the_95_percent_t_interval():
     mean, half = study().interval95(values)
     lo, hi = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values))
     assert mean == pytest.approx(np.mean(values)) and half == pytest.approx((hi - lo) / 2, rel=1e-4)
+
+
+def test_the_compared_methods_get_lkca_nets_training_time(tmp_path, monkeypatch):
+    """The budget: the median over LKCA-Net's x4 seeds of steps / steps per second (each run's median
+    logged rate, the first interval left out), and each compared method the steps its own calibration
+    rate fits into it; a missing calibration is run (stood in for here) as a short train.py command."""
+    s = study()
+    steps = s.sizes(False)["steps"]
+
+    def fake_run(workdir, rates):
+        (workdir / "eval").mkdir(parents=True)
+        (workdir / "eval" / "test.json").write_text("{}")
+        (workdir / "metrics.jsonl").write_text("".join(json.dumps({"step": 10 * i, "steps_per_second": r}) + "\n"
+                                                       for i, r in enumerate(rates)))
+
+    for seed, rate in zip(range(5), (2.0, 4.0, 5.0, 1.0, 2.5)):  # training times steps/2, /4, /5, /1, /2.5
+        fake_run(tmp_path / f"lkca_net_s{seed}", [0.01, rate, rate + 1, rate - 0.5])  # median: rate
+    called = []
+
+    def calibrate(out, args, log_name="calibrate"):  # stands in for the calibration's train.py
+        called.append(args)
+        workdir = pathlib.Path(args[args.index("--workdir") + 1])
+        fake_run(workdir, [0.01] + [len(called)] * 3)  # the i-th calibrated method: i steps/s
+
+    monkeypatch.setattr(s, "_call", calibrate)
+    got = s.budget_steps(tmp_path, False)
+    budget = steps / 2.5  # the median training time of the five seeds
+    assert got == {name: round(budget * (i + 1)) for i, (name, *_) in enumerate(s.COMPARED)}
+    assert len(called) == len(s.COMPARED)
+    for args, (name, *_) in zip(called, s.COMPARED):
+        assert args[0] == "train.py" and args[args.index("--workdir") + 1] == str(tmp_path / "calibrate" / name)
+        assert args[args.index("--config.train.num_steps") + 1] == str(s.CALIBRATION_STEPS)
+    assert json.loads((tmp_path / "budget.json").read_text())["steps"] == got
+    assert s.budget_steps(tmp_path, False) == got and len(called) == len(s.COMPARED)  # kept: not run again
