@@ -435,3 +435,31 @@ def test_the_compared_methods_get_lkca_nets_training_time(tmp_path, monkeypatch)
         assert args[args.index("--config.train.num_steps") + 1] == str(s.CALIBRATION_STEPS)
     assert json.loads((tmp_path / "budget.json").read_text())["steps"] == got
     assert s.budget_steps(tmp_path, False) == got and len(called) == len(s.COMPARED)  # kept: not run again
+
+
+def test_seed_tables_pair_the_seeds_and_pick_the_median_validation_seed():
+    """Five x4 seeds of each variant: the paired KD - control interval is scipy's t-interval of the
+    per-seed differences, 'settled' only when it excludes 0, and the shipped seed is the one with the
+    median best validation MPSNR (not the best test score)."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    s = study()
+    rng = np.random.default_rng(0)
+    base = {"net": 38.0, "lr": 37.9, "kd": 37.95, "lr_clip": 37.94}
+    done = {}
+    for variant, level in base.items():
+        for seed in range(5):
+            mpsnr = level + 0.01 * seed + rng.normal(0, 0.005)
+            done[s.run_name(variant, seed)] = {
+                "run": {"seed": seed, "scale": 4, "variant": variant, "group": "seeds"},
+                "test": {"mean": {"MPSNR": mpsnr, "MSSIM": 0.9, "SAM": 3.0 - mpsnr / 100, "ERGAS": 4.0}},
+                "best_val": 40.0 + (seed * 7 % 5) / 10}  # validation order of seeds 0-4: 0, 3, 1, 4, 2
+    text, median = s.seed_tables(done, 4)
+    assert median == {v: s.run_name(v, 1) for v in base}  # best_val 40.2: the third of 40.0, 40.1, 40.2, ...
+    mpsnr = {name: d["test"]["mean"]["MPSNR"] for name, d in done.items()}
+    diffs = [mpsnr[s.run_name("kd", k)] - mpsnr[s.run_name("lr_clip", k)] for k in range(5)]
+    lo, hi = scipy_stats.t.interval(0.95, 4, loc=np.mean(diffs), scale=scipy_stats.sem(diffs))
+    row = next(line for line in text.splitlines() if line.startswith("| LKCA-KD - LKCA-LR, clipped as KD (control) |"))
+    assert f"{np.mean(diffs):+.4f} +- {(hi - lo) / 2:.4f}" in row
+    assert row.rstrip(" |").endswith("no" if lo <= 0 <= hi else "higher")
+    net_lr = next(line for line in text.splitlines() if line.startswith("| LKCA-Net - LKCA-LR |"))
+    assert net_lr.rstrip(" |").endswith("LKCA-Net higher")  # 0.1 dB apart, seed noise 0.005
