@@ -147,12 +147,13 @@ def compared_runs(paper: bool, steps: dict | None = None) -> list[dict]:
 
 
 def training_rate(workdir: pathlib.Path) -> float:
-    """A run's steps per second: the median over its logged intervals (``metrics.jsonl``), the first
-    (which holds the compilation) left out. Validation falls inside the intervals it follows."""
+    """A run's steps per second: the median over its logged intervals (``metrics.jsonl``), leaving out
+    the first (which holds the compilation) and each one that follows a validation (which it holds)."""
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    rates = sorted(r["steps_per_second"] for r in rows[1:] if "steps_per_second" in r)
+    rates = sorted(r["steps_per_second"] for prev, r in zip(rows, rows[1:])
+                   if "val_mpsnr" not in prev and "steps_per_second" in r)
     if not rates:
-        raise RuntimeError(f"{workdir}: no steps/s logged past the first interval")
+        raise RuntimeError(f"{workdir}: no steps/s logged past the first interval outside validation")
     return rates[len(rates) // 2]
 
 
@@ -171,7 +172,8 @@ def budget_steps(out: pathlib.Path, paper: bool) -> dict:
         cal = out / "calibrate" / run["name"]
         if not (cal / "eval" / "test.json").is_file():
             calib = {**run, "overrides": {**run["overrides"], "train.num_steps": CALIBRATION_STEPS,
-                                          "train.log_every_steps": 10, "train.eval_every_steps": 10 ** 6,
+                                          "train.log_every_steps": max(1, CALIBRATION_STEPS // 6),
+                                          "train.eval_every_steps": 10 ** 6,
                                           "train.checkpoint_every_steps": 10 ** 6}}
             _call(out, command(calib, out / "calibrate")[1:])
         steps[run["name"]] = max(1, round(budget * training_rate(cal)))
@@ -455,14 +457,15 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
               f"(steps / steps per second, steps per second measured over a {CALIBRATION_STEPS}-step run of its "
               f"own config): {budget['steps']} steps. The LKCA rows are the median-validation seeds.\n"
               if budget else "The budget is set once LKCA-Net's seeds have finished.\n"),
-             other_table(done, "-", nine),
-             "## KD ablations (x4, seed 0; the KD seed-0 run is the reference)\n",
-             other_table(done, "ablation", ["lkca_kd_s0", "lkca_lr_s0"]),
-             "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"]),
-             "## The teacher compressed without retraining (seed 0)\n",
-             other_table(done, "compressed", ["lkca_net_s0", "lkca_lr_s0"]),
-             f"Median-validation seeds: x4 {median4}, x8 {median8}\n",
-             "## Convergence (validation MPSNR on paints, EMA weights)\n", convergence_table(done)]
+             other_table(done, "-", nine)]
+    if any(d["run"]["group"] in ("ablation", "norm") for d in done.values()):  # --ablations
+        parts += ["## KD ablations (x4, seed 0; the KD seed-0 run is the reference)\n",
+                  other_table(done, "ablation", ["lkca_kd_s0", "lkca_lr_s0"]),
+                  "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"])]
+    parts += ["## The teacher compressed without retraining (seed 0)\n",
+              other_table(done, "compressed", ["lkca_net_s0", "lkca_lr_s0"]),
+              f"Median-validation seeds: x4 {median4}, x8 {median8}\n",
+              "## Convergence (validation MPSNR on paints, EMA weights)\n", convergence_table(done)]
     x4 = {n: d for n, d in done.items() if d["run"].get("scale", 4) == 4}
     if x4:
         plot_curves(x4, figures / "learning_curves.png", validation_bicubic(out / next(iter(x4))))

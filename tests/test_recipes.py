@@ -405,9 +405,15 @@ def test_paired_differences_carry_the_95_percent_t_interval():
 
 def test_the_compared_methods_get_lkca_nets_training_time(tmp_path, monkeypatch):
     """The budget: the median over LKCA-Net's x4 seeds of steps / steps per second (each run's median
-    logged rate, the first interval left out), and each compared method the steps its own calibration
-    rate fits into it; a missing calibration is run (stood in for here) as a short train.py command."""
+    logged rate, the first interval and those after a validation left out), and each compared method
+    the steps its own calibration rate fits into it; a missing calibration is run (stood in for here)
+    as a short train.py command."""
     s = study()
+    log = tmp_path / "validated" / "metrics.jsonl"  # intervals after a validation hold it: left out
+    log.parent.mkdir()
+    log.write_text("".join(json.dumps({"step": 50 * i, "steps_per_second": r, **({"val_mpsnr": 30.0} if val else {})})
+                           + "\n" for i, (r, val) in enumerate([(0.01, 0), (1.0, 1), (0.2, 1), (0.2, 1), (0.2, 0)])))
+    assert s.training_rate(log.parent) == 1.0
     steps = s.sizes(False)["steps"]
 
     def fake_run(workdir, rates):
