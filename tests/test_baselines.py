@@ -56,6 +56,21 @@ def test_group_starts_are_sspsr_s():
     assert len(group_starts(102)) == 17 and group_starts(102)[-1] == 94
     with pytest.raises(ValueError, match="bands >= subs"):
         group_starts(6)
+
+
+@pytest.mark.parametrize("method", ["sspsr", "msdformer"])
+def test_a_width_under_the_attention_reduction_is_refused_by_name(method):
+    """12 features with the reduction of 16 would give a channel attention of 0 channels (a division
+    by zero deep in the initialiser before this check): a ValueError that says what to change."""
+    from lkca_jax.config import base_config
+    from lkca_jax.models import build_model
+
+    c = base_config("sample", f"x4,{method}")
+    c.model[method].features, c.model[method].subs, c.model[method].overlap = 12, 8, 2
+    if method == "msdformer":
+        c.model.msdformer.heads = 2
+    with pytest.raises(ValueError, match="12 features, fewer than its reduction 16"):
+        build_model(c).init(jax.random.key(0), np.zeros((1, 8, 8, c.model.bands), np.float32), train=False)
     # Houston's overlaps: two bands between neighbours, and four where the shifted last group [40, 48)
     # meets [36, 44); the average divides by these
     twice = {6, 7, 12, 13, 18, 19, 24, 25, 30, 31, 36, 37, 40, 41, 42, 43}

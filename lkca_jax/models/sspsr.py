@@ -61,6 +61,9 @@ class ChannelAttention(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         c = x.shape[-1]
+        if c < self.reduction:  # C // reduction would be an empty conv
+            raise ValueError(f"channel attention: {c} features, fewer than its reduction {self.reduction} "
+                             f"(the width must be at least the reduction: model.<method>.reduction)")
         s = jnp.mean(x, axis=(1, 2), keepdims=True)
         s = nn.relu(Conv(c // self.reduction, 1, impl=self.conv_impl, name="conv0")(s))
         return x * nn.sigmoid(Conv(c, 1, impl=self.conv_impl, name="conv2")(s))
