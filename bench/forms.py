@@ -69,14 +69,13 @@ import numpy as np
 
 from lkca_jax import hostmem
 from lkca_jax.ops.conv import (
-    ROW_TAP_MAX_VALUES,
     _group_cols,
     _group_kernel,
-    batch_chunks,
     columns_smaller,
     conv_xla,
     gated_fusion,
     grouped_conv,
+    row_tap_chunks,
     row_tap_conv,
     uses_row_taps,
     uses_winograd,
@@ -324,7 +323,7 @@ def rows_table(rounds: int):
         want = np.asarray(jax.jit(conv_xla)(x, kernel))
         np.testing.assert_allclose(np.asarray(jax.jit(row_tap_conv)(x, kernel)), want, atol=1e-5 * np.abs(want).max())
         row = [median_ms(jax.jit(f), (x, kernel), rounds) for f in (conv_xla, row_tap_conv)]
-        chunks = batch_chunks(shape, k * shape[1] * shape[2] * cout, ROW_TAP_MAX_VALUES)
+        chunks = row_tap_chunks(shape, kernel.shape)
         used = "kernel rows" if uses_row_taps(x, kernel) else "XLA"
         print(f"| {'x'.join(map(str, shape))} | {k}x{k} | {cout} | {where} | {row[0]:.2f} | {row[1]:.2f} | "
               f"{row[0] / row[1]:.2f}x | {used} | {chunks} |", flush=True)

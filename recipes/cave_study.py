@@ -141,7 +141,6 @@ def compared_runs(paper: bool, steps: dict | None = None) -> list[dict]:
     for name, method, label, change in COMPARED:
         overrides = {**common_overrides(s), **({} if paper else change), "train.seed": 0}
         if steps:
-            overrides.pop("train.num_epochs", None)
             overrides["train.num_steps"] = steps[name]
         runs.append({"name": name, "method": method, "variant": method, "scale": 4, "group": "compared", "seed": 0,
                      "label": label if not paper else label.split(" (")[0], "overrides": overrides})
@@ -177,16 +176,14 @@ def budget_steps(out: pathlib.Path, paper: bool) -> dict:
                                           "train.log_every_steps": max(1, CALIBRATION_STEPS // 6),
                                           "train.eval_every_steps": 10 ** 6,
                                           "train.checkpoint_every_steps": 10 ** 6}}
-            _call(out, command(calib, out / "calibrate")[1:])
+            _call(out, command(calib, out / "calibrate")[1:], "calibrate")
         steps[run["name"]] = max(1, round(budget * training_rate(cal)))
     _write_json(out / "budget.json", {"lkca_net_train_s": budget, "steps": steps})
     return steps
 
 
 def _write_json(path: pathlib.Path, value) -> None:
-    from lkca_jax.atomic import atomic_write
-
-    atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text(json.dumps(value, indent=1) + "\n"))
+    _recipe().write_text(path, json.dumps(value, indent=1) + "\n")
 
 
 def _recipe():
@@ -246,7 +243,7 @@ def compress(out: pathlib.Path, teacher: str = "lkca_net_s0") -> list[str]:
     return names
 
 
-def _call(out: pathlib.Path, args: list[str], log_name: str = "calibrate") -> None:
+def _call(out: pathlib.Path, args: list[str], log_name: str) -> None:
     line = shlex.join(["python", *args])
     with open(out / "commands.sh", "a") as f:
         f.write(line + "\n")

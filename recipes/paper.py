@@ -295,7 +295,7 @@ def finished(out: pathlib.Path, name: str) -> bool:
     return (out / name / "eval" / "test.json").is_file()
 
 
-def _write_text(path: pathlib.Path, text: str) -> None:
+def write_text(path: pathlib.Path, text: str) -> None:
     atomic_write(path, lambda tmp: pathlib.Path(tmp).write_text(text))
 
 
@@ -348,11 +348,11 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
             code = subprocess.call([sys.executable, *_argv(run, out)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                    env=env)
         if code:
-            _write_text(failed_marker(out, run["name"]), f"exit {code}\n")
+            write_text(failed_marker(out, run["name"]), f"exit {code}\n")
             raise RunFailed(f"{run['name']}: exit {code}; see {out / 'logs' / run['name']}.log (rerun to resume)")
         failed_marker(out, run["name"]).unlink(missing_ok=True)
         record = {"name": run["name"], "commit": at, "wall_s": round(time.perf_counter() - t0, 1), "command": line}
-        _write_text(out / "logs" / f"{run['name']}.json", json.dumps(record) + "\n")
+        write_text(out / "logs" / f"{run['name']}.json", json.dumps(record) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------- time
@@ -497,8 +497,8 @@ def report(table: str, dataset: str, size: str, runs: list[dict], out: pathlib.P
               "expected_cpu_s": sum(cpu.values()), "expected_gpu_s": sum(gpu.values()), "time_model": how}
     text = _markdown(result, columns, runs)
     for stem in ("report", f"table_{table}"):  # table_<T>: kept when several tables share the folder
-        _write_text(out / f"{stem}.json", json.dumps(result, indent=1) + "\n")
-        _write_text(out / f"{stem}.md", text)
+        write_text(out / f"{stem}.json", json.dumps(result, indent=1) + "\n")
+        write_text(out / f"{stem}.md", text)
     return result
 
 
@@ -652,7 +652,7 @@ def _check_manifest(out: pathlib.Path, facts: dict) -> None:
                   file=sys.stderr)
             sys.exit(2)
     else:
-        _write_text(path, json.dumps(facts) + "\n")
+        write_text(path, json.dumps(facts) + "\n")
 
 
 if __name__ == "__main__":

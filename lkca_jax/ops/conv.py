@@ -403,11 +403,17 @@ def _row_tap_apply(x: jax.Array, kernel: jax.Array, dilation: int) -> jax.Array:
     return out.astype(x.dtype)
 
 
+def row_tap_chunks(shape, kernel_shape) -> int:
+    """How many batch chunks :func:`row_tap_conv` takes a (N, H, W, C) input in: each chunk's row
+    products (k N H W Cout) under ``ROW_TAP_MAX_VALUES``."""
+    return batch_chunks(shape, kernel_shape[0] * shape[1] * shape[2] * kernel_shape[-1], ROW_TAP_MAX_VALUES)
+
+
 def row_tap_conv(x: jax.Array, kernel: jax.Array, dilation: int = 1) -> jax.Array:
     """Dense k x k conv (stride 1, zero padding ``dilation (k - 1) / 2``) of (N, H, W, C) by a (k, k, C,
     O) kernel as one matrix product of the k width-shifted input views with the k kernel rows, the
-    row products then shifted and summed (in float32); a large batch in chunks."""
-    chunks = batch_chunks(x.shape, kernel.shape[0] * x.shape[1] * x.shape[2] * kernel.shape[-1], ROW_TAP_MAX_VALUES)
+    row products then shifted and summed (in float32); a large batch in chunks (:func:`row_tap_chunks`)."""
+    chunks = row_tap_chunks(x.shape, kernel.shape)
     return _in_chunks(functools.partial(_row_tap_apply, kernel=kernel, dilation=dilation), chunks, x)
 
 
