@@ -2,8 +2,27 @@
 inside a function, read from the source (nothing is imported to find them)."""
 
 import ast
+import contextlib
+import gc
 
 from conftest import ROOT
+
+
+@contextlib.contextmanager
+def no_gc_finalizers():
+    """Parse with the cyclic garbage collector off. CPython 3.11 keeps one AST recursion counter per
+    interpreter: a finalizer run by a collection in the middle of ``ast.parse`` (CI: an orbax coroutine
+    left by an earlier test, whose unraisable-exception report formats a traceback, which parses
+    source too) moves it, and the outer parse fails with "SystemError: AST constructor recursion depth
+    mismatch". Collecting first and pausing the collector keeps finalizers out of the parse."""
+    was_on = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -18,10 +37,12 @@ def import_graph() -> dict[str, set[str]]:
             name = name.rpartition(".")[0]
         return name
 
+    with no_gc_finalizers():
+        trees = {module: ast.parse(f.read_text(), str(f)) for module, f in files.items()}
     graph = {}
-    for module, f in files.items():
+    for module, tree in trees.items():
         found = set()
-        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lkca_jax") and not node.level:
                 found |= {known(f"{node.module}.{a.name}") for a in node.names}
             elif isinstance(node, ast.Import):
@@ -55,6 +76,24 @@ def cycle(graph: dict[str, set[str]]) -> list[str]:
 def test_the_cycle_finder_finds_a_cycle_and_only_one():
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []  # a diamond is no cycle
+
+
+def test_the_import_graph_survives_finalizers_that_parse_source():
+    class ParsesWhenFreed:  # what CI's orbax coroutine did: a finalizer that ends up in ast.parse
+        def __del__(self):
+            ast.parse("a = (1 + (2 * (3 - 4)))")
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(20)  # collect often, so a collection would fall inside every parse
+    try:
+        for _ in range(5):
+            for _ in range(100):
+                cyclic = ParsesWhenFreed()
+                cyclic.me = cyclic
+            del cyclic
+            assert "lkca_jax.methods" in import_graph()["lkca_jax.lowrank"]
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def test_the_library_has_no_import_cycle():
