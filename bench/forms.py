@@ -1,6 +1,6 @@
 """Pieces of the models in the forms considered for them, timed side by side in one process.
 
-    python bench/forms.py [--part bicubic|fusion|winograd|backward|upsampler|rows|all] [--rounds 5]
+    python bench/forms.py [--part bicubic|fusion|winograd|backward|upsampler|rows|product|all] [--rounds 5]
 
 **The bicubic branch** (``--part bicubic``): ``imresize(lr, r)`` for batch-1 LR images of 128
 bands, x4, as the two dense ``(out, in)`` matrix products the library used before (97% zeros at
@@ -55,12 +55,24 @@ at the shapes of 3D-FCNN's 9 x 9 first conv, VDSR's convs and ESSAformer's 256 -
 them shapes outside the fast path's rule (``ROW_TAP_*``: more or fewer output channels, more input
 channels, fewer multiply-adds, row products past the cap). Outputs agree within 1e-5 of their
 scale first.
+
+**VDSR's upsampler conv at batch 1** (``--part product``): 16 x 16 x 64 -> 64 r^2 (3x3, x4 and x8),
+the one product behind VDSR's batch-1 inference miss (docs/benchmarks.md): XLA's convolution, the
+fast path's im2col product, the product alone on given columns, Winograd's F(2x2, 3x3) with its
+kernel transform in every call (as a model's weights arrive) and with the kernel transformed
+beforehand, and the kernel transform alone; beside them, in a process of its own with the same
+thread count (when PyTorch is installed), PyTorch's ``conv2d`` of the same conv and ``mm`` of the
+same product. Outputs agree within 1e-5 of their scale first.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -71,6 +83,8 @@ from lkca_jax import hostmem
 from lkca_jax.ops.conv import (
     _group_cols,
     _group_kernel,
+    _winograd_apply,
+    _winograd_kernel,
     columns_smaller,
     conv_xla,
     gated_fusion,
@@ -329,15 +343,84 @@ def rows_table(rounds: int):
               f"{row[0] / row[1]:.2f}x | {used} | {chunks} |", flush=True)
 
 
+PRODUCT_OUTPUTS = (2048, 8192)  # VDSR's upsampler at x4 and x8 on 128 bands: 128 r^2 outputs
+
+
+def torch_products(rounds: int) -> dict:
+    """PyTorch's conv2d and mm at :func:`product_table`'s shapes, in this process ({outputs: (conv ms, mm ms)})."""
+    import torch
+
+    torch.set_num_threads(int(os.environ["FORMS_THREADS"]))
+
+    def ms(f, *args):
+        for _ in range(2):
+            f(*args)
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            f(*args)
+            times.append(time.perf_counter() - t)
+        return 1e3 * float(np.median(times))
+
+    out = {}
+    with torch.no_grad():
+        for o in PRODUCT_OUTPUTS:
+            conv = functools.partial(torch.nn.functional.conv2d, padding=1)
+            out[o] = (ms(conv, torch.rand(1, 64, 16, 16), torch.rand(o, 64, 3, 3)),
+                      ms(torch.mm, torch.rand(256, 576), torch.rand(576, o)))
+    return out
+
+
+def product_table(rounds: int):
+    rng = np.random.default_rng(0)
+    threads = os.cpu_count()
+    try:  # PyTorch in a process of its own, the same thread count as JAX's (one per core)
+        run = subprocess.run([sys.executable, __file__, "--torch-products", "--rounds", str(rounds)], check=True,
+                             capture_output=True, text=True, env={**os.environ, "FORMS_THREADS": str(threads)})
+        torch_ms = {int(k): v for k, v in json.loads(run.stdout.splitlines()[-1]).items()}
+    except subprocess.CalledProcessError:
+        torch_ms = {}
+    cols = jax.jit(lambda x: _group_cols(x, 3, 1, 1))
+    forms = {
+        "XLA conv": conv_xla,
+        "im2col product (fast path)": lambda x, k: jnp.einsum("gpk,gko->gpo", _group_cols(x, 3, 1, 1),
+                                                              _group_kernel(k, 1)).reshape(*x.shape[:3], -1),
+        "Winograd": winograd_conv3x3,
+    }
+    print(f"VDSR's upsampler conv, 16 x 16 x 64 LR, batch 1, 3x3, forward; median ms of {rounds} calls "
+          f"(in brackets: the direct conv's 2 x 256 x 576 x outputs FLOPs per second, whatever the form does); "
+          f"PyTorch in its own process, {threads} threads\n")
+    heads = [*forms, "product alone", "Winograd, kernel transformed before", "kernel transform alone",
+             "PyTorch conv2d", "PyTorch mm"]
+    print("| outputs | " + " | ".join(heads) + " |\n" + "|---" * (len(heads) + 1) + "|")
+    for o in PRODUCT_OUTPUTS:
+        x, k = dense_operands(rng, (1, 16, 16, 64), o)
+        want = np.asarray(jax.jit(conv_xla)(x, k))
+        for f in list(forms.values())[1:]:
+            np.testing.assert_allclose(np.asarray(jax.jit(f)(x, k)), want, atol=1e-5 * np.abs(want).max())
+        u = jax.jit(_winograd_kernel)(k)
+        times = [median_ms(jax.jit(f), (x, k), rounds) for f in forms.values()]
+        times.append(median_ms(jax.jit(jnp.matmul), (cols(x)[0], k.reshape(576, o)), rounds))
+        times.append(median_ms(jax.jit(_winograd_apply), (x, u), rounds))
+        times.append(median_ms(jax.jit(_winograd_kernel), (k,), rounds))
+        times.extend(torch_ms.get(o, (float("nan"),) * 2))
+        flops = 2 * 256 * 576 * o / 1e6  # per ms: GFLOP/s
+        print(f"| {o} | " + " | ".join(f"{t:.2f} ({flops / t:.0f})" for t in times) + " |", flush=True)
+
+
 TABLES = {"bicubic": bicubic_table, "fusion": fusion_table, "winograd": winograd_table, "backward": backward_table,
-          "upsampler": upsampler_table, "rows": rows_table}
+          "upsampler": upsampler_table, "rows": rows_table, "product": product_table}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", default="all", choices=(*TABLES, "all"))
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--torch-products", action="store_true", help=argparse.SUPPRESS)  # product_table's worker
     args = ap.parse_args()
+    if args.torch_products:
+        print(json.dumps(torch_products(args.rounds)))
+        return
     print(f"jax {jax.__version__} ({jax.default_backend()})\n")
     for name, table in TABLES.items():
         if args.part in (name, "all"):
