@@ -271,6 +271,11 @@ def backward_table(rounds: int):
 UPSAMPLER_SHAPES = [(1, 16), (16, 16), (1, 64)]  # (batch, LR side) of 128 features, x8 to 128 bands
 
 
+def columns(x: jax.Array, k: jax.Array) -> jax.Array:
+    """A dense 3x3 conv as the fast path's product of im2col columns (grouped_conv's, one group)."""
+    return jnp.einsum("gpk,gko->gpo", _group_cols(x, 3, 1, 1), _group_kernel(k, 1)).reshape(*x.shape[:3], -1)
+
+
 def upsampler_table(rounds: int, r: int = 8, features: int = 128, bands: int = 128):
     from lkca_jax.ops.conv import conv
     from lkca_jax.ops.pixel_shuffle import pixel_shuffle
@@ -284,9 +289,6 @@ def upsampler_table(rounds: int, r: int = 8, features: int = 128, bands: int = 1
 
     def transposed(a):
         return a.reshape(*a.shape[:-1], bands, r * r).swapaxes(-1, -2).reshape(a.shape)
-
-    def columns(x, k):  # the fast path's product of im2col columns (grouped_conv's, one group)
-        return jnp.einsum("gpk,gko->gpo", _group_cols(x, 3, 1, 1), _group_kernel(k, 1)).reshape(*x.shape[:3], -1)
 
     forms = {
         "gathered": lambda x, k, b: runs(conv(x, k[..., perm], 1, 1, "fast", b[perm])),
@@ -383,8 +385,7 @@ def product_table(rounds: int):
     cols = jax.jit(lambda x: _group_cols(x, 3, 1, 1))
     forms = {
         "XLA conv": conv_xla,
-        "im2col product (fast path)": lambda x, k: jnp.einsum("gpk,gko->gpo", _group_cols(x, 3, 1, 1),
-                                                              _group_kernel(k, 1)).reshape(*x.shape[:3], -1),
+        "im2col product (fast path)": columns,
         "Winograd": winograd_conv3x3,
     }
     print(f"VDSR's upsampler conv, 16 x 16 x 64 LR, batch 1, 3x3, forward; median ms of {rounds} calls "
@@ -399,6 +400,7 @@ def product_table(rounds: int):
         for f in list(forms.values())[1:]:
             np.testing.assert_allclose(np.asarray(jax.jit(f)(x, k)), want, atol=1e-5 * np.abs(want).max())
         u = jax.jit(_winograd_kernel)(k)
+        np.testing.assert_allclose(np.asarray(jax.jit(_winograd_apply)(x, u)), want, atol=1e-5 * np.abs(want).max())
         times = [median_ms(jax.jit(f), (x, k), rounds) for f in forms.values()]
         times.append(median_ms(jax.jit(jnp.matmul), (cols(x)[0], k.reshape(576, o)), rounds))
         times.append(median_ms(jax.jit(_winograd_apply), (x, u), rounds))

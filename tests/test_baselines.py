@@ -56,6 +56,10 @@ def test_group_starts_are_sspsr_s():
     assert len(group_starts(102)) == 17 and group_starts(102)[-1] == 94
     with pytest.raises(ValueError, match="bands >= subs"):
         group_starts(6)
+    # Houston's overlaps: two bands between neighbours, and four where the shifted last group [40, 48)
+    # meets [36, 44); the average divides by these
+    twice = {6, 7, 12, 13, 18, 19, 24, 25, 30, 31, 36, 37, 40, 41, 42, 43}
+    np.testing.assert_array_equal(band_counts(48, group_starts(48)), [2 if b in twice else 1 for b in range(48)])
 
 
 @pytest.mark.parametrize("method", ["sspsr", "msdformer"])
@@ -71,10 +75,6 @@ def test_a_width_under_the_attention_reduction_is_refused_by_name(method):
         c.model.msdformer.heads = 2
     with pytest.raises(ValueError, match="12 features, fewer than its reduction 16"):
         build_model(c).init(jax.random.key(0), np.zeros((1, 8, 8, c.model.bands), np.float32), train=False)
-    # Houston's overlaps: two bands between neighbours, and four where the shifted last group [40, 48)
-    # meets [36, 44); the average divides by these
-    twice = {6, 7, 12, 13, 18, 19, 24, 25, 30, 31, 36, 37, 40, 41, 42, 43}
-    np.testing.assert_array_equal(band_counts(48, group_starts(48)), [2 if b in twice else 1 for b in range(48)])
 
 
 def test_sspsr_loss_is_l1_plus_its_tv_terms(rng):
