@@ -30,8 +30,9 @@ def test_every_study_command_loads_its_config(paper):
     teacher of its scale and seed and the KD weight decaying 30 times, EMA on everywhere."""
     s = study()
     out = pathlib.Path("runs/study")
-    runs = s.plan(out, paper, ablations=True) + s.compared_runs(paper, None if paper else {
-        name: 100 + i for i, (name, *_) in enumerate(s.COMPARED)})
+    planned = s.plan(out, paper, ablations=True)
+    runs = planned + s.compared_runs(paper, None if paper else {
+        name: 100 + i for i, (name, *_) in enumerate(s.COMPARED)}) + s.ship_runs(out, planned, paper)
     names = [r["name"] for r in runs]
     assert len(set(names)) == len(runs)
     want = {f"lkca_{v}_s{seed}" for v in ("net", "lr", "kd", "lr_clip") for seed in range(5)}
@@ -46,15 +47,25 @@ def test_every_study_command_loads_its_config(paper):
         if run["method"] == "bicubic":
             continue
         assert config.train.ema_decay == (0.999 if paper else 0.99) and config.train.schedule == "cosine"
+        if run["group"] == "ship":  # seed 0 continued (the hand-set values of the module docstring)
+            base = load_config(str(ROOT / spec), split_overrides(s.command(
+                next(r for r in runs if r["name"] == s.run_name(run["variant"], 0, run["scale"])), out)[2:])[1])
+            assert config.train.init_from == str(out / s.run_name(run["variant"], 0, run["scale"]))
+            assert (config.train.num_steps, config.train.learning_rate) == ({4: 4800, 8: 2400}[run["scale"]], 5e-4)
+            assert config.train.to_dict() == {**base.train.to_dict(), "init_from": config.train.init_from,
+                                              "num_steps": config.train.num_steps, "learning_rate": 5e-4}
+            assert config.model.to_dict() == base.model.to_dict()
         if run["method"] == "kd":  # each KD run learns from the study teacher of its scale and seed
-            assert config.teacher.workdir == str(out / s.run_name("net", run["seed"], run["scale"]))
+            teacher = s.ship_name("net", run["scale"]) if run["group"] == "ship" else \
+                s.run_name("net", run["seed"], run["scale"])
+            assert config.teacher.workdir == str(out / teacher)
             assert names.index(pathlib.Path(config.teacher.workdir).name) < names.index(run["name"])
             steps_per_epoch = s.PATCHES[run["scale"]] * 8 // config.train.batch_size  # as the trainer counts
             epochs = config.train.num_steps / steps_per_epoch if config.train.num_steps else config.train.num_epochs
             assert config.teacher.decay_epochs == pytest.approx(epochs / 30, rel=1e-4)
         if run["group"] == "seeds":  # the control is clipped exactly as KD, the others not at all
             assert config.train.grad_clip_norm == (0.1 if run["variant"] in ("kd", "lr_clip") else 0.0)
-        if run["method"] in ("net", "lr", "kd"):
+        if run["method"] in ("net", "lr", "kd") and run["group"] != "ship":
             want = (16, 128, 300, 0) if paper else (4, 64, 300, s.sizes(False)["steps"])  # steps > 0 win
             assert (config.model.depth, config.model.features, config.train.num_epochs, config.train.num_steps) == want
         if run["group"] == "compared" and not paper:  # the budget's steps, the reduced widths of the labels
@@ -393,6 +404,32 @@ def test_convergence_is_judged_on_the_last_quarter():
     assert not c["converged"] and c["gap"] == pytest.approx(0.3) and c["rise"] == 0
 
 
+def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
+    """train_all's order: x4 seeds, the shipped models' runs (x4's, then x8's seed 0 and x8's), the
+    compression, the compared methods, x8 seeds 1-2; every planned run once, each after its teacher
+    and the run it continues."""
+    s = study()
+    order = []
+    monkeypatch.setattr(s._recipe(), "run_all", lambda runs, out: order.extend(r["name"] for r in runs))
+    monkeypatch.setattr(s, "compress", lambda out: order.append("compress"))
+    monkeypatch.setattr(s, "budget_steps", lambda out, paper: {n: 10 for n, *_ in s.COMPARED})
+    runs = s.plan(tmp_path, False)
+    s.train_all(tmp_path, runs, False)
+    x4 = [r["name"] for r in runs if r["scale"] == 4]
+    ship = [f"{p}_lkca_{v}" for p in ("ship_x4", "x8", "ship_x8") for v in ("net", "lr", "kd")]
+    ship[3:6] = [f"{n}_s0" for n in ship[3:6]]
+    compared = [n for n, *_ in s.COMPARED]
+    rest = [f"x8_lkca_{v}_s{k}" for k in (1, 2) for v in ("net", "lr", "kd")]
+    assert order[:len(x4)] == x4 and order[len(x4):len(x4) + 9] == ship
+    assert order[len(x4) + 9:] == ["compress"] + compared + rest
+    assert sorted(order) == sorted([r["name"] for r in runs] + ship[:3] + ship[6:] + compared + ["compress"])
+    every = {r["name"]: r for r in runs + s.ship_runs(tmp_path, runs, False)}
+    for name, run in every.items():
+        for need in (run["overrides"].get("teacher.workdir"), run["overrides"].get("train.init_from")):
+            if need:
+                assert order.index(pathlib.Path(need).name) < order.index(name)
+
+
 def test_paired_differences_carry_the_95_percent_t_interval():
     scipy_stats = pytest.importorskip("scipy.stats")
     for n in range(2, 12):
@@ -469,3 +506,27 @@ def test_seed_tables_pair_the_seeds_and_pick_the_median_validation_seed():
     assert row.rstrip(" |").endswith("no" if lo <= 0 <= hi else "higher")
     net_lr = next(line for line in text.splitlines() if line.startswith("| LKCA-Net - LKCA-LR |"))
     assert net_lr.rstrip(" |").endswith("LKCA-Net higher")  # 0.1 dB apart, seed noise 0.005
+
+
+def test_a_shipped_readme_gives_both_commands_and_the_epochs_in_all(tmp_path):
+    """A shipped model continued from seed 0: its README has the seed-0 command and the continuation's,
+    each run's commit, the epochs of both (x4: 2400 steps of 1237 a epoch, then 4800), its test table
+    and CAVE's citation."""
+    s = study()
+    runs = s.plan(tmp_path, False)
+    ship = {r["name"]: r for r in s.ship_runs(tmp_path, runs, False)}["ship_x4_lkca_kd"]
+    base = next(r for r in runs if r["name"] == "lkca_kd_s0")
+    mean = {"Method": "LKCA-KD", "Param": 140000, "MPSNR": 38.5, "SAM": 2.9, "ERGAS": 3.5}
+    test = {"mean": mean, "bicubic": {"MPSNR": 36.3, "SAM": 3.46, "ERGAS": 4.54},
+            "per_image": {"pompoms/0_0_512x512": {"MPSNR": 38.9, "SAM": 2.2, "ERGAS": 3.0}}}
+    text = s.pretrained_readme("cave-x4-lkca-kd", {"run": ship, "test": test, "record": {"commit": "bbbbbbb"}},
+                               tmp_path, {"run": base, "record": {"commit": "aaaaaaa"}})
+    lines = [line.strip() for line in text.splitlines()]
+    first = next(line for line in lines if line.startswith("python train.py") and "lkca_kd_s0" in line)
+    second = next(line for line in lines if line.startswith("python train.py") and "ship_x4_lkca_kd" in line)
+    assert "--config.train.num_steps 2400" in first and "init_from" not in first
+    assert f"--config.train.init_from {tmp_path / 'lkca_kd_s0'}" in second and "--config.train.num_steps 4800" in second
+    assert f"--config.teacher.workdir {tmp_path / 'ship_x4_lkca_net'}" in second
+    assert "commit aaaaaaa" in text and "commit bbbbbbb" in text
+    assert f"for {(2400 + 4800) / (2475 * 8 // 16):.1f} epochs in all" in " ".join(lines)
+    assert "| pompoms/0_0_512x512 | 38.9000 |" in text and "Yasuma" in text
