@@ -6,9 +6,10 @@ overrides of any of its fields after it, ``--config.<field> value`` or ``--confi
     train    --config=configs/sample.py[:x4,net] --workdir RUN [--config.train.batch_size 16 ...]
              [--coordinator HOST:PORT --num_processes N --process_id I]
         Train, then evaluate on the test split; rerun with the same workdir to resume.
-    evaluate --workdir RUN [--config C] [--split test] [--which best] [--save_images] [--per_image]
-             [--weights ema|raw] [--dtype D]
-        The paper's table for a trained run (or Bicubic with --config ...:bicubic).
+    evaluate --workdir RUN|--pretrained NAME [--config C] [--split test] [--which best] [--save_images]
+             [--per_image] [--weights ema|raw] [--dtype D]
+        The paper's table for a trained run (or Bicubic with --config ...:bicubic), or for a shipped
+        model on --config's data (e.g. the 32 CAVE scenes: --config configs/cave.py:x4,net,full).
     count    --config=configs/chikusei.py:x4,net [--config=...] [--config.model.depth 32 ...] [--json]
              [--parts FIG.png]
         Parameters and FLOPs in the paper's convention, fvcore's (one 16 x 16 LR input); any
@@ -47,6 +48,7 @@ import sys
 
 from lkca_jax import hostmem
 from lkca_jax.config import split_overrides
+from lkca_jax.pretrained import available
 
 
 def _load(spec: str, overrides: dict):
@@ -94,8 +96,11 @@ def _evaluate(args) -> int:
 
     logging.set_verbosity(logging.WARNING)
     config = _load(args.config, args.overrides) if args.config else None
+    if args.pretrained and args.save_images:
+        raise ValueError("--save_images writes into a run's folder: it needs --workdir, not --pretrained")
     evaluation.evaluate_workdir(args.workdir, config, args.split, args.which, args.save_images,
-                                weights=args.weights, dtype=args.dtype, per_image=args.per_image)
+                                weights=args.weights, dtype=args.dtype, per_image=args.per_image,
+                                pretrained=args.pretrained)
     return 0
 
 
@@ -304,7 +309,10 @@ def main(argv=None) -> int:
     p.add_argument("--process_id", type=int, default=-1, help="this process's index (multi-process training)")
     p.set_defaults(run=_train)
     p = sub.add_parser("evaluate", help="the paper's table for a trained run (or Bicubic) on a split")
-    p.add_argument("--workdir", required=True, help="run directory (checkpoints read, results written)")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--workdir", help="run directory (checkpoints read, results written)")
+    model.add_argument("--pretrained", help=f"a model shipped with lkca_jax ({', '.join(available())}) instead "
+                                            "of a run, on --config's data: the table is printed, nothing written")
     p.add_argument("--config", help="config file (optional when --workdir holds a run): its data and eval "
                                     "blocks are used with the run's model")
     p.add_argument("--split", choices=("test", "validation", "train"), default="test")
@@ -332,8 +340,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("sr", help="super-resolve a whole file with a trained run")
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--workdir", help="a training run (config.json and checkpoints)")
-    model.add_argument("--pretrained", help="a model shipped with lkca_jax (lkca_jax.pretrained.available(): "
-                                            "cave-x4-lkca-net, cave-x4-lkca-lr, cave-x4-lkca-kd)")
+    model.add_argument("--pretrained", help=f"a model shipped with lkca_jax: {', '.join(available())}")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True, help=".mat, .npy, .tif or .hdr (ENVI)")
     p.add_argument("--key", help="variable (.mat) or array (.npz) to read")

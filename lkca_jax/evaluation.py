@@ -24,6 +24,7 @@ from lkca_jax.inference import bicubic_config, predict_split
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
+from lkca_jax.pretrained import load_pretrained
 
 COLUMNS = ("Method", "Param", "Flops", *metrics.NAMES, "s/img")
 
@@ -127,15 +128,19 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
 
 def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
                      save_images: bool = False, echo=print, weights: str = "ema", dtype: str | None = None,
-                     per_image: bool = False) -> dict:
+                     per_image: bool = False, pretrained: str | None = None) -> dict:
     """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint): its
     ``weights`` ('ema' where it kept them, or 'raw'), computing in ``dtype`` (None: ``eval.dtype``);
-    ``per_image``: each image's rows under the table, whatever ``eval.per_image`` says."""
-    workdir = pathlib.Path(workdir)
+    ``per_image``: each image's rows under the table, whatever ``eval.per_image`` says. With
+    ``pretrained`` (a shipped model's name) that model instead, and nothing written."""
+    workdir = pathlib.Path(workdir) if workdir is not None else None
     if config is not None and config.model.name == "bicubic":
         variables = {}
     else:
-        _, variables, run_config = checkpoint.load_run(workdir, which, weights)
+        if pretrained:
+            _, variables, run_config = load_pretrained(pretrained)
+        else:
+            _, variables, run_config = checkpoint.load_run(workdir, which, weights)
         if config is not None:  # the run's model with the given data and eval settings
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config

@@ -78,3 +78,25 @@ def test_a_shipped_model_reproduces_its_test_table_on_cave(name):
     assert config.model.scale == r
     bicubic = numpy_metrics(split.hr[0].astype(np.float64), imresize_np(split.lr[0], r), r)["MPSNR"]
     assert per_image["MPSNR"][0] >= bicubic + 0.3  # the shipped models' promise, on this scene
+
+
+def _evaluate(tmp_path, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "evaluate.py"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_evaluate_scores_a_shipped_model_on_other_data_and_writes_nothing(tmp_path):
+    """evaluate --pretrained on a config's data (here one CAVE test scene, as a user would point it at
+    scenes of their own): the shipped model's row for that scene, Bicubic's beside it, no file written."""
+    cave = shared_data("cave")
+    name = NAMES[0]
+    out = _evaluate(tmp_path, "--pretrained", name, "--config", str(ROOT / "configs" / "cave.py") + ":x4,net",
+                    "--config.data.path", str(cave), "--config.data.test_scenes", '["thread_spools"]', "--per_image")
+    assert out.returncode == 0, out.stderr
+    shipped = json.loads((HERE / name / "test.json").read_text())["per_image"]["thread_spools/0_0_512x512"]
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| thread_spools/0_0_512x512 |"))
+    assert abs(float(row.split("|")[3]) - shipped["MPSNR"]) < 1e-3
+    assert list(tmp_path.iterdir()) == []
+    out = _evaluate(tmp_path, "--pretrained", name, "--save_images")
+    assert out.returncode == 2 and "needs --workdir" in out.stderr and list(tmp_path.iterdir()) == []
