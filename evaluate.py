@@ -5,9 +5,12 @@
     python evaluate.py --workdir runs/sample --save_images        # + PNG panels and spectra in eval/images
     python evaluate.py --workdir runs/sample --per_image          # + each image's rows under the table
     python evaluate.py --workdir runs/sample --weights raw --dtype bfloat16   # not the EMA; in bfloat16
+    python evaluate.py --pretrained cave-x4-lkca-kd --config configs/cave.py:x4,kd,full \
+        --config.data.path ~/data/complete_ms_data --per_image   # a shipped model on other scenes
 
-Writes WORKDIR/eval/<split>.json and .md. With --config as well as a trained
-workdir, the config's data and eval blocks are used with the run's model.
+Writes WORKDIR/eval/<split>.json and .md (with --pretrained, nothing: the table is printed). With
+--config as well as a trained workdir or a shipped model, the config's data and eval blocks are used
+with its model.
 The same as ``python -m lkca_jax evaluate``.
 """
 

@@ -9,7 +9,8 @@ overrides of any of its fields after it, ``--config.<field> value`` or ``--confi
     evaluate --workdir RUN|--pretrained NAME [--config C] [--split test] [--which best] [--save_images]
              [--per_image] [--weights ema|raw] [--dtype D]
         The paper's table for a trained run (or Bicubic with --config ...:bicubic), or for a shipped
-        model on --config's data (e.g. the 32 CAVE scenes: --config configs/cave.py:x4,net,full).
+        model on --config's data (e.g. the 32 CAVE scenes: --config configs/cave.py:x4,net,full
+        --config.data.path DIR; without --config, the data it was trained on, from the working folder).
     count    --config=configs/chikusei.py:x4,net [--config=...] [--config.model.depth 32 ...] [--json]
              [--parts FIG.png]
         Parameters and FLOPs in the paper's convention, fvcore's (one 16 x 16 LR input); any
@@ -96,8 +97,11 @@ def _evaluate(args) -> int:
 
     logging.set_verbosity(logging.WARNING)
     config = _load(args.config, args.overrides) if args.config else None
-    if args.pretrained and args.save_images:
-        raise ValueError("--save_images writes into a run's folder: it needs --workdir, not --pretrained")
+    if args.pretrained and (args.save_images or args.which != "best" or args.weights != "ema"):
+        raise ValueError("--save_images, --which and --weights are about a run's folder: they need --workdir, "
+                         "not --pretrained (a shipped model is one set of weights)")
+    if args.pretrained and config is not None and config.model.name == "bicubic":
+        raise ValueError("--pretrained scores the shipped model: give a config of its method, not :bicubic")
     evaluation.evaluate_workdir(args.workdir, config, args.split, args.which, args.save_images,
                                 weights=args.weights, dtype=args.dtype, per_image=args.per_image,
                                 pretrained=args.pretrained)

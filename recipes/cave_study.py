@@ -29,7 +29,7 @@ of LKCA-Net's x4 seeds (steps / steps per second), its own steps per second meas
 budget and steps in ``<out>/budget.json``). The LKCA rows of that table are the median-validation seeds.
 
 Order, one run at a time (the compared methods' budget rests on measured rates; a second process
-would move them): the x4 seeds, the shipped models' runs (x4's, then x8's seed-0 runs and x8's), the
+would move them): the x4 runs, the shipped models' runs (x4's, then x8's seed-0 runs and x8's), the
 compression, the compared methods, then x8's seeds 1 and 2.
 
 The shipped models. Seed 0 ships, a rule set (instead of the median-validation seed, which waits for
@@ -37,7 +37,8 @@ every seed) when seeds 0 and 1 of x4 had finished, with seed 0 the lower of the 
 all three variants: not chosen by its score. Its run is continued from its
 best EMA weights (``train.init_from``; Adam anew) for :data:`SHIP_STEPS` more steps at
 :data:`SHIP_LR`, cosine-decayed, everything else as the study's run; the KD continuation learns from
-the continued LKCA-Net of its scale. At the paper's size (300 epochs) the seed-0 runs are shipped as
+the continued LKCA-Net of its scale, its weight's decay starting again at lambda0 and scaled to the
+continuation's length. At the paper's size (300 epochs) the seed-0 runs are shipped as
 they are.
 
 The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 of its
@@ -531,7 +532,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
                   "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"])]
     shipped = {(r, v): shipped_from(done, r, v, paper) for r in SEEDS for v in SHIPPED}
     for r in SEEDS:
-        parts += [f"## The shipped models (x{r}): seed {SHIP_SEED} continued\n",
+        parts += [f"## The shipped models (x{r}): seed {SHIP_SEED} {'as trained' if paper else 'continued'}\n",
                   other_table(done, "-", [n for n in [run_name(v, SHIP_SEED, r) for v in SHIPPED]
                                           + [shipped[r, v] for v in SHIPPED] if n])]
     parts += ["## The teacher compressed without retraining (seed 0)\n",
@@ -566,6 +567,9 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
             if name:
                 model = f"cave-x{scale}-lkca-{variant}"
                 base = None if paper else done.get(run_name(variant, SHIP_SEED, scale))
+                if not paper and base is None:
+                    raise RuntimeError(f"{name} continues {run_name(variant, SHIP_SEED, scale)}, which has no "
+                                       f"eval/test.json: its README would lack that run's command")
                 readme = pretrained_readme(model, done[name], out, base)
                 print(f"shipped {ship_model(out / name, model, 'last', readme)}")
     if docs:
@@ -631,7 +635,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ablations", action="store_true",
                         help="also the KD ablations of the paper's Tables II-IV and the LayerNorm run (x4, seed 0)")
     parser.add_argument("--ship", action="store_true",
-                        help="also write each scale's shipped LKCA-Net, LR and KD (seed 0 continued) "
+                        help="also write each scale's shipped LKCA-Net, LR and KD (seed 0, continued at the CPU size) "
                              "into lkca_jax/pretrained/")
     parser.add_argument("--docs", help="also copy the report and its PNGs here (docs/img)")
     args = parser.parse_args(argv)

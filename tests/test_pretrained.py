@@ -91,12 +91,16 @@ def test_evaluate_scores_a_shipped_model_on_other_data_and_writes_nothing(tmp_pa
     scenes of their own): the shipped model's row for that scene, Bicubic's beside it, no file written."""
     cave = shared_data("cave")
     name = NAMES[0]
+    listing = lambda: sorted(p.relative_to(HERE) for p in HERE.rglob("*") if "__pycache__" not in p.parts)
+    shipped_files = listing()
     out = _evaluate(tmp_path, "--pretrained", name, "--config", str(ROOT / "configs" / "cave.py") + ":x4,net",
                     "--config.data.path", str(cave), "--config.data.test_scenes", '["thread_spools"]', "--per_image")
     assert out.returncode == 0, out.stderr
     shipped = json.loads((HERE / name / "test.json").read_text())["per_image"]["thread_spools/0_0_512x512"]
     row = next(line for line in out.stdout.splitlines() if line.startswith("| thread_spools/0_0_512x512 |"))
     assert abs(float(row.split("|")[3]) - shipped["MPSNR"]) < 1e-3
-    assert list(tmp_path.iterdir()) == []
-    out = _evaluate(tmp_path, "--pretrained", name, "--save_images")
-    assert out.returncode == 2 and "needs --workdir" in out.stderr and list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and listing() == shipped_files
+    for wrong, says in ((["--save_images"], "need --workdir"), (["--which", "last"], "need --workdir"),
+                        (["--config", str(ROOT / "configs" / "cave.py") + ":x4,bicubic"], "not :bicubic")):
+        out = _evaluate(tmp_path, "--pretrained", name, *wrong)
+        assert out.returncode == 2 and says in out.stderr and list(tmp_path.iterdir()) == []

@@ -430,6 +430,26 @@ def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
                 assert order.index(pathlib.Path(need).name) < order.index(name)
 
 
+def test_at_the_papers_size_the_seed_0_runs_ship_as_trained(tmp_path, monkeypatch):
+    """--paper: no continuation runs (300 epochs is the paper's schedule); x8's seed-0 runs come right
+    after the x4 runs, and the shipped model of each scale and variant is its seed-0 run."""
+    s = study()
+    order = []
+    monkeypatch.setattr(s._recipe(), "run_all", lambda runs, out: order.extend(r["name"] for r in runs))
+    monkeypatch.setattr(s, "compress", lambda out: order.append("compress"))
+    monkeypatch.setattr(s, "budget_steps", lambda out, paper: {})
+    runs = s.plan(tmp_path, True)
+    assert s.ship_runs(tmp_path, runs, True) == []
+    s.train_all(tmp_path, runs, True)
+    x4 = [r["name"] for r in runs if r["scale"] == 4]
+    assert order == x4 + [f"x8_lkca_{v}_s0" for v in ("net", "lr", "kd")] + ["compress"] \
+        + [n for n, *_ in s.COMPARED] + [f"x8_lkca_{v}_s{k}" for k in (1, 2) for v in ("net", "lr", "kd")]
+    done = {name: {} for name in order}
+    assert [s.shipped_from(done, r, v, True) for r in (4, 8) for v in ("net", "lr", "kd")] == \
+        [f"{p}lkca_{v}_s0" for p in ("", "x8_") for v in ("net", "lr", "kd")]
+    assert s.shipped_from(done, 4, "net", False) is None  # the CPU size ships the continuation only
+
+
 def test_paired_differences_carry_the_95_percent_t_interval():
     scipy_stats = pytest.importorskip("scipy.stats")
     for n in range(2, 12):
