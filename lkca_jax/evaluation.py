@@ -137,10 +137,8 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
     if config is not None and config.model.name == "bicubic":
         variables = {}
     else:
-        if pretrained:
-            _, variables, run_config = load_pretrained(pretrained)
-        else:
-            _, variables, run_config = checkpoint.load_run(workdir, which, weights)
+        _, variables, run_config = (load_pretrained(pretrained) if pretrained
+                                    else checkpoint.load_run(workdir, which, weights))
         if config is not None:  # the run's model with the given data and eval settings
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config

@@ -100,6 +100,18 @@ def sizes(paper: bool) -> dict:
             "lr": 1e-3, "eval_every": 100, "ema": 0.99}
 
 
+def steps_per_epoch(scale: int, batch: int) -> int:
+    """As the trainer counts them: the 8 dihedral copies of every training patch, whole batches."""
+    return PATCHES[scale] * 8 // batch
+
+
+def run_epochs(run: dict) -> float:
+    """The epochs a run of the study trains for (its steps, or its epochs when it counts in epochs)."""
+    o = run["overrides"]
+    steps = o.get("train.num_steps", 0)
+    return steps / steps_per_epoch(run["scale"], o["train.batch_size"]) if steps else o["train.num_epochs"]
+
+
 def run_name(variant: str, seed: int, scale: int = 4) -> str:
     return f"{'' if scale == 4 else f'x{scale}_'}lkca_{variant}_s{seed}"
 
@@ -125,7 +137,7 @@ def plan(out: pathlib.Path, paper: bool, ablations: bool = False) -> list[dict]:
     lkca = {**s["model"], **common}
     runs = []
     for scale, seeds in SEEDS.items():
-        epochs = s["epochs"] or s["steps"] / (PATCHES[scale] * 8 // s["batch"])
+        epochs = s["epochs"] or s["steps"] / steps_per_epoch(scale, s["batch"])
         # KD: the decay period scaled to the run, and the global gradient norm clipped at 0.1 (about the
         # largest the LR student reaches without KD; docs/results.md): the cosine term of L_KD is singular
         # at the zero-initialised student's features, and its first gradients (323x the supervised one,
@@ -188,8 +200,7 @@ def ship_runs(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
             overrides = {**base["overrides"], "train.init_from": str(out / base["name"]),
                          "train.num_steps": SHIP_STEPS[scale], "train.learning_rate": SHIP_LR}
             if variant == "kd":
-                epochs = SHIP_STEPS[scale] / (PATCHES[scale] * 8 // overrides["train.batch_size"])
-                overrides["teacher.decay_epochs"] = round(epochs / 30, 6)
+                overrides["teacher.decay_epochs"] = round(run_epochs({"scale": scale, "overrides": overrides}) / 30, 6)
                 overrides["teacher.workdir"] = str(out / ship_name("net", scale))
             ship.append({**base, "name": ship_name(variant, scale), "group": "ship", "overrides": overrides,
                          "label": f"{DISPLAY[variant]}, seed {SHIP_SEED} continued {SHIP_STEPS[scale]} steps"})
@@ -579,12 +590,6 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         (docs / "cave_study_report.md").write_text(text)
 
 
-def _epochs(run: dict) -> float:
-    o = run["overrides"]
-    steps = o.get("train.num_steps", 0)
-    return steps / (PATCHES[run["scale"]] * 8 // o["train.batch_size"]) if steps else o["train.num_epochs"]
-
-
 def pretrained_readme(name: str, d: dict, out: pathlib.Path, base: dict | None = None) -> str:
     """The shipped model's README: what it is, the commands (the seed-0 run and, given its ``base``
     entry of :func:`finished`, the continuation), what it suits, its test table and the citation."""
@@ -593,7 +598,7 @@ def pretrained_readme(name: str, d: dict, out: pathlib.Path, base: dict | None =
     line = lambda r: shlex.join(["python", *command(r, out)[1:]])
     at = lambda e: e["record"].get("commit", "not recorded")
     b, m = test["bicubic"], test["mean"]
-    epochs = _epochs(run) + (_epochs(base["run"]) if base else 0)
+    epochs = run_epochs(run) + (run_epochs(base["run"]) if base else 0)
     how = (f"the study's seed-{run['seed']} run (commit {at(base)}) continued from its best EMA weights for "
            f"{run['overrides']['train.num_steps']} steps at lr {run['overrides']['train.learning_rate']:g}, "
            f"cosine-decayed (commit {at(d)}); seed {SHIP_SEED} ships by a fixed rule, not by its score. "
