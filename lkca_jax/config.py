@@ -222,7 +222,10 @@ LEGACY_FIELDS = {
 def upgrade(config) -> ml_collections.ConfigDict:
     """A saved run's config in today's layout: the flat fields of :data:`LEGACY_FIELDS` of its own
     architecture moved under ``model.<name>``, the other architectures' dropped (every config used to
-    carry all of them), its residual switch renamed. Today's configs come back unchanged."""
+    carry all of them), its residual switch renamed; fields newer than the run (``data.test_crop``) at
+    the value that reproduces it. Today's configs come back unchanged."""
+    if "data" in config and "test_crop" not in config.data:
+        config.data.test_crop = 0
     m = config.model if "model" in config else config
     old = {name: m[name] for name in LEGACY_FIELDS if name in m}
     if not old:
@@ -305,6 +308,7 @@ RANGES = {
     "model.bands": "int >= 1", "model.scale": "int >= 2", "model.features": "int >= 1", "model.depth": "int >= 0",
     "model.drop_path_rate": "[0, 1)", "model.bn_momentum": "[0, 1]", "model.essaformer.dropout": "[0, 1)",
     "data.val_fraction": "[0, 1)", "data.patch_size": "int >= 0", "data.stride": "int >= 0",
+    "data.test_crop": "int >= 0",
     "train.batch_size": "int >= 1", "train.num_epochs": "int >= 0", "train.num_steps": "int >= 0",
     "train.learning_rate": "> 0", "train.min_learning_rate": ">= 0", "train.warmup_steps": "int >= 0",
     "train.step_decay_epochs": "> 0", "train.weight_decay": ">= 0", "train.grad_clip_norm": ">= 0",

@@ -1,11 +1,12 @@
 """Config -> splits on the embedded sample and on real CAVE scenes."""
 
 import numpy as np
+import pytest
 
 from conftest import ROOT, shared_data
 from lkca_jax.config import load_config
 from lkca_jax.data.datasets import load_splits
-from lkca_jax.data.io import read
+from lkca_jax.data.io import DataError, read
 from lkca_jax.data.spec import DataSpec
 
 
@@ -30,6 +31,30 @@ def test_sample_splits_are_real_and_disjoint():
         ref = np.asarray(Image.fromarray(hr[..., band], mode="F").resize((12, 12), Image.BICUBIC), np.float64)
         np.testing.assert_allclose(test.lr[1][3:-3, 3:-3, band], ref[3:-3, 3:-3], atol=1e-5)
     assert test.norm == {"pavia_sample": 1.0}
+
+
+def test_test_crop_scores_each_test_image_centre_with_its_own_lr():
+    """data.test_crop: the centre n x n of each test image, its LR made from the crop (not cut from the
+    whole image's LR, whose border pixels see outside the crop); training data unchanged."""
+    config = load_config(f"{ROOT}/configs/sample.py:x4,net")
+    whole = load_splits(DataSpec.of(config))
+    config.data.test_crop = 20  # of 48 x 48: rows and columns 14..33
+    cropped = load_splits(DataSpec.of(config))
+    test = cropped["test"]
+    assert test.ids == ["pavia_sample/14_14_20x20", "pavia_sample/14_62_20x20"]
+    from PIL import Image
+
+    for hr, lr, big in zip(test.hr, test.lr, whole["test"].hr):
+        np.testing.assert_array_equal(hr, big[14:34, 14:34])
+        assert lr.shape == (5, 5, 102)
+        ref = np.asarray(Image.fromarray(hr[..., 7].astype(np.float32), mode="F").resize((5, 5), Image.BICUBIC))
+        np.testing.assert_allclose(lr[2, 2, 7], ref[2, 2], atol=1e-5)  # the one pixel whose support is inside
+    for split in ("train", "validation"):
+        assert cropped[split].ids == whole[split].ids
+    for size, says in ((18, "not a multiple of the scale 4"), (52, "exceeds test image pavia_sample/0_0_48x48")):
+        config.data.test_crop = size
+        with pytest.raises(DataError, match=f"config.data.test_crop: a test crop of {size} .*{says}"):
+            load_splits(DataSpec.of(config))
 
 
 def test_cave_scene_splits():

@@ -220,6 +220,9 @@ def test_a_prepared_dataset_cut_otherwise_is_refused(prepared_sample):
     prepared.data.stride = 4
     with pytest.raises(DataError, match="prepared with other data fields than the config's: stride 8 there, 4 here"):
         load_splits(DataSpec.of(prepared))
-    prepared.data.update(stride=8, tfds_dir=str(prepared_sample / "nothing"))
+    prepared.data.update(stride=8, test_crop=20)  # centre crops are cut before the LR is made: prepare again
+    with pytest.raises(DataError, match="other data fields than the config's: test_crop 0 there, 20 here"):
+        load_splits(DataSpec.of(prepared))
+    prepared.data.update(test_crop=0, tfds_dir=str(prepared_sample / "nothing"))
     with pytest.raises(DataError, match="no prepared lkca_sample/x4 here"):
         load_splits(DataSpec.of(prepared))

@@ -124,6 +124,16 @@ def crop_region(raw: np.ndarray, region: tuple[int, int, int, int], raw_shape: t
     return raw[r0:r1, c0:c1]
 
 
+def centre(w: Window, size: int, scale: int) -> Window:
+    """The centre ``size`` x ``size`` crop of a window (``size`` a multiple of the scale, at most the
+    window's shorter side; odd margins leave the extra row or column at the bottom and right)."""
+    if size % scale:
+        raise ValueError(f"a test crop of {size} is not a multiple of the scale {scale}")
+    if size > min(w.height, w.width):
+        raise ValueError(f"a test crop of {size} exceeds test image {w.id} ({w.height} x {w.width})")
+    return Window(w.scene, w.top + (w.height - size) // 2, w.left + (w.width - size) // 2, size, size)
+
+
 def whole(scene: str, height: int, width: int, scale: int) -> Window:
     """A whole scene as one test image, cropped to a multiple of the scale."""
     return Window(scene, 0, 0, height - height % scale, width - width % scale)

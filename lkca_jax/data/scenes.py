@@ -96,6 +96,17 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
 
 
 def windows(spec: DataSpec, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
+    d = spec.data
+    out = _protocol_windows(spec, shapes)
+    if d.get("test_crop", 0):
+        try:
+            out["test"] = [P.centre(w, d.test_crop, spec.scale) for w in out["test"]]
+        except ValueError as err:
+            raise DataError(d.path or d.protocol, f"config.data.test_crop: {err}") from None
+    return out
+
+
+def _protocol_windows(spec: DataSpec, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
     d, r = spec.data, spec.scale
     entry = dataset_of(d.protocol)
     kw = dict(patch_size=d.patch_size or None, stride=d.stride or None)

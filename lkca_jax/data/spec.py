@@ -6,7 +6,7 @@ builder uses it alone, without the model or training config. Everything in ``lkc
 reads or cuts data takes a :class:`DataSpec` (``DataSpec.of(config)``), never the whole config.
 
 Each fact about a dataset has one home. What a user may change for a run (the file, the
-normalisation, the test-image size, the patch size and stride, the scene splits) is a field of the
+normalisation, the test-image size and crop, the patch size and stride, the scene splits) is a field of the
 ``data`` block, its default taken from the registry entry once, here; what no run changes (the
 layout, the crop of the raw file, the number of test images, the embedded file, the wavelengths)
 stays in the registry entry and is read from there (:func:`lkca_jax.data.registry.dataset_of`).
@@ -38,6 +38,9 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
     d.normalisation = "global_max"  # global_max | constant | per_file_max
     d.norm_value = 0.0  # the constant, for normalisation='constant'
     d.test_size = 0  # side of the square test images (top-strip protocols)
+    # 0: each test image as the protocol cuts it; n > 0: its centre n x n instead (a multiple of the scale;
+    # the LR input made from that crop), as papers that score centre crops do
+    d.test_crop = 0
     d.patch_size = 0  # training HR patch side; 0: 16 * scale (the paper's 64 at x4, 128 at x8)
     d.stride = 0  # 0: 8 * scale (the paper's 32 at x4, 64 at x8)
     d.val_fraction = 0.1

@@ -58,7 +58,7 @@ SCALES = (2, 3, 4, 8)
 PART_BYTES = 768 << 20  # a split's examples past this many bytes go on in a further part (TFDS: 1 GB in memory)
 ORDER_NOTE = " Examples in window order (metadata.json: splits.<split>.ids)."
 # the config.data fields that decide the windows and values; a prepared dataset records them
-WINDOW_FIELDS = ("protocol", "key", "normalisation", "norm_value", "test_size", "patch_size", "stride",
+WINDOW_FIELDS = ("protocol", "key", "normalisation", "norm_value", "test_size", "test_crop", "patch_size", "stride",
                  "val_fraction", "seed", "train_scenes", "val_scenes", "test_scenes")
 
 
@@ -221,10 +221,11 @@ def load_prepared(spec: DataSpec, names=("train", "validation", "test")) -> dict
     if "splits" not in meta:
         raise DataError(where, f"{name} was prepared by an older lkca_jax (no split layout in metadata.json); "
                                "prepare it again")
-    differ = [f for f in WINDOW_FIELDS if _plain(d[f]) != meta["data"].get(f)]
+    recorded = {**data_config(d.protocol), **meta["data"]}  # a field newer than the dataset: its default
+    differ = [f for f in WINDOW_FIELDS if _plain(d[f]) != _plain(recorded[f])]
     if differ:
         raise DataError(where, f"{name} was prepared with other data fields than the config's: " + ", ".join(
-            f"{f} {meta['data'].get(f)!r} there, {_plain(d[f])!r} here" for f in differ))
+            f"{f} {_plain(recorded[f])!r} there, {_plain(d[f])!r} here" for f in differ))
     out = {}
     for split in names:
         layout = meta["splits"].get(split)
