@@ -7,6 +7,8 @@
     python evaluate.py --workdir runs/sample --weights raw --dtype bfloat16   # not the EMA; in bfloat16
     python evaluate.py --pretrained cave-x4-lkca-kd --config configs/cave.py:x4,kd,full \
         --config.data.path ~/data/complete_ms_data --per_image   # a shipped model on other scenes
+    python evaluate.py --pretrained cave-x4-lkca-kd --config configs/cave.py:x4,kd \
+        --config.data.path ../shared/data/cave --config.data.test_crop 256   # centre 256 x 256 crops
 
 Writes WORKDIR/eval/<split>.json and .md (with --pretrained, nothing: the table is printed). With
 --config as well as a trained workdir or a shipped model, the config's data and eval blocks are used
