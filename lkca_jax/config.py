@@ -27,7 +27,7 @@ import pathlib
 import ml_collections
 
 from lkca_jax.data.registry import DATASETS
-from lkca_jax.data.spec import data_config
+from lkca_jax.data.spec import data_config, with_defaults
 from lkca_jax.methods import ARCHITECTURES, METHODS
 
 
@@ -222,10 +222,11 @@ LEGACY_FIELDS = {
 def upgrade(config) -> ml_collections.ConfigDict:
     """A saved run's config in today's layout: the flat fields of :data:`LEGACY_FIELDS` of its own
     architecture moved under ``model.<name>``, the other architectures' dropped (every config used to
-    carry all of them), its residual switch renamed; fields newer than the run (``data.test_crop``) at
-    the value that reproduces it. Today's configs come back unchanged."""
-    if "data" in config and "test_crop" not in config.data:
-        config.data.test_crop = 0
+    carry all of them), its residual switch renamed; data fields newer than the run at their defaults
+    (:func:`lkca_jax.data.spec.with_defaults`). Today's configs come back unchanged."""
+    if "data" in config:
+        config.data.update({k: v for k, v in with_defaults(config.data, config.data.protocol).items()
+                            if k not in config.data})
     m = config.model if "model" in config else config
     old = {name: m[name] for name in LEGACY_FIELDS if name in m}
     if not old:

@@ -108,7 +108,7 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     if workdir is not None:
         out = pathlib.Path(workdir) / "eval"
         record = {"split": split_name, "dataset": config.data.protocol, "scale": config.model.scale,
-                  "test_crop": int(config.data.get("test_crop", 0)),
+                  "test_crop": int(config.data.test_crop),
                   "legacy_ergas": legacy, "mean": row,
                   "per_image": {i: {k: float(v[n]) for k, v in per_image.items()} for n, i in enumerate(split.ids)},
                   "norm": split.norm, "device": jax.devices()[0].device_kind}

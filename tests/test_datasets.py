@@ -57,6 +57,21 @@ def test_test_crop_scores_each_test_image_centre_with_its_own_lr():
             load_splits(DataSpec.of(config))
 
 
+def test_a_run_saved_before_a_data_field_existed_loads_with_its_default():
+    """A config.json without data.test_crop (every run trained before the field) loads with it at 0 and
+    cuts the whole test images it was scored on."""
+    import json
+
+    from lkca_jax.checkpoint import config_from_json
+
+    saved = json.loads(load_config(f"{ROOT}/configs/sample.py:x4,net").to_json())
+    del saved["data"]["test_crop"]
+    loaded = config_from_json(json.dumps(saved))
+    assert loaded.data.test_crop == 0
+    assert load_splits(DataSpec.of(loaded), ("test",))["test"].ids == ["pavia_sample/0_0_48x48",
+                                                                       "pavia_sample/0_48_48x48"]
+
+
 def test_cave_scene_splits():
     path = shared_data("cave")
     config = load_config(f"{ROOT}/configs/cave.py:x4,net")

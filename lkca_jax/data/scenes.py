@@ -98,7 +98,7 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
 def windows(spec: DataSpec, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
     d = spec.data
     out = _protocol_windows(spec, shapes)
-    if d.get("test_crop", 0):
+    if d.test_crop:
         try:
             out["test"] = [P.centre(w, d.test_crop, spec.scale) for w in out["test"]]
         except ValueError as err:

@@ -52,6 +52,12 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
     return d
 
 
+def with_defaults(data, protocol: str) -> dict:
+    """``data``'s fields, and the dataset's defaults for those it lacks: a run or a prepared dataset
+    recorded before a field existed reads as that field's default, which is the behaviour it had."""
+    return {**data_config(protocol), **data}
+
+
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
     """``data``: a config's ``data`` block; ``scale``: the SR factor; ``bands``: the band count the

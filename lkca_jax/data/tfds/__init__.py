@@ -52,7 +52,7 @@ from lkca_jax.data import protocols as P
 from lkca_jax.data.io import DataError
 from lkca_jax.data.registry import DATASETS, dataset_of
 from lkca_jax.data.scenes import Split, scene_windows
-from lkca_jax.data.spec import DataSpec, data_config
+from lkca_jax.data.spec import DataSpec, data_config, with_defaults
 
 SCALES = (2, 3, 4, 8)
 PART_BYTES = 768 << 20  # a split's examples past this many bytes go on in a further part (TFDS: 1 GB in memory)
@@ -221,7 +221,7 @@ def load_prepared(spec: DataSpec, names=("train", "validation", "test")) -> dict
     if "splits" not in meta:
         raise DataError(where, f"{name} was prepared by an older lkca_jax (no split layout in metadata.json); "
                                "prepare it again")
-    recorded = {**data_config(d.protocol), **meta["data"]}  # a field newer than the dataset: its default
+    recorded = with_defaults(meta["data"], d.protocol)
     differ = [f for f in WINDOW_FIELDS if _plain(d[f]) != _plain(recorded[f])]
     if differ:
         raise DataError(where, f"{name} was prepared with other data fields than the config's: " + ", ".join(
