@@ -50,8 +50,10 @@ learns from the LKCA-Net teacher of its own scale and seed.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import importlib.util
+import itertools
 import json
 import pathlib
 import shlex
@@ -81,8 +83,9 @@ COMPARED = (
 )
 # The comparison figures' zoom boxes (y, x, size), where the most textured window (figures.default_box)
 # is not the scene: real_and_fake_peppers has little texture outside its colour chart's printed name,
-# so its box is given, on the left pepper's specular highlight, where Bicubic errs most off the chart
-BOXES = {"real_and_fake_peppers/0_0_512x512": (280, 144, 64)}
+# so its box is given, on the left pepper's specular highlight, where Bicubic errs most off the chart;
+# pompoms' most textured window reaches into its grey chart, so its box is a junction of five pompoms
+BOXES = {"real_and_fake_peppers/0_0_512x512": (280, 144, 64), "pompoms/0_0_512x512": (170, 160, 64)}
 SHIP_SEED = 0
 # A study run continued for 2400 more steps at 5e-4 rose 0.17 dB on the test scenes (LKCA-LR seed 0:
 # 38.15 -> 38.32 dB): x4 goes on for four of its epochs, x8 (8.9 epochs already) for 2400 steps
@@ -481,32 +484,72 @@ def validation_bicubic(workdir: pathlib.Path) -> float:
     return float(evaluation.score(inference.bicubic_config(config), {}, split)[0]["MPSNR"])
 
 
-def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None) -> list[tuple]:
-    """Every run's validation curve, each its own colour of tab20 (line styles too past 20 runs), and
-    Bicubic's level as a black dashed line; returns the (label, colour, line style) drawn."""
+VARIANT_COLOURS = {"net": "#1f77b4", "lr": "#ff7f0e", "kd": "#2ca02c", "lr_clip": "#9467bd"}
+
+
+def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
+                reference: str | None = None) -> list[dict]:
+    """The x4 validation curves in two panels, Bicubic's level a black dashed line in each. Left: the
+    LKCA variants, one colour per variant, its seeds thin lines and its shipped continuation a thick one
+    drawn on from the end of the run it continues. Right: every other run (the compared methods), each
+    its own colour, against the fraction of its training (each filled the same wall-clock budget), with
+    ``reference`` (LKCA-Net's median seed) for scale. Returns one dict per legend entry: label, colour,
+    line style, panel (0 or 1) and the first and last x drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
-    colours = plt.get_cmap("tab20")
-    for i, (name, d) in enumerate(sorted(done.items())):
-        if d["curve"]:
-            steps, vals = zip(*d["curve"])
-            ax.plot(steps, vals, marker=".", lw=1, color=colours(i % 20), ls=("-", "--", ":")[(i // 20) % 3],
-                    label=name)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), dpi=110, sharey=True)
+    ends = {n: d["curve"][-1][0] for n, d in done.items() if d["curve"]}
+    others = itertools.cycle(plt.get_cmap("tab10").colors[5:] + plt.get_cmap("Dark2").colors)
+    seeds = collections.Counter(d["run"].get("variant") for d in done.values() if d["run"].get("group") == "seeds")
+    drawn, named = [], set()
+
+    def draw(ax, panel, xs, vals, colour, label, **style):
+        line, = ax.plot(xs, vals, color=colour, label=label if label not in named else "_", **style)
+        if label not in named:
+            named.add(label)
+            drawn.append({"label": label, "colour": matplotlib.colors.to_hex(colour), "style": line.get_linestyle(),
+                          "panel": panel, "x": (float(xs[0]), float(xs[-1]))})
+
+    for name, d in sorted(done.items()):
+        run = d["run"]
+        if not d["curve"]:
+            continue
+        steps, vals = (list(v) for v in zip(*d["curve"]))
+        variant = run.get("variant")
+        if run.get("group") in ("seeds", "ship") and variant in VARIANT_COLOURS:
+            if run["group"] == "seeds":
+                draw(left, 0, steps, vals, VARIANT_COLOURS[variant], f"{DISPLAY[variant]} ({seeds[variant]} seeds)",
+                     lw=0.8, alpha=0.55)
+            else:
+                base = ends.get(run_name(variant, SHIP_SEED, run.get("scale", 4)), 0)
+                draw(left, 0, [base + s for s in steps], vals, VARIANT_COLOURS[variant],
+                     f"{DISPLAY[variant]}, shipped (seed {SHIP_SEED} continued)", lw=2.2)
+        else:
+            draw(right, 1, [s / steps[-1] for s in steps], vals, next(others), run.get("label", name),
+                 lw=1.4, marker=".", ms=3)
+    if reference in done and done[reference]["curve"]:
+        steps, vals = zip(*done[reference]["curve"])
+        draw(right, 1, [s / steps[-1] for s in steps], vals, VARIANT_COLOURS["net"],
+             f"{DISPLAY['net']} (median seed, {reference})", lw=1.4, marker=".", ms=3)
     if bicubic is not None:
-        ax.axhline(bicubic, color="black", ls="--", lw=1.2, label=f"Bicubic ({bicubic:.2f} dB)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("validation MPSNR (dB, paints)")
-    ax.set_title("Learning curves of the CAVE x4 study")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        drawn.append({"label": f"Bicubic ({bicubic:.2f} dB)", "colour": "#000000", "style": "--", "panel": None,
+                      "x": None})
+    for ax in (left, right):
+        if bicubic is not None:
+            ax.axhline(bicubic, color="black", ls="--", lw=1.2, label=f"Bicubic ({bicubic:.2f} dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    left.set_xlabel("step")
+    left.set_ylabel("validation MPSNR (dB, paints)")
+    left.set_title("LKCA variants over seeds")
+    right.set_xlabel("fraction of training (each run fills the same wall-clock budget)")
+    right.set_title("Compared methods under one budget")
+    fig.suptitle("Learning curves of the CAVE x4 study (EMA weights)")
     fig.tight_layout()
     fig.savefig(path)
-    drawn = [(line.get_label(), matplotlib.colors.to_hex(line.get_color()), line.get_linestyle())
-             for line in ax.get_lines()]
     plt.close(fig)
     return drawn
 
@@ -552,7 +595,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
               "## Convergence (validation MPSNR on paints, EMA weights)\n", convergence_table(done)]
     x4 = {n: d for n, d in done.items() if d["run"].get("scale", 4) == 4}
     if x4:
-        plot_curves(x4, figures / "learning_curves.png", validation_bicubic(out / next(iter(x4))))
+        plot_curves(x4, figures / "learning_curves.png", validation_bicubic(out / next(iter(x4))), median4.get("net"))
     teachers = [out / run_name("net", s, r) for r in SEEDS for s in SEEDS[r] if run_name("net", s, r) in done]
     if teachers:
         spectra, _ = rank_report(teachers + ([out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done

@@ -367,13 +367,39 @@ def test_a_failed_run_stops_the_shard_and_still_writes_the_report(tmp_path):
     assert report["runs_finished"] == 0 and "not finished" in (out / "report.md").read_text()
 
 
-def test_the_studys_learning_curves_are_told_apart_and_show_bicubic(tmp_path):
-    """19 runs (the study's count): 19 different (colour, line style) pairs, and Bicubic's level."""
-    done = {f"run{i:02d}": {"curve": [(100, 30.0 + i / 100), (200, 30.5 + i / 100)]} for i in range(19)}
-    drawn = study().plot_curves(done, tmp_path / "curves.png", bicubic=29.5)
-    runs = [(colour, style) for label, colour, style in drawn if label.startswith("run")]
-    assert len(runs) == 19 and len({colour for colour, _ in runs}) == 19  # no colour used twice
-    assert ("Bicubic (29.50 dB)", "#000000", "--") in drawn
+def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path):
+    """The study's x4 runs: 4 variants x 5 seeds share one colour per variant (one legend entry each),
+    the shipped continuations start where their seed-0 run ends, the compared methods each get their
+    own colour on a 0-1 axis, and Bicubic's level is drawn."""
+    cs = study()
+    curve = lambda last, top: [(s, top - 1 / s) for s in range(100, last + 1, 100)]
+    done = {}
+    for seed in range(5):
+        for variant in cs.VARIANTS:
+            done[cs.run_name(variant, seed)] = {"run": {"group": "seeds", "variant": variant, "scale": 4},
+                                                "curve": curve(2400, 31 + seed / 10)}
+    for variant in cs.SHIPPED:
+        done[cs.ship_name(variant, 4)] = {"run": {"group": "ship", "variant": variant, "scale": 4},
+                                          "curve": curve(4800, 32)}
+    for name, method, label, _ in cs.COMPARED:
+        done[name] = {"run": {"group": "compared", "variant": method, "scale": 4, "label": label},
+                      "curve": curve(300 + len(done) * 10, 30)}
+    done["lkca_net_s0_svd"] = {"run": {"group": "compressed", "scale": 4}, "curve": []}
+    drawn = cs.plot_curves(done, tmp_path / "curves.png", bicubic=29.5, reference="lkca_net_s2")
+    by_label = {e["label"]: e for e in drawn}
+    assert len(drawn) == len(by_label)  # one legend entry per label: the seeds do not repeat theirs
+    variants = [by_label[f"{cs.DISPLAY[v]} (5 seeds)"] for v in cs.VARIANTS]
+    assert len({e["colour"] for e in variants}) == 4 and all(e["panel"] == 0 for e in variants)
+    for variant in cs.SHIPPED:
+        ship = by_label[f"{cs.DISPLAY[variant]}, shipped (seed 0 continued)"]
+        assert ship["colour"] == by_label[f"{cs.DISPLAY[variant]} (5 seeds)"]["colour"]
+        assert ship["x"] == (2500.0, 7200.0)  # drawn on from the seed-0 run's last step, 2400
+    compared = [by_label[label] for _, _, label, _ in cs.COMPARED]
+    colours = {e["colour"] for e in compared}
+    assert len(colours) == len(compared) and not colours & {e["colour"] for e in variants}
+    assert all(e["panel"] == 1 and e["x"][1] == 1.0 for e in compared)
+    assert by_label["LKCA-Net (median seed, lkca_net_s2)"]["panel"] == 1
+    assert by_label["Bicubic (29.50 dB)"]["colour"] == "#000000"
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
