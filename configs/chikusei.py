@@ -8,7 +8,8 @@ images of 512 x 512 along the top, 3465 x4 training patches below (10% to valida
         --config.data.path /data/HyperspecVNIR_Chikusei_20140729.mat
 
 What to expect: the paper reports LKCA-Net x4 at 40.31 dB MPSNR and SAM 2.27 (x8: 35.88 dB)
-after 300 epochs on a GPU; at 3119 training patches (3465 less 10% to validation) x 8 copies an
+after training on a GPU (its length is lost with the formulas; this config takes MSDformer's 300
+epochs of batch 32); at 3119 training patches (3465 less 10% to validation) x 8 copies an
 epoch is 779 steps of batch 32, so the full recipe is out of reach of a CPU (minutes per hundred
 steps). Count the paper's Param and Flops columns without data:
 

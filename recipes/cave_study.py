@@ -41,8 +41,8 @@ the continued LKCA-Net of its scale, its weight's decay starting again at lambda
 continuation's length. At the paper's size (300 epochs) the seed-0 runs are shipped as
 they are.
 
-The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 of its
-300 epochs, thirty times over training; a run of E epochs decays every E / 30 epochs
+The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 epochs,
+thirty times over 300 (MSDformer's length, taken for the paper's, whose own is lost); a run of E epochs decays every E / 30 epochs
 (``--config.teacher.decay_epochs``, fractional; batches carry fractional epochs). Each KD seed
 learns from the LKCA-Net teacher of its own scale and seed.
 """
@@ -97,8 +97,8 @@ CALIBRATION_STEPS = 60  # a compared method's step time: the median rate of its 
 def sizes(paper: bool) -> dict:
     if paper:
         return {"model": {}, "steps": 0, "epochs": 300, "batch": 32, "lr": 1e-4, "eval_every": 2000, "ema": 0.999}
-    # lr 1e-3 and EMA 0.99: validation plateaus by step 1200 of 3000 (5e-4 with EMA 0.999 still rose
-    # 0.36 dB over the last 500 of 2400 steps; docs/results.md)
+    # lr 1e-3 and EMA 0.99: validation plateaus by step 1200 of 3000 (5e-4 with EMA 0.999 was still
+    # rising at the end of 2400 steps; docs/results.md, "Size, for this 2-core CPU")
     return {"model": {"model.depth": 4, "model.features": 64}, "steps": 2400, "epochs": 0, "batch": 16,
             "lr": 1e-3, "eval_every": 100, "ema": 0.99}
 
@@ -234,7 +234,7 @@ def budget_steps(out: pathlib.Path, paper: bool) -> dict:
     s = sizes(paper)
     nets = [out / run_name("net", seed) for seed in SEEDS[4]]
     times = sorted(s["steps"] / training_rate(w) for w in nets if (w / "eval" / "test.json").is_file())
-    if not times or paper:  # the paper's size: every method its own published schedule of 300 epochs
+    if not times or paper:  # the paper's size: every method its configured schedule (methods.py)
         return {}
     budget = times[len(times) // 2]
     steps = {}

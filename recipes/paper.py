@@ -35,8 +35,9 @@ Sizes (``--scale``):
   count) through the embedded sample's strip protocol, every model a few channels wide, 2 steps. It
   checks the machinery; its numbers mean nothing and the report says so.
 
-At ``cpu`` and ``tiny`` the KD weight decays 30 times over the run, as the paper's every 10 of 300
-epochs (``teacher.decay_epochs`` = the run's epochs / 30).
+At ``cpu`` and ``tiny`` the KD weight decays 30 times over the run, as the paper's every 10 epochs
+does over 300 (MSDformer's length, which ``paper`` takes; the paper's own is lost):
+``teacher.decay_epochs`` = the run's epochs / 30.
 
 Tables that share runs can share ``OUT``: Tables I-V all train on Chikusei, and their common runs
 (the 16-LKB LKCA-Net, LKCA-LR, LKCA-KD at the paper's setting) then run once. ``report.md`` is the
@@ -504,7 +505,8 @@ def report(table: str, dataset: str, size: str, runs: list[dict], out: pathlib.P
 
 def _markdown(res: dict, columns, runs) -> str:
     size_note = {
-        "paper": "the paper's settings (configs as shipped; 300 epochs, batch 32).",
+        "paper": ("the paper's model sizes and the configs as shipped (300 epochs of batch 32 and Adam 1e-4 "
+                  "cosine: choices where the paper's values are lost, docs/design.md 5.1)."),
         "cpu": ("CPU size: LKCA 64 features and a quarter of the paper's LKBs, SSPSR width 32 of 256, MSDformer 60 "
                 "of 240, ESSAformer 32 of 256, 1200 steps of batch 16, x8 on 64 x 64 HR patches; not the paper's "
                 "models."),

@@ -75,8 +75,9 @@ def test_aligned_blocks_two_at_a_time_grow_the_heap_longer_before_glibc_2_38():
     be allocated before the previous one is freed (the order depends on its threads' timing). glibc's
     memalign then asks for size + alignment + a minimum chunk, which the freed block of the same size
     cannot hold, so the heap grows, every page of the new block faulting, until freed blocks have
-    merged into a hole large enough: more rounds than the 2 of plain malloc. How many depends on what
-    else the interpreter has on its heap: 9 of 10 on the development VM's Python, 3 on CI's."""
+    merged into a hole large enough: more rounds than the 2 of plain malloc. How many varies with what
+    else the interpreter has on its heap and with the machine: from 3 to all 10 of the 10 rounds in the
+    runs seen (development VMs and CI), so the test asserts only more than 2."""
     _, plain = faults_per_round("keep")
     applied, aligned = faults_per_round("keep", align=64)
     faulting = lambda faults: sum(n > 0.9 * PAGES for n in faults)
