@@ -344,7 +344,9 @@ SHIPPED = ("net", "lr", "kd")  # cave-x<r>-lkca-<variant>, at both scales
 
 
 def finished(out: pathlib.Path, runs: list[dict]) -> dict[str, dict]:
-    """name -> {run, test (eval/test.json), curve [(step, val MPSNR)], best_val} of the finished runs."""
+    """name -> {run, test (eval/test.json), curve [(step, val MPSNR)], best_val, train_s (its steps over
+    its median step rate: the training time without validation and compilation, None without a
+    log)} of the finished runs."""
     done = {}
     for run in runs:
         path = out / run["name"] / "eval" / "test.json"
@@ -354,7 +356,12 @@ def finished(out: pathlib.Path, runs: list[dict]) -> dict[str, dict]:
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
         curve = [(r["step"], r["val_mpsnr"]) for r in rows if "val_mpsnr" in r]
         record = out / "logs" / f"{run['name']}.json"
-        done[run["name"]] = {"run": run, "test": json.loads(path.read_text()), "curve": curve,
+        steps = max((r["step"] for r in rows), default=0)
+        try:
+            train_s = steps / training_rate(out / run["name"])
+        except (OSError, RuntimeError):  # no log (Bicubic, a compressed teacher), or too short a one
+            train_s = None
+        done[run["name"]] = {"run": run, "test": json.loads(path.read_text()), "curve": curve, "train_s": train_s,
                              "best_val": max((v for _, v in curve), default=float("nan")),
                              "record": json.loads(record.read_text()) if record.is_file() else {}}
     return done
@@ -459,17 +466,19 @@ def seed_tables(done: dict, scale: int = 4) -> tuple[str, dict]:
 
 def other_table(done: dict, group: str, reference: list[str]) -> str:
     """The test table of ``reference`` runs and then every finished run of ``group``, with each run's
-    size, steps and training wall time."""
-    lines = ["| Run | " + " | ".join(METRICS) + " | Param | Flops | steps | wall (s) |",
-             "|---|" + "---|" * (len(METRICS) + 4)]
+    size, steps, training time (steps over the median step rate) and the wall time of the command that
+    finished it (validations and evaluation included)."""
+    lines = ["| Run | " + " | ".join(METRICS) + " | Param | Flops | steps | train (s) | wall (s) |",
+             "|---|" + "---|" * (len(METRICS) + 5)]
     for name in dict.fromkeys(reference + [n for n, d in done.items() if d["run"]["group"] == group]):
         if name in done:
             d = done[name]
             label = d["run"].get("label") or DISPLAY.get(d["run"].get("variant"), d["test"]["mean"]["Method"])
             steps = d["curve"][-1][0] if d["curve"] else "-"
+            train = "-" if d.get("train_s") is None else f"{d['train_s']:.0f}"
             lines.append(_row(f"{label} ({name})", d["test"]["mean"])
                          + f" {d['test']['mean']['Param'] / 1e6:.3f}M | {d['test']['mean']['Flops'] / 1e9:.3f}G |"
-                         f" {steps} | {d['record'].get('wall_s', '-')} |")
+                         f" {steps} | {train} | {d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -526,6 +526,29 @@ def test_the_compared_methods_get_lkca_nets_training_time(tmp_path, monkeypatch)
     assert s.budget_steps(tmp_path, False) == got and len(called) == len(s.COMPARED)  # kept: not run again
 
 
+def test_the_tables_give_each_runs_training_time_from_its_step_rate(tmp_path):
+    """A table row's train (s): the run's last step over its median logged rate (the compilation's and
+    the validations' intervals left out), so that runs given one budget show it; '-' without a log."""
+    s = study()
+    run = tmp_path / "vdsr"
+    (run / "eval").mkdir(parents=True)
+    mean = {"Method": "VDSR", "MPSNR": 37.0, "MSSIM": 0.95, "SAM": 3.2, "ERGAS": 4.1, "Param": 967_000, "Flops": 2.48e8}
+    (run / "eval" / "test.json").write_text(json.dumps({"mean": mean}))
+    rows = [(50, 0.1, False), (100, 4.0, True), (150, 0.5, False), (200, 3.0, False), (250, 5.0, False)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": st, "steps_per_second": r, **({"val_mpsnr": 30.0}
+                                                           if val else {})}) + "\n" for st, r, val in rows))
+    (tmp_path / "bicubic" / "eval").mkdir(parents=True)
+    (tmp_path / "bicubic" / "eval" / "test.json").write_text(json.dumps({"mean": {**mean, "Method": "Bicubic"}}))
+    done = s.finished(tmp_path, [{"name": "vdsr", "group": "compared", "label": "VDSR"},
+                                 {"name": "bicubic", "group": "compared", "label": "Bicubic"}])
+    # the intervals past the first that do not follow a validation (step 150's does): 4.0, 3.0, 5.0
+    assert done["vdsr"]["train_s"] == 250 / 4.0 and done["bicubic"]["train_s"] is None
+    table = s.other_table(done, "compared", []).splitlines()
+    assert table[0].endswith("| steps | train (s) | wall (s) |")
+    assert table[2].startswith("| VDSR (vdsr) | 37.0000") and table[2].endswith("| 100 | 62 | - |")
+    assert table[3].endswith("| - | - | - |")
+
+
 def test_seed_tables_pair_the_seeds_and_pick_the_median_validation_seed():
     """Five x4 seeds of each variant: the paired KD - control interval is scipy's t-interval of the
     per-seed differences, 'settled' only when it excludes 0, and the shipped seed is the one with the
