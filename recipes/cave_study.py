@@ -586,7 +586,8 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
              "## Nine methods under one wall-clock budget (x4)\n",
              (f"Each compared method trains for LKCA-Net's median training time, {budget['lkca_net_train_s']:.0f} s "
               f"(steps / steps per second, steps per second measured over a {CALIBRATION_STEPS}-step run of its "
-              f"own config): {budget['steps']} steps. The LKCA rows are the median-validation seeds.\n"
+              f"own config): {', '.join(f'{n} {k} steps' for n, k in budget['steps'].items())}. The LKCA rows are the "
+              "median-validation seeds; LKCA-KD's step also runs its teacher.\n"
               if budget else "The budget is set once LKCA-Net's seeds have finished.\n"),
              other_table(done, "-", nine)]
     if any(d["run"]["group"] in ("ablation", "norm") for d in done.values()):  # --ablations
