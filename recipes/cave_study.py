@@ -42,8 +42,9 @@ continuation's length. At the paper's size (300 epochs) the seed-0 runs are ship
 they are.
 
 The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 epochs,
-thirty times over 300 (MSDformer's length, taken for the paper's, whose own is lost); a run of E epochs decays every E / 30 epochs
-(``--config.teacher.decay_epochs``, fractional; batches carry fractional epochs). Each KD seed
+thirty times over 300 (MSDformer's length, taken for the paper's, whose own is lost); a run of E
+epochs decays every E / 30 epochs (``--config.teacher.decay_epochs``, fractional; batches carry
+fractional epochs). Each KD seed
 learns from the LKCA-Net teacher of its own scale and seed.
 """
 
