@@ -225,8 +225,7 @@ def upgrade(config) -> ml_collections.ConfigDict:
     carry all of them), its residual switch renamed; data fields newer than the run at their defaults
     (:func:`lkca_jax.data.spec.with_defaults`). Today's configs come back unchanged."""
     if "data" in config:
-        config.data.update({k: v for k, v in with_defaults(config.data, config.data.protocol).items()
-                            if k not in config.data})
+        config.data.update(with_defaults(config.data, config.data.protocol))
     m = config.model if "model" in config else config
     old = {name: m[name] for name in LEGACY_FIELDS if name in m}
     if not old:

@@ -217,15 +217,21 @@ def shipped_from(done: dict, scale: int, variant: str, paper: bool) -> str | Non
     return name if name in done else None
 
 
-def training_rate(workdir: pathlib.Path) -> float:
-    """A run's steps per second: the median over its logged intervals (``metrics.jsonl``), leaving out
-    the first (which holds the compilation) and each one that follows a validation (which it holds)."""
-    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+def step_rate(rows: list[dict]) -> float | None:
+    """Steps per second from a run's logged rows (``metrics.jsonl``): the median over its intervals,
+    leaving out the first (which holds the compilation) and each one that follows a validation (which
+    it holds); None when no interval is left."""
     rates = sorted(r["steps_per_second"] for prev, r in zip(rows, rows[1:])
                    if "val_mpsnr" not in prev and "steps_per_second" in r)
-    if not rates:
+    return rates[len(rates) // 2] if rates else None
+
+
+def training_rate(workdir: pathlib.Path) -> float:
+    """:func:`step_rate` of the run in ``workdir``, which must have logged one."""
+    rate = step_rate([json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()])
+    if rate is None:
         raise RuntimeError(f"{workdir}: no steps/s logged past the first interval outside validation")
-    return rates[len(rates) // 2]
+    return rate
 
 
 def budget_steps(out: pathlib.Path, paper: bool) -> dict:
@@ -357,11 +363,8 @@ def finished(out: pathlib.Path, runs: list[dict]) -> dict[str, dict]:
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
         curve = [(r["step"], r["val_mpsnr"]) for r in rows if "val_mpsnr" in r]
         record = out / "logs" / f"{run['name']}.json"
-        steps = max((r["step"] for r in rows), default=0)
-        try:
-            train_s = steps / training_rate(out / run["name"])
-        except (OSError, RuntimeError):  # no log (Bicubic, a compressed teacher), or too short a one
-            train_s = None
+        rate = step_rate(rows)  # None without a log (Bicubic, a compressed teacher) or with too short a one
+        train_s = max(r["step"] for r in rows) / rate if rate else None
         done[run["name"]] = {"run": run, "test": json.loads(path.read_text()), "curve": curve, "train_s": train_s,
                              "best_val": max((v for _, v in curve), default=float("nan")),
                              "record": json.loads(record.read_text()) if record.is_file() else {}}
@@ -476,7 +479,7 @@ def other_table(done: dict, group: str, reference: list[str]) -> str:
             d = done[name]
             label = d["run"].get("label") or DISPLAY.get(d["run"].get("variant"), d["test"]["mean"]["Method"])
             steps = d["curve"][-1][0] if d["curve"] else "-"
-            train = "-" if d.get("train_s") is None else f"{d['train_s']:.0f}"
+            train = "-" if d["train_s"] is None else f"{d['train_s']:.0f}"
             lines.append(_row(f"{label} ({name})", d["test"]["mean"])
                          + f" {d['test']['mean']['Param'] / 1e6:.3f}M | {d['test']['mean']['Flops'] / 1e9:.3f}G |"
                          f" {steps} | {train} | {d['record'].get('wall_s', '-')} |")
