@@ -44,7 +44,10 @@ JAX as it trains and evaluates in it (``build_model(..., dtype)``: float32 weigh
 residual and normalisation statistics, the convolutions and products in bfloat16;
 lkca_jax/precision.py), PyTorch with its module and input cast to bfloat16. Train steps are the full
 update (forward, the method's loss, backward, Adam; for LKCA-KD also the frozen teacher's forward and
-the KD loss); JAX's is the trainer's own (``training.assemble``). LKCA models are the paper's size (16
+the KD loss); JAX's is the trainer's own (``training.assemble``). ``--accum K`` cuts a train row's
+batch into K micro-batches in both frameworks (JAX: the trainer's ``train.grad_accum_steps``, a
+``lax.scan``; PyTorch: K backward passes of the micro-batch loss over K, then one Adam step), for
+steps whose whole batch does not fit in memory; the batch cell then reads ``16 (K x 16/K)``. LKCA models are the paper's size (16
 LKBs of 128 features) unless ``--depth``/``--features``; the JAX worker keeps the allocator setting
 of the project's entry points (lkca_jax/hostmem.py; in train rows, like the trainer, it calls
 ``hostmem.bound_growth`` after the first step), the PyTorch worker the C library's default, as
@@ -88,6 +91,7 @@ class Case:
     official: str = ""  # the checkout folder of --official, for the methods in OFFICIAL
     depth: int | None = None
     features: int | None = None
+    accum: int = 1  # train rows: the batch as this many micro-batches, one optimizer update
 
     @property
     def uses_official(self) -> bool:
@@ -245,15 +249,20 @@ def torch_worker(case: Case, folder: str, threads: int, device: str):
             teacher.to(dev)
             kd_weight = 0.01
 
-        def call():
+        k = case.accum
+        m = case.batch // k
+
+        def call():  # k micro-batches of m: each one's mean loss over k, backward, then one Adam update
             opt.zero_grad(set_to_none=True)
-            out = net(*args)
-            loss = loss_fn(_first(out), nchw["hr"])
-            if teacher is not None:
-                with torch.no_grad():
-                    _, tf = teacher(nchw["lr"])
-                loss = loss + kd_weight * kd_torch_loss(out[1], tf)
-            loss.backward()
+            for j in range(k):
+                part = slice(j * m, (j + 1) * m)
+                out = net(*(a[part] for a in args))
+                loss = loss_fn(_first(out), nchw["hr"][part])
+                if teacher is not None:
+                    with torch.no_grad():
+                        _, tf = teacher(nchw["lr"][part])
+                    loss = loss + kd_weight * kd_torch_loss(out[1], tf)
+                (loss / k).backward()
             opt.step()
             sync()
 
@@ -303,6 +312,7 @@ def jax_worker(case: Case, folder: str):
         def call():
             return jax.block_until_ready(predict(variables, lr))
     else:
+        c.train.grad_accum_steps = case.accum  # the trainer's micro-batches (a lax.scan), one update
         teacher = None
         if case.variant == "kd":
             tc = case_config(case, "net")
@@ -526,8 +536,9 @@ ROW_HEAD = ("| model | PyTorch code | pass | batch | LR | scale | bands | JAX pe
 
 def grid_row(case: Case):
     """Prints the row of ``case``; a worker that fails (out of memory, say) gives a row that says so."""
+    batch = str(case.batch) + (f" ({case.accum} x {case.batch // case.accum})" if case.accum > 1 else "")
     head = [display(case), "official" if case.uses_official else "reference",
-            "inference" if case.kind == "infer" else "train step", str(case.batch), f"{case.size}x{case.size}",
+            "inference" if case.kind == "infer" else "train step", batch, f"{case.size}x{case.size}",
             f"x{case.scale}", str(case.bands)]
     res = attempt(case)
     if isinstance(res, str):
@@ -552,7 +563,8 @@ def suite_official(methods, scales):
     """The issue-35 grid: every method, inference and train step, x4 and x8, 128 bands."""
     if not ARGS.official:
         print("(no --official DIR: SSPSR, MSDformer and ESSAformer run the project's reference)")
-    suite_rows([Case(kind, m, 128, s, size, batch, official=ARGS.official, depth=ARGS.depth, features=ARGS.features)
+    suite_rows([Case(kind, m, 128, s, size, batch, official=ARGS.official, depth=ARGS.depth, features=ARGS.features,
+                     accum=ARGS.accum if kind == "train" else 1)
                 for m in methods for s in scales for kind, size, batch in GRID if kind in ARGS.passes.split(",")])
 
 
@@ -681,6 +693,9 @@ def main(argv=None):
                     help="weights and inputs of the inference suites (acceptance, inference, claim, peak)")
     ap.add_argument("--scales", default="4,8", help="official and claim suites: the scales")
     ap.add_argument("--passes", default="infer,train", help="official suite: the rows' passes (infer, train)")
+    ap.add_argument("--accum", type=int, default=1, metavar="K",
+                    help="official and train suites: each train step's batch as K micro-batches (gradients summed, "
+                         "one Adam update) in both frameworks, for steps that do not fit in memory at once")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=0, help="calls per round (0: as many as fill --round-seconds)")
     ap.add_argument("--round-seconds", type=float, default=2.0)
@@ -695,6 +710,8 @@ def main(argv=None):
     ARGS = ap.parse_args(argv)
     if ARGS.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if ARGS.accum < 1 or 16 % ARGS.accum:
+        ap.error(f"--accum must divide the train rows' batch of 16, got {ARGS.accum}")
     if not ARGS.passes or set(ARGS.passes.split(",")) - {"infer", "train"}:
         ap.error(f"--passes: a comma-separated subset of infer,train, got {ARGS.passes!r}")
     # on a GPU the two workers (and this process) share its memory: no process takes 75 % of it up front
@@ -727,7 +744,7 @@ def main(argv=None):
         suite_rows([Case("infer", v, b, s, 16, 16, **kw) for v in ("net", "lr") for s in (4, 8) for b in (48, 102, 128)]
                    + [Case("infer", v, 102, 4, 128, 1, **kw) for v in ("net", "lr")])
     elif ARGS.suite == "train":
-        suite_rows([Case("train", v, 102, 4, 16, b, **kw) for v in ("net", "kd") for b in (16, 32)])
+        suite_rows([Case("train", v, 102, 4, 16, b, accum=ARGS.accum, **kw) for v in ("net", "kd") for b in (16, 32)])
     elif ARGS.suite == "scaling":
         suite_scaling(ARGS.plots)
     elif ARGS.suite == "claim":

@@ -53,6 +53,10 @@ def test_compare_runs_each_framework_in_its_own_worker(capsys, tmp_path):
     compare.grid_row(compare.Case("infer", "sspsr", 16, 4, 8, 1, official=str(tmp_path)))
     failed = capsys.readouterr().out
     assert "SSPSR (official)" in failed and "failed: the torch worker exited with 1" in failed
+    # a train step as 2 micro-batches of 2 in both workers (--accum): both run it, the row says so
+    res = compare.grid_row(compare.Case("train", "net", 16, 4, 8, 4, depth=1, features=8, accum=2))
+    assert "| train step | 4 (2 x 2) | 8x8 |" in capsys.readouterr().out
+    assert res is not None and res.jax_s > 0 and res.torch_s > 0
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
