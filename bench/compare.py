@@ -47,8 +47,8 @@ update (forward, the method's loss, backward, Adam; for LKCA-KD also the frozen 
 the KD loss); JAX's is the trainer's own (``training.assemble``). ``--accum K`` cuts a train row's
 batch into K micro-batches in both frameworks (JAX: the trainer's ``train.grad_accum_steps``, a
 ``lax.scan``; PyTorch: K backward passes of the micro-batch loss over K, then one Adam step), for
-steps whose whole batch does not fit in memory; the batch cell then reads ``16 (K x 16/K)``. LKCA models are the paper's size (16
-LKBs of 128 features) unless ``--depth``/``--features``; the JAX worker keeps the allocator setting
+steps whose whole batch does not fit in memory; the batch cell then reads ``16 (K x 16/K)``. LKCA models are the
+paper's size (16 LKBs of 128 features) unless ``--depth``/``--features``; the JAX worker keeps the allocator setting
 of the project's entry points (lkca_jax/hostmem.py; in train rows, like the trainer, it calls
 ``hostmem.bound_growth`` after the first step), the PyTorch worker the C library's default, as
 each framework's users run them. Each row gives both workers' peak resident host memory (not GPU
