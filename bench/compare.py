@@ -47,7 +47,8 @@ update (forward, the method's loss, backward, Adam; for LKCA-KD also the frozen 
 the KD loss); JAX's is the trainer's own (``training.assemble``). ``--accum K`` cuts a train row's
 batch into K micro-batches in both frameworks (JAX: the trainer's ``train.grad_accum_steps``, a
 ``lax.scan``; PyTorch: K backward passes of the micro-batch loss over K, then one Adam step), for
-steps whose whole batch does not fit in memory; the batch cell then reads ``16 (K x 16/K)``. LKCA models are the
+steps whose whole batch does not fit in memory; the batch cell then reads ``16 (K x 16/K)``
+(``32 (K x 32/K)`` for the train suite's batch-32 rows). LKCA models are the
 paper's size (16 LKBs of 128 features) unless ``--depth``/``--features``; the JAX worker keeps the allocator setting
 of the project's entry points (lkca_jax/hostmem.py; in train rows, like the trainer, it calls
 ``hostmem.bound_growth`` after the first step), the PyTorch worker the C library's default, as
@@ -247,23 +248,9 @@ def torch_worker(case: Case, folder: str, threads: int, device: str):
         opt = torch.optim.Adam(net.parameters(), lr=1e-4)
         if teacher is not None:
             teacher.to(dev)
-            kd_weight = 0.01
 
-        k = case.accum
-        m = case.batch // k
-
-        def call():  # k micro-batches of m: each one's mean loss over k, backward, then one Adam update
-            opt.zero_grad(set_to_none=True)
-            for j in range(k):
-                part = slice(j * m, (j + 1) * m)
-                out = net(*(a[part] for a in args))
-                loss = loss_fn(_first(out), nchw["hr"][part])
-                if teacher is not None:
-                    with torch.no_grad():
-                        _, tf = teacher(nchw["lr"][part])
-                    loss = loss + kd_weight * kd_torch_loss(out[1], tf)
-                (loss / k).backward()
-            opt.step()
+        def call():
+            torch_train_step(net, opt, loss_fn, args, nchw["hr"], case.accum, teacher)
             sync()
 
     save = None
@@ -271,6 +258,27 @@ def torch_worker(case: Case, folder: str, threads: int, device: str):
         def save(out):
             np.save(os.path.join(folder, "torch_out.npy"), out.float().cpu().numpy().transpose(0, 2, 3, 1))
     _warm_and_serve(call, {}, save)
+
+
+def torch_train_step(net, opt, loss_fn, args, hr, k: int = 1, teacher=None, kd_weight: float = 0.01):
+    """One update of ``net`` on the batch ``args`` (its inputs, NCHW) and ``hr`` in ``k`` micro-batches:
+    each one's loss (with ``teacher``, plus ``kd_weight`` times the KD loss on its features) over k,
+    backward, then one ``opt.step()``. The losses are means over images, so without BatchNorm or
+    dropout this is the whole batch's update, up to rounding."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    m = hr.shape[0] // k
+    for j in range(k):
+        part = slice(j * m, (j + 1) * m)
+        out = net(*(a[part] for a in args))
+        loss = loss_fn(_first(out), hr[part])
+        if teacher is not None:
+            with torch.no_grad():
+                _, features = teacher(args[0][part])
+            loss = loss + kd_weight * kd_torch_loss(out[1], features)
+        (loss / k).backward()
+    opt.step()
 
 
 def kd_torch_loss(s, t):
@@ -694,7 +702,7 @@ def main(argv=None):
     ap.add_argument("--scales", default="4,8", help="official and claim suites: the scales")
     ap.add_argument("--passes", default="infer,train", help="official suite: the rows' passes (infer, train)")
     ap.add_argument("--accum", type=int, default=1, metavar="K",
-                    help="official and train suites: each train step's batch as K micro-batches (gradients summed, "
+                    help="official and train suites: each train step's batch as K micro-batches (gradients averaged, "
                          "one Adam update) in both frameworks, for steps that do not fit in memory at once")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=0, help="calls per round (0: as many as fill --round-seconds)")

@@ -59,6 +59,35 @@ def test_compare_runs_each_framework_in_its_own_worker(capsys, tmp_path):
     assert res is not None and res.jax_s > 0 and res.torch_s > 0
 
 
+def test_torch_train_step_in_micro_batches_is_the_whole_batch_update():
+    """bench/compare.py's PyTorch step with --accum K: each micro-batch's loss over K, one update,
+    is the update of the whole batch at once (VDSR: no BatchNorm, no dropout; plain SGD, so the
+    update is the gradient itself), and it moves the weights."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from lkca_jax.reference import build_torch_model, losses
+
+    compare = _bench("compare")
+    c = compare.make_config("vdsr", 8, 2)
+    c.model.vdsr.depth, c.model.vdsr.features = 2, 8
+    rng = np.random.default_rng(0)
+    lr = torch.from_numpy(rng.random((4, 8, 6, 6), np.float32))
+    hr = torch.from_numpy(rng.random((4, 8, 12, 12), np.float32))
+    after = {}
+    for k in (1, 2, 4):
+        torch.manual_seed(0)
+        net = build_torch_model(c)
+        before = [p.detach().clone() for p in net.parameters()]
+        compare.torch_train_step(net, torch.optim.SGD(net.parameters(), lr=0.5), losses.training_loss(c.train),
+                                 (lr,), hr, k)
+        after[k] = [p.detach().clone() for p in net.parameters()]
+    assert max(float((a - b).abs().max()) for a, b in zip(after[1], before)) > 1e-4
+    for k in (2, 4):
+        for a, b in zip(after[k], after[1]):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_hostmem_bench_runs_each_allocator_mode_in_its_own_process():
     """bench/hostmem.py: each mode's worker sets its allocator before JAX and times the step; only
