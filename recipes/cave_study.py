@@ -5,8 +5,8 @@ teacher compressed without retraining (grouped g = 8 and SVD at its 90 % rank; t
 low-rank models from scratch, this is an extra experiment of ours), optionally the KD ablations of
 the paper's Tables II-IV and the normalisation choice, then the report (tables with the seed spread
 and paired 95 % intervals, the convergence check, learning curves, Fig. 4, comparison figures) and,
-with ``--ship``, the six shipped models: each scale's seed-0 LKCA-Net, LR and KD run, continued for
-more steps (:data:`SHIP_STEPS`).
+with ``--ship``, the six shipped models: x4's LKCA-Net, LR and KD wider (4 LKBs of 96) and trained
+longer than the study's runs, x8's seed-0 runs continued (:data:`SHIP`).
 
     python recipes/cave_study.py --out runs/cave_study            # CPU size (docs/results.md: its hours)
     python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes (GPU)
@@ -32,14 +32,16 @@ Order, one run at a time (the compared methods' budget rests on measured rates; 
 would move them): the x4 runs, the shipped models' runs (x4's, then x8's seed-0 runs and x8's), the
 compression, the compared methods, then x8's seeds 1 and 2.
 
-The shipped models. Seed 0 ships, a rule set (instead of the median-validation seed, which waits for
-every seed) when seeds 0 and 1 of x4 had finished, with seed 0 the lower of the two in test MPSNR for
-all three variants: not chosen by its score. Its run is continued from its
-best EMA weights (``train.init_from``; Adam anew) for :data:`SHIP_STEPS` more steps at
-:data:`SHIP_LR`, cosine-decayed, everything else as the study's run; the KD continuation learns from
-the continued LKCA-Net of its scale, its weight's decay starting again at lambda0 and scaled to the
-continuation's length. At the paper's size (300 epochs) the seed-0 runs are shipped as
-they are.
+The shipped models (:data:`SHIP`), seed 0 each, a rule set (instead of the median-validation seed,
+which waits for every seed) when seeds 0 and 1 of x4 had finished, with seed 0 the lower of the two in
+test MPSNR for all three variants: not chosen by its score. x4: LKCA-Net, LR and KD of 4 LKBs of 96
+features (the study's 64) trained from scratch for 7200 steps (the study's 2400) with the study's
+schedule otherwise, KD learning from the shipped LKCA-Net: a wider model for a larger margin over
+Bicubic on scenes it has not seen (docs/results.md). x8: the seed-0 run continued from its best EMA
+weights (``train.init_from``; Adam anew) for 2400 more steps at 5e-4, cosine-decayed, everything else
+as the study's run; the KD continuation learns from the continued LKCA-Net, its weight's decay
+starting again at lambda0 and scaled to the continuation's length. At the paper's size (300 epochs)
+the seed-0 runs are shipped as they are.
 
 The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 epochs,
 thirty times over 300 (MSDformer's length, taken for the paper's, whose own is lost); a run of E
@@ -88,10 +90,13 @@ COMPARED = (
 # pompoms' most textured window reaches into its grey chart, so its box is a junction of five pompoms
 BOXES = {"real_and_fake_peppers/0_0_512x512": (280, 144, 64), "pompoms/0_0_512x512": (170, 160, 64)}
 SHIP_SEED = 0
-# A study run continued for 2400 more steps at 5e-4 rose 0.17 dB on the test scenes (LKCA-LR seed 0:
-# 38.15 -> 38.32 dB): x4 goes on for four of its epochs, x8 (8.9 epochs already) for 2400 steps
-SHIP_STEPS = {4: 4800, 8: 2400}
-SHIP_LR = 5e-4
+# How each scale's shipped models train (module docstring): steps, Adam's rate, the model's size where it
+# differs from the study's, and whether the run continues the study's seed-0 run (else from scratch).
+# x4: 4 of 96 for 7200 steps (probe: 4 of 96 for 2400 steps reached 38.57 dB, the study's 4 of 64 38.35).
+# x8 (8.9 epochs already): its seed-0 run continued, as a study run continued 2400 steps at 5e-4 rose
+# 0.17 dB on the test scenes (LKCA-LR x4 seed 0: 38.15 -> 38.32 dB)
+SHIP = {4: {"steps": 7200, "lr": 1e-3, "model": {"model.features": 96}, "continues": False},
+        8: {"steps": 2400, "lr": 5e-4, "model": {}, "continues": True}}
 CALIBRATION_STEPS = 60  # a compared method's step time: the median rate of its logged intervals after the first
 
 
@@ -192,23 +197,34 @@ def ship_name(variant: str, scale: int) -> str:
 
 
 def ship_runs(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
-    """The runs the shipped models come from: at the CPU size each scale's seed-0 LKCA-Net, LR and KD
-    run of ``runs`` continued (module docstring); at the paper's size none (the seed-0 runs are shipped)."""
+    """The runs the shipped models come from at the CPU size, each scale's LKCA-Net, LR and KD as
+    :data:`SHIP` says (module docstring); at the paper's size none (the seed-0 runs are shipped)."""
     if paper:
         return []
     by_name = {r["name"]: r for r in runs}
     ship = []
-    for scale in SEEDS:
+    for scale, how in SHIP.items():
         for variant in SHIPPED:
             base = by_name[run_name(variant, SHIP_SEED, scale)]
-            overrides = {**base["overrides"], "train.init_from": str(out / base["name"]),
-                         "train.num_steps": SHIP_STEPS[scale], "train.learning_rate": SHIP_LR}
+            overrides = {**base["overrides"], **how["model"], "train.num_steps": how["steps"],
+                         "train.learning_rate": how["lr"]}
+            if how["continues"]:
+                overrides["train.init_from"] = str(out / base["name"])
             if variant == "kd":
                 overrides["teacher.decay_epochs"] = round(run_epochs({"scale": scale, "overrides": overrides}) / 30, 6)
                 overrides["teacher.workdir"] = str(out / ship_name("net", scale))
             ship.append({**base, "name": ship_name(variant, scale), "group": "ship", "overrides": overrides,
-                         "label": f"{DISPLAY[variant]}, seed {SHIP_SEED} continued {SHIP_STEPS[scale]} steps"})
+                         "label": f"{DISPLAY[variant]}, {ship_label(scale)}"})
     return ship
+
+
+def ship_label(scale: int) -> str:
+    """How the shipped models of ``scale`` were trained, in a few words (:data:`SHIP`)."""
+    how = SHIP[scale]
+    if how["continues"]:
+        return f"seed {SHIP_SEED} continued {how['steps']} steps"
+    size = {**sizes(False)["model"], **how["model"]}
+    return f"{size['model.depth']} x {size['model.features']}, seed {SHIP_SEED}, {how['steps']} steps"
 
 
 def shipped_from(done: dict, scale: int, variant: str, paper: bool) -> str | None:
@@ -287,7 +303,7 @@ def command(run: dict, out: pathlib.Path) -> list[str]:
 
 def for_shipping(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
     """The runs the shipped models need, in order, scale by scale: the seed-0 runs of ``runs``
-    (:func:`plan`'s) that they continue, then the continuations (:func:`ship_runs`)."""
+    (:func:`plan`'s), which x8's continue, then the shipped runs (:func:`ship_runs`)."""
     ship = ship_runs(out, runs, paper)
     return [r for scale in SEEDS for r in runs + ship if r["scale"] == scale and r["variant"] in SHIPPED
             and (r["group"] == "ship" or r["group"] == "seeds" and r["seed"] == SHIP_SEED)]
@@ -503,8 +519,8 @@ VARIANT_COLOURS = {"net": "#1f77b4", "lr": "#ff7f0e", "kd": "#2ca02c", "lr_clip"
 def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
                 reference: str | None = None) -> list[dict]:
     """The x4 validation curves in two panels, Bicubic's level a black dashed line in each. Left: the
-    LKCA variants, one colour per variant, its seeds thin lines and its shipped continuation a thick one
-    drawn on from the end of the run it continues. Right: every other run (the compared methods), each
+    LKCA variants, one colour per variant, its seeds thin lines and its shipped run a thick one (a
+    continuation drawn on from the end of the run it continues). Right: every other run (the compared methods), each
     its own colour, against the fraction of its training (each filled the same wall-clock budget), with
     ``reference`` (LKCA-Net's median seed) for scale. Returns one dict per legend entry: label, colour,
     line style, panel (0 or 1) and the first and last x drawn."""
@@ -537,9 +553,10 @@ def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
                 draw(left, 0, steps, vals, VARIANT_COLOURS[variant], f"{DISPLAY[variant]} ({seeds[variant]} seeds)",
                      lw=0.8, alpha=0.55)
             else:
-                base = ends.get(run_name(variant, SHIP_SEED, run.get("scale", 4)), 0)
+                scale = run.get("scale", 4)
+                base = ends.get(run_name(variant, SHIP_SEED, scale), 0) if SHIP[scale]["continues"] else 0
                 draw(left, 0, [base + s for s in steps], vals, VARIANT_COLOURS[variant],
-                     f"{DISPLAY[variant]}, shipped (seed {SHIP_SEED} continued)", lw=2.2)
+                     f"{DISPLAY[variant]}, shipped ({ship_label(scale)})", lw=2.2)
         else:
             draw(right, 1, [s / steps[-1] for s in steps], vals, next(others), run.get("label", name),
                  lw=1.4, marker=".", ms=3)
@@ -600,7 +617,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
                   "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"])]
     shipped = {(r, v): shipped_from(done, r, v, paper) for r in SEEDS for v in SHIPPED}
     for r in SEEDS:
-        parts += [f"## The shipped models (x{r}): seed {SHIP_SEED} {'as trained' if paper else 'continued'}\n",
+        parts += [f"## The shipped models (x{r}): {f'seed {SHIP_SEED} as trained' if paper else ship_label(r)}\n",
                   other_table(done, "-", [n for n in [run_name(v, SHIP_SEED, r) for v in SHIPPED]
                                           + [shipped[r, v] for v in SHIPPED] if n])]
     parts += ["## The teacher compressed without retraining (seed 0)\n",
@@ -634,8 +651,9 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         for (scale, variant), name in shipped.items():
             if name:
                 model = f"cave-x{scale}-lkca-{variant}"
-                base = None if paper else done.get(run_name(variant, SHIP_SEED, scale))
-                if not paper and base is None:
+                continues = not paper and SHIP[scale]["continues"]
+                base = done.get(run_name(variant, SHIP_SEED, scale)) if continues else None
+                if continues and base is None:
                     raise RuntimeError(f"{name} continues {run_name(variant, SHIP_SEED, scale)}, which has no "
                                        f"eval/test.json: its README would lack that run's command")
                 readme = pretrained_readme(model, done[name], out, base)
@@ -660,8 +678,9 @@ def pretrained_readme(name: str, d: dict, out: pathlib.Path, base: dict | None =
            f"{run['overrides']['train.num_steps']} steps at lr {run['overrides']['train.learning_rate']:g}, "
            f"cosine-decayed (commit {at(d)}); seed {SHIP_SEED} ships by a fixed rule, not by its score. "
            f"Trained with:\n\n    {line(base['run'])}\n    {line(run)}"
-           if base else f"seed {run['seed']} (commit {at(d)}), shipped by a fixed rule, not by its score. "
-           f"Trained with:\n\n    {line(run)}")
+           if base else f"seed {run['seed']} (commit {at(d)}) trained from scratch at lr "
+           f"{run['overrides']['train.learning_rate']:g}, cosine-decayed, "
+           f"shipped by a fixed rule, not by its score. Trained with:\n\n    {line(run)}")
     return f"""# {name}
 
 {m['Method']} ({run['overrides'].get('model.depth', 16)} LKBs of {run['overrides'].get('model.features', 128)}
@@ -697,8 +716,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ablations", action="store_true",
                         help="also the KD ablations of the paper's Tables II-IV and the LayerNorm run (x4, seed 0)")
     parser.add_argument("--ship", action="store_true",
-                        help="also write each scale's shipped LKCA-Net, LR and KD (seed 0, continued at the CPU size) "
-                             "into lkca_jax/pretrained/")
+                        help="also write each scale's shipped LKCA-Net, LR and KD (seed 0; at the CPU size as SHIP "
+                             "says) into lkca_jax/pretrained/")
     parser.add_argument("--docs", help="also copy the report and its PNGs here (docs/img)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)

@@ -47,14 +47,18 @@ def test_every_study_command_loads_its_config(paper):
         if run["method"] == "bicubic":
             continue
         assert config.train.ema_decay == (0.999 if paper else 0.99) and config.train.schedule == "cosine"
-        if run["group"] == "ship":  # seed 0 continued (the hand-set values of the module docstring)
+        if run["group"] == "ship":  # the hand-set values of the module docstring, the rest as seed 0's run
             base = load_config(str(ROOT / spec), split_overrides(s.command(
                 next(r for r in runs if r["name"] == s.run_name(run["variant"], 0, run["scale"])), out)[2:])[1])
-            assert config.train.init_from == str(out / s.run_name(run["variant"], 0, run["scale"]))
-            assert (config.train.num_steps, config.train.learning_rate) == ({4: 4800, 8: 2400}[run["scale"]], 5e-4)
-            assert config.train.to_dict() == {**base.train.to_dict(), "init_from": config.train.init_from,
-                                              "num_steps": config.train.num_steps, "learning_rate": 5e-4}
-            assert config.model.to_dict() == base.model.to_dict()
+            if run["scale"] == 4:  # wider, from scratch, longer
+                want_train = {"init_from": "", "num_steps": 7200, "learning_rate": 1e-3}
+                assert (config.model.depth, config.model.features, base.model.features) == (4, 96, 64)
+                assert config.model.to_dict() == {**base.model.to_dict(), "features": 96}
+            else:  # seed 0 continued
+                want_train = {"init_from": str(out / s.run_name(run["variant"], 0, 8)), "num_steps": 2400,
+                              "learning_rate": 5e-4}
+                assert config.model.to_dict() == base.model.to_dict()
+            assert config.train.to_dict() == {**base.train.to_dict(), **want_train}
         if run["method"] == "kd":  # each KD run learns from the study teacher of its scale and seed
             teacher = s.ship_name("net", run["scale"]) if run["group"] == "ship" else \
                 s.run_name("net", run["seed"], run["scale"])
@@ -367,10 +371,10 @@ def test_a_failed_run_stops_the_shard_and_still_writes_the_report(tmp_path):
     assert report["runs_finished"] == 0 and "not finished" in (out / "report.md").read_text()
 
 
-def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path):
+def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path, monkeypatch):
     """The study's x4 runs: 4 variants x 5 seeds share one colour per variant (one legend entry each),
-    the shipped continuations start where their seed-0 run ends, the compared methods each get their
-    own colour on a 0-1 axis, and Bicubic's level is drawn."""
+    the shipped runs (trained from scratch at x4) start at their own first step, the compared methods
+    each get their own colour on a 0-1 axis, and Bicubic's level is drawn."""
     cs = study()
     curve = lambda last, top: [(s, top - 1 / s) for s in range(100, last + 1, 100)]
     done = {}
@@ -380,7 +384,7 @@ def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path)
                                                 "curve": curve(2400, 31 + seed / 10)}
     for variant in cs.SHIPPED:
         done[cs.ship_name(variant, 4)] = {"run": {"group": "ship", "variant": variant, "scale": 4},
-                                          "curve": curve(4800, 32)}
+                                          "curve": curve(7200, 32)}
     for name, method, label, _ in cs.COMPARED:
         done[name] = {"run": {"group": "compared", "variant": method, "scale": 4, "label": label},
                       "curve": curve(300 + len(done) * 10, 30)}
@@ -391,9 +395,12 @@ def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path)
     variants = [by_label[f"{cs.DISPLAY[v]} (5 seeds)"] for v in cs.VARIANTS]
     assert len({e["colour"] for e in variants}) == 4 and all(e["panel"] == 0 for e in variants)
     for variant in cs.SHIPPED:
-        ship = by_label[f"{cs.DISPLAY[variant]}, shipped (seed 0 continued)"]
+        ship = by_label[f"{cs.DISPLAY[variant]}, shipped (4 x 96, seed 0, 7200 steps)"]
         assert ship["colour"] == by_label[f"{cs.DISPLAY[variant]} (5 seeds)"]["colour"]
-        assert ship["x"] == (2500.0, 7200.0)  # drawn on from the seed-0 run's last step, 2400
+        assert ship["x"] == (100.0, 7200.0)  # its own steps: not drawn on from the seed-0 run's end
+    monkeypatch.setitem(cs.SHIP, 4, {"steps": 7200, "lr": 5e-4, "model": {}, "continues": True})
+    drawn = {e["label"]: e for e in cs.plot_curves(done, tmp_path / "curves.png", bicubic=29.5)}
+    assert drawn["LKCA-KD, shipped (seed 0 continued 7200 steps)"]["x"] == (2500.0, 9600.0)  # on from step 2400
     compared = [by_label[label] for _, _, label, _ in cs.COMPARED]
     colours = {e["colour"] for e in compared}
     assert len(colours) == len(compared) and not colours & {e["colour"] for e in variants}
@@ -577,25 +584,49 @@ def test_seed_tables_pair_the_seeds_and_pick_the_median_validation_seed():
     assert net_lr.rstrip(" |").endswith("LKCA-Net higher")  # 0.1 dB apart, seed noise 0.005
 
 
+def _readme_inputs():
+    mean = {"Method": "LKCA-KD", "Param": 140000, "MPSNR": 38.5, "SAM": 2.9, "ERGAS": 3.5}
+    return {"mean": mean, "bicubic": {"MPSNR": 36.3, "SAM": 3.46, "ERGAS": 4.54},
+            "per_image": {"pompoms/0_0_512x512": {"MPSNR": 38.9, "SAM": 2.2, "ERGAS": 3.0}}}
+
+
 def test_a_shipped_readme_gives_both_commands_and_the_epochs_in_all(tmp_path):
-    """A shipped model continued from seed 0: its README has the seed-0 command and the continuation's,
-    each run's commit, the epochs of both (x4: 2400 steps of 1237 a epoch, then 4800), its test table
-    and CAVE's citation."""
+    """A shipped model continued from seed 0 (x8): its README has the seed-0 command and the
+    continuation's, each run's commit, the epochs of both (x8: 2400 steps of 269 an epoch, then 2400
+    more), its test table and CAVE's citation."""
+    s = study()
+    runs = s.plan(tmp_path, False)
+    ship = {r["name"]: r for r in s.ship_runs(tmp_path, runs, False)}["ship_x8_lkca_kd"]
+    base = next(r for r in runs if r["name"] == "x8_lkca_kd_s0")
+    text = s.pretrained_readme("cave-x8-lkca-kd", {"run": ship, "test": _readme_inputs(),
+                                                    "record": {"commit": "bbbbbbb"}},
+                               tmp_path, {"run": base, "record": {"commit": "aaaaaaa"}})
+    lines = [line.strip() for line in text.splitlines()]
+    first = next(line for line in lines if line.startswith("python train.py") and "x8_lkca_kd_s0" in line)
+    second = next(line for line in lines if line.startswith("python train.py") and "ship_x8_lkca_kd" in line)
+    assert "--config.train.num_steps 2400" in first and "init_from" not in first
+    assert f"--config.train.init_from {tmp_path / 'x8_lkca_kd_s0'}" in second
+    assert "--config.train.num_steps 2400" in second and "--config.train.learning_rate 0.0005" in second
+    assert f"--config.teacher.workdir {tmp_path / 'ship_x8_lkca_net'}" in second
+    assert "commit aaaaaaa" in text and "commit bbbbbbb" in text
+    assert f"for {(2400 + 2400) / (539 * 8 // 16):.1f} epochs in all" in " ".join(lines)
+    assert "| pompoms/0_0_512x512 | 38.9000 |" in text and "Yasuma" in text
+
+
+def test_a_shipped_readme_of_a_run_from_scratch_gives_its_one_command(tmp_path):
+    """x4's shipped models train from scratch, wider: one command (no init_from), 4 LKBs of 96, 7200
+    steps at 1e-3 (5.8 epochs of 1237 steps), KD's teacher the shipped LKCA-Net, its commit."""
     s = study()
     runs = s.plan(tmp_path, False)
     ship = {r["name"]: r for r in s.ship_runs(tmp_path, runs, False)}["ship_x4_lkca_kd"]
-    base = next(r for r in runs if r["name"] == "lkca_kd_s0")
-    mean = {"Method": "LKCA-KD", "Param": 140000, "MPSNR": 38.5, "SAM": 2.9, "ERGAS": 3.5}
-    test = {"mean": mean, "bicubic": {"MPSNR": 36.3, "SAM": 3.46, "ERGAS": 4.54},
-            "per_image": {"pompoms/0_0_512x512": {"MPSNR": 38.9, "SAM": 2.2, "ERGAS": 3.0}}}
-    text = s.pretrained_readme("cave-x4-lkca-kd", {"run": ship, "test": test, "record": {"commit": "bbbbbbb"}},
-                               tmp_path, {"run": base, "record": {"commit": "aaaaaaa"}})
+    text = s.pretrained_readme("cave-x4-lkca-kd", {"run": ship, "test": _readme_inputs(),
+                                                    "record": {"commit": "ccccccc"}}, tmp_path)
     lines = [line.strip() for line in text.splitlines()]
-    first = next(line for line in lines if line.startswith("python train.py") and "lkca_kd_s0" in line)
-    second = next(line for line in lines if line.startswith("python train.py") and "ship_x4_lkca_kd" in line)
-    assert "--config.train.num_steps 2400" in first and "init_from" not in first
-    assert f"--config.train.init_from {tmp_path / 'lkca_kd_s0'}" in second and "--config.train.num_steps 4800" in second
-    assert f"--config.teacher.workdir {tmp_path / 'ship_x4_lkca_net'}" in second
-    assert "commit aaaaaaa" in text and "commit bbbbbbb" in text
-    assert f"for {(2400 + 4800) / (2475 * 8 // 16):.1f} epochs in all" in " ".join(lines)
-    assert "| pompoms/0_0_512x512 | 38.9000 |" in text and "Yasuma" in text
+    commands = [line for line in lines if line.startswith("python train.py")]
+    assert len(commands) == 1 and "init_from" not in commands[0]
+    for part in ("--config.model.depth 4", "--config.model.features 96", "--config.train.num_steps 7200",
+                 "--config.train.learning_rate 0.001", f"--config.teacher.workdir {tmp_path / 'ship_x4_lkca_net'}",
+                 f"--config.teacher.decay_epochs {7200 / 1237 / 30:.6f}"):
+        assert part in commands[0]
+    assert "LKCA-KD (4 LKBs of 96" in " ".join(lines) and "commit ccccccc" in text and "from scratch" in text
+    assert f"for {7200 / 1237:.1f} epochs in all" in " ".join(lines)
