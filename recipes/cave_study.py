@@ -227,6 +227,12 @@ def ship_label(scale: int) -> str:
     return f"{size['model.depth']} x {size['model.features']}, seed {SHIP_SEED}, {how['steps']} steps"
 
 
+def continues(run: dict) -> str | None:
+    """The name of the run that ``run`` continues (its ``train.init_from``), if any."""
+    init = run.get("overrides", {}).get("train.init_from")
+    return pathlib.Path(init).name if init else None
+
+
 def shipped_from(done: dict, scale: int, variant: str, paper: bool) -> str | None:
     """The finished run that ships as cave-x<scale>-lkca-<variant>, if any."""
     name = run_name(variant, SHIP_SEED, scale) if paper else ship_name(variant, scale)
@@ -553,10 +559,9 @@ def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
                 draw(left, 0, steps, vals, VARIANT_COLOURS[variant], f"{DISPLAY[variant]} ({seeds[variant]} seeds)",
                      lw=0.8, alpha=0.55)
             else:
-                scale = run.get("scale", 4)
-                base = ends.get(run_name(variant, SHIP_SEED, scale), 0) if SHIP[scale]["continues"] else 0
+                base = ends.get(continues(run), 0)
                 draw(left, 0, [base + s for s in steps], vals, VARIANT_COLOURS[variant],
-                     f"{DISPLAY[variant]}, shipped ({ship_label(scale)})", lw=2.2)
+                     f"{DISPLAY[variant]}, shipped ({ship_label(run.get('scale', 4))})", lw=2.2)
         else:
             draw(right, 1, [s / steps[-1] for s in steps], vals, next(others), run.get("label", name),
                  lw=1.4, marker=".", ms=3)
@@ -651,10 +656,10 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         for (scale, variant), name in shipped.items():
             if name:
                 model = f"cave-x{scale}-lkca-{variant}"
-                continues = not paper and SHIP[scale]["continues"]
-                base = done.get(run_name(variant, SHIP_SEED, scale)) if continues else None
-                if continues and base is None:
-                    raise RuntimeError(f"{name} continues {run_name(variant, SHIP_SEED, scale)}, which has no "
+                parent = continues(done[name]["run"])
+                base = done.get(parent) if parent else None
+                if parent and base is None:
+                    raise RuntimeError(f"{name} continues {parent}, which has no "
                                        f"eval/test.json: its README would lack that run's command")
                 readme = pretrained_readme(model, done[name], out, base)
                 print(f"shipped {ship_model(out / name, model, 'last', readme)}")

@@ -399,6 +399,8 @@ def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path,
         assert ship["colour"] == by_label[f"{cs.DISPLAY[variant]} (5 seeds)"]["colour"]
         assert ship["x"] == (100.0, 7200.0)  # its own steps: not drawn on from the seed-0 run's end
     monkeypatch.setitem(cs.SHIP, 4, {"steps": 7200, "lr": 5e-4, "model": {}, "continues": True})
+    for variant in cs.SHIPPED:  # a continuation names the run it continues
+        done[cs.ship_name(variant, 4)]["run"]["overrides"] = {"train.init_from": f"runs/{cs.run_name(variant, 0)}"}
     drawn = {e["label"]: e for e in cs.plot_curves(done, tmp_path / "curves.png", bicubic=29.5)}
     assert drawn["LKCA-KD, shipped (seed 0 continued 7200 steps)"]["x"] == (2500.0, 9600.0)  # on from step 2400
     compared = [by_label[label] for _, _, label, _ in cs.COMPARED]
