@@ -166,8 +166,10 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # Start from another run's weights instead of random ones (a fresh run only; resuming wins):
     # 'all' (fine-tune, e.g. a `lowrank convert`ed run) or 'backbone' (head and blocks: an LKCA-KD
     # student started from its teacher's backbone, the teacher's depth then equal to the student's).
+    # Its EMA weights where it kept them, from its best-validation or its last checkpoint.
     t.init_from = ""
     t.init_parts = "all"  # all | backbone
+    t.init_which = "best"  # best | last
 
     # Distillation, the kd variant (docs/design.md section 4.3; lkca_jax/distillation.py).
     k = c.teacher = ml_collections.ConfigDict()
@@ -349,6 +351,7 @@ def check(config) -> None:
         "data.source": ("files", "tfds"), "data.normalisation": protocols.NORMALISATIONS,
         "train.augment": pipeline.AUGMENTS, "train.loss": losses.LOSSES, "train.parallel": parallel.MODES,
         "train.compute_dtype": tuple(precision.DTYPES), "train.init_parts": ("all", "backbone"),
+        "train.init_which": ("best", "last"),
         "teacher.which": ("best", "last"), "eval.dtype": tuple(precision.DTYPES),
     }  # the optimizer and the schedule: training.check_train_config
 

@@ -210,10 +210,11 @@ def create_state(config, model, schedule, teacher=None) -> TrainState:
 
 
 def init_from_run(state: TrainState, t) -> TrainState:
-    """The state with ``t.init_parts`` of the run ``t.init_from`` copied in (optimizer state anew)."""
+    """The state with ``t.init_parts`` of the run ``t.init_from`` (its ``t.init_which`` checkpoint, EMA
+    weights where kept) copied in (optimizer state anew)."""
     if t.init_parts not in ("all", "backbone"):
         raise ValueError(f"train.init_parts must be all | backbone, got {t.init_parts!r}")
-    _, source, _ = checkpoint.restore_variables(t.init_from, "best")
+    _, source, _ = checkpoint.restore_variables(t.init_from, t.get("init_which", "best"))
     wanted = (lambda name: True) if t.init_parts == "all" else (lambda name: name == "head" or name.startswith("block"))
     merged = {}
     for collection, target in (("params", state.params), ("batch_stats", state.batch_stats)):
