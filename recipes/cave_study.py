@@ -6,7 +6,7 @@ low-rank models from scratch, this is an extra experiment of ours), optionally t
 the paper's Tables II-IV and the normalisation choice, then the report (tables with the seed spread
 and paired 95 % intervals, the convergence check, learning curves, Fig. 4, comparison figures) and,
 with ``--ship``, the six shipped models: x4's LKCA-Net, LR and KD wider (4 LKBs of 96) and trained
-longer than the study's runs, x8's seed-0 runs continued (:data:`SHIP`).
+longer than the study's runs, then continued at a lower rate; x8's seed-0 runs continued (:data:`SHIP`).
 
     python recipes/cave_study.py --out runs/cave_study            # CPU size (docs/results.md: its hours)
     python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes (GPU)
@@ -34,14 +34,16 @@ compression, the compared methods, then x8's seeds 1 and 2.
 
 The shipped models (:data:`SHIP`), seed 0 each, a rule set (instead of the median-validation seed,
 which waits for every seed) when seeds 0 and 1 of x4 had finished, with seed 0 the lower of the two in
-test MPSNR for all three variants: not chosen by its score. x4: LKCA-Net, LR and KD of 4 LKBs of 96
-features (the study's 64) trained from scratch for 7200 steps (the study's 2400) with the study's
-schedule otherwise, KD learning from the shipped LKCA-Net: a wider model for a larger margin over
-Bicubic on scenes it has not seen (docs/results.md). x8: the seed-0 run continued from its best EMA
-weights (``train.init_from``; Adam anew) for 2400 more steps at 5e-4, cosine-decayed, everything else
-as the study's run; the KD continuation learns from the continued LKCA-Net, its weight's decay
-starting again at lambda0 and scaled to the continuation's length. At the paper's size (300 epochs)
-the seed-0 runs are shipped as they are.
+test MPSNR for all three variants: not chosen by its score. Each trains in stages, a run each
+(``ship_x<r>_lkca_<variant>``, then ``..._stage2``), the last one shipped. x4: LKCA-Net, LR and KD of 4
+LKBs of 96 features (the study's 64) trained from scratch for 7200 steps (the study's 2400) with the
+study's schedule otherwise, KD learning from the shipped LKCA-Net: a wider model for a larger margin
+over Bicubic on scenes it has not seen (docs/results.md); then continued from its last EMA weights (the
+ones that shipped before the second stage) for 2400 steps at 5e-4, cosine-decayed, as x8's are. x8:
+the seed-0 run continued from its best EMA weights (``train.init_from``; Adam anew) for 2400 more steps
+at 5e-4, cosine-decayed, everything else as the study's run. A KD continuation learns from the
+continued LKCA-Net of its stage, its weight's decay starting again at lambda0 and scaled to the
+continuation's length. At the paper's size (300 epochs) the seed-0 runs are shipped as they are.
 
 The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 epochs,
 thirty times over 300 (MSDformer's length, taken for the paper's, whose own is lost); a run of E
@@ -90,13 +92,17 @@ COMPARED = (
 # pompoms' most textured window reaches into its grey chart, so its box is a junction of five pompoms
 BOXES = {"real_and_fake_peppers/0_0_512x512": (280, 144, 64), "pompoms/0_0_512x512": (170, 160, 64)}
 SHIP_SEED = 0
-# How each scale's shipped models train (module docstring): steps, Adam's rate, the model's size where it
-# differs from the study's, and whether the run continues the study's seed-0 run (else from scratch).
-# x4: 4 of 96 for 7200 steps (probe: 4 of 96 for 2400 steps reached 38.57 dB, the study's 4 of 64 38.35).
+# How each scale's shipped models train (module docstring), stage by stage, a run each: steps, Adam's
+# rate, the model's size where it differs from the study's (kept by later stages), and whether the stage
+# continues a run, from its "init_which" checkpoint's EMA weights (default best): the first stage the
+# study's seed-0 run (else from scratch), a later one the stage before it (always).
+# x4: 4 of 96 for 7200 steps (probe: 4 of 96 for 2400 steps reached 38.57 dB, the study's 4 of 64 38.35),
+# still rising 0.02-0.03 dB over its last quarter: continued from the weights it shipped with before.
 # x8 (8.9 epochs already): its seed-0 run continued, as a study run continued 2400 steps at 5e-4 rose
 # 0.17 dB on the test scenes (LKCA-LR x4 seed 0: 38.15 -> 38.32 dB)
-SHIP = {4: {"steps": 7200, "lr": 1e-3, "model": {"model.features": 96}, "continues": False},
-        8: {"steps": 2400, "lr": 5e-4, "model": {}, "continues": True}}
+SHIP = {4: ({"steps": 7200, "lr": 1e-3, "model": {"model.features": 96}, "continues": False},
+            {"steps": 2400, "lr": 5e-4, "continues": True, "init_which": "last"}),
+        8: ({"steps": 2400, "lr": 5e-4, "continues": True},)}
 CALIBRATION_STEPS = 60  # a compared method's step time: the median rate of its logged intervals after the first
 
 
@@ -192,39 +198,51 @@ def compared_runs(paper: bool, steps: dict | None = None) -> list[dict]:
     return runs
 
 
-def ship_name(variant: str, scale: int) -> str:
-    return f"ship_x{scale}_lkca_{variant}"
+def ship_name(variant: str, scale: int, stage: int = 0) -> str:
+    """The run of ``stage`` (0, 1, ...) of the shipped cave-x<scale>-lkca-<variant>."""
+    return f"ship_x{scale}_lkca_{variant}" + (f"_stage{stage + 1}" if stage else "")
 
 
 def ship_runs(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
-    """The runs the shipped models come from at the CPU size, each scale's LKCA-Net, LR and KD as
-    :data:`SHIP` says (module docstring); at the paper's size none (the seed-0 runs are shipped)."""
+    """The runs the shipped models come from at the CPU size, each scale's LKCA-Net, LR and KD stage by
+    stage as :data:`SHIP` says (module docstring), each stage's LKCA-Net before its KD; at the paper's
+    size none (the seed-0 runs are shipped)."""
     if paper:
         return []
     by_name = {r["name"]: r for r in runs}
     ship = []
-    for scale, how in SHIP.items():
-        for variant in SHIPPED:
-            base = by_name[run_name(variant, SHIP_SEED, scale)]
-            overrides = {**base["overrides"], **how["model"], "train.num_steps": how["steps"],
-                         "train.learning_rate": how["lr"]}
-            if how["continues"]:
-                overrides["train.init_from"] = str(out / base["name"])
-            if variant == "kd":
-                overrides["teacher.decay_epochs"] = round(run_epochs({"scale": scale, "overrides": overrides}) / 30, 6)
-                overrides["teacher.workdir"] = str(out / ship_name("net", scale))
-            ship.append({**base, "name": ship_name(variant, scale), "group": "ship", "overrides": overrides,
-                         "label": f"{DISPLAY[variant]}, {ship_label(scale)}"})
+    for scale, stages in SHIP.items():
+        previous = {v: by_name[run_name(v, SHIP_SEED, scale)] for v in SHIPPED}
+        for stage, how in enumerate(stages):
+            for variant in SHIPPED:
+                before = previous[variant]
+                overrides = {k: v for k, v in before["overrides"].items()
+                             if k not in ("train.init_from", "train.init_which")}
+                overrides.update({**how.get("model", {}), "train.num_steps": how["steps"],
+                                  "train.learning_rate": how["lr"]})
+                if how["continues"] or stage:
+                    overrides["train.init_from"] = str(out / before["name"])
+                    if "init_which" in how:
+                        overrides["train.init_which"] = how["init_which"]
+                if variant == "kd":
+                    epochs = run_epochs({"scale": scale, "overrides": overrides})
+                    overrides["teacher.decay_epochs"] = round(epochs / 30, 6)
+                    overrides["teacher.workdir"] = str(out / ship_name("net", scale, stage))
+                previous[variant] = {**before, "name": ship_name(variant, scale, stage), "group": "ship",
+                                     "overrides": overrides, "label": f"{DISPLAY[variant]}, {ship_label(scale)}"}
+                ship.append(previous[variant])
     return ship
 
 
 def ship_label(scale: int) -> str:
     """How the shipped models of ``scale`` were trained, in a few words (:data:`SHIP`)."""
-    how = SHIP[scale]
-    if how["continues"]:
-        return f"seed {SHIP_SEED} continued {how['steps']} steps"
-    size = {**sizes(False)["model"], **how["model"]}
-    return f"{size['model.depth']} x {size['model.features']}, seed {SHIP_SEED}, {how['steps']} steps"
+    first, *later = SHIP[scale]
+    if first["continues"]:
+        words = f"seed {SHIP_SEED} continued {first['steps']} steps"
+    else:
+        size = {**sizes(False)["model"], **first["model"]}
+        words = f"{size['model.depth']} x {size['model.features']}, seed {SHIP_SEED}, {first['steps']} steps"
+    return ", ".join([words, *(f"then {how['steps']} at {how['lr']:g}" for how in later)])
 
 
 def continues(run: dict) -> str | None:
@@ -234,9 +252,21 @@ def continues(run: dict) -> str | None:
 
 
 def shipped_from(done: dict, scale: int, variant: str, paper: bool) -> str | None:
-    """The finished run that ships as cave-x<scale>-lkca-<variant>, if any."""
-    name = run_name(variant, SHIP_SEED, scale) if paper else ship_name(variant, scale)
+    """The finished run that ships as cave-x<scale>-lkca-<variant> (its last stage), if any."""
+    name = run_name(variant, SHIP_SEED, scale) if paper else ship_name(variant, scale, len(SHIP[scale]) - 1)
     return name if name in done else None
+
+
+def lineage(done: dict, name: str) -> list[str]:
+    """The runs that ``name`` continues (:func:`continues`), the first one first, back to the first
+    that continues none or to one that has not finished (not in ``done``)."""
+    parent = continues(done[name]["run"])
+    return [] if parent is None or parent not in done else lineage(done, parent) + [parent]
+
+
+def started_at(done: dict, name: str) -> int:
+    """The steps of the runs that ``name`` continues, in all (where its curve starts in the plot)."""
+    return sum(done[n]["run"]["overrides"].get("train.num_steps", 0) for n in lineage(done, name))
 
 
 def step_rate(rows: list[dict]) -> float | None:
@@ -525,18 +555,17 @@ VARIANT_COLOURS = {"net": "#1f77b4", "lr": "#ff7f0e", "kd": "#2ca02c", "lr_clip"
 def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
                 reference: str | None = None) -> list[dict]:
     """The x4 validation curves in two panels, Bicubic's level a black dashed line in each. Left: the
-    LKCA variants, one colour per variant, its seeds thin lines and its shipped run a thick one (a
-    continuation drawn on from the end of the run it continues). Right: every other run (the compared methods), each
-    its own colour, against the fraction of its training (each filled the same wall-clock budget), with
-    ``reference`` (LKCA-Net's median seed) for scale. Returns one dict per legend entry: label, colour,
-    line style, panel (0 or 1) and the first and last x drawn."""
+    LKCA variants, one colour per variant, its seeds thin lines and its shipped runs thick ones (a
+    continuation drawn on from the steps of the runs it continues, :func:`started_at`). Right: every
+    other run (the compared methods), each its own colour, against the fraction of its training (each
+    filled the same wall-clock budget), with ``reference`` (LKCA-Net's median seed) for scale. Returns
+    one dict per legend entry: label, colour, line style, panel (0 or 1) and the first and last x drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), dpi=110, sharey=True)
-    ends = {n: d["curve"][-1][0] for n, d in done.items() if d["curve"]}
     others = itertools.cycle(plt.get_cmap("tab10").colors[5:] + plt.get_cmap("Dark2").colors)
     seeds = collections.Counter(d["run"].get("variant") for d in done.values() if d["run"].get("group") == "seeds")
     drawn, named = [], set()
@@ -559,7 +588,7 @@ def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
                 draw(left, 0, steps, vals, VARIANT_COLOURS[variant], f"{DISPLAY[variant]} ({seeds[variant]} seeds)",
                      lw=0.8, alpha=0.55)
             else:
-                base = ends.get(continues(run), 0)
+                base = started_at(done, name)
                 draw(left, 0, [base + s for s in steps], vals, VARIANT_COLOURS[variant],
                      f"{DISPLAY[variant]}, shipped ({ship_label(run.get('scale', 4))})", lw=2.2)
         else:
@@ -622,9 +651,9 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
                   "## Normalisation (LKCA-Net, seed 0)\n", other_table(done, "norm", ["lkca_net_s0"])]
     shipped = {(r, v): shipped_from(done, r, v, paper) for r in SEEDS for v in SHIPPED}
     for r in SEEDS:
+        stages = [ship_name(v, r, k) for k in range(len(SHIP[r])) for v in SHIPPED]
         parts += [f"## The shipped models (x{r}): {f'seed {SHIP_SEED} as trained' if paper else ship_label(r)}\n",
-                  other_table(done, "-", [n for n in [run_name(v, SHIP_SEED, r) for v in SHIPPED]
-                                          + [shipped[r, v] for v in SHIPPED] if n])]
+                  other_table(done, "-", [run_name(v, SHIP_SEED, r) for v in SHIPPED] + stages)]
     parts += ["## The teacher compressed without retraining (seed 0)\n",
               other_table(done, "compressed", ["lkca_net_s0", "lkca_lr_s0"]),
               f"Median-validation seeds: x4 {median4}, x8 {median8}\n",
@@ -656,12 +685,12 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         for (scale, variant), name in shipped.items():
             if name:
                 model = f"cave-x{scale}-lkca-{variant}"
-                parent = continues(done[name]["run"])
-                base = done.get(parent) if parent else None
-                if parent and base is None:
-                    raise RuntimeError(f"{name} continues {parent}, which has no "
+                chain = lineage(done, name)
+                missing = continues(done[(chain or [name])[0]]["run"])
+                if missing:
+                    raise RuntimeError(f"{name} continues {missing}, which has no "
                                        f"eval/test.json: its README would lack that run's command")
-                readme = pretrained_readme(model, done[name], out, base)
+                readme = pretrained_readme(model, done[name], out, [done[n] for n in chain])
                 print(f"shipped {ship_model(out / name, model, 'last', readme)}")
     if docs:
         docs.mkdir(parents=True, exist_ok=True)
@@ -670,22 +699,26 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         (docs / "cave_study_report.md").write_text(text)
 
 
-def pretrained_readme(name: str, d: dict, out: pathlib.Path, base: dict | None = None) -> str:
-    """The shipped model's README: what it is, the commands (the seed-0 run and, given its ``base``
-    entry of :func:`finished`, the continuation), what it suits, its test table and the citation."""
+def pretrained_readme(name: str, d: dict, out: pathlib.Path, chain: list[dict] = ()) -> str:
+    """The shipped model's README: what it is, the commands (the runs of ``chain``, the entries of
+    :func:`finished` that it continues, first one first, then its own), what it suits, its test table
+    and the citation."""
     run, test, scale = d["run"], d["test"], d["run"]["scale"]
     rows = [f"| {k} | {v['MPSNR']:.4f} | {v['SAM']:.4f} | {v['ERGAS']:.4f} |" for k, v in test["per_image"].items()]
     line = lambda r: shlex.join(["python", *command(r, out)[1:]])
     at = lambda e: e["record"].get("commit", "not recorded")
+    rate = lambda r: f"{r['overrides']['train.num_steps']} steps at lr {r['overrides']['train.learning_rate']:g}"
     b, m = test["bicubic"], test["mean"]
-    epochs = run_epochs(run) + (run_epochs(base["run"]) if base else 0)
-    how = (f"the study's seed-{run['seed']} run (commit {at(base)}) continued from its best EMA weights for "
-           f"{run['overrides']['train.num_steps']} steps at lr {run['overrides']['train.learning_rate']:g}, "
-           f"cosine-decayed (commit {at(d)}); seed {SHIP_SEED} ships by a fixed rule, not by its score. "
-           f"Trained with:\n\n    {line(base['run'])}\n    {line(run)}"
-           if base else f"seed {run['seed']} (commit {at(d)}) trained from scratch at lr "
-           f"{run['overrides']['train.learning_rate']:g}, cosine-decayed, "
-           f"shipped by a fixed rule, not by its score. Trained with:\n\n    {line(run)}")
+    first, *later = [*chain, d]
+    epochs = sum(run_epochs(e["run"]) for e in (first, *later))
+    how = (f"the study's seed-{first['run']['seed']} run (commit {at(first)})" if first["run"]["group"] == "seeds"
+           else f"seed {first['run']['seed']} trained from scratch for {rate(first['run'])}, cosine-decayed "
+           f"(commit {at(first)})")
+    for e in later:
+        how += (f", continued from its {e['run']['overrides'].get('train.init_which', 'best')} EMA weights for "
+                f"{rate(e['run'])}, cosine-decayed (commit {at(e)})")
+    how += (f"; seed {SHIP_SEED} ships by a fixed rule, not by its score. Trained with:\n\n    "
+            + "\n    ".join(line(e["run"]) for e in (first, *later)))
     return f"""# {name}
 
 {m['Method']} ({run['overrides'].get('model.depth', 16)} LKBs of {run['overrides'].get('model.features', 128)}

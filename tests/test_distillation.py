@@ -104,3 +104,33 @@ def test_student_can_start_from_the_teachers_backbone(tmp_path):
     c.model.depth = 2  # a deeper student does not fit a depth-1 teacher: said, not guessed
     with pytest.raises(ValueError, match="does not fit"):
         training.init_from_run(training.create_state(c, build_model(c), schedule), c.train)
+
+
+@pytest.mark.parametrize("which", ["best", "last"])
+def test_init_from_reads_the_checkpoint_it_is_told(tmp_path, which):
+    """train.init_which picks the run's best or last checkpoint (here different weights), and every
+    array comes over, the EMA restarting from them and Adam's moments at zero."""
+    from lkca_jax.models import build_model
+
+    c = tiny()
+    c.train.ema_decay = 0.9
+    schedule = training.optax.constant_schedule(1e-3)
+    fresh = training.create_state(c, build_model(c), schedule)
+    best = {"params": fresh.params, "batch_stats": fresh.batch_stats}
+    last = jax.tree.map(lambda x: np.asarray(x) + 1.0, best)
+    saver = checkpoint.Checkpoints(tmp_path / "run")
+    try:
+        saver.save(1, best, best=True)
+        saver.save(2, last)
+        saver.wait()
+    finally:
+        saver.close()
+    checkpoint.save_config(tmp_path / "run", c)
+    c.train.update(init_from=str(tmp_path / "run"), init_which=which)
+    state = training.init_from_run(training.create_state(c, build_model(c), schedule), c.train)
+    want = best if which == "best" else last
+    for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(want["params"]), strict=True):
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(jax.tree.leaves(state.ema["params"]), jax.tree.leaves(want["params"]), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert all(not np.any(x) for x in jax.tree.leaves(state.opt_state) if np.ndim(x) > 0)

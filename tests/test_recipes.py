@@ -50,17 +50,22 @@ def test_every_study_command_loads_its_config(paper):
         if run["group"] == "ship":  # the hand-set values of the module docstring, the rest as seed 0's run
             base = load_config(str(ROOT / spec), split_overrides(s.command(
                 next(r for r in runs if r["name"] == s.run_name(run["variant"], 0, run["scale"])), out)[2:])[1])
-            if run["scale"] == 4:  # wider, from scratch, longer
+            if run["scale"] == 4 and run["name"] == s.ship_name(run["variant"], 4):  # wider, from scratch, longer
                 want_train = {"init_from": "", "num_steps": 7200, "learning_rate": 1e-3}
-                assert (config.model.depth, config.model.features, base.model.features) == (4, 96, 64)
-                assert config.model.to_dict() == {**base.model.to_dict(), "features": 96}
-            else:  # seed 0 continued
+            elif run["scale"] == 4:  # then that run continued from its last EMA weights, as wide
+                assert run["name"] == s.ship_name(run["variant"], 4, 1) == f"ship_x4_lkca_{run['variant']}_stage2"
+                want_train = {"init_from": str(out / s.ship_name(run["variant"], 4)), "init_which": "last",
+                              "num_steps": 2400, "learning_rate": 5e-4}
+            else:  # seed 0 continued from its best EMA weights
                 want_train = {"init_from": str(out / s.run_name(run["variant"], 0, 8)), "num_steps": 2400,
                               "learning_rate": 5e-4}
                 assert config.model.to_dict() == base.model.to_dict()
+            if run["scale"] == 4:
+                assert (config.model.depth, config.model.features, base.model.features) == (4, 96, 64)
+                assert config.model.to_dict() == {**base.model.to_dict(), "features": 96}
             assert config.train.to_dict() == {**base.train.to_dict(), **want_train}
         if run["method"] == "kd":  # each KD run learns from the study teacher of its scale and seed
-            teacher = s.ship_name("net", run["scale"]) if run["group"] == "ship" else \
+            teacher = run["name"].replace("_kd", "_net") if run["group"] == "ship" else \
                 s.run_name("net", run["seed"], run["scale"])
             assert config.teacher.workdir == str(out / teacher)
             assert names.index(pathlib.Path(config.teacher.workdir).name) < names.index(run["name"])
@@ -373,18 +378,21 @@ def test_a_failed_run_stops_the_shard_and_still_writes_the_report(tmp_path):
 
 def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path, monkeypatch):
     """The study's x4 runs: 4 variants x 5 seeds share one colour per variant (one legend entry each),
-    the shipped runs (trained from scratch at x4) start at their own first step, the compared methods
-    each get their own colour on a 0-1 axis, and Bicubic's level is drawn."""
+    the shipped runs (x4's first stage trained from scratch) start at their own first step and a
+    continuation after the steps of the runs it continues, the compared methods each get their own
+    colour on a 0-1 axis, and Bicubic's level is drawn."""
     cs = study()
     curve = lambda last, top: [(s, top - 1 / s) for s in range(100, last + 1, 100)]
     done = {}
     for seed in range(5):
         for variant in cs.VARIANTS:
-            done[cs.run_name(variant, seed)] = {"run": {"group": "seeds", "variant": variant, "scale": 4},
-                                                "curve": curve(2400, 31 + seed / 10)}
+            done[cs.run_name(variant, seed)] = {"run": {"group": "seeds", "variant": variant, "scale": 4, "overrides": {
+                "train.num_steps": 2400}}, "curve": curve(2400, 31 + seed / 10)}
     for variant in cs.SHIPPED:
-        done[cs.ship_name(variant, 4)] = {"run": {"group": "ship", "variant": variant, "scale": 4},
-                                          "curve": curve(7200, 32)}
+        done[cs.ship_name(variant, 4)] = {"run": {"group": "ship", "variant": variant, "scale": 4,
+                                                  "overrides": {"train.num_steps": 7200}}, "curve": curve(7200, 32)}
+        done[cs.ship_name(variant, 4, 1)] = {"run": {"group": "ship", "variant": variant, "scale": 4, "overrides": {
+            "train.init_from": f"runs/{cs.ship_name(variant, 4)}", "train.num_steps": 2400}}, "curve": curve(2400, 32)}
     for name, method, label, _ in cs.COMPARED:
         done[name] = {"run": {"group": "compared", "variant": method, "scale": 4, "label": label},
                       "curve": curve(300 + len(done) * 10, 30)}
@@ -394,13 +402,20 @@ def test_the_studys_learning_curves_colour_by_variant_and_show_bicubic(tmp_path,
     assert len(drawn) == len(by_label)  # one legend entry per label: the seeds do not repeat theirs
     variants = [by_label[f"{cs.DISPLAY[v]} (5 seeds)"] for v in cs.VARIANTS]
     assert len({e["colour"] for e in variants}) == 4 and all(e["panel"] == 0 for e in variants)
-    for variant in cs.SHIPPED:
-        ship = by_label[f"{cs.DISPLAY[variant]}, shipped (4 x 96, seed 0, 7200 steps)"]
+    shipped = "shipped (4 x 96, seed 0, 7200 steps, then 2400 at 0.0005)"
+    for variant in cs.SHIPPED:  # both stages one legend entry, the first drawn from its own first step
+        ship = by_label[f"{cs.DISPLAY[variant]}, {shipped}"]
         assert ship["colour"] == by_label[f"{cs.DISPLAY[variant]} (5 seeds)"]["colour"]
         assert ship["x"] == (100.0, 7200.0)  # its own steps: not drawn on from the seed-0 run's end
-    monkeypatch.setitem(cs.SHIP, 4, {"steps": 7200, "lr": 5e-4, "model": {}, "continues": True})
-    for variant in cs.SHIPPED:  # a continuation names the run it continues
+    for variant in cs.SHIPPED:  # without the first stage's curve, the second is drawn on from its 7200 steps
+        done[cs.ship_name(variant, 4)]["curve"] = []
+    drawn = {e["label"]: e for e in cs.plot_curves(done, tmp_path / "curves.png", bicubic=29.5)}
+    assert drawn[f"LKCA-LR, {shipped}"]["x"] == (7300.0, 9600.0)
+    monkeypatch.setitem(cs.SHIP, 4, ({"steps": 7200, "lr": 5e-4, "model": {}, "continues": True},))
+    for variant in cs.SHIPPED:  # one stage that continues the seed-0 run
+        del done[cs.ship_name(variant, 4, 1)]
         done[cs.ship_name(variant, 4)]["run"]["overrides"] = {"train.init_from": f"runs/{cs.run_name(variant, 0)}"}
+        done[cs.ship_name(variant, 4)]["curve"] = curve(7200, 32)
     drawn = {e["label"]: e for e in cs.plot_curves(done, tmp_path / "curves.png", bicubic=29.5)}
     assert drawn["LKCA-KD, shipped (seed 0 continued 7200 steps)"]["x"] == (2500.0, 9600.0)  # on from step 2400
     compared = [by_label[label] for _, _, label, _ in cs.COMPARED]
@@ -451,13 +466,14 @@ def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
     runs = s.plan(tmp_path, False)
     s.train_all(tmp_path, runs, False)
     x4 = [r["name"] for r in runs if r["scale"] == 4]
-    ship = [f"{p}_lkca_{v}" for p in ("ship_x4", "x8", "ship_x8") for v in ("net", "lr", "kd")]
-    ship[3:6] = [f"{n}_s0" for n in ship[3:6]]
+    ship = [f"{prefix}{v}{suffix}" for prefix, suffix in (("ship_x4_lkca_", ""), ("ship_x4_lkca_", "_stage2"),
+                                                           ("x8_lkca_", "_s0"), ("ship_x8_lkca_", ""))
+            for v in ("net", "lr", "kd")]
     compared = [n for n, *_ in s.COMPARED]
     rest = [f"x8_lkca_{v}_s{k}" for k in (1, 2) for v in ("net", "lr", "kd")]
-    assert order[:len(x4)] == x4 and order[len(x4):len(x4) + 9] == ship
-    assert order[len(x4) + 9:] == ["compress"] + compared + rest
-    assert sorted(order) == sorted([r["name"] for r in runs] + ship[:3] + ship[6:] + compared + ["compress"])
+    assert order[:len(x4)] == x4 and order[len(x4):len(x4) + 12] == ship
+    assert order[len(x4) + 12:] == ["compress"] + compared + rest
+    assert sorted(order) == sorted([r["name"] for r in runs] + ship[:6] + ship[9:] + compared + ["compress"])
     every = {r["name"]: r for r in runs + s.ship_runs(tmp_path, runs, False)}
     for name, run in every.items():
         for need in (run["overrides"].get("teacher.workdir"), run["overrides"].get("train.init_from")):
@@ -602,7 +618,7 @@ def test_a_shipped_readme_gives_both_commands_and_the_epochs_in_all(tmp_path):
     base = next(r for r in runs if r["name"] == "x8_lkca_kd_s0")
     text = s.pretrained_readme("cave-x8-lkca-kd", {"run": ship, "test": _readme_inputs(),
                                                     "record": {"commit": "bbbbbbb"}},
-                               tmp_path, {"run": base, "record": {"commit": "aaaaaaa"}})
+                               tmp_path, [{"run": base, "record": {"commit": "aaaaaaa"}}])
     lines = [line.strip() for line in text.splitlines()]
     first = next(line for line in lines if line.startswith("python train.py") and "x8_lkca_kd_s0" in line)
     second = next(line for line in lines if line.startswith("python train.py") and "ship_x8_lkca_kd" in line)
@@ -615,20 +631,32 @@ def test_a_shipped_readme_gives_both_commands_and_the_epochs_in_all(tmp_path):
     assert "| pompoms/0_0_512x512 | 38.9000 |" in text and "Yasuma" in text
 
 
-def test_a_shipped_readme_of_a_run_from_scratch_gives_its_one_command(tmp_path):
-    """x4's shipped models train from scratch, wider: one command (no init_from), 4 LKBs of 96, 7200
-    steps at 1e-3 (5.8 epochs of 1237 steps), KD's teacher the shipped LKCA-Net, its commit."""
+def test_a_shipped_readme_of_two_stages_gives_the_run_from_scratch_then_its_continuation(tmp_path):
+    """x4's shipped models: 4 LKBs of 96 from scratch for 7200 steps at 1e-3 (no init_from), then
+    continued from that run's last EMA weights for 2400 steps at 5e-4, each KD stage learning from its
+    stage's LKCA-Net with the decay scaled to the stage (1237 steps an epoch); both commits, the epochs
+    of both."""
     s = study()
     runs = s.plan(tmp_path, False)
-    ship = {r["name"]: r for r in s.ship_runs(tmp_path, runs, False)}["ship_x4_lkca_kd"]
-    text = s.pretrained_readme("cave-x4-lkca-kd", {"run": ship, "test": _readme_inputs(),
-                                                    "record": {"commit": "ccccccc"}}, tmp_path)
+    ship = {r["name"]: r for r in s.ship_runs(tmp_path, runs, False)}
+    text = s.pretrained_readme("cave-x4-lkca-kd", {"run": ship["ship_x4_lkca_kd_stage2"], "test": _readme_inputs(),
+                                                    "record": {"commit": "ddddddd"}}, tmp_path,
+                               [{"run": ship["ship_x4_lkca_kd"], "record": {"commit": "ccccccc"}}])
     lines = [line.strip() for line in text.splitlines()]
-    commands = [line for line in lines if line.startswith("python train.py")]
-    assert len(commands) == 1 and "init_from" not in commands[0]
+    first, second = [line for line in lines if line.startswith("python train.py")]
+    assert "init_from" not in first and "init_which" not in first
     for part in ("--config.model.depth 4", "--config.model.features 96", "--config.train.num_steps 7200",
                  "--config.train.learning_rate 0.001", f"--config.teacher.workdir {tmp_path / 'ship_x4_lkca_net'}",
-                 f"--config.teacher.decay_epochs {7200 / 1237 / 30:.6f}"):
-        assert part in commands[0]
-    assert "LKCA-KD (4 LKBs of 96" in " ".join(lines) and "commit ccccccc" in text and "from scratch" in text
-    assert f"for {7200 / 1237:.1f} epochs in all" in " ".join(lines)
+                 f"--config.teacher.decay_epochs {7200 / 1237 / 30:.6f}", f"--workdir {tmp_path / 'ship_x4_lkca_kd'}"):
+        assert part in first
+    for part in ("--config.model.depth 4", "--config.model.features 96", "--config.train.num_steps 2400",
+                 "--config.train.learning_rate 0.0005", f"--config.train.init_from {tmp_path / 'ship_x4_lkca_kd'}",
+                 "--config.train.init_which last", f"--workdir {tmp_path / 'ship_x4_lkca_kd_stage2'}",
+                 f"--config.teacher.workdir {tmp_path / 'ship_x4_lkca_net_stage2'}",
+                 f"--config.teacher.decay_epochs {2400 / 1237 / 30:.6f}"):
+        assert part in second
+    words = " ".join(lines)
+    assert "LKCA-KD (4 LKBs of 96" in words and "from scratch for 7200 steps at lr 0.001" in words
+    assert "continued from its last EMA weights for 2400 steps at lr 0.0005" in words
+    assert words.index("commit ccccccc") < words.index("commit ddddddd")
+    assert f"for {(7200 + 2400) / 1237:.1f} epochs in all" in words
