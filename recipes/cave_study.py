@@ -228,15 +228,17 @@ def ship_runs(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
                     epochs = run_epochs({"scale": scale, "overrides": overrides})
                     overrides["teacher.decay_epochs"] = round(epochs / 30, 6)
                     overrides["teacher.workdir"] = str(out / ship_name("net", scale, stage))
+                label = f"{DISPLAY[variant]}, {ship_label(scale, stage + 1)}"
                 previous[variant] = {**before, "name": ship_name(variant, scale, stage), "group": "ship",
-                                     "overrides": overrides, "label": f"{DISPLAY[variant]}, {ship_label(scale)}"}
+                                     "overrides": overrides, "label": label}
                 ship.append(previous[variant])
     return ship
 
 
-def ship_label(scale: int) -> str:
-    """How the shipped models of ``scale`` were trained, in a few words (:data:`SHIP`)."""
-    first, *later = SHIP[scale]
+def ship_label(scale: int, stages: int | None = None) -> str:
+    """How the shipped models of ``scale`` were trained (through their first ``stages`` stages; all by
+    default), in a few words (:data:`SHIP`)."""
+    first, *later = SHIP[scale][:stages]
     if first["continues"]:
         words = f"seed {SHIP_SEED} continued {first['steps']} steps"
     else:

@@ -655,6 +655,8 @@ def test_a_shipped_readme_of_two_stages_gives_the_run_from_scratch_then_its_cont
                  f"--config.teacher.workdir {tmp_path / 'ship_x4_lkca_net_stage2'}",
                  f"--config.teacher.decay_epochs {2400 / 1237 / 30:.6f}"):
         assert part in second
+    assert ship["ship_x4_lkca_kd"]["label"] == "LKCA-KD, 4 x 96, seed 0, 7200 steps"  # its own stage
+    assert ship["ship_x4_lkca_kd_stage2"]["label"] == "LKCA-KD, 4 x 96, seed 0, 7200 steps, then 2400 at 0.0005"
     words = " ".join(lines)
     assert "LKCA-KD (4 LKBs of 96" in words and "from scratch for 7200 steps at lr 0.001" in words
     assert "continued from its last EMA weights for 2400 steps at lr 0.0005" in words
