@@ -426,38 +426,61 @@ def finished(out: pathlib.Path, runs: list[dict]) -> dict[str, dict]:
 
 
 CONVERGED_DB = 0.02
+# Student's t quantiles t(0.975, dof) for dof 1..30: the 95 % intervals of a mean over paired seeds and of
+# a validation curve's trend
+T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
+        2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
+        2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
 
 
 def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB) -> dict:
     """Whether a validation curve [(step, MPSNR)] has flattened: over the last quarter of its steps it
     rises by at most ``tolerance`` dB (its best there minus its value where the quarter starts), and its
-    best there is within ``tolerance`` of its best overall. Returns both numbers and the verdict."""
+    best there is within ``tolerance`` of its best overall. Returns both numbers and the verdict, and
+    the quarter's trend (:func:`trend`), which says how well a curve this noisy can be judged."""
     if len(curve) < 2:
-        return {"rise": float("nan"), "gap": float("nan"), "converged": False}
+        return {"rise": float("nan"), "gap": float("nan"), "converged": False, "trend": (float("nan"),) * 2}
     last = curve[-1][0]
     start = last - (last - curve[0][0]) / 4
     quarter = [v for step, v in curve if step >= start]
     before = [v for step, v in curve if step <= start]
     base = before[-1] if before else quarter[0]
     rise, gap = max(quarter) - base, max(v for _, v in curve) - max(quarter)
-    return {"rise": rise, "gap": gap, "converged": rise <= tolerance and gap <= tolerance}
+    return {"rise": rise, "gap": gap, "converged": rise <= tolerance and gap <= tolerance,
+            "trend": trend([(step, v) for step, v in curve if step >= start], last - start)}
+
+
+def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]:
+    """The least-squares line through ``points`` [(step, value)]: its change over ``length`` steps and the
+    half-width of that change's 95 % t-interval (n - 2 degrees of freedom; nan below 3 points). Unlike
+    the best-minus-start rise, noise does not bias it upward."""
+    n = len(points)
+    if n < 2:
+        return float("nan"), float("nan")
+    mx, my = sum(s for s, _ in points) / n, sum(v for _, v in points) / n
+    sxx = sum((s - mx) ** 2 for s, _ in points)
+    slope = sum((s - mx) * (v - my) for s, v in points) / sxx
+    if n < 3 or n - 2 > len(T975):
+        return slope * length, float("nan")
+    residual = sum((v - my - slope * (s - mx)) ** 2 for s, v in points)
+    return slope * length, T975[n - 3] * (residual / (n - 2) / sxx) ** 0.5 * length
 
 
 def convergence_table(done: dict) -> str:
     lines = [f"Converged: over the last quarter of its steps validation MPSNR rose by at most {CONVERGED_DB} dB, "
              f"and its best there is within {CONVERGED_DB} dB of its best overall.\n",
+             "The trend is the least-squares line's change over the last quarter, +- the half-width of its 95 % "
+             "interval: where that half-width exceeds the tolerance, the curve is too noisy for the test to "
+             "tell a flat curve from a rising one.\n",
              "| Run | steps | rise over the last quarter (dB) | best overall - best of the last quarter (dB) "
-             "| converged | wall (s) |", "|---|---|---|---|---|---|"]
+             "| converged | trend over the last quarter (dB) | wall (s) |", "|---|---|---|---|---|---|---|"]
     for name, d in done.items():
         if d["curve"]:
             c = convergence(d["curve"])
             lines.append(f"| {name} | {d['curve'][-1][0]} | {c['rise']:+.4f} | {c['gap']:.4f} | "
-                         f"{'yes' if c['converged'] else 'no'} | {d['record'].get('wall_s', '-')} |")
+                         f"{'yes' if c['converged'] else 'no'} | {c['trend'][0]:+.4f} +- {c['trend'][1]:.4f} | "
+                         f"{d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
-
-
-# Student's t quantiles t(0.975, dof) for dof 1..10: a 95 % interval of a mean over paired seeds
-T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281)
 
 
 def interval95(values) -> tuple[float, float]:

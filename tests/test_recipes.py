@@ -452,6 +452,27 @@ def test_convergence_is_judged_on_the_last_quarter():
     assert not c["converged"] and c["rise"] == pytest.approx(0.3) and c["gap"] == 0
     c = study().convergence(peaked)
     assert not c["converged"] and c["gap"] == pytest.approx(0.3) and c["rise"] == 0
+    change, half = study().convergence(rising)["trend"]  # a straight line, 1 dB per 1000 steps, exactly
+    assert change == pytest.approx(0.275) and half == pytest.approx(0, abs=1e-9)  # over the quarter's 1100 / 4 steps
+
+
+def test_a_curves_trend_is_the_least_squares_line_with_its_95_percent_interval():
+    """The last quarter's trend against SciPy's regression: its slope times the quarter's length, and
+    the t-interval of that slope (n - 2 degrees of freedom). A flat noisy curve can fail the best-minus-start
+    rise and still have a trend near 0, its interval saying how well the curve resolves the tolerance."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for n in (3, 7, 19):  # a quarter of 3 points, of eval every 100 over 2400 and over 7200 steps (dof 1, 5, 17)
+        steps = np.arange(n) * 100.0 + 1000
+        values = 32.0 + 1e-5 * steps + rng.normal(0, 0.015, n)
+        change, half = study().trend(list(zip(steps, values)), 600.0)
+        fit = scipy_stats.linregress(steps, values)
+        assert change == pytest.approx(fit.slope * 600, rel=1e-9)
+        assert half == pytest.approx(scipy_stats.t.ppf(0.975, n - 2) * fit.stderr * 600, rel=1e-4)
+    flat = [(s, 32.0 + (0.03 if s == 2300 else 0.0)) for s in range(100, 2401, 100)]  # one high point at the end
+    c = study().convergence(flat)
+    assert not c["converged"] and c["rise"] == pytest.approx(0.03)
+    assert abs(c["trend"][0]) < c["trend"][1] and c["trend"][1] > study().CONVERGED_DB
 
 
 def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
@@ -503,7 +524,7 @@ def test_at_the_papers_size_the_seed_0_runs_ship_as_trained(tmp_path, monkeypatc
 
 def test_paired_differences_carry_the_95_percent_t_interval():
     scipy_stats = pytest.importorskip("scipy.stats")
-    for n in range(2, 12):
+    for n in range(2, 32):
         assert study().T975[n - 2] == pytest.approx(scipy_stats.t.ppf(0.975, n - 1), abs=1e-4)
     values = [0.10, 0.02, 0.15, 0.07, 0.11]
     mean, half = study().interval95(values)
