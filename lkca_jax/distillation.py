@@ -19,7 +19,17 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lkca_jax import checkpoint, losses
+from lkca_jax import losses
+from lkca_jax.pretrained import is_shipped, load_run_or_shipped
+
+
+def teacher_source(config) -> str:
+    """``config.teacher.workdir``, refused in one line where it is empty or neither a run folder nor a
+    shipped model."""
+    if not config.teacher.workdir:
+        raise ValueError("the kd variant needs config.teacher.workdir: a trained LKCA-Net run or a shipped one")
+    is_shipped(config.teacher.workdir, "teacher.workdir")
+    return config.teacher.workdir
 
 
 def kd_schedule(lambda0: float, gamma: float, decay_epochs: float) -> optax.Schedule:
@@ -49,11 +59,10 @@ class Distiller:
 
     @classmethod
     def from_config(cls, config):
-        """The distiller and the teacher's variables, restored from ``config.teacher.workdir``."""
+        """The distiller and the teacher's variables, restored from ``config.teacher.workdir`` (a run
+        folder, or a shipped model of that name)."""
         t = config.teacher
-        if not t.workdir:
-            raise ValueError("the kd variant needs config.teacher.workdir: a trained LKCA-Net run")
-        teacher, variables, teacher_config = checkpoint.load_run(t.workdir, t.which)
+        teacher, variables, teacher_config = load_run_or_shipped(teacher_source(config), t.which)
         for field in ("bands", "scale"):
             if teacher_config.model[field] != config.model[field]:
                 raise ValueError(f"teacher {t.workdir} has {field}={teacher_config.model[field]}, "

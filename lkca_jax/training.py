@@ -32,9 +32,10 @@ from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
 from lkca_jax.data.spec import DataSpec
-from lkca_jax.distillation import Distiller
+from lkca_jax.distillation import Distiller, teacher_source
 from lkca_jax.methods import method_name, method_of
 from lkca_jax.models import build_model
+from lkca_jax.pretrained import is_shipped, load_run_or_shipped
 
 
 class TrainState(train_state.TrainState):
@@ -211,10 +212,10 @@ def create_state(config, model, schedule, teacher=None) -> TrainState:
 
 def init_from_run(state: TrainState, t) -> TrainState:
     """The state with ``t.init_parts`` of the run ``t.init_from`` (its ``t.init_which`` checkpoint, EMA
-    weights where kept) copied in (optimizer state anew)."""
+    weights where kept; or a shipped model of that name) copied in (optimizer state anew)."""
     if t.init_parts not in ("all", "backbone"):
         raise ValueError(f"train.init_parts must be all | backbone, got {t.init_parts!r}")
-    _, source, _ = checkpoint.restore_variables(t.init_from, t.get("init_which", "best"))
+    _, source, _ = load_run_or_shipped(t.init_from, t.get("init_which", "best"))
     wanted = (lambda name: True) if t.init_parts == "all" else (lambda name: name == "head" or name.startswith("block"))
     merged = {}
     for collection, target in (("params", state.params), ("batch_stats", state.batch_stats)):
@@ -451,6 +452,10 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
         check_train_config(config.train, jax.device_count())
     splits = load_splits(DataSpec.of(config))
     check_resumable(workdir, config.train)
+    if method_of(config).teacher:  # the runs it learns from, before the workdir is locked
+        teacher_source(config)
+    if config.train.get("init_from", "") and not checkpoint.newest_meta(workdir):  # a resume ignores it
+        is_shipped(config.train.init_from, "train.init_from")
     with checkpoint.WorkdirLock.shared(workdir):  # one training per workdir (process 0 holds the lock)
         return _train_and_evaluate(config, workdir, splits, lead, echo)
 

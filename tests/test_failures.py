@@ -203,17 +203,23 @@ def test_each_bad_config_value_is_refused_naming_its_field(field, value, words):
 
 
 def test_train_py_refuses_bad_values_before_anything_is_written(tmp_path):
-    for args in (["--config", "configs/sample.py", "--config.train.batch_size", "-16"],
-                 ["--config", "configs/sample.py", "--config.train.num_epochs", "0"],
-                 ["--config", "configs/sample.py:x4,unet"],
-                 ["--config", "configs/none.py"]):
+    missing = str(tmp_path / "no_such_run")
+    for args, words in ((["--config", "configs/sample.py", "--config.train.batch_size", "-16"], "batch_size"),
+                        (["--config", "configs/sample.py", "--config.train.num_epochs", "0"], "num_epochs"),
+                        (["--config", "configs/sample.py:x4,unet"], "unet"),
+                        (["--config", "configs/none.py"], "none.py"),
+                        (["--config", "configs/sample.py", "--config.train.init_from", missing],
+                         f"train.init_from {missing}: neither a run folder nor a shipped model"),
+                        (["--config", "configs/sample.py:x4,kd", "--config.teacher.workdir", "cave-x4-lkca-nope"],
+                         "teacher.workdir cave-x4-lkca-nope: neither a run folder nor a shipped model"),
+                        (["--config", "configs/sample.py:x4,kd"], "needs config.teacher.workdir")):
         workdir = tmp_path / "run"
         out = subprocess.run([sys.executable, "train.py", "--workdir", str(workdir), *args], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
         err = out.stderr.strip()
         assert out.returncode == 2 and err.startswith("error: ") and "\n" not in err, (args, out.stderr[-1500:])
+        assert words in err, (args, err)
         assert not workdir.exists(), args
-    assert "unet" in err or "none.py" in err
 
 
 def test_a_damaged_newest_checkpoint_is_moved_aside_and_the_run_finishes(tmp_path):

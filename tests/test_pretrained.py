@@ -124,3 +124,56 @@ def test_evaluate_scores_a_shipped_model_on_other_data_and_writes_nothing(tmp_pa
                         (["--config", str(ROOT / "configs" / "cave.py") + ":x4,bicubic"], "not :bicubic")):
         out = _evaluate(tmp_path, "--pretrained", name, *wrong)
         assert out.returncode == 2 and says in out.stderr and list(tmp_path.iterdir()) == []
+
+
+def _shipped_arrays(name: str) -> dict:
+    with np.load(HERE / name / "variables.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        path = f"{prefix}/{key}" if prefix else key
+        out.update(_flat(value, path) if isinstance(value, dict) else {path: np.asarray(value)})
+    return out
+
+
+def test_a_run_can_start_from_a_shipped_model_by_its_name():
+    """train.init_from names a shipped model (no run folder of that name): every array of its
+    variables.npz comes over, the EMA starting from them; a name that is neither says so."""
+    from lkca_jax import training
+    from lkca_jax.models import build_model
+
+    _, _, config = load_pretrained("cave-x4-lkca-lr")
+    config.train.update(init_from="cave-x4-lkca-lr", ema_decay=0.9)
+    schedule = training.optax.constant_schedule(1e-4)
+    state = training.init_from_run(training.create_state(config, build_model(config), schedule), config.train)
+    shipped = _shipped_arrays("cave-x4-lkca-lr")
+    got = {**_flat(state.params, "params"), **_flat(state.batch_stats, "batch_stats")}
+    assert set(got) == set(shipped)
+    for key, value in shipped.items():
+        np.testing.assert_array_equal(got[key], value)
+    np.testing.assert_array_equal(state.ema["params"]["up"]["conv"]["kernel"], shipped["params/up/conv/kernel"])
+    config.train.init_from = "cave-x4-lkca-nope"
+    with pytest.raises(ValueError, match="cave-x4-lkca-nope: neither a run folder nor a shipped model"):
+        training.init_from_run(training.create_state(config, build_model(config), schedule), config.train)
+
+
+def test_a_kd_student_can_learn_from_a_shipped_teacher():
+    """teacher.workdir names a shipped LKCA-Net: the distiller's teacher is that model, its variables
+    the shipped arrays; one of another scale is refused, naming the field."""
+    from lkca_jax.distillation import Distiller
+
+    _, _, config = load_pretrained("cave-x4-lkca-kd")
+    config.teacher.workdir = "cave-x4-lkca-net"
+    kd, variables = Distiller.from_config(config)
+    shipped = _shipped_arrays("cave-x4-lkca-net")
+    got = _flat({k: v for k, v in variables.items() if v})
+    assert set(got) == set(shipped)
+    for key, value in shipped.items():
+        np.testing.assert_array_equal(got[key], value)
+    assert kd.teacher_model.features == 96 and kd.teacher_model.depth == 4
+    config.teacher.workdir = "cave-x8-lkca-net"
+    with pytest.raises(ValueError, match="teacher cave-x8-lkca-net has scale=8"):
+        Distiller.from_config(config)

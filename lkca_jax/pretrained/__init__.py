@@ -53,6 +53,26 @@ def _unflatten(flat) -> dict:
     return tree
 
 
+def is_shipped(source: str, field: str = "") -> bool:
+    """Whether ``source`` names a shipped model (there being no run folder of that name) rather than a
+    run folder; a ValueError, in one line naming the config ``field`` given, where it is neither."""
+    if pathlib.Path(source).is_dir():
+        return False
+    if source in available():
+        return True
+    raise ValueError(f"{field + ' ' if field else ''}{source}: neither a run folder nor a shipped model "
+                     f"({', '.join(available()) or 'none'})")
+
+
+def load_run_or_shipped(source: str, which: str = "best"):
+    """``(model, variables, config)`` of the run folder ``source`` (its ``which`` checkpoint, EMA
+    weights where kept) or, where there is no such folder, of the shipped model of that name (one set
+    of weights: ``which`` does not apply). ``train.init_from`` and ``teacher.workdir`` read theirs here."""
+    from lkca_jax.checkpoint import load_run
+
+    return load_pretrained(source) if is_shipped(source) else load_run(source, which)
+
+
 def load_pretrained(name: str):
     """``(model, variables, config)`` of a shipped model, as :func:`lkca_jax.load_run` gives a run's."""
     from lkca_jax.checkpoint import load_config
