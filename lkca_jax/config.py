@@ -163,8 +163,8 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     t.checkpoint_every_steps = 500
     t.keep_checkpoints = 3
     t.prefetch = 2  # batches prepared ahead in a background thread
-    # Start from another run's weights (or a shipped model's, by its name) instead of random ones (a
-    # fresh run only; resuming wins):
+    # Start from another run's weights (or a shipped model's, by its name: one set of weights, which
+    # init_which does not choose) instead of random ones (a fresh run only; a resume does not read it):
     # 'all' (fine-tune, e.g. a `lowrank convert`ed run) or 'backbone' (head and blocks: an LKCA-KD
     # student started from its teacher's backbone, the teacher's depth then equal to the student's).
     # Its EMA weights where it kept them, from its best-validation or its last checkpoint.
@@ -175,7 +175,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     # Distillation, the kd variant (docs/design.md section 4.3; lkca_jax/distillation.py).
     k = c.teacher = ml_collections.ConfigDict()
     k.workdir = ""  # a trained LKCA-Net run or a shipped one's name (same bands and scale, any depth)
-    k.which = "best"  # its best-validation or last checkpoint
+    k.which = "best"  # its best-validation or last checkpoint (a run's; a shipped model has one)
     k.lambda0 = 0.01  # lambda(e) = lambda0 * gamma ** floor(e / decay_epochs) (paper)
     k.gamma = 0.66
     k.decay_epochs = 10.0  # may be fractional: a run of E epochs scales the paper's 10 of ~300 to E / 30

@@ -179,12 +179,13 @@ def check_train_config(t, n_devices: int) -> None:
                          f"{t.batch_size // n_devices} (train.batch_size {t.batch_size} on {n_devices} devices)")
 
 
-def check_resumable(workdir, t) -> None:
+def check_resumable(workdir, t) -> dict | None:
     """A workdir's checkpoints hold an EMA and a loss scale exactly when the config has them (else
-    none would restore and the run would silently start again): checked before anything is written."""
+    none would restore and the run would silently start again): checked before anything is written.
+    Returns the newest checkpoint's meta (None: a fresh run)."""
     meta = checkpoint.newest_meta(workdir)
     if meta is None:
-        return
+        return None
     theirs = (meta.get("ema_decay", 0.0) > 0, meta.get("compute_dtype", "float32") == "float16")
     ours = (t.get("ema_decay", 0.0) > 0, precision.resolve(t.get("compute_dtype", "float32")) == jnp.float16)
     if theirs != ours:
@@ -192,6 +193,7 @@ def check_resumable(workdir, t) -> None:
                          f"and train.compute_dtype {meta.get('compute_dtype', 'float32')}; resume it with the EMA "
                          f"{'on' if theirs[0] else 'off'} and {'in' if theirs[1] else 'not in'} float16, or train "
                          f"in a new workdir")
+    return meta
 
 
 def create_state(config, model, schedule, teacher=None) -> TrainState:
@@ -451,10 +453,10 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     if config.model.name != "bicubic":
         check_train_config(config.train, jax.device_count())
     splits = load_splits(DataSpec.of(config))
-    check_resumable(workdir, config.train)
+    resuming = check_resumable(workdir, config.train) is not None
     if method_of(config).teacher:  # the runs it learns from, before the workdir is locked
         teacher_source(config)
-    if config.train.get("init_from", "") and not checkpoint.newest_meta(workdir):  # a resume ignores it
+    if config.train.get("init_from", "") and not resuming:  # a resume does not read it
         is_shipped(config.train.init_from, "train.init_from")
     with checkpoint.WorkdirLock.shared(workdir):  # one training per workdir (process 0 holds the lock)
         return _train_and_evaluate(config, workdir, splits, lead, echo)
@@ -481,12 +483,12 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     schedule = learning_rate_schedule(t, steps_per_epoch, total)
     built = assemble(config, schedule)
     state, runner, kd = built.state, built.runner, built.kd
-    if t.get("init_from", ""):
-        state = init_from_run(state, t)
     ckpts = checkpoint.Checkpoints(workdir, t.keep_checkpoints)
     best = -math.inf
     try:
         restored = ckpts.restore_latest(*state.saved())
+        if restored is None and t.get("init_from", ""):  # a fresh run only; a misfit refused before the config is saved
+            state = init_from_run(state, t)
     except BaseException:
         ckpts.close()
         raise

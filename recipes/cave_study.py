@@ -34,16 +34,17 @@ compression, the compared methods, then x8's seeds 1 and 2.
 
 The shipped models (:data:`SHIP`), seed 0 each, a rule set (instead of the median-validation seed,
 which waits for every seed) when seeds 0 and 1 of x4 had finished, with seed 0 the lower of the two in
-test MPSNR for all three variants: not chosen by its score. Each trains in stages, a run each
-(``ship_x<r>_lkca_<variant>``, then ``..._stage2``), the last one shipped. x4: LKCA-Net, LR and KD of 4
-LKBs of 96 features (the study's 64) trained from scratch for 7200 steps (the study's 2400) with the
-study's schedule otherwise, KD learning from the shipped LKCA-Net: a wider model for a larger margin
-over Bicubic on scenes it has not seen (docs/results.md); then continued from its last EMA weights (the
-ones that shipped before the second stage) for 2400 steps at 5e-4, cosine-decayed, as x8's are. x8:
+test MPSNR for all three variants: not chosen by its score. Each trains in one or more stages, a run
+each (``ship_x<r>_lkca_<variant>``, then ``..._stage2``, ...), the last one shipped. x4, two stages:
+LKCA-Net, LR and KD of 4 LKBs of 96 features (the study's 64) trained from scratch for 7200 steps (the
+study's 2400) with the study's schedule otherwise: a wider model for a larger margin over Bicubic on
+scenes it has not seen (docs/results.md); then each continued from its last EMA weights (the ones that
+shipped before the second stage) for 2400 steps at 5e-4, cosine-decayed, as x8's are. x8, one stage:
 the seed-0 run continued from its best EMA weights (``train.init_from``; Adam anew) for 2400 more steps
-at 5e-4, cosine-decayed, everything else as the study's run. A KD continuation learns from the
-continued LKCA-Net of its stage, its weight's decay starting again at lambda0 and scaled to the
-continuation's length. At the paper's size (300 epochs) the seed-0 runs are shipped as they are.
+at 5e-4, cosine-decayed, everything else as the study's run. Each stage's KD learns from the same
+stage's LKCA-Net (its best-validation checkpoint, ``teacher.which``'s default, which need not be the
+one that ships), a continuation's decay starting again at lambda0 and scaled to its length. At the
+paper's size (300 epochs) the seed-0 runs are shipped as they are.
 
 The KD decay period is scaled with the run's length: the paper decays lambda by 0.66 every 10 epochs,
 thirty times over 300 (MSDformer's length, taken for the paper's, whose own is lost); a run of E
@@ -93,15 +94,15 @@ COMPARED = (
 BOXES = {"real_and_fake_peppers/0_0_512x512": (280, 144, 64), "pompoms/0_0_512x512": (170, 160, 64)}
 SHIP_SEED = 0
 # How each scale's shipped models train (module docstring), stage by stage, a run each: steps, Adam's
-# rate, the model's size where it differs from the study's (kept by later stages), and whether the stage
-# continues a run, from its "init_which" checkpoint's EMA weights (default best): the first stage the
-# study's seed-0 run (else from scratch), a later one the stage before it (always).
+# rate, the model's size where it differs from the study's (kept by later stages), and whether the first
+# stage continues the study's seed-0 run (else from scratch); a later stage always continues the one
+# before it. A continuation starts from its "init_which" checkpoint's EMA weights (default best).
 # x4: 4 of 96 for 7200 steps (probe: 4 of 96 for 2400 steps reached 38.57 dB, the study's 4 of 64 38.35),
 # still rising 0.02-0.03 dB over its last quarter: continued from the weights it shipped with before.
 # x8 (8.9 epochs already): its seed-0 run continued, as a study run continued 2400 steps at 5e-4 rose
 # 0.17 dB on the test scenes (LKCA-LR x4 seed 0: 38.15 -> 38.32 dB)
 SHIP = {4: ({"steps": 7200, "lr": 1e-3, "model": {"model.features": 96}, "continues": False},
-            {"steps": 2400, "lr": 5e-4, "continues": True, "init_which": "last"}),
+            {"steps": 2400, "lr": 5e-4, "init_which": "last"}),
         8: ({"steps": 2400, "lr": 5e-4, "continues": True},)}
 CALIBRATION_STEPS = 60  # a compared method's step time: the median rate of its logged intervals after the first
 
@@ -220,7 +221,7 @@ def ship_runs(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
                              if k not in ("train.init_from", "train.init_which")}
                 overrides.update({**how.get("model", {}), "train.num_steps": how["steps"],
                                   "train.learning_rate": how["lr"]})
-                if how["continues"] or stage:
+                if stage or how["continues"]:
                     overrides["train.init_from"] = str(out / before["name"])
                     if "init_which" in how:
                         overrides["train.init_which"] = how["init_which"]
@@ -242,7 +243,7 @@ def ship_label(scale: int, stages: int | None = None) -> str:
     if first["continues"]:
         words = f"seed {SHIP_SEED} continued {first['steps']} steps"
     else:
-        size = {**sizes(False)["model"], **first["model"]}
+        size = {**sizes(False)["model"], **first.get("model", {})}
         words = f"{size['model.depth']} x {size['model.features']}, seed {SHIP_SEED}, {first['steps']} steps"
     return ", ".join([words, *(f"then {how['steps']} at {how['lr']:g}" for how in later)])
 
@@ -262,13 +263,18 @@ def shipped_from(done: dict, scale: int, variant: str, paper: bool) -> str | Non
 def lineage(done: dict, name: str) -> list[str]:
     """The runs that ``name`` continues (:func:`continues`), the first one first, back to the first
     that continues none or to one that has not finished (not in ``done``)."""
-    parent = continues(done[name]["run"])
-    return [] if parent is None or parent not in done else lineage(done, parent) + [parent]
+    chain, parent = [], continues(done[name]["run"])
+    while parent is not None and parent in done and parent != name and parent not in chain:
+        chain.insert(0, parent)
+        parent = continues(done[parent]["run"])
+    return chain
 
 
 def started_at(done: dict, name: str) -> int:
-    """The steps of the runs that ``name`` continues, in all (where its curve starts in the plot)."""
-    return sum(done[n]["run"]["overrides"].get("train.num_steps", 0) for n in lineage(done, name))
+    """The steps of the runs that ``name`` continues, in all (where its curve starts in the plot): each
+    one's ``train.num_steps``, or its curve's last step where it counts in epochs."""
+    return sum(done[n]["run"].get("overrides", {}).get("train.num_steps")
+               or (done[n]["curve"][-1][0] if done[n]["curve"] else 0) for n in lineage(done, name))
 
 
 def step_rate(rows: list[dict]) -> float | None:
@@ -451,19 +457,20 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
 
 
 def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]:
-    """The least-squares line through ``points`` [(step, value)]: its change over ``length`` steps and the
-    half-width of that change's 95 % t-interval (n - 2 degrees of freedom; nan below 3 points). Unlike
-    the best-minus-start rise, noise does not bias it upward."""
+    """The least-squares line through ``points`` [(step, value)]: its change over ``length`` steps (nan
+    below 2 distinct steps) and the half-width of that change's 95 % t-interval (n - 2 degrees of
+    freedom, beyond 30 the quantile of 30, a slightly wider interval; nan below 3 points). Unlike the
+    best-minus-start rise, noise does not bias it upward."""
     n = len(points)
-    if n < 2:
-        return float("nan"), float("nan")
-    mx, my = sum(s for s, _ in points) / n, sum(v for _, v in points) / n
+    mx, my = sum(s for s, _ in points) / max(n, 1), sum(v for _, v in points) / max(n, 1)
     sxx = sum((s - mx) ** 2 for s, _ in points)
+    if sxx == 0:
+        return float("nan"), float("nan")
     slope = sum((s - mx) * (v - my) for s, v in points) / sxx
-    if n < 3 or n - 2 > len(T975):
+    if n < 3:
         return slope * length, float("nan")
     residual = sum((v - my - slope * (s - mx)) ** 2 for s, v in points)
-    return slope * length, T975[n - 3] * (residual / (n - 2) / sxx) ** 0.5 * length
+    return slope * length, T975[min(n - 2, len(T975)) - 1] * (residual / (n - 2) / sxx) ** 0.5 * length
 
 
 def convergence_table(done: dict) -> str:
@@ -584,7 +591,8 @@ def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
     continuation drawn on from the steps of the runs it continues, :func:`started_at`). Right: every
     other run (the compared methods), each its own colour, against the fraction of its training (each
     filled the same wall-clock budget), with ``reference`` (LKCA-Net's median seed) for scale. Returns
-    one dict per legend entry: label, colour, line style, panel (0 or 1) and the first and last x drawn."""
+    one dict per legend entry: label, colour, line style, panel (0 or 1) and the first and last x of the
+    first line drawn under that label."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -134,3 +134,19 @@ def test_init_from_reads_the_checkpoint_it_is_told(tmp_path, which):
     for x, y in zip(jax.tree.leaves(state.ema["params"]), jax.tree.leaves(want["params"]), strict=True):
         np.testing.assert_array_equal(x, y)
     assert all(not np.any(x) for x in jax.tree.leaves(state.opt_state) if np.ndim(x) > 0)
+
+
+def test_a_resume_does_not_read_init_from_again(tmp_path):
+    """init_from starts a fresh run only: once the run has a checkpoint, its source may go (here it is
+    deleted) and the run resumes from its own checkpoint instead of failing on the missing source."""
+    import shutil
+
+    source = tiny(steps=2)
+    training.train_and_evaluate(source, tmp_path / "source", echo=lambda *a: None)
+    c = tiny(steps=2)
+    c.train.init_from = str(tmp_path / "source")
+    training.train_and_evaluate(c, tmp_path / "run", echo=lambda *a: None)
+    shutil.rmtree(tmp_path / "source")
+    said = []
+    training.train_and_evaluate(c, tmp_path / "run", echo=lambda *a: said.append(" ".join(map(str, a))))
+    assert any(line.startswith("resumed from step 2") for line in said)

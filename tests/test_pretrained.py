@@ -177,3 +177,19 @@ def test_a_kd_student_can_learn_from_a_shipped_teacher():
     config.teacher.workdir = "cave-x8-lkca-net"
     with pytest.raises(ValueError, match="teacher cave-x8-lkca-net has scale=8"):
         Distiller.from_config(config)
+
+
+def test_a_run_folder_of_a_shipped_models_name_wins_and_a_bare_folder_does_not(tmp_path, monkeypatch):
+    """is_shipped looks from the current directory: a folder with a config.json is a run, one without
+    (say a workdir just made) is not, and the shipped model of that name is meant."""
+    from lkca_jax.pretrained import is_shipped
+
+    monkeypatch.chdir(tmp_path)
+    assert is_shipped("cave-x4-lkca-net")
+    (tmp_path / "cave-x4-lkca-net").mkdir()
+    assert is_shipped("cave-x4-lkca-net")
+    (tmp_path / "cave-x4-lkca-net" / "config.json").write_text("{}")
+    assert not is_shipped("cave-x4-lkca-net")
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ValueError, match="^teacher.workdir runs: neither a run folder nor a shipped model"):
+        is_shipped("runs", "teacher.workdir")

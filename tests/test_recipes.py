@@ -469,6 +469,17 @@ def test_a_curves_trend_is_the_least_squares_line_with_its_95_percent_interval()
         fit = scipy_stats.linregress(steps, values)
         assert change == pytest.approx(fit.slope * 600, rel=1e-9)
         assert half == pytest.approx(scipy_stats.t.ppf(0.975, n - 2) * fit.stderr * 600, rel=1e-4)
+    for n in (40, 2):  # beyond 30 degrees of freedom, 30's quantile; with 2 points, a line but no interval
+        steps = np.arange(n) * 100.0
+        values = 32.0 + 1e-5 * steps + rng.normal(0, 0.015, n)
+        change, half = study().trend(list(zip(steps, values)), 600.0)
+        fit = scipy_stats.linregress(steps, values)
+        assert change == pytest.approx(fit.slope * 600, rel=1e-9)
+        if n == 2:
+            assert np.isnan(half)
+        else:
+            assert half == pytest.approx(scipy_stats.t.ppf(0.975, 30) * fit.stderr * 600, rel=1e-4)
+    assert all(np.isnan(study().trend([(100, 32.0), (100, 32.1)], 600.0)))  # one step twice: no line
     flat = [(s, 32.0 + (0.03 if s == 2300 else 0.0)) for s in range(100, 2401, 100)]  # one high point at the end
     c = study().convergence(flat)
     assert not c["converged"] and c["rise"] == pytest.approx(0.03)
@@ -520,6 +531,11 @@ def test_at_the_papers_size_the_seed_0_runs_ship_as_trained(tmp_path, monkeypatc
     assert [s.shipped_from(done, r, v, True) for r in (4, 8) for v in ("net", "lr", "kd")] == \
         [f"{p}lkca_{v}_s0" for p in ("", "x8_") for v in ("net", "lr", "kd")]
     assert s.shipped_from(done, 4, "net", False) is None  # the CPU size ships the continuation only
+    done = {"ship_x4_lkca_net": {}, "ship_x4_lkca_net_stage2": {}, "ship_x8_lkca_net": {}}
+    assert s.shipped_from(done, 4, "net", False) == "ship_x4_lkca_net_stage2"  # the last stage
+    assert s.shipped_from(done, 8, "net", False) == "ship_x8_lkca_net"  # x8's one stage
+    del done["ship_x4_lkca_net_stage2"]
+    assert s.shipped_from(done, 4, "net", False) is None  # not the first stage while the last is unfinished
 
 
 def test_paired_differences_carry_the_95_percent_t_interval():
@@ -683,3 +699,19 @@ def test_a_shipped_readme_of_two_stages_gives_the_run_from_scratch_then_its_cont
     assert "continued from its last EMA weights for 2400 steps at lr 0.0005" in words
     assert words.index("commit ccccccc") < words.index("commit ddddddd")
     assert f"for {(7200 + 2400) / 1237:.1f} epochs in all" in words
+
+
+def test_a_shipped_runs_lineage_and_where_its_curve_starts():
+    """lineage follows train.init_from back to the first run (or to one not finished), a cycle ends it;
+    started_at adds the steps of the runs continued, or their last logged step where they count epochs."""
+    s = study()
+    run = lambda init=None, steps=None: {"run": {"overrides": {**({"train.init_from": f"runs/{init}"} if init else {}),
+                                                              **({"train.num_steps": steps} if steps else {})}},
+                                         "curve": [(100, 31.0), (900, 31.5)]}
+    done = {"a": run(steps=2400), "b": run("a", 7200), "c": run("b", 2400), "d": run("gone", 10)}
+    assert s.lineage(done, "c") == ["a", "b"] and s.lineage(done, "a") == [] and s.lineage(done, "d") == []
+    assert s.started_at(done, "c") == 2400 + 7200 and s.started_at(done, "b") == 2400
+    done["a"] = run(steps=None)  # counted in epochs: its last logged step
+    assert s.started_at(done, "c") == 900 + 7200
+    done["a"] = run("c", 2400)  # a -> c -> b -> a
+    assert s.lineage(done, "c") == ["a", "b"]

@@ -54,9 +54,10 @@ def _unflatten(flat) -> dict:
 
 
 def is_shipped(source: str, field: str = "") -> bool:
-    """Whether ``source`` names a shipped model (there being no run folder of that name) rather than a
-    run folder; a ValueError, in one line naming the config ``field`` given, where it is neither."""
-    if pathlib.Path(source).is_dir():
+    """Whether ``source`` names a shipped model (there being no run folder, a folder with a
+    ``config.json``, at that path from the current directory) rather than a run folder; a ValueError,
+    in one line naming the config ``field`` given, where it is neither."""
+    if (pathlib.Path(source) / "config.json").is_file():
         return False
     if source in available():
         return True
@@ -67,7 +68,8 @@ def is_shipped(source: str, field: str = "") -> bool:
 def load_run_or_shipped(source: str, which: str = "best"):
     """``(model, variables, config)`` of the run folder ``source`` (its ``which`` checkpoint, EMA
     weights where kept) or, where there is no such folder, of the shipped model of that name (one set
-    of weights: ``which`` does not apply). ``train.init_from`` and ``teacher.workdir`` read theirs here."""
+    of weights, its EMA ones: ``which`` does not apply). ``train.init_from`` and ``teacher.workdir``
+    read theirs here."""
     from lkca_jax.checkpoint import load_run
 
     return load_pretrained(source) if is_shipped(source) else load_run(source, which)
