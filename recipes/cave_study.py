@@ -448,12 +448,13 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
         return {"rise": float("nan"), "gap": float("nan"), "converged": False, "trend": (float("nan"),) * 2}
     last = curve[-1][0]
     start = last - (last - curve[0][0]) / 4
-    quarter = [v for step, v in curve if step >= start]
+    points = [(step, v) for step, v in curve if step >= start]
+    quarter = [v for _, v in points]
     before = [v for step, v in curve if step <= start]
     base = before[-1] if before else quarter[0]
     rise, gap = max(quarter) - base, max(v for _, v in curve) - max(quarter)
     return {"rise": rise, "gap": gap, "converged": rise <= tolerance and gap <= tolerance,
-            "trend": trend([(step, v) for step, v in curve if step >= start], last - start)}
+            "trend": trend(points, last - start)}
 
 
 def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]:

@@ -14,7 +14,7 @@ from conftest import ROOT, shared_data
 from lkca_jax import inference, load_pretrained
 from lkca_jax.data.io import read
 from lkca_jax.ops.imresize import imresize_np
-from lkca_jax.pretrained import HERE, available
+from lkca_jax.pretrained import HERE, _flatten, available
 
 NAMES = [f"cave-x{r}-lkca-{v}" for r in (4, 8) for v in ("net", "lr", "kd")]
 PROMISE = {4: 1.0, 8: 0.5}  # dB MPSNR over Bicubic, mean over the test scenes: what the README says they gain
@@ -131,14 +131,6 @@ def _shipped_arrays(name: str) -> dict:
         return {k: npz[k] for k in npz.files}
 
 
-def _flat(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        path = f"{prefix}/{key}" if prefix else key
-        out.update(_flat(value, path) if isinstance(value, dict) else {path: np.asarray(value)})
-    return out
-
-
 def test_a_run_can_start_from_a_shipped_model_by_its_name():
     """train.init_from names a shipped model (no run folder of that name): every array of its
     variables.npz comes over, the EMA starting from them; a name that is neither says so."""
@@ -150,7 +142,7 @@ def test_a_run_can_start_from_a_shipped_model_by_its_name():
     schedule = training.optax.constant_schedule(1e-4)
     state = training.init_from_run(training.create_state(config, build_model(config), schedule), config.train)
     shipped = _shipped_arrays("cave-x4-lkca-lr")
-    got = {**_flat(state.params, "params"), **_flat(state.batch_stats, "batch_stats")}
+    got = _flatten({"params": state.params, "batch_stats": state.batch_stats})
     assert set(got) == set(shipped)
     for key, value in shipped.items():
         np.testing.assert_array_equal(got[key], value)
@@ -169,7 +161,7 @@ def test_a_kd_student_can_learn_from_a_shipped_teacher():
     config.teacher.workdir = "cave-x4-lkca-net"
     kd, variables = Distiller.from_config(config)
     shipped = _shipped_arrays("cave-x4-lkca-net")
-    got = _flat({k: v for k, v in variables.items() if v})
+    got = _flatten({k: v for k, v in variables.items() if v})
     assert set(got) == set(shipped)
     for key, value in shipped.items():
         np.testing.assert_array_equal(got[key], value)
