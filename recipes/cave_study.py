@@ -11,6 +11,11 @@ longer than the study's runs, then continued at a lower rate; x8's seed-0 runs c
     python recipes/cave_study.py --out runs/cave_study            # CPU size (docs/results.md: its hours)
     python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes (GPU)
     python recipes/cave_study.py --out runs/cave_study --report --ship --docs docs/img   # report, models
+    python recipes/cave_study.py --out runs/cave_study --records docs/records/cave_study   # kept, resumable
+
+``--records``: each finished run's config, log, test table, spectrum and record (not its weights) are
+copied there as it finishes, and copied back first where ``--out`` lacks them, so that a study whose
+machine was replaced goes on from what was committed (:func:`archive`, :func:`restore`).
 
 Run from the repository root, beside ``../shared/data/cave`` (the 16 scenes; configs/cave.py's split).
 Every run is an ordinary ``train.py`` / ``evaluate.py`` command, appended to ``<out>/commands.sh`` as
@@ -354,11 +359,12 @@ def for_shipping(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]
             and (r["group"] == "ship" or r["group"] == "seeds" and r["seed"] == SHIP_SEED)]
 
 
-def train_all(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
+def train_all(out: pathlib.Path, runs: list[dict], paper: bool, after=None) -> list[dict]:
     """Every run through recipes/paper.py's runner (commands.sh, logs, resume), one at a time in the
-    module docstring's order. Returns the compared runs."""
+    module docstring's order (``after``: called with each run's name as it finishes). Returns the
+    compared runs."""
     recipe = _recipe()
-    run = lambda rs: recipe.run_all([as_recipe_run(r) for r in rs], out)
+    run = lambda rs: recipe.run_all([as_recipe_run(r) for r in rs], out, after=after)
     x4 = [r for r in runs if r["scale"] == 4]
     ship = [r for r in for_shipping(out, runs, paper) if r not in x4]
     run(x4)
@@ -368,6 +374,98 @@ def train_all(out: pathlib.Path, runs: list[dict], paper: bool) -> list[dict]:
     run(compared)
     run([r for r in runs if r not in x4 + ship])
     return compared
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+# What the records keep of a finished run (``--records``): its config, its log, its test table and, for a
+# run the report draws Fig. 4 from, its upsampler's spectrum; not its weights (megabytes each)
+KEPT = ("config.json", "metrics.jsonl", "eval/test.json", "rank/rank.json")
+
+
+def has_weights(workdir: pathlib.Path) -> bool:
+    return any((workdir / "checkpoints").glob("*"))
+
+
+def weight_readers(runs: list[dict]) -> dict[str, set[str]]:
+    """name -> the runs that read its weights: a KD run its teacher's, a continuation its source's, the
+    compression lkca_net_s0's."""
+    readers = collections.defaultdict(set)
+    for run in runs:
+        for field in ("teacher.workdir", "train.init_from"):
+            if run["overrides"].get(field):
+                readers[pathlib.Path(run["overrides"][field]).name].add(run["name"])
+    readers["lkca_net_s0"].update(compress_names())
+    return readers
+
+
+def _copy(src: pathlib.Path, dst: pathlib.Path) -> None:
+    _recipe().write_text(dst, src.read_text())
+
+
+def _kept(root: pathlib.Path, name: str) -> list[str]:
+    """The files of :data:`KEPT` that ``root/name`` holds, and its record ``logs/<name>.json`` (none for
+    a calibration, ``calibrate/<method>``)."""
+    files = [f"{name}/{f}" for f in KEPT if (root / name / f).is_file()]
+    record = root / "logs" / f"{name}.json"
+    return files + ([f"logs/{name}.json"] if "/" not in name and record.is_file() else [])
+
+
+def spectrum_file(workdir: pathlib.Path) -> pathlib.Path:
+    """The upsampler's spectrum of a finished LKCA-Net run (its last EMA weights), computed once."""
+    path = workdir / "rank" / "rank.json"
+    if not path.is_file():
+        from lkca_jax.lowrank import rank_report
+
+        rank_report([workdir], "last", path.parent)
+    return path
+
+
+def archive(out: pathlib.Path, runs: list[dict], records: pathlib.Path) -> list[str]:
+    """Copy what :data:`KEPT` names of every finished run (``runs``, the compared methods'
+    calibrations, the compression) into ``records``, with each run's record (commit, wall-clock,
+    command) and ``budget.json``: enough to write the report and to resume the study on another
+    machine (:func:`restore`). An LKCA-Net's spectrum is computed first. Returns the runs copied anew."""
+    names = [r["name"] for r in runs] + compress_names() + [f"calibrate/{n}" for n, *_ in COMPARED]
+    copied = []
+    for name in names:
+        workdir = out / name
+        if not (workdir / "eval" / "test.json").is_file():
+            continue
+        if name.startswith("lkca_net_s") or name.startswith("x8_lkca_net_s") or name == "lkca_net_layernorm_s0":
+            if not (workdir / "rank" / "rank.json").is_file() and has_weights(workdir):
+                spectrum_file(workdir)
+        new = False
+        for f in _kept(out, name):
+            if not (records / f).is_file() or (records / f).read_text() != (out / f).read_text():
+                _copy(out / f, records / f)
+                new = True
+        if new:
+            copied.append(name)
+    if (out / "budget.json").is_file():
+        _copy(out / "budget.json", records / "budget.json")
+    return copied
+
+
+def restore(out: pathlib.Path, runs: list[dict], records: pathlib.Path) -> list[str]:
+    """Copy back into ``out`` each run finished in ``records`` that ``out`` lacks, so that the study
+    skips it, unless a run that reads its weights (:func:`weight_readers`) has not finished: that one
+    trains again (its record replaced). Returns the runs restored."""
+    names = [r["name"] for r in runs] + compress_names() + [f"calibrate/{n}" for n, *_ in COMPARED]
+    done = lambda name: any((root / name / "eval" / "test.json").is_file() for root in (out, records))
+    readers = weight_readers(runs)
+    restored = []
+    for name in names:
+        if (out / name / "eval" / "test.json").is_file() or not (records / name / "eval" / "test.json").is_file():
+            continue
+        if not all(done(r) for r in readers.get(name, ())):
+            continue
+        for f in _kept(records, name):
+            _copy(records / f, out / f)
+        restored.append(name)
+    if (records / "budget.json").is_file() and not (out / "budget.json").is_file():
+        _copy(records / "budget.json", out / "budget.json")
+    return restored
 
 
 def compress_names(teacher: str = "lkca_net_s0") -> list[str]:
@@ -441,10 +539,12 @@ T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622,
 
 
 def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB) -> dict:
-    """Whether a validation curve [(step, MPSNR)] has flattened: over the last quarter of its steps it
-    rises by at most ``tolerance`` dB (its best there minus its value where the quarter starts), and its
-    best there is within ``tolerance`` of its best overall. Returns both numbers and the verdict, and
-    the quarter's trend (:func:`trend`), which says how well a curve this noisy can be judged."""
+    """Whether a validation curve [(step, MPSNR)] has flattened: over the last quarter of its steps its
+    least-squares trend (:func:`trend`: the line's change over the quarter) is at most ``tolerance`` dB,
+    and its best there is within ``tolerance`` of its best overall (it did not peak earlier). Returns the
+    verdict, the trend with the half-width of its 95 % interval, the gap, and the quarter's rise (its
+    best minus its value where the quarter starts: the study's earlier test, which noise biases upward,
+    as the best of several noisy points lies above their level; kept for comparison)."""
     if len(curve) < 2:
         return {"rise": float("nan"), "gap": float("nan"), "converged": False, "trend": (float("nan"),) * 2}
     last = curve[-1][0]
@@ -454,8 +554,8 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
     before = [v for step, v in curve if step <= start]
     base = before[-1] if before else quarter[0]
     rise, gap = max(quarter) - base, max(v for _, v in curve) - max(quarter)
-    return {"rise": rise, "gap": gap, "converged": rise <= tolerance and gap <= tolerance,
-            "trend": trend(points, last - start)}
+    change = trend(points, last - start)
+    return {"rise": rise, "gap": gap, "converged": change[0] <= tolerance and gap <= tolerance, "trend": change}
 
 
 def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]:
@@ -476,18 +576,19 @@ def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]
 
 
 def convergence_table(done: dict) -> str:
-    lines = [f"Converged: over the last quarter of its steps validation MPSNR rose by at most {CONVERGED_DB} dB, "
-             f"and its best there is within {CONVERGED_DB} dB of its best overall.\n",
-             "The trend is the least-squares line's change over the last quarter, +- the half-width of its 95 % "
-             "interval: where that half-width exceeds the tolerance, the curve is too noisy for the test to "
-             "tell a flat curve from a rising one.\n",
-             "| Run | steps | rise over the last quarter (dB) | best overall - best of the last quarter (dB) "
-             "| converged | trend over the last quarter (dB) | wall (s) |", "|---|---|---|---|---|---|---|"]
+    lines = [f"Converged: over the last quarter of its steps the least-squares trend of validation MPSNR (the "
+             f"line's change over the quarter) is at most {CONVERGED_DB} dB, and its best there is within "
+             f"{CONVERGED_DB} dB of its best overall. The trend's +- is the half-width of its 95 % interval: where "
+             "it exceeds the tolerance, the curve is too noisy to tell a flat end from a slowly rising one. The "
+             "rise (the quarter's best minus its start; the earlier test) is biased upward by noise and is "
+             "shown for comparison.\n",
+             "| Run | steps | trend over the last quarter (dB) | best overall - best of the last quarter (dB) "
+             "| converged | rise over the last quarter (dB) | wall (s) |", "|---|---|---|---|---|---|---|"]
     for name, d in done.items():
         if d["curve"]:
             c = convergence(d["curve"])
-            lines.append(f"| {name} | {d['curve'][-1][0]} | {c['rise']:+.4f} | {c['gap']:.4f} | "
-                         f"{'yes' if c['converged'] else 'no'} | {c['trend'][0]:+.4f} +- {c['trend'][1]:.4f} | "
+            lines.append(f"| {name} | {d['curve'][-1][0]} | {c['trend'][0]:+.4f} +- {c['trend'][1]:.4f} | "
+                         f"{c['gap']:.4f} | {'yes' if c['converged'] else 'no'} | {c['rise']:+.4f} | "
                          f"{d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
 
@@ -655,7 +756,6 @@ def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
 
 def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path | None, paper: bool = False) -> None:
     from lkca_jax.figures import compare_runs, plot_cumulative
-    from lkca_jax.lowrank import rank_report
     from lkca_jax.provenance import commit
 
     every = runs + [{"name": n, "group": "compressed", "seed": 0, "scale": 4} for n in compress_names()]
@@ -697,15 +797,21 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     if x4:
         plot_curves(x4, figures / "learning_curves.png", validation_bicubic(out / next(iter(x4))), median4.get("net"))
     teachers = [out / run_name("net", s, r) for r in SEEDS for s in SEEDS[r] if run_name("net", s, r) in done]
+    teachers += [out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done else []
+    teachers = [w for w in teachers if (w / "rank" / "rank.json").is_file() or has_weights(w)]
     if teachers:
-        spectra, _ = rank_report(teachers + ([out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done
-                                             else []), "last", figures)
+        spectra = {k: v for w in teachers for k, v in json.loads(spectrum_file(w).read_text()).items()}
+        _write_json(figures / "rank.json", spectra)
         plot_cumulative(spectra, figures / "rank.png")
         parts.append("## Upsampler spectrum (Fig. 4)\n\n" + "\n".join(
             f"- {k}: 90 % at {v['rank90']}, 95 % at {v['rank95']}, 99 % at {v['rank99']} of {min(v['shape'])}"
             for k, v in spectra.items()) + "\n")
     shown = [out / n for n in ("vdsr", "fcnn3d", "sspsr", "msdformer_residual", "essaformer_residual") if n in done] \
         + [out / median4[v] for v in SHIPPED if v in median4]
+    if any(not has_weights(w) for w in shown):  # restored from the records (--records) on another machine
+        parts.append("Side-by-side figures not drawn: no weights here for "
+                     + ", ".join(w.name for w in shown if not has_weights(w)) + " (their records were restored).")
+        shown = []
     if shown:
         for scene in done[shown[-1].name]["test"]["per_image"]:
             result = compare_runs(shown, figures, scene, which="last", box=BOXES.get(scene))
@@ -718,7 +824,10 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
         from lkca_jax.pretrained import ship as ship_model
 
         for (scale, variant), name in shipped.items():
-            if name:
+            if name and not has_weights(out / name):
+                print(f"not shipped: cave-x{scale}-lkca-{variant}: {out / name} has no weights here (restored from "
+                      "the records); the model shipped before stays")
+            elif name:
                 model = f"cave-x{scale}-lkca-{variant}"
                 chain = lineage(done, name)
                 missing = continues(done[(chain or [name])[0]]["run"])
@@ -792,18 +901,25 @@ def main(argv=None) -> int:
                         help="also write each scale's shipped LKCA-Net, LR and KD (seed 0; at the CPU size as SHIP "
                              "says) into lkca_jax/pretrained/")
     parser.add_argument("--docs", help="also copy the report and its PNGs here (docs/img)")
+    parser.add_argument("--records", help="keep each finished run's config, log, test table and record here "
+                                          "(docs/records/cave_study; not its weights) and first restore from here "
+                                          "the runs that --out lacks, to go on with the study on another machine")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     runs = plan(out, args.paper, args.ablations)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "plan.json", runs)
+    records = pathlib.Path(args.records) if args.records else None
+    budget = lambda: json.loads((out / "budget.json").read_text()) if (out / "budget.json").is_file() else {}
+    every = lambda: runs + compared_runs(args.paper, budget().get("steps")) + ship_runs(out, runs, args.paper)
+    if records:
+        print(f"restored from {records}: {', '.join(restore(out, every(), records)) or 'none'}", flush=True)
+    keep = (lambda name: archive(out, every(), records)) if records else None
     if not args.report:
-        compared = train_all(out, runs, args.paper)
-    else:
-        budget = json.loads((out / "budget.json").read_text()) if (out / "budget.json").is_file() else {}
-        compared = compared_runs(args.paper, budget.get("steps"))
-    report(out, runs + compared + ship_runs(out, runs, args.paper), args.ship,
-           pathlib.Path(args.docs) if args.docs else None, args.paper)
+        train_all(out, runs, args.paper, keep)
+    if records:
+        archive(out, every(), records)
+    report(out, every(), args.ship, pathlib.Path(args.docs) if args.docs else None, args.paper)
     return 0
 
 

@@ -309,8 +309,9 @@ def failed_marker(out: pathlib.Path, name: str) -> pathlib.Path:
 
 
 def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1), estimate: dict | None = None,
-            tiny: bool = False) -> None:
-    """Run this shard's unfinished runs in order (``estimate``: {run: expected seconds}, for the ETA).
+            tiny: bool = False, after=None) -> None:
+    """Run this shard's unfinished runs in order (``estimate``: {run: expected seconds}, for the ETA;
+    ``after``: called with each run's name once it has finished and its record is written).
     A run that fails leaves ``logs/<run>.failed`` (so that a shard waiting for it as a teacher stops
     too) and raises :class:`RunFailed`; rerunning retries it."""
     i, n = shard
@@ -354,6 +355,8 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
         failed_marker(out, run["name"]).unlink(missing_ok=True)
         record = {"name": run["name"], "commit": at, "wall_s": round(time.perf_counter() - t0, 1), "command": line}
         write_text(out / "logs" / f"{run['name']}.json", json.dumps(record) + "\n")
+        if after:
+            after(run["name"])
 
 
 # ---------------------------------------------------------------------------------------------- time

@@ -481,9 +481,13 @@ def test_a_curves_trend_is_the_least_squares_line_with_its_95_percent_interval()
             assert half == pytest.approx(scipy_stats.t.ppf(0.975, 30) * fit.stderr * 600, rel=1e-4)
     assert all(np.isnan(study().trend([(100, 32.0), (100, 32.1)], 600.0)))  # one step twice: no line
     flat = [(s, 32.0 + (0.03 if s == 2300 else 0.0)) for s in range(100, 2401, 100)]  # one high point at the end
-    c = study().convergence(flat)
-    assert not c["converged"] and c["rise"] == pytest.approx(0.03)
+    c = study().convergence(flat)  # quarter from 1825 (points 1900-2400): slope 0.03 * 150 / 175000, over 575 steps
+    assert c["rise"] == pytest.approx(0.03) and c["trend"][0] == pytest.approx(0.03 * 150 / 175000 * 575)
+    assert c["converged"]  # the trend (0.015 dB), not the noise-biased rise (0.03 dB), judges the verdict
     assert abs(c["trend"][0]) < c["trend"][1] and c["trend"][1] > study().CONVERGED_DB
+    late = [(s, 32.0 + (0.03 if s == 2400 else 0.0)) for s in range(100, 2401, 100)]  # the high point is the last
+    c = study().convergence(late)  # slope 0.03 * 250 / 175000 per step: 0.0246 dB over 575
+    assert c["trend"][0] == pytest.approx(0.03 * 250 / 175000 * 575) and not c["converged"]
 
 
 def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
@@ -492,7 +496,7 @@ def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
     and the run it continues."""
     s = study()
     order = []
-    monkeypatch.setattr(s._recipe(), "run_all", lambda runs, out: order.extend(r["name"] for r in runs))
+    monkeypatch.setattr(s._recipe(), "run_all", lambda runs, out, after=None: order.extend(r["name"] for r in runs))
     monkeypatch.setattr(s, "compress", lambda out: order.append("compress"))
     monkeypatch.setattr(s, "budget_steps", lambda out, paper: {n: 10 for n, *_ in s.COMPARED})
     runs = s.plan(tmp_path, False)
@@ -518,7 +522,7 @@ def test_at_the_papers_size_the_seed_0_runs_ship_as_trained(tmp_path, monkeypatc
     after the x4 runs, and the shipped model of each scale and variant is its seed-0 run."""
     s = study()
     order = []
-    monkeypatch.setattr(s._recipe(), "run_all", lambda runs, out: order.extend(r["name"] for r in runs))
+    monkeypatch.setattr(s._recipe(), "run_all", lambda runs, out, after=None: order.extend(r["name"] for r in runs))
     monkeypatch.setattr(s, "compress", lambda out: order.append("compress"))
     monkeypatch.setattr(s, "budget_steps", lambda out, paper: {})
     runs = s.plan(tmp_path, True)
@@ -647,8 +651,8 @@ def _readme_inputs():
 
 def test_a_shipped_readme_gives_both_commands_and_the_epochs_in_all(tmp_path):
     """A shipped model continued from seed 0 (x8): its README has the seed-0 command and the
-    continuation's, each run's commit, the epochs of both (x8: 2400 steps of 269 an epoch, then 2400
-    more), its test table and CAVE's citation."""
+    continuation's, each run's commit, the epochs of both (x8: the study's steps of 269 an epoch, then
+    2400 more), its test table and CAVE's citation."""
     s = study()
     runs = s.plan(tmp_path, False)
     ship = {r["name"]: r for r in s.ship_runs(tmp_path, runs, False)}["ship_x8_lkca_kd"]
@@ -659,12 +663,13 @@ def test_a_shipped_readme_gives_both_commands_and_the_epochs_in_all(tmp_path):
     lines = [line.strip() for line in text.splitlines()]
     first = next(line for line in lines if line.startswith("python train.py") and "x8_lkca_kd_s0" in line)
     second = next(line for line in lines if line.startswith("python train.py") and "ship_x8_lkca_kd" in line)
-    assert "--config.train.num_steps 2400" in first and "init_from" not in first
+    study_steps = s.sizes(False)["steps"]
+    assert f"--config.train.num_steps {study_steps}" in first and "init_from" not in first
     assert f"--config.train.init_from {tmp_path / 'x8_lkca_kd_s0'}" in second
     assert "--config.train.num_steps 2400" in second and "--config.train.learning_rate 0.0005" in second
     assert f"--config.teacher.workdir {tmp_path / 'ship_x8_lkca_net'}" in second
     assert "commit aaaaaaa" in text and "commit bbbbbbb" in text
-    assert f"for {(2400 + 2400) / (539 * 8 // 16):.1f} epochs in all" in " ".join(lines)
+    assert f"for {(study_steps + 2400) / (539 * 8 // 16):.1f} epochs in all" in " ".join(lines)
     assert "| pompoms/0_0_512x512 | 38.9000 |" in text and "Yasuma" in text
 
 
@@ -715,3 +720,57 @@ def test_a_shipped_runs_lineage_and_where_its_curve_starts():
     assert s.started_at(done, "c") == 900 + 7200
     done["a"] = run("c", 2400)  # a -> c -> b -> a
     assert s.lineage(done, "c") == ["a", "b"]
+
+
+def _finish(out: pathlib.Path, name: str, weights: bool = True) -> None:
+    """A finished run as the study leaves it: config, log, test table, spectrum, record and (optionally)
+    a checkpoint."""
+    w = out / name
+    (w / "eval").mkdir(parents=True)
+    (w / "rank").mkdir()
+    (w / "config.json").write_text(json.dumps({"name": name}))
+    (w / "metrics.jsonl").write_text(json.dumps({"step": 100, "val_mpsnr": 31.0, "name": name}) + "\n")
+    (w / "eval" / "test.json").write_text(json.dumps({"mean": {"MPSNR": 38.0}, "name": name}))
+    (w / "rank" / "rank.json").write_text(json.dumps({name: {"rank90": 97}}))
+    if weights:
+        (w / "checkpoints" / "100").mkdir(parents=True)
+        (w / "checkpoints" / "100" / "weights").write_bytes(b"\0" * 4096)
+    (out / "logs").mkdir(exist_ok=True)
+    (out / "logs" / f"{name}.json").write_text(json.dumps({"name": name, "commit": "abc1234"}))
+
+
+def test_the_records_keep_what_the_report_needs_and_restore_what_no_unfinished_run_reads(tmp_path):
+    """--records: each finished run's config, log, test table, spectrum and record are copied, never its
+    weights; on a new machine they are copied back so that the study skips those runs, except a run
+    whose weights an unfinished run reads (a KD run's teacher), which trains again."""
+    s = study()
+    out, records, fresh = tmp_path / "out", tmp_path / "records", tmp_path / "fresh"
+    runs = s.plan(out, False)
+    every = runs + s.ship_runs(out, runs, False)
+    for name in ("lkca_net_s1", "lkca_lr_s1", "lkca_kd_s1", "lkca_net_s2", "x8_lkca_net_s0"):
+        _finish(out, name)
+    assert sorted(s.archive(out, every, records)) == sorted(["lkca_net_s1", "lkca_lr_s1", "lkca_kd_s1", "lkca_net_s2",
+                                                            "x8_lkca_net_s0"])
+    kept = sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file())
+    assert kept == sorted([f"{n}/{f}" for n in ("lkca_net_s1", "lkca_lr_s1", "lkca_kd_s1", "lkca_net_s2",
+                                                  "x8_lkca_net_s0")
+                           for f in ("config.json", "metrics.jsonl", "eval/test.json", "rank/rank.json")]
+                          + [f"logs/{n}.json" for n in ("lkca_net_s1", "lkca_lr_s1", "lkca_kd_s1", "lkca_net_s2",
+                                                         "x8_lkca_net_s0")])
+    for f in kept:
+        assert (records / f).read_bytes() == (out / f).read_bytes()
+    assert s.archive(out, every, records) == []  # nothing new
+    (out / "lkca_lr_s1" / "eval" / "test.json").write_text("{}")  # a run evaluated again: copied again
+    assert s.archive(out, every, records) == ["lkca_lr_s1"]
+    # another machine: lkca_net_s2 is lkca_kd_s2's teacher and x8_lkca_net_s0 the teacher of x8_lkca_kd_s0 and
+    # the start of ship_x8_lkca_net, none finished: both train again; the rest is restored as finished
+    assert sorted(s.restore(fresh, every, records)) == ["lkca_kd_s1", "lkca_lr_s1", "lkca_net_s1"]
+    three = ("lkca_net_s1", "lkca_lr_s1", "lkca_kd_s1")
+    got = sorted(str(p.relative_to(fresh)) for p in fresh.rglob("*") if p.is_file())
+    assert got == [f for f in kept if any(f.startswith(f"{n}/") or f == f"logs/{n}.json" for n in three)]
+    assert all((fresh / f).read_bytes() == (records / f).read_bytes() for f in got)
+    assert s._recipe().finished(fresh, "lkca_net_s1") and not s._recipe().finished(fresh, "lkca_net_s2")
+    assert not s.has_weights(fresh / "lkca_net_s1") and s.has_weights(out / "lkca_net_s1")
+    assert s.restore(fresh, every, records) == []  # already there
+    _finish(records, "lkca_kd_s2", weights=False)  # lkca_kd_s2 finished elsewhere: now its teacher is restored too
+    assert sorted(s.restore(fresh, every, records)) == ["lkca_kd_s2", "lkca_net_s2"]
