@@ -539,14 +539,17 @@ T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622,
 
 
 def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB) -> dict:
-    """Whether a validation curve [(step, MPSNR)] has flattened: over the last quarter of its steps its
-    least-squares trend (:func:`trend`: the line's change over the quarter) is at most ``tolerance`` dB,
-    and its best there is within ``tolerance`` of its best overall (it did not peak earlier). Returns the
-    verdict, the trend with the half-width of its 95 % interval, the gap, and the quarter's rise (its
-    best minus its value where the quarter starts: the study's earlier test, which noise biases upward,
+    """Whether a validation curve [(step, MPSNR)] has stopped rising: its least-squares trend over the
+    last quarter of its steps (:func:`trend`: the line's change over the quarter) is at most
+    ``tolerance`` dB. ``state`` says more: "flat" (converged, and its best in that quarter within
+    ``tolerance`` of its best overall), "past its peak" (converged, its best earlier by more: on one
+    validation scene, a decline that the test scenes need not share; docs/results.md) or "rising".
+    Also the trend's 95 % half-width, the gap (best overall minus the quarter's best) and the quarter's
+    rise (its best minus its value where it starts: the study's earlier test, which noise biases upward,
     as the best of several noisy points lies above their level; kept for comparison)."""
     if len(curve) < 2:
-        return {"rise": float("nan"), "gap": float("nan"), "converged": False, "trend": (float("nan"),) * 2}
+        nan = float("nan")
+        return {"rise": nan, "gap": nan, "converged": False, "state": "too short", "trend": (nan, nan)}
     last = curve[-1][0]
     start = last - (last - curve[0][0]) / 4
     points = [(step, v) for step, v in curve if step >= start]
@@ -555,7 +558,9 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
     base = before[-1] if before else quarter[0]
     rise, gap = max(quarter) - base, max(v for _, v in curve) - max(quarter)
     change = trend(points, last - start)
-    return {"rise": rise, "gap": gap, "converged": change[0] <= tolerance and gap <= tolerance, "trend": change}
+    converged = change[0] <= tolerance
+    state = "rising" if not converged else "flat" if gap <= tolerance else "past its peak"
+    return {"rise": rise, "gap": gap, "converged": converged, "state": state, "trend": change}
 
 
 def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]:
@@ -576,20 +581,21 @@ def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]
 
 
 def convergence_table(done: dict) -> str:
-    lines = [f"Converged: over the last quarter of its steps the least-squares trend of validation MPSNR (the "
-             f"line's change over the quarter) is at most {CONVERGED_DB} dB, and its best there is within "
-             f"{CONVERGED_DB} dB of its best overall. The trend's +- is the half-width of its 95 % interval: where "
-             "it exceeds the tolerance, the curve is too noisy to tell a flat end from a slowly rising one. The "
-             "rise (the quarter's best minus its start; the earlier test) is biased upward by noise and is "
-             "shown for comparison.\n",
+    lines = [f"Converged: validation MPSNR has stopped rising, its least-squares trend over the last quarter of "
+             f"the steps (the line's change over the quarter) at most {CONVERGED_DB} dB; flat where its best in "
+             f"that quarter is also within {CONVERGED_DB} dB of its best overall, past its peak where it is not "
+             "(one validation scene can decline while the test scenes still gain: docs/results.md). The trend's "
+             "+- is the half-width of its 95 % interval: where it exceeds the tolerance, the curve is too noisy "
+             "to tell a flat end from a slowly rising one. The rise (the quarter's best minus its start; the "
+             "earlier test) is biased upward by noise and is shown for comparison.\n",
              "| Run | steps | trend over the last quarter (dB) | best overall - best of the last quarter (dB) "
              "| converged | rise over the last quarter (dB) | wall (s) |", "|---|---|---|---|---|---|---|"]
     for name, d in done.items():
         if d["curve"]:
             c = convergence(d["curve"])
+            verdict = f"yes, {c['state']}" if c["converged"] else f"no, {c['state']}"
             lines.append(f"| {name} | {d['curve'][-1][0]} | {c['trend'][0]:+.4f} +- {c['trend'][1]:.4f} | "
-                         f"{c['gap']:.4f} | {'yes' if c['converged'] else 'no'} | {c['rise']:+.4f} | "
-                         f"{d['record'].get('wall_s', '-')} |")
+                         f"{c['gap']:.4f} | {verdict} | {c['rise']:+.4f} | {d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
 
 

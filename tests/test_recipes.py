@@ -448,10 +448,15 @@ def test_convergence_is_judged_on_the_last_quarter():
     peaked = [(s, 31.0 + (0.3 if s == 600 else 0.0)) for s in range(100, 1201, 100)]  # best long before the end
     c = study().convergence(flat)
     assert c["converged"] and c["rise"] == pytest.approx(0.5 * (np.exp(-9) - np.exp(-12)), abs=1e-12)
+    assert c["state"] == "flat"
     c = study().convergence(rising)
-    assert not c["converged"] and c["rise"] == pytest.approx(0.3) and c["gap"] == 0
-    c = study().convergence(peaked)
-    assert not c["converged"] and c["gap"] == pytest.approx(0.3) and c["rise"] == 0
+    assert not c["converged"] and c["rise"] == pytest.approx(0.3) and c["gap"] == 0 and c["state"] == "rising"
+    c = study().convergence(peaked)  # not rising, but 0.3 dB below its best: converged, past its peak
+    assert c["converged"] and c["gap"] == pytest.approx(0.3) and c["rise"] == 0 and c["state"] == "past its peak"
+    falling = [(s, 32.0 - s / 1000) for s in range(100, 1201, 100)]  # declining throughout
+    c = study().convergence(falling)
+    assert c["converged"] and c["state"] == "past its peak" and c["trend"][0] == pytest.approx(-0.275)
+    assert study().convergence([(100, 31.0)])["state"] == "too short"
     change, half = study().convergence(rising)["trend"]  # a straight line, 1 dB per 1000 steps, exactly
     assert change == pytest.approx(0.275) and half == pytest.approx(0, abs=1e-9)  # over the quarter's 1100 / 4 steps
 
