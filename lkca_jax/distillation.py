@@ -8,15 +8,18 @@ is an optax staircase schedule of the epoch carried by each batch, so it is
 exact at epoch boundaries whatever the batch size. The teacher's variables live
 in the train state (``state.teacher``) behind ``stop_gradient``: no optimizer
 state, never updated, never saved with the student (its checkpoint records the
-teacher's workdir instead).
+teacher's workdir and :func:`fingerprint` instead: a resume refuses a teacher whose weights changed,
+a run folder trained on or a shipped model shipped anew, rather than switching teacher midway).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lkca_jax import losses
@@ -30,6 +33,28 @@ def teacher_source(config) -> str:
         raise ValueError("the kd variant needs config.teacher.workdir: a trained LKCA-Net run or a shipped one")
     is_shipped(config.teacher.workdir, "teacher.workdir")
     return config.teacher.workdir
+
+
+def fingerprint(variables) -> str:
+    """A SHA-256 (16 hex digits) of a teacher's variables: each leaf's path, dtype, shape and bytes, in
+    path order; the same weights give the same one whether read from a run or a shipped model."""
+    digest = hashlib.sha256()
+    leaves = jax.tree_util.tree_flatten_with_path(variables)[0]
+    for key, leaf in sorted((jax.tree_util.keystr(path), leaf) for path, leaf in leaves):
+        a = np.asarray(leaf)
+        digest.update(f"{key}|{a.dtype}|{a.shape}|".encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_same_teacher(meta: dict, now: str, config, workdir) -> None:
+    """A resumed KD run's teacher must be the one its checkpoint was trained with (``meta``'s
+    ``teacher_digest``, where recorded): a ValueError in one line otherwise."""
+    then = meta.get("teacher_digest")
+    if then and then != now:
+        raise ValueError(f"{workdir}: teacher.workdir {config.teacher.workdir} now holds other weights than the "
+                         f"teacher this run was trained with (fingerprint {now}, was {then}); resume with that "
+                         "teacher, or start a new workdir")
 
 
 def kd_schedule(lambda0: float, gamma: float, decay_epochs: float) -> optax.Schedule:

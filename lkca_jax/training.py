@@ -32,7 +32,7 @@ from lkca_jax.config import check as check_config
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
 from lkca_jax.data.spec import DataSpec
-from lkca_jax.distillation import Distiller, teacher_source
+from lkca_jax.distillation import Distiller, check_same_teacher, fingerprint, teacher_source
 from lkca_jax.methods import method_name, method_of
 from lkca_jax.models import build_model
 from lkca_jax.pretrained import is_shipped, load_run_or_shipped
@@ -485,8 +485,11 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     state, runner, kd = built.state, built.runner, built.kd
     ckpts = checkpoint.Checkpoints(workdir, t.keep_checkpoints)
     best = -math.inf
+    teacher_digest = fingerprint(state.teacher) if kd else ""
     try:
         restored = ckpts.restore_latest(*state.saved())
+        if restored is not None and kd:  # the same teacher, or a refusal before anything is written
+            check_same_teacher(restored[2], teacher_digest, config, workdir)
         if restored is None and t.get("init_from", ""):  # a fresh run only; a misfit refused before the config is saved
             state = init_from_run(state, t)
     except BaseException:
@@ -536,7 +539,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
 
     def save(host, step_no, is_best, val=None):  # every process calls save; orbax writes once
         meta = {"epoch": step_no // steps_per_epoch, "val_mpsnr": val, "best_val_mpsnr": best,
-                "teacher_workdir": config.teacher.workdir if kd else "",
+                "teacher_workdir": config.teacher.workdir if kd else "", "teacher_digest": teacher_digest,
                 "compute_dtype": precision.resolve(t.get("compute_dtype", "float32")).name,
                 "ema_decay": t.get("ema_decay", 0.0)}
         variables, train = host.saved()

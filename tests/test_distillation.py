@@ -150,3 +150,53 @@ def test_a_resume_does_not_read_init_from_again(tmp_path):
     said = []
     training.train_and_evaluate(c, tmp_path / "run", echo=lambda *a: said.append(" ".join(map(str, a))))
     assert any(line.startswith("resumed from step 2") for line in said)
+
+
+def test_a_teachers_fingerprint_is_its_weights():
+    """The same values give the same fingerprint, as NumPy or JAX arrays and in any key order; one
+    changed element, dtype or shape gives another."""
+    from lkca_jax.distillation import fingerprint
+
+    rng = np.random.default_rng(0)
+    tree = {"params": {"a": rng.normal(size=(3, 4)).astype(np.float32), "b": np.arange(5, dtype=np.float32)},
+            "batch_stats": {"mean": np.ones(4, np.float32)}}
+    same = {"batch_stats": {"mean": jax.numpy.ones(4)},
+            "params": {"b": jax.numpy.arange(5.0), "a": tree["params"]["a"]}}
+    assert fingerprint(tree) == fingerprint(same) and len(fingerprint(tree)) == 16
+    changed = jax.tree.map(np.copy, tree)
+    changed["params"]["a"][1, 2] += 1e-6
+    assert fingerprint(changed) != fingerprint(tree)
+    assert fingerprint({**tree, "params": {**tree["params"], "b": tree["params"]["b"].astype(np.float64)}}) \
+        != fingerprint(tree)
+    assert fingerprint({**tree, "params": {**tree["params"], "a": tree["params"]["a"].reshape(4, 3)}}) \
+        != fingerprint(tree)
+
+
+def test_a_resumed_kd_run_refuses_a_teacher_whose_weights_changed(tmp_path):
+    """A KD run resumes with the teacher it started with; where the teacher's folder now holds other
+    weights (here retrained with another seed) the resume is refused in one line, before anything is
+    written: the run's config and checkpoints stay as they were."""
+    import shutil
+
+    quiet = lambda *a: None
+    teacher = tiny(steps=2)
+    training.train_and_evaluate(teacher, tmp_path / "teacher", echo=quiet)
+    student = tiny("sample.py:x4,kd", steps=2)
+    student.teacher.workdir = str(tmp_path / "teacher")
+    run = tmp_path / "student"
+    training.train_and_evaluate(student, run, echo=quiet)
+    student.train.num_steps = 3  # the same teacher: resumes
+    said = []
+    training.train_and_evaluate(student, run, echo=lambda *a: said.append(" ".join(map(str, a))))
+    assert any(line.startswith("resumed from step 2") for line in said)
+    shutil.rmtree(tmp_path / "teacher")
+    teacher.train.seed = 1
+    training.train_and_evaluate(teacher, tmp_path / "teacher", echo=quiet)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    student.train.num_steps = 4
+    with pytest.raises(ValueError, match=r"teacher\.workdir .* now holds other weights than the teacher this run "
+                                         r"was trained with \(fingerprint [0-9a-f]{16}, was [0-9a-f]{16}\)"):
+        training.train_and_evaluate(student, run, echo=quiet)
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys()
+    assert all(after[p] == before[p] for p in before if p.name != ".lock")  # the lock says who holds it
