@@ -28,10 +28,11 @@ all-8 copies at x4, 17.8 at x8, whose 128 x 128 patches are fewer), Adam at 1e-3
 32, lr 1e-4, 300 epochs, the compared methods on their own published schedules. The paper's tables
 themselves: recipes/paper.py (``--dataset cave`` for CAVE).
 
-The budget of the compared methods. Each trains for as many steps as fill the median training time
-of LKCA-Net's x4 seeds (steps / steps per second), its own steps per second measured first by a
-60-step run of its config (``<out>/calibrate/``, kept so that a rerun gets the same steps; the
-budget and steps in ``<out>/budget.json``). The LKCA rows of that table are the median-validation seeds.
+The budget of the compared methods. Each trains for as many steps as fill the training time of an
+x4 LKCA-Net run of the study (its steps / steps per second), every rate, LKCA-Net's included, measured
+by a 60-step run of its config on one machine (``<out>/calibrate/``; the budget, the rates, the
+steps and the machine in ``<out>/budget.json``, written once, so that a rerun or a study restored
+elsewhere gets the same steps). The LKCA rows of that table are the median-validation seeds.
 
 Order, one run at a time (the compared methods' budget rests on measured rates; a second process
 would move them): the x4 runs, the shipped models' runs (x4's, then x8's seed-0 runs and x8's), the
@@ -42,7 +43,7 @@ which waits for every seed) when seeds 0 and 1 of x4 had finished, with seed 0 t
 test MPSNR for all three variants: not chosen by its score. Each trains in one or more stages, a run
 each (``ship_x<r>_lkca_<variant>``, then ``..._stage2``, ...), the last one shipped. x4, two stages:
 LKCA-Net, LR and KD of 4 LKBs of 96 features (the study's 64) trained from scratch for 7200 steps (the
-study's 2400) with the study's schedule otherwise: a wider model for a larger margin over Bicubic on
+study's runs then 2400) with the study's schedule otherwise: a wider model for a larger margin over Bicubic on
 scenes it has not seen (docs/results.md); then each continued from its last EMA weights (the ones that
 shipped before the second stage) for 2400 steps at 5e-4, cosine-decayed, as x8's are. x8, one stage:
 the seed-0 run continued from its best EMA weights (``train.init_from``; Adam anew) for 2400 more steps
@@ -66,7 +67,10 @@ import functools
 import importlib.util
 import itertools
 import json
+import os
 import pathlib
+import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -104,8 +108,9 @@ SHIP_SEED = 0
 # before it. A continuation starts from its "init_which" checkpoint's EMA weights (default best).
 # x4: 4 of 96 for 7200 steps (probe: 4 of 96 for 2400 steps reached 38.57 dB, the study's 4 of 64 38.35),
 # still rising 0.02-0.03 dB over its last quarter: continued from the weights it shipped with before.
-# x8 (8.9 epochs already): its seed-0 run continued, as a study run continued 2400 steps at 5e-4 rose
-# 0.17 dB on the test scenes (LKCA-LR x4 seed 0: 38.15 -> 38.32 dB)
+# x8 (17.8 epochs already; the x8 models shipped now continued the 2400-step study's runs, 8.9): its
+# seed-0 run continued, as a study run continued 2400 steps at 5e-4 rose 0.17 dB on the test scenes
+# (LKCA-LR x4 seed 0: 38.15 -> 38.32 dB)
 SHIP = {4: ({"steps": 7200, "lr": 1e-3, "model": {"model.features": 96}, "continues": False},
             {"steps": 2400, "lr": 5e-4, "init_which": "last"}),
         8: ({"steps": 2400, "lr": 5e-4, "continues": True},)}
@@ -301,17 +306,19 @@ def training_rate(workdir: pathlib.Path) -> float:
 
 
 def budget_steps(out: pathlib.Path, paper: bool) -> dict:
-    """{compared method: steps} that give each the training time of LKCA-Net at x4 (the median over its
-    seeds of steps / steps per second): each method's rate measured by a short calibration run of its own
-    config (``<out>/calibrate/<name>``, kept: a rerun computes the same steps)."""
-    s = sizes(paper)
-    nets = [out / run_name("net", seed) for seed in SEEDS[4]]
-    times = sorted(s["steps"] / training_rate(w) for w in nets if (w / "eval" / "test.json").is_file())
-    if not times or paper:  # the paper's size: every method its configured schedule (methods.py)
+    """{compared method: steps} that give each the training time of an x4 LKCA-Net run of the study
+    (its steps over its steps per second): every rate, LKCA-Net's included, measured by a short
+    calibration run of its config on the machine that computes the budget (``<out>/calibrate/<name>``),
+    so that a study whose machine was replaced does not mix two machines' rates. Written once to
+    ``<out>/budget.json`` (with the machine) and read from there afterwards: a rerun, or a study
+    restored from its records, trains every compared method for the same steps."""
+    if paper:  # the paper's size: every method its configured schedule (methods.py)
         return {}
-    budget = times[len(times) // 2]
-    steps = {}
-    for run in compared_runs(paper):
+    if (out / "budget.json").is_file():
+        return json.loads((out / "budget.json").read_text())["steps"]
+    reference = {**next(r for r in plan(out, paper) if r["name"] == run_name("net", 0)), "name": "lkca_net"}
+    rates = {}
+    for run in [reference, *compared_runs(paper)]:
         cal = out / "calibrate" / run["name"]
         if not (cal / "eval" / "test.json").is_file():
             calib = {**run, "overrides": {**run["overrides"], "train.num_steps": CALIBRATION_STEPS,
@@ -319,8 +326,12 @@ def budget_steps(out: pathlib.Path, paper: bool) -> dict:
                                           "train.eval_every_steps": 10 ** 6,
                                           "train.checkpoint_every_steps": 10 ** 6}}
             _call(out, command(calib, out / "calibrate")[1:], "calibrate")
-        steps[run["name"]] = max(1, round(budget * training_rate(cal)))
-    _write_json(out / "budget.json", {"lkca_net_train_s": budget, "steps": steps})
+        rates[run["name"]] = training_rate(cal)
+    budget = sizes(paper)["steps"] / rates.pop("lkca_net")
+    steps = {name: max(1, round(budget * rate)) for name, rate in rates.items()}
+    _write_json(out / "budget.json", {"lkca_net_train_s": budget, "steps": steps, "steps_per_second": rates,
+                                      "machine": f"{platform.node()} ({platform.processor() or platform.machine()}, "
+                                                 f"{os.cpu_count()} CPUs)"})
     return steps
 
 
@@ -411,30 +422,39 @@ def _kept(root: pathlib.Path, name: str) -> list[str]:
     return files + ([f"logs/{name}.json"] if "/" not in name and record.is_file() else [])
 
 
-def spectrum_file(workdir: pathlib.Path) -> pathlib.Path:
-    """The upsampler's spectrum of a finished LKCA-Net run (its last EMA weights), computed once."""
+def is_lkca_net(name: str) -> bool:
+    """A study run whose upsampler's spectrum Fig. 4 shows: an LKCA-Net seed (x4 or x8) or the
+    LayerNorm run."""
+    return re.fullmatch(r"(x8_)?lkca_net_s\d+|lkca_net_layernorm_s0", name) is not None
+
+
+def spectrum_file(out: pathlib.Path, workdir: pathlib.Path) -> pathlib.Path:
+    """The upsampler's spectrum of a finished LKCA-Net run (its last EMA weights), computed once, by a
+    process of its own (which holds the accelerator only while it runs)."""
     path = workdir / "rank" / "rank.json"
     if not path.is_file():
-        from lkca_jax.lowrank import rank_report
-
-        rank_report([workdir], "last", path.parent)
+        _call(out, ["-m", "lkca_jax", "rank", "--workdir", str(workdir), "--which", "last"], "records")
     return path
 
 
+def _names(runs: list[dict]) -> list[str]:
+    """Every run the records keep: ``runs``, the compression, the compared methods' calibrations."""
+    cal = ["lkca_net", *(n for n, *_ in COMPARED)]
+    return [r["name"] for r in runs] + compress_names() + [f"calibrate/{n}" for n in cal]
+
+
 def archive(out: pathlib.Path, runs: list[dict], records: pathlib.Path) -> list[str]:
-    """Copy what :data:`KEPT` names of every finished run (``runs``, the compared methods'
-    calibrations, the compression) into ``records``, with each run's record (commit, wall-clock,
-    command) and ``budget.json``: enough to write the report and to resume the study on another
-    machine (:func:`restore`). An LKCA-Net's spectrum is computed first. Returns the runs copied anew."""
-    names = [r["name"] for r in runs] + compress_names() + [f"calibrate/{n}" for n, *_ in COMPARED]
+    """Copy what :data:`KEPT` names of every finished run (``runs``, the compression, the compared
+    methods' calibrations) into ``records``, with each run's record (commit, wall-clock, command) and
+    ``budget.json``: enough to write the report and to resume the study on another machine
+    (:func:`restore`). An LKCA-Net's spectrum is computed first. Returns the runs copied anew."""
     copied = []
-    for name in names:
+    for name in _names(runs):
         workdir = out / name
         if not (workdir / "eval" / "test.json").is_file():
             continue
-        if name.startswith("lkca_net_s") or name.startswith("x8_lkca_net_s") or name == "lkca_net_layernorm_s0":
-            if not (workdir / "rank" / "rank.json").is_file() and has_weights(workdir):
-                spectrum_file(workdir)
+        if is_lkca_net(name) and has_weights(workdir):
+            spectrum_file(out, workdir)
         new = False
         for f in _kept(out, name):
             if not (records / f).is_file() or (records / f).read_text() != (out / f).read_text():
@@ -449,20 +469,24 @@ def archive(out: pathlib.Path, runs: list[dict], records: pathlib.Path) -> list[
 
 def restore(out: pathlib.Path, runs: list[dict], records: pathlib.Path) -> list[str]:
     """Copy back into ``out`` each run finished in ``records`` that ``out`` lacks, so that the study
-    skips it, unless a run that reads its weights (:func:`weight_readers`) has not finished: that one
-    trains again (its record replaced). Returns the runs restored."""
-    names = [r["name"] for r in runs] + compress_names() + [f"calibrate/{n}" for n, *_ in COMPARED]
-    done = lambda name: any((root / name / "eval" / "test.json").is_file() for root in (out, records))
+    skips it, unless a run that reads its weights (:func:`weight_readers`) neither has finished in
+    ``out`` nor is restored itself: that one trains again (its record replaced), and so, down a chain
+    (a continuation's source, a teacher), does every run whose weights it needs. Not a run that
+    ``out`` holds a checkpoint of (it resumes), nor a calibration (the budget, ``budget.json``, is
+    restored instead: the rates are of the machine that measured them). Returns the runs restored."""
     readers = weight_readers(runs)
-    restored = []
-    for name in names:
-        if (out / name / "eval" / "test.json").is_file() or not (records / name / "eval" / "test.json").is_file():
-            continue
-        if not all(done(r) for r in readers.get(name, ())):
-            continue
+    done_here = lambda name: (out / name / "eval" / "test.json").is_file()
+    keep = {name for name in _names(runs) if not name.startswith("calibrate/") and not done_here(name)
+            and not (out / name / "checkpoints").exists() and (records / name / "eval" / "test.json").is_file()}
+    while True:  # drop a run whose weights a run that will train needs, until none is left to drop
+        drop = {name for name in keep if any(not done_here(r) and r not in keep for r in readers.get(name, ()))}
+        if not drop:
+            break
+        keep -= drop
+    restored = [name for name in _names(runs) if name in keep]
+    for name in restored:
         for f in _kept(records, name):
             _copy(records / f, out / f)
-        restored.append(name)
     if (records / "budget.json").is_file() and not (out / "budget.json").is_file():
         _copy(records / "budget.json", out / "budget.json")
     return restored
@@ -509,22 +533,24 @@ METRICS = ("MPSNR", "MSSIM", "SAM", "ERGAS")
 SHIPPED = ("net", "lr", "kd")  # cave-x<r>-lkca-<variant>, at both scales
 
 
-def finished(out: pathlib.Path, runs: list[dict]) -> dict[str, dict]:
-    """name -> {run, test (eval/test.json), curve [(step, val MPSNR)], best_val, train_s (its steps over
-    its median step rate: the training time without validation and compilation, None without a
-    log)} of the finished runs."""
+def finished(out: pathlib.Path, runs: list[dict], records: pathlib.Path | None = None) -> dict[str, dict]:
+    """name -> {run, root (``out``, or ``records`` for a run finished only there), test (eval/test.json),
+    curve [(step, val MPSNR)], best_val, train_s (its steps over its median step rate: the training time
+    without validation and compilation, None without a log), record} of the finished runs."""
     done = {}
     for run in runs:
-        path = out / run["name"] / "eval" / "test.json"
-        if not path.is_file():
+        root = next((r for r in (out, records) if r and (r / run["name"] / "eval" / "test.json").is_file()), None)
+        if root is None:
             continue
-        log = out / run["name"] / "metrics.jsonl"
+        path = root / run["name"] / "eval" / "test.json"
+        log = root / run["name"] / "metrics.jsonl"
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
         curve = [(r["step"], r["val_mpsnr"]) for r in rows if "val_mpsnr" in r]
-        record = out / "logs" / f"{run['name']}.json"
+        record = root / "logs" / f"{run['name']}.json"
         rate = step_rate(rows)  # None without a log (Bicubic, a compressed teacher) or with too short a one
         train_s = max(r["step"] for r in rows) / rate if rate else None
-        done[run["name"]] = {"run": run, "test": json.loads(path.read_text()), "curve": curve, "train_s": train_s,
+        done[run["name"]] = {"run": run, "root": root, "test": json.loads(path.read_text()), "curve": curve,
+                             "train_s": train_s,
                              "best_val": max((v for _, v in curve), default=float("nan")),
                              "record": json.loads(record.read_text()) if record.is_file() else {}}
     return done
@@ -558,8 +584,9 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
     base = before[-1] if before else quarter[0]
     rise, gap = max(quarter) - base, max(v for _, v in curve) - max(quarter)
     change = trend(points, last - start)
-    converged = change[0] <= tolerance
-    state = "rising" if not converged else "flat" if gap <= tolerance else "past its peak"
+    converged = change[0] <= tolerance  # False for a quarter of one step (no line: nan)
+    state = "too short" if change[0] != change[0] else "rising" if not converged \
+        else "flat" if gap <= tolerance else "past its peak"
     return {"rise": rise, "gap": gap, "converged": converged, "state": state, "trend": change}
 
 
@@ -760,12 +787,16 @@ def plot_curves(done: dict, path: pathlib.Path, bicubic: float | None = None,
     return drawn
 
 
-def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path | None, paper: bool = False) -> None:
+def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path | None, paper: bool = False,
+           records: pathlib.Path | None = None) -> None:
+    """The report (``<out>/report.md``, its figures in ``<out>/figures``) of every run finished in ``out``
+    or, failing that, in ``records``; with ``ship``, the shipped models written from the runs whose
+    weights are here; with ``docs``, the report and figures copied there."""
     from lkca_jax.figures import compare_runs, plot_cumulative
     from lkca_jax.provenance import commit
 
     every = runs + [{"name": n, "group": "compressed", "seed": 0, "scale": 4} for n in compress_names()]
-    done = finished(out, every)
+    done = finished(out, every, records)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     seeds4, median4 = seed_tables(done, 4)
@@ -780,11 +811,12 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
              "## x4: LKCA-Net, LKCA-LR, LKCA-KD and the KD control over seeds\n", seeds4,
              "## x8: LKCA-Net, LKCA-LR, LKCA-KD over seeds\n", seeds8,
              "## Nine methods under one wall-clock budget (x4)\n",
-             (f"Each compared method trains for LKCA-Net's median training time, {budget['lkca_net_train_s']:.0f} s "
-              f"(steps / steps per second, steps per second measured over a {CALIBRATION_STEPS}-step run of its "
-              f"own config): {', '.join(f'{n} {k} steps' for n, k in budget['steps'].items())}. The LKCA rows are the "
+             (f"Each compared method trains for an x4 LKCA-Net run's training time, {budget['lkca_net_train_s']:.0f} s "
+              f"(its steps / steps per second, every rate, LKCA-Net's included, measured over a {CALIBRATION_STEPS}-"
+              f"step run of its config on {budget.get('machine', 'one machine')}): "
+              f"{', '.join(f'{n} {k} steps' for n, k in budget['steps'].items())}. The LKCA rows are the "
               "median-validation seeds; LKCA-KD's step also runs its teacher.\n"
-              if budget else "The budget is set once LKCA-Net's seeds have finished.\n"),
+              if budget else "The budget is set once LKCA-Net's x4 seeds have finished.\n"),
              other_table(done, "-", nine)]
     if any(d["run"]["group"] in ("ablation", "norm") for d in done.values()):  # --ablations
         parts += ["## KD ablations (x4, seed 0; the KD seed-0 run is the reference)\n",
@@ -801,12 +833,13 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
               "## Convergence (validation MPSNR on paints, EMA weights)\n", convergence_table(done)]
     x4 = {n: d for n, d in done.items() if d["run"].get("scale", 4) == 4}
     if x4:
-        plot_curves(x4, figures / "learning_curves.png", validation_bicubic(out / next(iter(x4))), median4.get("net"))
-    teachers = [out / run_name("net", s, r) for r in SEEDS for s in SEEDS[r] if run_name("net", s, r) in done]
-    teachers += [out / "lkca_net_layernorm_s0"] if "lkca_net_layernorm_s0" in done else []
+        first = next(iter(x4))
+        plot_curves(x4, figures / "learning_curves.png", validation_bicubic(x4[first]["root"] / first),
+                    median4.get("net"))
+    teachers = [done[n]["root"] / n for n in done if is_lkca_net(n)]
     teachers = [w for w in teachers if (w / "rank" / "rank.json").is_file() or has_weights(w)]
     if teachers:
-        spectra = {k: v for w in teachers for k, v in json.loads(spectrum_file(w).read_text()).items()}
+        spectra = {k: v for w in teachers for k, v in json.loads(spectrum_file(out, w).read_text()).items()}
         _write_json(figures / "rank.json", spectra)
         plot_cumulative(spectra, figures / "rank.png")
         parts.append("## Upsampler spectrum (Fig. 4)\n\n" + "\n".join(
@@ -925,7 +958,7 @@ def main(argv=None) -> int:
         train_all(out, runs, args.paper, keep)
     if records:
         archive(out, every(), records)
-    report(out, every(), args.ship, pathlib.Path(args.docs) if args.docs else None, args.paper)
+    report(out, every(), args.ship, pathlib.Path(args.docs) if args.docs else None, args.paper, records)
     return 0
 
 

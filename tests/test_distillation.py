@@ -200,3 +200,20 @@ def test_a_resumed_kd_run_refuses_a_teacher_whose_weights_changed(tmp_path):
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after.keys() == before.keys()
     assert all(after[p] == before[p] for p in before if p.name != ".lock")  # the lock says who holds it
+
+
+def test_a_run_and_its_shipped_copy_have_one_fingerprint(tmp_path, monkeypatch):
+    """A teacher read from its run folder and from the shipped copy of that run (``pretrained.ship``,
+    then ``load_run_or_shipped`` by its name) is one teacher: one fingerprint."""
+    from lkca_jax import pretrained
+    from lkca_jax.checkpoint import load_run
+    from lkca_jax.distillation import fingerprint
+
+    training.train_and_evaluate(tiny(steps=2), tmp_path / "run", echo=lambda *a: None)
+    (tmp_path / "shipped").mkdir()
+    pretrained.ship(tmp_path / "run", "tiny-net", "best", "# tiny\n", root=tmp_path / "shipped")
+    monkeypatch.setattr(pretrained, "HERE", tmp_path / "shipped")
+    monkeypatch.chdir(tmp_path)  # no run folder named tiny-net here: the shipped model is read
+    _, shipped, _ = pretrained.load_run_or_shipped("tiny-net")
+    _, variables, _ = load_run(tmp_path / "run", "best")
+    assert fingerprint(shipped) == fingerprint(variables)
