@@ -944,6 +944,17 @@ def main(argv=None) -> int:
                                           "(docs/records/cave_study; not its weights) and first restore from here "
                                           "the runs that --out lacks, to go on with the study on another machine")
     args = parser.parse_args(argv)
+    from lkca_jax.config import load_config
+
+    if not pathlib.Path(CONFIG).is_file():  # its runs' paths are the repository root's: before anything is written
+        print(f"error: {pathlib.Path.cwd()}: no {CONFIG} here; run the study from the repository root",
+              file=sys.stderr)
+        return 2
+    data = pathlib.Path(load_config(f"{CONFIG}:x4,net").data.path)
+    if not data.is_dir():
+        print(f"error: {data}: no such folder: the study reads CAVE's 16 scenes there (configs/cave.py's "
+              "data.path), beside the repository", file=sys.stderr)
+        return 2
     out = pathlib.Path(args.out)
     runs = plan(out, args.paper, args.ablations)
     out.mkdir(parents=True, exist_ok=True)
@@ -954,12 +965,20 @@ def main(argv=None) -> int:
     if records:
         print(f"restored from {records}: {', '.join(restore(out, every(), records)) or 'none'}", flush=True)
     keep = (lambda name: archive(out, every(), records)) if records else None
+    code = 0
     if not args.report:
-        train_all(out, runs, args.paper, keep)
+        try:
+            train_all(out, runs, args.paper, keep)
+        except KeyboardInterrupt:
+            print(f"interrupted: the same command resumes (finished runs are kept in {out})", file=sys.stderr)
+            return 130
+        except _recipe().RunFailed as err:  # the report is still written from whatever has finished
+            print(f"error: {err}", file=sys.stderr)
+            code = 1
     if records:
         archive(out, every(), records)
     report(out, every(), args.ship, pathlib.Path(args.docs) if args.docs else None, args.paper, records)
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -814,3 +814,33 @@ def test_a_restore_keeps_every_run_that_a_run_to_train_needs_down_the_chain(tmp_
     assert done["x8_lkca_net_s0"]["record"] == {"name": "x8_lkca_net_s0", "commit": "abc1234"}
     assert done["x8_lkca_net_s0"]["curve"] == [(100, 31.0)]
     assert set(s.finished(out, every)) == {"x8_lkca_lr_s0", "ship_x8_lkca_lr"}  # without the records
+
+
+def test_the_study_refuses_to_start_away_from_its_data_and_reports_a_failed_run(tmp_path, monkeypatch, capsys):
+    """Run away from the repository root, or without CAVE's folder beside it: one line, exit 2, nothing
+    written. A run that fails: one line, exit 1, and the report still written from what has finished."""
+    s = study()
+    monkeypatch.chdir(tmp_path)
+    assert s.main(["--out", "runs/study"]) == 2
+    assert "no configs/cave.py here; run the study from the repository root" in capsys.readouterr().err
+    repo = tmp_path / "repo"
+    (repo / "configs").mkdir(parents=True)
+    (repo / "configs" / "cave.py").write_text((ROOT / "configs" / "cave.py").read_text())
+    monkeypatch.chdir(repo)
+    assert s.main(["--out", "runs/study"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: ../shared/data/cave: no such folder: the study reads CAVE's 16 scenes there (configs/cave.py's "
+        "data.path), beside the repository")
+    assert list(tmp_path.rglob("*")) == [repo, repo / "configs", repo / "configs" / "cave.py"]  # nothing written
+    (tmp_path / "shared" / "data" / "cave").mkdir(parents=True)
+    reported = []
+
+    def fail(out, runs, paper, after=None):
+        raise s._recipe().RunFailed("lkca_net_s0: exit 3; see runs/study/logs/lkca_net_s0.log (rerun to resume)")
+
+    monkeypatch.setattr(s, "train_all", fail)
+    monkeypatch.setattr(s, "report", lambda out, runs, *a: reported.append(out))
+    assert s.main(["--out", "runs/study"]) == 1
+    assert capsys.readouterr().err.strip() == \
+        "error: lkca_net_s0: exit 3; see runs/study/logs/lkca_net_s0.log (rerun to resume)"
+    assert reported == [pathlib.Path("runs/study")]
