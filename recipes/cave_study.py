@@ -500,14 +500,12 @@ def compress(out: pathlib.Path, teacher: str = "lkca_net_s0") -> list[str]:
     """A compression without retraining (ours; the paper trains LKCA-LR from scratch): the seed-0
     teacher's dense upsampler to its block-diagonal part (grouped g = 8, LKCA-LR's shape) and to the
     truncated SVD at its 90 % rank, each evaluated as a run of its own. Returns the converted runs' names."""
-    spectrum = out / teacher / "rank" / "rank.json"
     names = compress_names(teacher)
     for name, to in zip(names, ("grouped:8", "svd:90%")):
         if (out / name / "eval" / "test.json").is_file():
             continue
         if to == "svd:90%":
-            if not spectrum.is_file():
-                _call(out, ["-m", "lkca_jax", "rank", "--workdir", str(out / teacher), "--which", "last"], "compress")
+            spectrum = spectrum_file(out, out / teacher)
             to = f"svd:{next(iter(json.loads(spectrum.read_text()).values()))['rank90']}"
         if not (out / name / "config.json").is_file():
             _call(out, ["-m", "lkca_jax", "lowrank", "convert", "--workdir", str(out / teacher), "--to", to,
