@@ -308,6 +308,31 @@ def failed_marker(out: pathlib.Path, name: str) -> pathlib.Path:
     return out / "logs" / f"{name}.failed"
 
 
+def _kind(run: dict) -> str:
+    """A run's command less its seed and where it writes: runs of one kind take about one time."""
+    argv = command(run)
+    drop = {i + 1 for i, a in enumerate(argv) if a in ("--workdir", "--config.train.seed", "--config.teacher.workdir")}
+    return shlex.join(a for i, a in enumerate(argv) if a is not None and i not in drop and i + 1 not in drop)
+
+
+def measured(runs: list[dict], out: pathlib.Path) -> dict:
+    """{run: seconds}: the mean wall-clock (``logs/<run>.json``) of the finished runs of its kind."""
+    walls = {}
+    for run in runs:
+        record = out / "logs" / f"{run['name']}.json"
+        if record.is_file():
+            walls.setdefault(_kind(run), []).append(json.loads(record.read_text())["wall_s"])
+    return {r["name"]: statistics.mean(walls[_kind(r)]) for r in runs if _kind(r) in walls}
+
+
+def _expected(seconds: list[float | None]) -> str:
+    known = [s for s in seconds if s is not None]
+    if not known:
+        return "?"
+    unknown = len(seconds) - len(known)
+    return _duration(sum(known)) + (f" + {unknown} run{'s' * (unknown > 1)} of a kind not yet timed" if unknown else "")
+
+
 def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1), estimate: dict | None = None,
             tiny: bool = False, after=None) -> None:
     """Run this shard's unfinished runs in order (``estimate``: {run: expected seconds}, for the ETA;
@@ -317,9 +342,11 @@ def run_all(runs: list[dict], out: pathlib.Path, shard: tuple[int, int] = (1, 1)
     i, n = shard
     mine = runs[i - 1::n]
     todo = [r for r in mine if not finished(out, r["name"])]
-    expected = lambda rs: _duration(sum(estimate[r["name"]] for r in rs)) if estimate else "?"
+    source = "on the 2-core CPU, a lower bound" if estimate else "from the wall-clock of the finished runs of each kind"
+    estimate = estimate or measured(runs, out)
+    expected = lambda rs: _expected([estimate.get(r["name"]) for r in rs])
     print(f"shard {i}/{n}: {len(mine) - len(todo)} of {len(mine)} runs done, {len(todo)} to go "
-          f"(expected {expected(todo)} on the 2-core CPU, a lower bound)", flush=True)
+          f"(expected {expected(todo)} {source})", flush=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     try:  # "x": of two shards starting together, one writes the header
         with open(out / "commands.sh", "x") as f:

@@ -363,6 +363,27 @@ def test_a_kd_run_waits_for_its_teacher_from_another_shard(tmp_path, monkeypatch
     assert len(started) == 1
 
 
+def test_without_an_estimate_the_eta_comes_from_finished_runs_of_the_same_kind(tmp_path, monkeypatch, capsys):
+    """Runs that differ only in seed and workdir are one kind: the ETA is their finished runs' mean
+    wall-clock; a run of a kind not yet timed is counted, not guessed."""
+    r = paper_recipe()
+    base = {"script": "train.py", "config": "configs/cave.py:x4,lr", "teacher": None}
+    runs = [{**base, "name": f"lr_s{s}", "overrides": {"train.num_steps": 10, "train.seed": s}} for s in range(4)]
+    runs.append({**base, "name": "net_s0", "overrides": {"train.num_steps": 20, "train.seed": 0}})
+    (tmp_path / "logs").mkdir()
+    for name, wall in (("lr_s0", 600), ("lr_s1", 1200)):
+        (tmp_path / name / "eval").mkdir(parents=True)
+        (tmp_path / name / "eval" / "test.json").write_text("{}")
+        (tmp_path / "logs" / f"{name}.json").write_text(json.dumps({"name": name, "wall_s": wall}))
+    assert r.measured(runs, tmp_path) == {"lr_s0": 900, "lr_s1": 900, "lr_s2": 900, "lr_s3": 900}
+    monkeypatch.setattr(r.subprocess, "call", lambda argv, **kw: 1)  # the first run fails: only the header matters
+    with pytest.raises(r.RunFailed):
+        r.run_all(runs, tmp_path)
+    out = capsys.readouterr().out
+    assert "2 of 5 runs done, 3 to go (expected 30 min + 1 run of a kind not yet timed from the wall-clock" in out
+    assert "[1/3] lr_s2 (0 s so far, about 30 min + 1 run of a kind not yet timed left)" in out
+
+
 def test_a_failed_run_stops_the_shard_and_still_writes_the_report(tmp_path):
     """A run that fails (here: its stand-in cube is not readable) exits 1 naming it, leaves its
     failure marker for shards waiting on it, and the report still shows what finished (nothing)."""
