@@ -7,7 +7,7 @@ overrides of any of its fields after it, ``--config.<field> value`` or ``--confi
              [--coordinator HOST:PORT --num_processes N --process_id I]
         Train, then evaluate on the test split; rerun with the same workdir to resume.
     evaluate --workdir RUN|--pretrained NAME [--config C] [--split test] [--which best] [--save_images]
-             [--per_image] [--weights ema|raw] [--dtype D]
+             [--per_image] [--self_ensemble] [--weights ema|raw] [--dtype D]
         The paper's table for a trained run (or Bicubic with --config ...:bicubic), or for a shipped
         model on --config's data (e.g. the 32 CAVE scenes: --config configs/cave.py:x4,net,full
         --config.data.path DIR; without --config, the data it was trained on, from the working folder).
@@ -20,7 +20,7 @@ overrides of any of its fields after it, ``--config.<field> value`` or ``--confi
         Shape, data type and value range of a cube (.mat, .npy/.npz, .tif, ENVI, PNG folder), and its
         CRS, pixel size and nodata value when it has them.
     sr       --workdir RUN|--pretrained NAME --input IN --output OUT [--key K] [--tile T] [--overlap O]
-             [--batch B] [--norm V]
+             [--batch B] [--norm V] [--self_ensemble]
         Super-resolve a whole scene with a trained run, in overlapping cross-faded tiles; OUT's
         suffix picks the format (.mat, .npy, .tif, .hdr for ENVI). A GeoTIFF or ENVI input's
         georeference goes to a .tif or .hdr output with pixels r times smaller.
@@ -50,6 +50,9 @@ import sys
 from lkca_jax import hostmem
 from lkca_jax.config import split_overrides
 from lkca_jax.pretrained import available
+
+ENSEMBLE_HELP = ("average the model over the 8 flips and quarter-turns of its input, each output turned back "
+                 "(8 times the work; what it gains: docs/results.md)")
 
 
 def _load(spec: str, overrides: dict):
@@ -104,7 +107,7 @@ def _evaluate(args) -> int:
         raise ValueError("--pretrained scores the shipped model: give a config of its method, not :bicubic")
     evaluation.evaluate_workdir(args.workdir, config, args.split, args.which, args.save_images,
                                 weights=args.weights, dtype=args.dtype, per_image=args.per_image,
-                                pretrained=args.pretrained)
+                                pretrained=args.pretrained, self_ensemble=args.self_ensemble)
     return 0
 
 
@@ -177,7 +180,8 @@ def _sr(args) -> int:
     from lkca_jax.inference import run_sr
 
     info = run_sr(args.workdir, args.input, args.output, args.key, args.tile, args.overlap, args.batch, args.which,
-                  norm=args.norm, pretrained=args.pretrained, weights=args.weights, dtype=args.dtype)
+                  norm=args.norm, pretrained=args.pretrained, weights=args.weights, dtype=args.dtype,
+                  self_ensemble=args.self_ensemble)
     print(f"wrote {info['output']}: {info['shape'][0]} x {info['shape'][1]} x {info['shape'][2]}"
           + (", georeferenced" if info["georeferenced"] else "")
           + (f", {info['nodata_pixels']} nodata LR pixels kept as nodata" if info["nodata_pixels"] else ""))
@@ -324,6 +328,7 @@ def main(argv=None) -> int:
                    help="the best-validation or the latest checkpoint")
     p.add_argument("--save_images", action="store_true", help="write a PNG panel and a spectra plot per image")
     p.add_argument("--per_image", action="store_true", help="print each image's MPSNR, SAM and ERGAS under the table")
+    p.add_argument("--self_ensemble", action="store_true", help=ENSEMBLE_HELP)
     p.add_argument("--weights", choices=("ema", "raw"), default="ema",
                    help="the EMA weights where the run kept them, or the raw ones")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
@@ -352,6 +357,7 @@ def main(argv=None) -> int:
     p.add_argument("--overlap", type=int, default=16, help="LR pixels of context on each side of a tile")
     p.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
     p.add_argument("--norm", type=float, help="divide the input by this (default: as the run was trained)")
+    p.add_argument("--self_ensemble", action="store_true", help=ENSEMBLE_HELP)
     _which(p, dtype=True)
     p.set_defaults(run=_sr)
     p = sub.add_parser("convert", help="weights to or from a PyTorch .pt state dict")

@@ -79,11 +79,13 @@ def gain_line(row: dict, reference: dict) -> str:
 def score(config, variables, split) -> tuple[dict, dict, list]:
     """The table row, the per-image metrics and the SR images of ``config``'s model on ``split``."""
     model = build_model(config, dtype=config.eval.get("dtype", "float32"))
+    # Bicubic turns with its input: its self-ensemble would be itself, at 8 times the work
+    ensemble = bool(config.eval.get("self_ensemble", False)) and config.model.name != "bicubic"
     per_image, images, seconds = predict_split(model, variables, split, config.eval.batch_size,
                                                config.model.scale, bool(config.eval.legacy_ergas),
-                                               config.eval.get("tile", 0))
+                                               config.eval.get("tile", 0), ensemble)
     counts = count_config(config)
-    row = {"Method": method_name(config), "Param": counts["params"], "Flops": counts["macs"],
+    row = {"Method": method_name(config) + "+" * ensemble, "Param": counts["params"], "Flops": counts["macs"],
            **mean_row(per_image), "s/img": seconds}
     return row, per_image, images
 
@@ -129,10 +131,11 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
 
 def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
                      save_images: bool = False, echo=print, weights: str = "ema", dtype: str | None = None,
-                     per_image: bool = False, pretrained: str | None = None) -> dict:
+                     per_image: bool = False, pretrained: str | None = None, self_ensemble: bool = False) -> dict:
     """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint): its
     ``weights`` ('ema' where it kept them, or 'raw'), computing in ``dtype`` (None: ``eval.dtype``);
-    ``per_image``: each image's rows under the table, whatever ``eval.per_image`` says. With
+    ``per_image``: each image's rows under the table, whatever ``eval.per_image`` says;
+    ``self_ensemble``: the model's mean over 8 flips and turns, whatever ``eval.self_ensemble`` says. With
     ``pretrained`` (a shipped model's name) that model instead, and nothing written."""
     workdir = pathlib.Path(workdir) if workdir is not None else None
     if config is not None and config.model.name == "bicubic":
@@ -143,11 +146,12 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
         if config is not None:  # the run's model with the given data and eval settings
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config
-    if dtype or per_image:
+    if dtype or per_image or self_ensemble:
         config = config.copy_and_resolve_references()
         with config.unlocked():  # a run saved before eval.per_image existed lacks the field
             config.eval.dtype = dtype or config.eval.get("dtype", "float32")
             config.eval.per_image = per_image or config.eval.get("per_image", False)
+            config.eval.self_ensemble = self_ensemble or config.eval.get("self_ensemble", False)
     split = load_splits(DataSpec.of(config), (split_name,))[split_name]
     return evaluate(config, variables, split, workdir, split_name, save_images, echo)
 

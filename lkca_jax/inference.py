@@ -22,6 +22,7 @@ import time
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lkca_jax import checkpoint, metrics
@@ -34,12 +35,31 @@ DEFAULT_TILE = 128  # LR pixels
 RANGE_FACTOR = 4  # sr warns when the normalised input exceeds this many times the trained 0..1 range
 
 
+DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))  # the square's 8 symmetries
+
+
+def dihedral_mean(f, x):
+    """The geometric self-ensemble: the mean of ``f`` over the 8 flips and quarter-turns of ``x``'s two
+    spatial axes (the last but one and last but two: (h, w, C) or (N, h, w, C)), each output turned
+    back. ``f`` must map such an array to one with the same spatial layout (an SR model: larger by its
+    scale). NumPy arrays stay NumPy; inside ``jax.jit`` it traces all 8 into one program."""
+    xp = jnp if isinstance(x, jax.Array) else np
+    total = 0
+    for turns, flip in DIHEDRAL:
+        t = xp.rot90(x, turns, axes=(-3, -2))
+        y = f(xp.flip(t, -2) if flip else t)
+        total = total + xp.rot90(xp.flip(y, -2) if flip else y, -turns, axes=(-3, -2))
+    return total / len(DIHEDRAL)
+
+
 @functools.cache
-def predictor(model):
-    """``predict(variables, lr) -> sr``, jitted once per model."""
+def predictor(model, self_ensemble: bool = False):
+    """``predict(variables, lr) -> sr``, jitted once per model (``self_ensemble``: the mean over the 8
+    flips and turns, :func:`dihedral_mean`, 8 times the work)."""
     @jax.jit
     def predict(variables, lr):
-        return model.apply(variables, lr, train=False)[0]
+        forward = lambda x: model.apply(variables, x, train=False)[0]
+        return dihedral_mean(forward, lr) if self_ensemble else forward(lr)
     return predict
 
 
@@ -50,13 +70,17 @@ def _parts(model):
     return backbone, upsample
 
 
-def predict_tiled(model, variables, lr: np.ndarray, scale: int, tile: int = DEFAULT_TILE) -> np.ndarray:
+def predict_tiled(model, variables, lr: np.ndarray, scale: int, tile: int = DEFAULT_TILE,
+                  self_ensemble: bool = False) -> np.ndarray:
     """SR of one normalised (h, w, C) image in tiles, equal to the whole-image result.
 
     A model with a global part (LKCA-Net's squeeze-excitation) runs its ``backbone`` whole at LR
     resolution (small) and only its local ``upsample`` (where memory grows with r^2) in tiles;
     other models are local throughout. The overlap is twice the tiled part's ``tile_radius``, so
-    every output pixel sees all the context it has in the whole image."""
+    every output pixel sees all the context it has in the whole image. ``self_ensemble``: the
+    whole image's self-ensemble (:func:`dihedral_mean`), each of its 8 passes tiled."""
+    if self_ensemble:
+        return dihedral_mean(lambda x: predict_tiled(model, variables, x, scale, tile), lr)
     overlap = 2 * model.tile_radius
     if hasattr(model, "backbone"):
         backbone, upsample = _parts(model)
@@ -178,7 +202,7 @@ def _check_range(cube: Cube, path, norm: float, config, warn) -> None:
 def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int = 128, overlap: int = 16,
            batch: int = 1, which: str = "best", progress: bool = True, norm: float | None = None,
            warn=lambda msg: print(msg, file=sys.stderr), pretrained: str | None = None, weights: str = "ema",
-           dtype: str | None = None) -> dict:
+           dtype: str | None = None, self_ensemble: bool = False) -> dict:
     """Read, normalise as the run was trained (or divide by ``norm``), super-resolve, un-normalise,
     and write OUT block by block of rows (:func:`~lkca_jax.data.io.open_writer`: atomic, memory
     bounded by the tiles).
@@ -189,7 +213,8 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     the nodata value over the HR pixels they cover, so no value is invented where there were no data.
     ``pretrained`` names a shipped model (:func:`lkca_jax.load_pretrained`) to use instead of a run;
     ``weights`` 'ema' (a run's EMA weights where it kept them) or 'raw'; ``dtype`` the compute dtype
-    (None: float32; the output is float32 either way)."""
+    (None: float32; the output is float32 either way); ``self_ensemble`` each tile's mean over its 8
+    flips and turns (:func:`dihedral_mean`: 8 times the work)."""
     if norm is not None and not norm > 0:
         raise ValueError(f"--norm must be positive, got {norm}")
     if pretrained:
@@ -222,7 +247,7 @@ def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int =
     kept = georef is not None and writer_cls in GEOREFERENCED  # open_writer drops it elsewhere
     if georef is not None and not kept:
         warn(f"note: {output_path} cannot hold the georeference of {input_path}; write .tif or .hdr to keep it")
-    predict = functools.partial(predictor(model), variables)
+    predict = functools.partial(predictor(model, self_ensemble), variables)
     h, w, c = cube.data.shape
     out_shape = (h * scale, w * scale, c)
     with open_writer(output_path, out_shape, np.float32, cube.wavelengths, georef) as writer:
@@ -247,12 +272,13 @@ def bicubic_config(config):
 
 
 def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,
-                  tile: int = 0):
+                  tile: int = 0, self_ensemble: bool = False):
     """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image.
 
     Images whose LR side exceeds ``tile`` (> 0), or whose batch does not fit in device memory,
-    run in tiles (:func:`lkca_jax.inference.predict_tiled`, the same result)."""
-    predict = predictor(model)
+    run in tiles (:func:`lkca_jax.inference.predict_tiled`, the same result). ``self_ensemble``:
+    each image's mean over its 8 flips and turns (:func:`dihedral_mean`)."""
+    predict = predictor(model, self_ensemble)
     batch_size = max(1, min(batch_size, len(split)))  # never pad a short split up to a whole batch
     per_image = {k: [] for k in metrics.NAMES}
     images, seconds, timed = [], 0.0, 0
@@ -275,7 +301,7 @@ def predict_split(model, variables, split, batch_size: int, scale: int, legacy_e
         if tiled:
             sr = np.zeros(hr.shape, np.float32)
             for i in np.flatnonzero(keep):
-                sr[i] = predict_tiled(model, variables, lr[i], scale, tile)
+                sr[i] = predict_tiled(model, variables, lr[i], scale, tile, self_ensemble)
         else:
             sr = jax.block_until_ready(predict(variables, lr))
         seconds += time.perf_counter() - start

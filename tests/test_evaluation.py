@@ -92,6 +92,79 @@ def test_tiled_evaluation_equals_whole_images(rng, name):
         assert rows[1][k] == pytest.approx(rows[0][k], rel=1e-5)
 
 
+# The square's 8 symmetries of an (..., h, w, C) array and their inverses, by slicing and transposing
+TURNS = [(lambda a: a, lambda a: a),
+         (lambda a: a[..., ::-1, :], lambda a: a[..., ::-1, :]),
+         (lambda a: a[..., ::-1, :, :], lambda a: a[..., ::-1, :, :]),
+         (lambda a: a[..., ::-1, ::-1, :], lambda a: a[..., ::-1, ::-1, :]),
+         (lambda a: np.swapaxes(a, -3, -2), lambda a: np.swapaxes(a, -3, -2)),
+         (lambda a: np.swapaxes(a, -3, -2)[..., ::-1, ::-1, :], lambda a: np.swapaxes(a[..., ::-1, ::-1, :], -3, -2)),
+         (lambda a: np.swapaxes(a, -3, -2)[..., ::-1, :], lambda a: np.swapaxes(a[..., ::-1, :], -3, -2)),
+         (lambda a: np.swapaxes(a, -3, -2)[..., ::-1, :, :], lambda a: np.swapaxes(a[..., ::-1, :, :], -3, -2))]
+
+
+def by_hand_ensemble(f, x):
+    return np.mean([undo(np.asarray(f(np.ascontiguousarray(do(x))))) for do, undo in TURNS], axis=0)
+
+
+@pytest.mark.parametrize("wrap", [np.asarray, jnp.asarray])
+def test_self_ensemble_of_a_ramp_is_its_mean_and_of_a_symmetric_map_itself(rng, wrap):
+    """An upsampler that adds a ramp across the width of whatever it is given: over the 8 flips and
+    turns the ramp runs left, right, down and up twice each, so the ensemble adds its mean, 0.5, everywhere
+    (also on a non-square image). A map that turns with its input (nearest upsampling) is its own ensemble."""
+    x = rng.uniform(0, 1, (2, 5, 7, 3)).astype(np.float32)
+    up = lambda a: a.repeat(2, axis=-3).repeat(2, axis=-2)
+    ramped = lambda a: up(a) + (jnp.linspace(0, 1, a.shape[-2] * 2) if isinstance(a, jax.Array)
+                                else np.linspace(0, 1, a.shape[-2] * 2))[:, None]
+    got = inference.dihedral_mean(ramped, wrap(x))
+    assert type(got) is type(wrap(x))
+    np.testing.assert_allclose(np.asarray(got), up(x) + 0.5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(inference.dihedral_mean(up, wrap(x[0]))), up(x[0]), atol=1e-6)
+    assert np.abs(np.asarray(ramped(x)) - up(x) - 0.5).max() > 0.4  # one pass alone is far from it
+
+
+@pytest.mark.parametrize("name", ["lkca", "vdsr"])
+def test_self_ensemble_evaluation_and_tiles_match_the_eight_passes_by_hand(rng, name):
+    """eval.self_ensemble: the model's mean over the 8 flips and turns of each image (turned and turned
+    back here by slicing), whole or in tiles; the table names the row "<method>+", Bicubic's row not."""
+    from lkca_jax.data.scenes import Split
+    from lkca_jax.evaluation import evaluate
+
+    c = tiny_config(f"sample.py:{ {'lkca': 'net'}.get(name, name)}", depth=2, vdsr=dict(depth=3))
+    model = build_model(c)
+    lr = rng.uniform(0, 1, (2, 14, 10, 102)).astype(np.float32)
+    variables = model.init(jax.random.key(3), jnp.asarray(lr[:1]))
+    plain = inference.predictor(model)
+    want = by_hand_ensemble(lambda a: plain(variables, a), lr)
+    np.testing.assert_allclose(np.asarray(inference.predictor(model, True)(variables, lr)), want, atol=2e-5)
+    assert np.abs(np.asarray(plain(variables, lr)) - want).max() > 1e-3  # the ensemble is not the plain pass
+    np.testing.assert_allclose(inference.predict_tiled(model, variables, lr[0], 4, tile=6, self_ensemble=True),
+                               want[0], atol=2e-5)
+    hr = np.clip(want + rng.normal(0, 0.01, want.shape).astype(np.float32), 0, 1)
+    split = Split(hr=list(hr), lr=list(lr), ids=["a", "b"], norm={"a": 1.0, "b": 1.0})
+    c.eval.self_ensemble = True
+    lines = []
+    row = evaluate(c, variables, split, echo=lines.append)
+    by_hand = [numpy_metrics(h.astype(np.float64), w.astype(np.float64), 4)["MPSNR"] for h, w in zip(hr, want)]
+    assert row["Method"].endswith("+") and row["MPSNR"] == pytest.approx(np.mean(by_hand), abs=1e-3)
+    assert "| Bicubic |" in lines[0] and f"| {row['Method']} |" in lines[0]
+
+
+def test_sr_and_evaluate_take_self_ensemble(trained_run, tmp_path):
+    workdir, model, variables = trained_run
+    cube = read(shared_data("remote", "pavia_rosis_100.mat"))[:20, :16]
+    src, dst = tmp_path / "in.npy", tmp_path / "out.npy"
+    np.save(src, cube)
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(dst), "--tile", "0",
+                "--self_ensemble"]) == 0
+    want = by_hand_ensemble(lambda a: model.apply(variables, jnp.asarray(a))[0], cube[None] / 2.0)[0] * 2.0
+    np.testing.assert_allclose(np.load(dst), want, atol=1e-4)
+    out = subprocess.run([sys.executable, "evaluate.py", "--workdir", str(workdir), "--self_ensemble"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "| VDSR+ |" in out.stdout and "| Bicubic |" in out.stdout
+
+
 @pytest.mark.parametrize("suffix,v73", [(".mat", False), (".mat", True), (".npy", None), (".tif", None),
                                        (".hdr", None)])
 def test_sr_command_round_trips_formats(trained_run, tmp_path, suffix, v73, capsys):
@@ -252,8 +325,8 @@ def test_a_short_split_is_not_padded_to_a_whole_batch(rng, monkeypatch):
     seen = []
     real = inference.predictor
 
-    def recording(model):
-        predict = real(model)
+    def recording(model, *args):
+        predict = real(model, *args)
         return lambda variables, lr: seen.append(lr.shape) or predict(variables, lr)
 
     monkeypatch.setattr(inference, "predictor", recording)
