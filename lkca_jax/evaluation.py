@@ -20,7 +20,7 @@ from lkca_jax.atomic import atomic_write
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.spec import DataSpec
 from lkca_jax.figures import band_wavelengths, rgb_bands, save_pictures
-from lkca_jax.inference import bicubic_config, predict_split
+from lkca_jax.inference import bicubic_config, predict_split, uses_self_ensemble
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
@@ -77,15 +77,16 @@ def gain_line(row: dict, reference: dict) -> str:
 
 
 def score(config, variables, split) -> tuple[dict, dict, list]:
-    """The table row, the per-image metrics and the SR images of ``config``'s model on ``split``."""
+    """The table row, the per-image metrics and the SR images of ``config``'s model on ``split``
+    (a self-ensemble's row: "<method>+", its Flops the 8 passes')."""
     model = build_model(config, dtype=config.eval.get("dtype", "float32"))
-    # Bicubic turns with its input: its self-ensemble would be itself, at 8 times the work
-    ensemble = bool(config.eval.get("self_ensemble", False)) and config.model.name != "bicubic"
+    ensemble = uses_self_ensemble(config)
     per_image, images, seconds = predict_split(model, variables, split, config.eval.batch_size,
                                                config.model.scale, bool(config.eval.legacy_ergas),
                                                config.eval.get("tile", 0), ensemble)
     counts = count_config(config)
-    row = {"Method": method_name(config) + "+" * ensemble, "Param": counts["params"], "Flops": counts["macs"],
+    row = {"Method": method_name(config) + "+" * ensemble, "Param": counts["params"],
+           "Flops": counts["macs"] * (8 if ensemble else 1),
            **mean_row(per_image), "s/img": seconds}
     return row, per_image, images
 
@@ -95,7 +96,9 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     """Score ``split`` (a :class:`lkca_jax.data.scenes.Split`), print the table (with the Bicubic
     row and the gain over it, unless ``eval.bicubic_row`` is off or the model is Bicubic; with
     ``eval.per_image``, each image's metrics under it) and, with a ``workdir``, write
-    ``eval/<split>.json`` and ``.md`` (and pictures when asked)."""
+    ``eval/<split>.json`` and ``.md`` (and pictures when asked, ``eval/images``; a self-ensemble's
+    ``eval/<split>+.json``, ``.md`` and ``images+``, beside the plain model's, which the recipes and the
+    shipped models read)."""
     legacy = bool(config.eval.legacy_ergas)
     row, per_image, images = score(config, variables, split)
     rows, extra, scored = [row], "", [(row["Method"], per_image)]
@@ -109,23 +112,25 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     echo(table)
     if workdir is not None:
         out = pathlib.Path(workdir) / "eval"
+        ensemble = uses_self_ensemble(config)
+        stem = split_name + "+" * ensemble
         record = {"split": split_name, "dataset": config.data.protocol, "scale": config.model.scale,
-                  "test_crop": int(config.data.test_crop),
+                  "test_crop": int(config.data.test_crop), "self_ensemble": ensemble,
                   "legacy_ergas": legacy, "mean": row,
                   "per_image": {i: {k: float(v[n]) for k, v in per_image.items()} for n, i in enumerate(split.ids)},
                   "norm": split.norm, "device": jax.devices()[0].device_kind}
         if len(rows) > 1:
             record["bicubic"] = rows[0]
         text = json.dumps(record, indent=2, default=float)
-        atomic_write(out / f"{split_name}.json", lambda tmp: pathlib.Path(tmp).write_text(text))
-        md = f"# {split_name} split\n\n{table}"
-        atomic_write(out / f"{split_name}.md", lambda tmp: pathlib.Path(tmp).write_text(md))
+        atomic_write(out / f"{stem}.json", lambda tmp: pathlib.Path(tmp).write_text(text))
+        md = f"# {split_name} split{', self-ensemble' * ensemble}\n\n{table}"
+        atomic_write(out / f"{stem}.md", lambda tmp: pathlib.Path(tmp).write_text(md))
         if config.eval.save_images if save_images is None else save_images:
             bands = rgb_bands(config, config.model.bands)
             nm = band_wavelengths(config)
             for name, lr, hr, sr in zip(split.ids, split.lr, split.hr, images):
                 bic = np.asarray(imresize(lr[None], config.model.scale)[0])
-                save_pictures(out / "images", name, hr, bic, sr, bands, nm)
+                save_pictures(out / f"images{'+' * ensemble}", name, hr, bic, sr, bands, nm)
     return row
 
 

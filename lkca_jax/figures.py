@@ -34,7 +34,7 @@ from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.registry import DATASETS
 from lkca_jax.data.scenes import Split
 from lkca_jax.data.spec import DataSpec
-from lkca_jax.inference import bicubic_config, predict_split
+from lkca_jax.inference import bicubic_config, predict_split, uses_self_ensemble
 from lkca_jax.lowrank import PAPER_RANK90, PAPER_SIZE, random_spectrum
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
@@ -109,7 +109,8 @@ def worst_pixels(gt, bicubic, n: int = 3) -> list[tuple[int, int]]:
 def _predict(config, variables, one: Split) -> tuple[dict, np.ndarray]:
     """The evaluation's per-image metrics and SR image of the one-image split ``one``."""
     per_image, images, _ = predict_split(build_model(config), variables, one, 1, config.model.scale,
-                                                    bool(config.eval.legacy_ergas), config.eval.get("tile", 0))
+                                         bool(config.eval.legacy_ergas), config.eval.get("tile", 0),
+                                         uses_self_ensemble(config))
     return per_image, np.asarray(images[0])
 
 

@@ -35,27 +35,29 @@ DEFAULT_TILE = 128  # LR pixels
 RANGE_FACTOR = 4  # sr warns when the normalised input exceeds this many times the trained 0..1 range
 
 
-DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))  # the square's 8 symmetries
-
-
 def dihedral_mean(f, x):
-    """The geometric self-ensemble: the mean of ``f`` over the 8 flips and quarter-turns of ``x``'s two
-    spatial axes (the last but one and last but two: (h, w, C) or (N, h, w, C)), each output turned
-    back. ``f`` must map such an array to one with the same spatial layout (an SR model: larger by its
-    scale). NumPy arrays stay NumPy; inside ``jax.jit`` it traces all 8 into one program."""
+    """The geometric self-ensemble: the mean of ``f`` over the 8 flips and quarter-turns of ``x``'s
+    spatial axes -3 and -2 ((h, w, C) or (N, h, w, C)), each output turned back. The t-th transform is
+    the training augmentation's (:func:`lkca_jax.data.pipeline.dihedral`): t quarter-turns, then a flip
+    of the width for t >= 4. ``f`` maps such an array to one with the same layout (an SR model: larger
+    by its scale). NumPy arrays stay NumPy; inside ``jax.jit`` all 8 passes trace into one program."""
     xp = jnp if isinstance(x, jax.Array) else np
     total = 0
-    for turns, flip in DIHEDRAL:
-        t = xp.rot90(x, turns, axes=(-3, -2))
-        y = f(xp.flip(t, -2) if flip else t)
-        total = total + xp.rot90(xp.flip(y, -2) if flip else y, -turns, axes=(-3, -2))
-    return total / len(DIHEDRAL)
+    for t in range(8):
+        turned = xp.rot90(x, t % 4, axes=(-3, -2))
+        y = f(xp.flip(turned, -2) if t >= 4 else turned)
+        total = total + xp.rot90(xp.flip(y, -2) if t >= 4 else y, -(t % 4), axes=(-3, -2))
+    return total / 8
+
+
+def predictor(model, self_ensemble: bool = False):
+    """``predict(variables, lr) -> sr``, jitted once per model and ``self_ensemble`` (the mean over
+    the 8 flips and turns, :func:`dihedral_mean`: 8 times the work)."""
+    return _predictor(model, bool(self_ensemble))
 
 
 @functools.cache
-def predictor(model, self_ensemble: bool = False):
-    """``predict(variables, lr) -> sr``, jitted once per model (``self_ensemble``: the mean over the 8
-    flips and turns, :func:`dihedral_mean`, 8 times the work)."""
+def _predictor(model, self_ensemble: bool):
     @jax.jit
     def predict(variables, lr):
         forward = lambda x: model.apply(variables, x, train=False)[0]
@@ -269,6 +271,12 @@ def bicubic_config(config):
     if "converted" in b:
         b.converted = ""
     return b
+
+
+def uses_self_ensemble(config) -> bool:
+    """Whether ``config``'s evaluation averages its model over 8 flips and turns (``eval.self_ensemble``;
+    never Bicubic's, which turns with its input: its ensemble would be itself, at 8 times the work)."""
+    return bool(config.eval.get("self_ensemble", False)) and config.model.name != "bicubic"
 
 
 def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,

@@ -131,6 +131,7 @@ SLOW = (
     "test_precision.py::test_low_precision_forward_agrees_with_float32[essaformer",
     "test_evaluation.py::test_tiled_evaluation_equals_whole_images[lkca]",
     "test_evaluation.py::test_tiled_evaluation_equals_whole_images[fcnn3d]",
+    "test_evaluation.py::test_self_ensemble_evaluation_and_tiles_match_the_eight_passes_by_hand[lkca]",
     "test_parallel.py::test_pmap_and_jit_agree_on_two_devices[float16-ema-accum]",
     "test_multiprocess.py::test_two_processes_match_one_process_with_two_devices[pmap-tfds]",
     "test_training.py::test_loss_falls_on_real_cave_scenes",
