@@ -4,6 +4,7 @@
     python evaluate.py --config configs/sample.py:bicubic --workdir runs/bicubic
     python evaluate.py --workdir runs/sample --save_images        # + PNG panels and spectra in eval/images
     python evaluate.py --workdir runs/sample --per_image          # + each image's rows under the table
+    python evaluate.py --workdir runs/sample --self_ensemble      # mean over 8 flips/turns: eval/test+.json
     python evaluate.py --workdir runs/sample --weights raw --dtype bfloat16   # not the EMA; in bfloat16
     python evaluate.py --pretrained cave-x4-lkca-kd --config configs/cave.py:x4,kd,full \
         --config.data.path ~/data/complete_ms_data --per_image   # a shipped model on other scenes
