@@ -196,6 +196,7 @@ def base_config(dataset: str, arg: str = "", bands: int | None = None) -> ml_col
     e.per_image = False  # each image's MPSNR, SAM and ERGAS (and the MPSNR gain) under the table
     # True: the model's mean over the 8 flips and quarter-turns of each image, each output turned back
     # (the geometric self-ensemble of EDSR's "+" rows): 8 times the work; the table names it "<method>+"
+    # and goes to eval/test+.json (a training run writes the plain model's eval/test.json first)
     e.self_ensemble = False
     e.rgb_bands = ()  # false-colour (R, G, B) band indices; () picks bands at 3/4, 1/2 and 1/4 of the range
     # compute dtype of validation and evaluation (float32 | bfloat16 | float16); the table's metrics are

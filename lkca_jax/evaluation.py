@@ -134,6 +134,17 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     return row
 
 
+def evaluate_run(config, variables, split, workdir=None, echo=print) -> dict:
+    """A finished training's test table: the plain model's (``eval/test.json``, which the recipes,
+    ``table`` and shipping read) and, with ``eval.self_ensemble``, the self-ensemble's after it
+    (``eval/test+.json``). Returns the last row."""
+    if uses_self_ensemble(config):
+        plain = config.copy_and_resolve_references()
+        plain.eval.self_ensemble = False
+        evaluate(plain, variables, split, workdir, echo=echo)
+    return evaluate(config, variables, split, workdir, echo=echo)
+
+
 def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
                      save_images: bool = False, echo=print, weights: str = "ema", dtype: str | None = None,
                      per_image: bool = False, pretrained: str | None = None, self_ensemble: bool = False) -> dict:

@@ -170,3 +170,26 @@ def test_main_job_table_has_bicubic_beside_the_model_and_the_gain(tmp_path):
         image = record["per_image"][r[0].strip()]
         assert float(r[1]) == pytest.approx(mpsnr, abs=1e-4) and float(r[2]) == pytest.approx(image["MPSNR"], abs=1e-4)
         assert float(r[-1]) == pytest.approx(image["MPSNR"] - mpsnr, abs=2e-4)
+
+
+def test_a_run_with_self_ensemble_writes_the_plain_table_and_the_ensembles(tmp_path):
+    """eval.self_ensemble in a training config: the run ends with the plain model's table in
+    eval/test.json (what recipes, `table` and shipping read) and the ensemble's in eval/test+.json,
+    whose images differ from the plain ones."""
+    import json
+
+    from lkca_jax.training import train_and_evaluate
+
+    c = tiny_config("sample.py:vdsr", vdsr=dict(depth=3))
+    c.train.num_steps, c.train.batch_size, c.train.eval_every_steps = 2, 4, 2
+    c.train.checkpoint_every_steps, c.train.log_every_steps = 2, 2
+    c.eval.self_ensemble, c.eval.per_image = True, False
+    lines = []
+    row = train_and_evaluate(c, tmp_path, echo=lines.append)
+    plain = json.loads((tmp_path / "eval" / "test.json").read_text())
+    ensemble = json.loads((tmp_path / "eval" / "test+.json").read_text())
+    assert plain["mean"]["Method"] == "VDSR" and not plain["self_ensemble"]
+    assert ensemble["mean"]["Method"] == "VDSR+" and ensemble["self_ensemble"] and row["Method"] == "VDSR+"
+    assert ensemble["mean"]["MPSNR"] != plain["mean"]["MPSNR"]
+    assert plain["bicubic"]["MPSNR"] == ensemble["bicubic"]["MPSNR"]
+
