@@ -398,7 +398,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("table", help="one table from several runs' evaluations")
     p.add_argument("--workdir", action="extend", nargs="+", required=True,
                    help="runs with eval/<split>.json, one table row each (several, or repeat the flag)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="which eval/<split>.json (test+: the self-ensemble's)")
     p.add_argument("--out", help="also write the Markdown table here")
     p.set_defaults(run=_table)
     p = sub.add_parser("export", help="a verified StableHLO or ONNX artifact for deployment")
