@@ -308,21 +308,21 @@ def failed_marker(out: pathlib.Path, name: str) -> pathlib.Path:
     return out / "logs" / f"{name}.failed"
 
 
-def _kind(run: dict) -> str:
-    """A run's command less its seed and where it writes: runs of one kind take about one time."""
-    argv = command(run)
-    drop = {i + 1 for i, a in enumerate(argv) if a in ("--workdir", "--config.train.seed", "--config.teacher.workdir")}
-    return shlex.join(a for i, a in enumerate(argv) if a is not None and i not in drop and i + 1 not in drop)
+def _kind(run: dict) -> tuple:
+    """A run less its seed and its teacher's folder: runs of one kind take about one time."""
+    return run["script"], run["config"], tuple(sorted((k, str(v)) for k, v in run["overrides"].items()
+                                                      if k not in ("train.seed", "teacher.workdir")))
 
 
 def measured(runs: list[dict], out: pathlib.Path) -> dict:
     """{run: seconds}: the mean wall-clock (``logs/<run>.json``) of the finished runs of its kind."""
+    kinds = {r["name"]: _kind(r) for r in runs}
     walls = {}
     for run in runs:
         record = out / "logs" / f"{run['name']}.json"
         if record.is_file():
-            walls.setdefault(_kind(run), []).append(json.loads(record.read_text())["wall_s"])
-    return {r["name"]: statistics.mean(walls[_kind(r)]) for r in runs if _kind(r) in walls}
+            walls.setdefault(kinds[run["name"]], []).append(json.loads(record.read_text())["wall_s"])
+    return {name: statistics.mean(walls[kind]) for name, kind in kinds.items() if kind in walls}
 
 
 def _expected(seconds: list[float | None]) -> str:
