@@ -160,7 +160,8 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
         _, variables, run_config = checkpoint.load_run(workdir, which, weights)
         run_config.data, run_config.eval = config.data, config.eval
         per_image, sr = _predict(run_config, variables, one)
-        panels.append(_panel(f"{method_name(run_config)} ({label})", per_image, sr, gt, bands, pixels))
+        name = method_name(run_config) + "+" * uses_self_ensemble(run_config)  # evaluate.py's row name
+        panels.append(_panel(f"{name} ({label})", per_image, sr, gt, bands, pixels))
         del sr
 
     if box is None:

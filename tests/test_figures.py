@@ -45,6 +45,21 @@ def test_compare_draws_every_run_with_the_tables_numbers(runs, tmp_path):
         assert f"{table['MPSNR']:.2f} dB" in title and f"SAM {table['SAM']:.2f}" in title and f"({run})" in title
 
 
+def test_compare_names_a_self_ensemble_run_as_its_table_does(runs, tmp_path):
+    """A run whose config asks for the self-ensemble is drawn and scored as "<method>+", the row name
+    of its eval/test+.json, with the ensemble's numbers (the mean of 8 passes, not the plain pass)."""
+    ensemble = tmp_path / "net"
+    shutil.copytree(runs / "net", ensemble)
+    config = json.loads((ensemble / "config.json").read_text())
+    config["eval"]["self_ensemble"] = True
+    (ensemble / "config.json").write_text(json.dumps(config))
+    image = load_splits(DataSpec.of(load_config(str(ROOT / "configs/sample.py"))), ("test",))["test"].ids[0]
+    plain = json.loads((runs / "net" / "eval" / "test.json").read_text())["per_image"][image]
+    result = compare_runs([ensemble], tmp_path / "f", image, which="last")
+    assert result["columns"][2].startswith("LKCA-Net+ (net)")
+    assert abs(result["panels"][1]["psnr"] - plain["MPSNR"]) > 1e-4
+
+
 def test_the_default_box_lands_on_texture_not_on_a_step_edge_and_the_worst_pixels():
     gt = np.zeros((40, 50, 4))
     gt[:, 25:] = 1.0  # a straight step edge of height 1 (a colour chart's): the strongest gradients
