@@ -20,8 +20,7 @@ from lkca_jax.atomic import atomic_write
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.spec import DataSpec
 from lkca_jax.figures import band_wavelengths, rgb_bands, save_pictures
-from lkca_jax.inference import bicubic_config, predict_split, uses_self_ensemble
-from lkca_jax.methods import method_name
+from lkca_jax.inference import bicubic_config, predict_split, row_name, uses_self_ensemble
 from lkca_jax.models import build_model
 from lkca_jax.ops.imresize import imresize
 from lkca_jax.pretrained import load_pretrained
@@ -85,7 +84,7 @@ def score(config, variables, split) -> tuple[dict, dict, list]:
                                                config.model.scale, bool(config.eval.legacy_ergas),
                                                config.eval.get("tile", 0), ensemble)
     counts = count_config(config)
-    row = {"Method": method_name(config) + "+" * ensemble, "Param": counts["params"],
+    row = {"Method": row_name(config), "Param": counts["params"],
            "Flops": counts["macs"] * (8 if ensemble else 1),
            **mean_row(per_image), "s/img": seconds}
     return row, per_image, images

@@ -34,9 +34,8 @@ from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.registry import DATASETS
 from lkca_jax.data.scenes import Split
 from lkca_jax.data.spec import DataSpec
-from lkca_jax.inference import bicubic_config, predict_split, uses_self_ensemble
+from lkca_jax.inference import bicubic_config, predict_split, row_name, uses_self_ensemble
 from lkca_jax.lowrank import PAPER_RANK90, PAPER_SIZE, random_spectrum
-from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 
 
@@ -160,8 +159,7 @@ def compare_runs(workdirs, out, image: str | None = None, box: tuple[int, int, i
         _, variables, run_config = checkpoint.load_run(workdir, which, weights)
         run_config.data, run_config.eval = config.data, config.eval
         per_image, sr = _predict(run_config, variables, one)
-        name = method_name(run_config) + "+" * uses_self_ensemble(run_config)  # evaluate.py's row name
-        panels.append(_panel(f"{name} ({label})", per_image, sr, gt, bands, pixels))
+        panels.append(_panel(f"{row_name(run_config)} ({label})", per_image, sr, gt, bands, pixels))
         del sr
 
     if box is None:

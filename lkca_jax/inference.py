@@ -29,6 +29,7 @@ from lkca_jax import checkpoint, metrics
 from lkca_jax.data.io import GEOREFERENCED, Cube, DataError, open_writer, read_cube, require_finite, writer_class
 from lkca_jax.data.pipeline import SplitSource, eval_batches
 from lkca_jax.data.protocols import norm_value
+from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 
 DEFAULT_TILE = 128  # LR pixels
@@ -277,6 +278,11 @@ def uses_self_ensemble(config) -> bool:
     """Whether ``config``'s evaluation averages its model over 8 flips and turns (``eval.self_ensemble``;
     never Bicubic's, which turns with its input: its ensemble would be itself, at 8 times the work)."""
     return bool(config.eval.get("self_ensemble", False)) and config.model.name != "bicubic"
+
+
+def row_name(config) -> str:
+    """The name of ``config``'s table row and figure panel: the method's, "<method>+" for a self-ensemble."""
+    return method_name(config) + "+" * uses_self_ensemble(config)
 
 
 def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,
