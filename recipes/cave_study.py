@@ -570,10 +570,13 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
     validation scene, a decline that the test scenes need not share; docs/results.md) or "rising".
     Also the trend's 95 % half-width, the gap (best overall minus the quarter's best) and the quarter's
     rise (its best minus its value where it starts: the study's earlier test, which noise biases upward,
-    as the best of several noisy points lies above their level; kept for comparison)."""
+    as the best of several noisy points lies above their level; kept for comparison). Where the quarter
+    holds fewer than 3 evaluations (a short run: a line through 2 points has no interval), the line is
+    fitted through the last 3 (``widened``) and its change still given over the quarter."""
     if len(curve) < 2:
         nan = float("nan")
-        return {"rise": nan, "gap": nan, "converged": False, "state": "too short", "trend": (nan, nan)}
+        return {"rise": nan, "gap": nan, "converged": False, "state": "too short", "trend": (nan, nan),
+                "widened": False}
     last = curve[-1][0]
     start = last - (last - curve[0][0]) / 4
     points = [(step, v) for step, v in curve if step >= start]
@@ -581,11 +584,13 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
     before = [v for step, v in curve if step <= start]
     base = before[-1] if before else quarter[0]
     rise, gap = max(quarter) - base, max(v for _, v in curve) - max(quarter)
-    change = trend(points, last - start)
+    window = points if len(points) >= 3 else curve[-3:]
+    change = trend(window, last - start)
     converged = change[0] <= tolerance  # False for a quarter of one step (no line: nan)
     state = "too short" if change[0] != change[0] else "rising" if not converged \
         else "flat" if gap <= tolerance else "past its peak"
-    return {"rise": rise, "gap": gap, "converged": converged, "state": state, "trend": change}
+    return {"rise": rise, "gap": gap, "converged": converged, "state": state, "trend": change,
+            "widened": window is not points}
 
 
 def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]:
@@ -612,14 +617,16 @@ def convergence_table(done: dict) -> str:
              "(one validation scene can decline while the test scenes still gain: docs/results.md). The trend's "
              "+- is the half-width of its 95 % interval: where it exceeds the tolerance, the curve is too noisy "
              "to tell a flat end from a slowly rising one. The rise (the quarter's best minus its start; the "
-             "earlier test) is biased upward by noise and is shown for comparison.\n",
+             "earlier test) is biased upward by noise and is shown for comparison. Where the quarter holds fewer "
+             "than 3 evaluations, the line runs through the last 3 (marked).\n",
              "| Run | steps | trend over the last quarter (dB) | best overall - best of the last quarter (dB) "
              "| converged | rise over the last quarter (dB) | wall (s) |", "|---|---|---|---|---|---|---|"]
     for name, d in done.items():
         if d["curve"]:
             c = convergence(d["curve"])
             verdict = f"yes, {c['state']}" if c["converged"] else f"no, {c['state']}"
-            lines.append(f"| {name} | {d['curve'][-1][0]} | {c['trend'][0]:+.4f} +- {c['trend'][1]:.4f} | "
+            wider = " (last 3 evaluations)" if c["widened"] else ""
+            lines.append(f"| {name} | {d['curve'][-1][0]} | {c['trend'][0]:+.4f} +- {c['trend'][1]:.4f}{wider} | "
                          f"{c['gap']:.4f} | {verdict} | {c['rise']:+.4f} | {d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"
 

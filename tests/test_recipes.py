@@ -514,6 +514,13 @@ def test_a_curves_trend_is_the_least_squares_line_with_its_95_percent_interval()
     late = [(s, 32.0 + (0.03 if s == 2400 else 0.0)) for s in range(100, 2401, 100)]  # the high point is the last
     c = study().convergence(late)  # slope 0.03 * 250 / 175000 per step: 0.0246 dB over 575
     assert c["trend"][0] == pytest.approx(0.03 * 250 / 175000 * 575) and not c["converged"]
+    assert not c["widened"]
+    steps = [100, 200, 300, 400, 464]  # a short run (ESSAformer's 464 steps): 2 evaluations in its last quarter
+    values = [30.1, 30.5, 30.6, 30.62, 30.65]
+    c = study().convergence(list(zip(steps, values)))  # so the line runs through the last 3, over 91 steps
+    fit = scipy_stats.linregress(steps[-3:], values[-3:])
+    assert c["widened"] and c["trend"][0] == pytest.approx(fit.slope * 91, rel=1e-9)
+    assert c["trend"][1] == pytest.approx(scipy_stats.t.ppf(0.975, 1) * fit.stderr * 91, rel=1e-4)
 
 
 def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
