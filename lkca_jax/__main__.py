@@ -47,7 +47,7 @@ import json
 import signal
 import sys
 
-from lkca_jax import hostmem
+from lkca_jax import atomic, hostmem
 from lkca_jax.config import split_overrides
 from lkca_jax.pretrained import available
 
@@ -422,7 +422,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as err:  # DataError is a ValueError and names the file
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also one that landed before a writer's own cleanup could take over
+        atomic.remove_unfinished()
         print(f"stopped: {args.command} interrupted; nothing half-written is left", file=sys.stderr)
         return 130
     finally:

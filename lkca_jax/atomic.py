@@ -6,6 +6,11 @@ A temporary file is named ``.<stem>.<host>-<pid>.<random><suffix>``: a process k
 could remove its own (SIGKILL, a power cut) leaves one behind, and the next write beside the same
 target removes every such file of this host whose process no longer runs. A written file gets the
 mode that the umask gives a new file, or the mode of the file it replaces.
+
+An interrupt (Ctrl-C, SIGTERM) raises wherever the main thread is, also between a temporary file's
+creation and the ``try`` that would remove it; so every temporary is recorded by name before it
+exists, until it is renamed or removed, and :func:`remove_unfinished` (which the command line calls
+when it is interrupted) removes what is left.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import secrets
 import socket
-import tempfile
 import threading
 
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 _umask_lock = threading.Lock()
+_unfinished: set[str] = set()  # this process's temporary files not yet renamed into place or removed
 
 
 def _alive(pid: int) -> bool:
@@ -68,9 +74,45 @@ def temp_beside(path) -> str:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_HOST}-{os.getpid()}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return tmp
+    flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = track(path.parent / f".{path.stem}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}{path.suffix}")
+        try:
+            os.close(os.open(tmp, flags, 0o600))
+            return tmp
+        except FileExistsError:  # not ours: another name
+            _unfinished.discard(tmp)
+        except OSError:  # a folder that cannot be written: nothing was created
+            _unfinished.discard(tmp)
+            raise
+
+
+def track(path) -> str:
+    """Record ``path`` (absolute) as a temporary file of this process, before it is created, so
+    that :func:`remove_unfinished` removes it if it is neither renamed nor removed."""
+    path = os.path.abspath(path)
+    _unfinished.add(path)
+    return path
+
+
+def replace(tmp, path) -> None:
+    """Rename the finished temporary file ``tmp`` to ``path``."""
+    os.replace(tmp, path)
+    _unfinished.discard(os.path.abspath(tmp))
+
+
+def remove_unfinished() -> list[str]:
+    """Remove every temporary file of this process that was neither renamed nor removed (after an
+    interrupt); returns their names."""
+    removed = []
+    for tmp in sorted(_unfinished):
+        try:
+            os.unlink(tmp)
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+        _unfinished.discard(tmp)
+    return removed
 
 
 def finish(tmp, path) -> None:
@@ -88,8 +130,10 @@ def finish(tmp, path) -> None:
 def remove(*paths) -> None:
     """Delete whichever of ``paths`` exist."""
     for p in paths:
-        if p is not None and os.path.exists(p):
-            os.unlink(p)
+        if p is not None:
+            if os.path.exists(p):
+                os.unlink(p)
+            _unfinished.discard(os.path.abspath(p))
 
 
 def write_error(path, err: OSError) -> OSError:
@@ -106,7 +150,7 @@ def atomic_write(path, write) -> None:
     try:
         write(tmp)
         finish(tmp, path)
-        os.replace(tmp, path)
+        replace(tmp, path)
     except OSError as err:
         remove(tmp)
         raise write_error(path, err) from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import pathlib
 import warnings
 
@@ -23,7 +22,7 @@ import jax
 import numpy as np
 
 from lkca_jax import checkpoint, precision
-from lkca_jax.atomic import finish, remove, temp_beside, write_error
+from lkca_jax.atomic import finish, remove, replace, temp_beside, write_error
 from lkca_jax.inference import predictor
 from lkca_jax.methods import architecture_of
 from lkca_jax.quiet import quiet_logger
@@ -86,7 +85,7 @@ def export(workdir, fmt: str, lr_size: tuple[int, int], out, which: str = "best"
             raise ValueError(f"{fmt} artifact differs from the Flax model by {err:.3g} (> {tol}); not written")
         try:
             finish(tmp, out)
-            os.replace(tmp, out)
+            replace(tmp, out)
         except OSError as err_:
             raise write_error(out, err_) from None
     finally:

@@ -173,6 +173,33 @@ def test_sr_killed_then_rerun_leaves_no_temporary_file_and_sigterm_cleans_up(tra
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy", "out.tif"]
 
 
+@pytest.mark.parametrize("window, suffix", [("created", ".tif"), ("opened", ".tif"), ("opened", ".hdr")])
+def test_an_interrupt_before_the_writer_can_clean_up_leaves_no_temporary_file(trained_run, tmp_path, monkeypatch,
+                                                                              window, suffix):
+    """A signal raises wherever the main thread is: here just after the temporary file exists but
+    before the writer's ``try`` (created), or after the writer has opened it (GDAL writing the ENVI
+    header beside it) but before ``with`` could take it over (opened). SIGTERM landed there once in
+    CI (.out.<host>-<pid>.<random>.tif left behind)."""
+    import lkca_jax.data.io.base as base
+    import lkca_jax.inference as inference
+
+    def then_interrupt(real):
+        def wrapped(*args, **kwargs):
+            real(*args, **kwargs)
+            raise KeyboardInterrupt
+        return wrapped
+
+    if window == "created":
+        monkeypatch.setattr(base, "temp_beside", then_interrupt(base.temp_beside))
+    else:
+        monkeypatch.setattr(inference, "open_writer", then_interrupt(inference.open_writer))
+    workdir, _, _ = trained_run
+    src = tmp_path / "in.npy"
+    np.save(src, np.random.default_rng(0).random((8, 8, 102), np.float32))
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(tmp_path / f"out{suffix}")]) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
+
+
 @pytest.mark.parametrize("field, value, words", [
     ("train.batch_size", -16, "train.batch_size must be a whole number >= 1, got -16"),
     ("train.batch_size", 0, "train.batch_size must be a whole number >= 1, got 0"),

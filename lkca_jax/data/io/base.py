@@ -10,12 +10,11 @@ one block and a target is never half-written.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 
 import numpy as np
 
-from lkca_jax.atomic import finish, remove, temp_beside
+from lkca_jax.atomic import finish, remove, replace, temp_beside
 
 
 class DataError(ValueError):
@@ -167,9 +166,9 @@ class RowWriter:
             self._finish()
             for tmp, final in ((self.tmp, self.path), *self.sidecars.items()):
                 finish(tmp, final)
-            os.replace(self.tmp, self.path)
+            replace(self.tmp, self.path)
             for tmp, final in self.sidecars.items():
-                os.replace(tmp, final)
+                replace(tmp, final)
         except BaseException as err:
             self.abort()
             if isinstance(err, DataError) or not isinstance(err, Exception):

@@ -16,6 +16,7 @@ import re
 
 import numpy as np
 
+from lkca_jax.atomic import track
 from lkca_jax.data.io import gdal
 from lkca_jax.data.io.base import Cube, DataError
 
@@ -74,9 +75,9 @@ class Writer(gdal.Writer):
         super().__init__(pathlib.Path(path).with_suffix(".img"), shape, dtype, wavelengths, georef)
 
     def _open(self) -> None:
-        super()._open()
-        self.header = pathlib.Path(self.tmp).with_suffix(".hdr")  # GDAL writes it beside the data
+        self.header = pathlib.Path(track(pathlib.Path(self.tmp).with_suffix(".hdr")))  # GDAL writes it
         self.sidecars[str(self.header)] = self.path.with_suffix(".hdr")
+        super()._open()
         if self.wavelengths is not None:  # the header's own field, which ENVI programs read
             self.ds.update_tags(ns="ENVI", wavelength="{" + ", ".join(f"{x:g}" for x in self.wavelengths) + "}",
                                 wavelength_units=gdal.WAVELENGTH_UNITS)
