@@ -572,11 +572,12 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
     rise (its best minus its value where it starts: the study's earlier test, which noise biases upward,
     as the best of several noisy points lies above their level; kept for comparison). Where the quarter
     holds fewer than 3 evaluations (a short run: a line through 2 points has no interval), the line is
-    fitted through the last 3 (``widened``) and its change still given over the quarter."""
+    fitted through the last 3 (``widened``: how many points it ran through, 0 where it was not widened)
+    and its change still given over the quarter."""
     if len(curve) < 2:
         nan = float("nan")
         return {"rise": nan, "gap": nan, "converged": False, "state": "too short", "trend": (nan, nan),
-                "widened": False}
+                "widened": 0}
     last = curve[-1][0]
     start = last - (last - curve[0][0]) / 4
     points = [(step, v) for step, v in curve if step >= start]
@@ -590,7 +591,7 @@ def convergence(curve: list[tuple[int, float]], tolerance: float = CONVERGED_DB)
     state = "too short" if change[0] != change[0] else "rising" if not converged \
         else "flat" if gap <= tolerance else "past its peak"
     return {"rise": rise, "gap": gap, "converged": converged, "state": state, "trend": change,
-            "widened": window is not points}
+            "widened": 0 if window is points else len(window)}
 
 
 def trend(points: list[tuple[int, float]], length: float) -> tuple[float, float]:
@@ -625,7 +626,7 @@ def convergence_table(done: dict) -> str:
         if d["curve"]:
             c = convergence(d["curve"])
             verdict = f"yes, {c['state']}" if c["converged"] else f"no, {c['state']}"
-            wider = " (last 3 evaluations)" if c["widened"] else ""
+            wider = f" (last {c['widened']} evaluations)" if c["widened"] else ""
             lines.append(f"| {name} | {d['curve'][-1][0]} | {c['trend'][0]:+.4f} +- {c['trend'][1]:.4f}{wider} | "
                          f"{c['gap']:.4f} | {verdict} | {c['rise']:+.4f} | {d['record'].get('wall_s', '-')} |")
     return "\n".join(lines) + "\n"

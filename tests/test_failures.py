@@ -194,9 +194,9 @@ def test_an_interrupt_before_the_writer_can_clean_up_leaves_no_temporary_file(tr
     else:
         monkeypatch.setattr(inference, "open_writer", then_interrupt(inference.open_writer))
     workdir, _, _ = trained_run
-    src = tmp_path / "in.npy"
+    src, out = tmp_path / "in.npy", tmp_path / f"out{suffix}"
     np.save(src, np.random.default_rng(0).random((8, 8, 102), np.float32))
-    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(tmp_path / f"out{suffix}")]) == 130
+    assert cli(["sr", "--workdir", str(workdir), "--input", str(src), "--output", str(out)]) == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy"]
 
 

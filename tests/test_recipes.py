@@ -519,8 +519,10 @@ def test_a_curves_trend_is_the_least_squares_line_with_its_95_percent_interval()
     values = [30.1, 30.5, 30.6, 30.62, 30.65]
     c = study().convergence(list(zip(steps, values)))  # so the line runs through the last 3, over 91 steps
     fit = scipy_stats.linregress(steps[-3:], values[-3:])
-    assert c["widened"] and c["trend"][0] == pytest.approx(fit.slope * 91, rel=1e-9)
+    assert c["widened"] == 3 and c["trend"][0] == pytest.approx(fit.slope * 91, rel=1e-9)
     assert c["trend"][1] == pytest.approx(scipy_stats.t.ppf(0.975, 1) * fit.stderr * 91, rel=1e-4)
+    c = study().convergence([(100, 30.1), (200, 30.5)])  # two evaluations in all: the line runs through both
+    assert c["widened"] == 2 and c["trend"][0] == pytest.approx(0.4 * 25 / 100) and np.isnan(c["trend"][1])
 
 
 def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
