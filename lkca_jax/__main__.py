@@ -422,12 +422,12 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as err:  # DataError is a ValueError and names the file
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # also one that landed before a writer's own cleanup could take over
-        atomic.remove_unfinished()
+    except KeyboardInterrupt:
         print(f"stopped: {args.command} interrupted; nothing half-written is left", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        atomic.remove_unfinished()  # what an interrupt left before a writer's own cleanup could take over
 
 
 def _terminate(signum, frame):

@@ -109,7 +109,7 @@ def remove_unfinished() -> list[str]:
         try:
             os.unlink(tmp)
             removed.append(tmp)
-        except FileNotFoundError:
+        except OSError:  # gone already; or still open on a system that refuses to unlink it
             pass
         _unfinished.discard(tmp)
     return removed
