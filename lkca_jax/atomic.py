@@ -10,7 +10,7 @@ mode that the umask gives a new file, or the mode of the file it replaces.
 An interrupt (Ctrl-C, SIGTERM) raises wherever the main thread is, also between a temporary file's
 creation and the ``try`` that would remove it; so every temporary is recorded by name before it
 exists, until it is renamed or removed, and :func:`remove_unfinished` (which the command line calls
-when it is interrupted) removes what is left.
+whenever it returns) removes what is left.
 """
 
 from __future__ import annotations
@@ -80,11 +80,10 @@ def temp_beside(path) -> str:
         try:
             os.close(os.open(tmp, flags, 0o600))
             return tmp
-        except FileExistsError:  # not ours: another name
+        except OSError as err:  # nothing was created: a name taken (try another), or a folder not writable
             _unfinished.discard(tmp)
-        except OSError:  # a folder that cannot be written: nothing was created
-            _unfinished.discard(tmp)
-            raise
+            if not isinstance(err, FileExistsError):
+                raise
 
 
 def track(path) -> str:
@@ -101,18 +100,15 @@ def replace(tmp, path) -> None:
     _unfinished.discard(os.path.abspath(tmp))
 
 
-def remove_unfinished() -> list[str]:
+def remove_unfinished() -> None:
     """Remove every temporary file of this process that was neither renamed nor removed (after an
-    interrupt); returns their names."""
-    removed = []
-    for tmp in sorted(_unfinished):
+    interrupt)."""
+    for tmp in list(_unfinished):
         try:
             os.unlink(tmp)
-            removed.append(tmp)
         except OSError:  # gone already; or still open on a system that refuses to unlink it
             pass
         _unfinished.discard(tmp)
-    return removed
 
 
 def finish(tmp, path) -> None:
@@ -128,7 +124,7 @@ def finish(tmp, path) -> None:
 
 
 def remove(*paths) -> None:
-    """Delete whichever of ``paths`` exist."""
+    """Delete whichever of ``paths`` exist, and forget them as temporaries."""
     for p in paths:
         if p is not None:
             if os.path.exists(p):
