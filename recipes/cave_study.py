@@ -1,12 +1,12 @@
-"""The CAVE study of docs/results.md: LKCA-Net, LKCA-LR, LKCA-KD and the KD control (LKCA-LR clipped
-as KD is) with five seeds at x4, LKCA-Net, LKCA-LR and LKCA-KD with three seeds at x8, the compared
-methods under one wall-clock budget (LKCA-Net's training time; widths reduced on the CPU), the seed-0
-teacher compressed without retraining (grouped g = 8 and SVD at its 90 % rank; the paper trains its
-low-rank models from scratch, this is an extra experiment of ours), optionally the KD ablations of
-the paper's Tables II-IV and the normalisation choice, then the report (tables with the seed spread
-and paired 95 % intervals, the convergence check, learning curves, Fig. 4, comparison figures) and,
-with ``--ship``, the six shipped models: x4's LKCA-Net, LR and KD wider (4 LKBs of 96) and trained
-longer than the study's runs, then continued at a lower rate; x8's seed-0 runs continued (:data:`SHIP`).
+"""The CAVE study of docs/results.md: LKCA-Net, LKCA-LR, LKCA-KD and the KD control (LKCA-LR clipped as KD
+is) with five seeds at x4 and at x8, the compared methods under one wall-clock budget (LKCA-Net's
+training time; widths reduced on the CPU), the seed-0 teacher compressed without retraining (grouped g = 8
+and SVD at its 90 % rank; the paper trains its low-rank models from scratch, this is an extra
+experiment of ours), optionally the KD ablations of the paper's Tables II-IV and the normalisation
+choice, then the report (tables with the seed spread and paired 95 % intervals, the convergence check,
+learning curves, Fig. 4, comparison figures) and, with ``--ship``, the six shipped models: x4's LKCA-
+Net, LR and KD wider (4 LKBs of 96) and trained longer than the study's runs, then continued at a lower
+rate; x8's seed-0 runs continued (:data:`SHIP`).
 
     python recipes/cave_study.py --out runs/cave_study            # CPU size (docs/results.md: its hours)
     python recipes/cave_study.py --out runs/cave_study --paper    # the paper's sizes (GPU)
@@ -36,7 +36,8 @@ elsewhere gets the same steps). The LKCA rows of that table are the median-valid
 
 Order, one run at a time (the compared methods' budget rests on measured rates; a second process
 would move them): the x4 runs, the shipped models' runs (x4's, then x8's seed-0 runs and x8's), the
-compression, the compared methods, then x8's seeds 1 and 2.
+compression, the compared methods, then x8's other runs (seed 0's control, then seeds 1-4, each seed's
+LKCA-Net before its LKCA-KD).
 
 The shipped models (:data:`SHIP`), seed 0 each, a rule set (instead of the median-validation seed,
 which waits for every seed) when seeds 0 and 1 of x4 had finished, with seed 0 the lower of the two in
@@ -79,7 +80,7 @@ CONFIG = "configs/cave.py"
 # CAVE's training patches (11 scenes, windows of 16 r stride 8 r: 15 x 15 at x4, 7 x 7 at x8); an epoch
 # is 8 dihedral copies of each
 PATCHES = {4: 2475, 8: 539}
-SEEDS = {4: (0, 1, 2, 3, 4), 8: (0, 1, 2)}  # LKCA-Net, LKCA-LR, LKCA-KD (and at x4 the KD control)
+SEEDS = {4: (0, 1, 2, 3, 4), 8: (0, 1, 2, 3, 4)}  # LKCA-Net, LKCA-LR, LKCA-KD and the KD control
 VARIANTS = {"net": "net", "lr": "lr", "kd": "kd", "lr_clip": "lr"}  # the study's variants and their methods
 DISPLAY = {"net": "LKCA-Net", "lr": "LKCA-LR", "kd": "LKCA-KD", "lr_clip": "LKCA-LR, clipped as KD (control)"}
 # The compared methods under one wall-clock budget: each trains for as many steps as take its measured
@@ -174,7 +175,7 @@ def plan(out: pathlib.Path, paper: bool, ablations: bool = False) -> list[dict]:
         kd = {"teacher.decay_epochs": round(epochs / 30, 6), **clip}
         extra = {"net": {}, "lr": {}, "lr_clip": clip, "kd": kd}
         for seed in seeds:
-            for variant in ("net", "lr", "kd", "lr_clip")[:4 if scale == 4 else 3]:
+            for variant in ("net", "lr", "kd", "lr_clip"):
                 overrides = {**lkca, **extra[variant], "train.seed": seed}
                 if variant == "kd":
                     overrides["teacher.workdir"] = str(out / run_name("net", seed, scale))
@@ -815,7 +816,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
              f"Trained at commit(s) {', '.join(commits) or '-'}; report written at {commit()}.\n",
              "Test split (4 scenes), mean over images; std is the sample standard deviation over seeds.\n",
              "## x4: LKCA-Net, LKCA-LR, LKCA-KD and the KD control over seeds\n", seeds4,
-             "## x8: LKCA-Net, LKCA-LR, LKCA-KD over seeds\n", seeds8,
+             "## x8: LKCA-Net, LKCA-LR, LKCA-KD and the KD control over seeds\n", seeds8,
              "## Nine methods under one wall-clock budget (x4)\n",
              (f"Each compared method trains for an x4 LKCA-Net run's training time, {budget['lkca_net_train_s']:.0f} s "
               f"(its steps / steps per second, every rate, LKCA-Net's included, measured over a {CALIBRATION_STEPS}-"

@@ -26,7 +26,7 @@ def study():
 @pytest.mark.parametrize("paper", [False, True])
 def test_every_study_command_loads_its_config(paper):
     """Every run of the study, the ablations and the compared methods included: five x4 seeds of LKCA-Net,
-    LKCA-LR, LKCA-KD and the clipped control, three x8 seeds of the first three, each KD run with the
+    LKCA-LR, LKCA-KD and the clipped control, five x8 seeds of the same four, each KD run with the
     teacher of its scale and seed and the KD weight decaying 30 times, EMA on everywhere."""
     s = study()
     out = pathlib.Path("runs/study")
@@ -35,8 +35,7 @@ def test_every_study_command_loads_its_config(paper):
         name: 100 + i for i, (name, *_) in enumerate(s.COMPARED)}) + s.ship_runs(out, planned, paper)
     names = [r["name"] for r in runs]
     assert len(set(names)) == len(runs)
-    want = {f"lkca_{v}_s{seed}" for v in ("net", "lr", "kd", "lr_clip") for seed in range(5)}
-    want |= {f"x8_lkca_{v}_s{seed}" for v in ("net", "lr", "kd") for seed in range(3)}
+    want = {f"{p}lkca_{v}_s{seed}" for p in ("", "x8_") for v in ("net", "lr", "kd", "lr_clip") for seed in range(5)}
     assert want <= set(names) and {"bicubic", "vdsr", "fcnn3d", "sspsr", "msdformer", "essaformer"} <= set(names)
     for run in runs:
         cmd = s.command(run, out)
@@ -527,8 +526,8 @@ def test_a_curves_trend_is_the_least_squares_line_with_its_95_percent_interval()
 
 def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
     """train_all's order: x4 seeds, the shipped models' runs (x4's, then x8's seed 0 and x8's), the
-    compression, the compared methods, x8 seeds 1-2; every planned run once, each after its teacher
-    and the run it continues."""
+    compression, the compared methods, x8's seed-0 control and seeds 1-4; every planned run once, each
+    after its teacher and the run it continues."""
     s = study()
     order = []
     monkeypatch.setattr(s._recipe(), "run_all", lambda runs, out, after=None: order.extend(r["name"] for r in runs))
@@ -541,7 +540,7 @@ def test_the_study_trains_each_run_after_what_it_needs(tmp_path, monkeypatch):
                                                            ("x8_lkca_", "_s0"), ("ship_x8_lkca_", ""))
             for v in ("net", "lr", "kd")]
     compared = [n for n, *_ in s.COMPARED]
-    rest = [f"x8_lkca_{v}_s{k}" for k in (1, 2) for v in ("net", "lr", "kd")]
+    rest = ["x8_lkca_lr_clip_s0"] + [f"x8_lkca_{v}_s{k}" for k in range(1, 5) for v in ("net", "lr", "kd", "lr_clip")]
     assert order[:len(x4)] == x4 and order[len(x4):len(x4) + 12] == ship
     assert order[len(x4) + 12:] == ["compress"] + compared + rest
     assert sorted(order) == sorted([r["name"] for r in runs] + ship[:6] + ship[9:] + compared + ["compress"])
@@ -565,7 +564,8 @@ def test_at_the_papers_size_the_seed_0_runs_ship_as_trained(tmp_path, monkeypatc
     s.train_all(tmp_path, runs, True)
     x4 = [r["name"] for r in runs if r["scale"] == 4]
     assert order == x4 + [f"x8_lkca_{v}_s0" for v in ("net", "lr", "kd")] + ["compress"] \
-        + [n for n, *_ in s.COMPARED] + [f"x8_lkca_{v}_s{k}" for k in (1, 2) for v in ("net", "lr", "kd")]
+        + [n for n, *_ in s.COMPARED] + ["x8_lkca_lr_clip_s0"] \
+        + [f"x8_lkca_{v}_s{k}" for k in range(1, 5) for v in ("net", "lr", "kd", "lr_clip")]
     done = {name: {} for name in order}
     assert [s.shipped_from(done, r, v, True) for r in (4, 8) for v in ("net", "lr", "kd")] == \
         [f"{p}lkca_{v}_s0" for p in ("", "x8_") for v in ("net", "lr", "kd")]
