@@ -1,7 +1,7 @@
 """The CAVE study of docs/results.md: LKCA-Net, LKCA-LR, LKCA-KD and the KD control (LKCA-LR clipped as KD
 is) with five seeds at x4 and at x8, the compared methods under one wall-clock budget (LKCA-Net's
-training time; widths reduced on the CPU), the seed-0 teacher compressed without retraining (grouped g =
-8 and SVD at its 90 % rank; the paper trains its low-rank models from scratch, this is an extra
+training time; widths reduced on the CPU), the seed-0 teacher compressed without retraining (grouped
+g = 8 and SVD at its 90 % rank; the paper trains its low-rank models from scratch, this is an extra
 experiment of ours), optionally the KD ablations of the paper's Tables II-IV and the normalisation
 choice, then the report (tables with the seed spread and paired 95 % intervals, the convergence check,
 learning curves, Fig. 4, comparison figures) and, with ``--ship``, the six shipped models: x4's
