@@ -806,8 +806,8 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     done = finished(out, every, records)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    seeds4, median4 = seed_tables(done, 4)
-    seeds8, median8 = seed_tables(done, 8)
+    tables = {r: seed_tables(done, r) for r in SEEDS}  # scale -> (its seed tables, its median-validation seeds)
+    median4 = tables[4][1]
     commits = sorted({d["record"].get("commit", "not recorded") for d in done.values()
                       if d["run"]["group"] != "compressed"})
     budget = json.loads((out / "budget.json").read_text()) if (out / "budget.json").is_file() else {}
@@ -815,8 +815,8 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
     parts = [f"# CAVE study ({len(done)} of {len(every)} runs finished, the two compressed teachers included)\n",
              f"Trained at commit(s) {', '.join(commits) or '-'}; report written at {commit()}.\n",
              "Test split (4 scenes), mean over images; std is the sample standard deviation over seeds.\n",
-             "## x4: LKCA-Net, LKCA-LR, LKCA-KD and the KD control over seeds\n", seeds4,
-             "## x8: LKCA-Net, LKCA-LR, LKCA-KD and the KD control over seeds\n", seeds8,
+             *(part for r, (text, _) in tables.items()
+               for part in (f"## x{r}: LKCA-Net, LKCA-LR, LKCA-KD and the KD control over seeds\n", text)),
              "## Nine methods under one wall-clock budget (x4)\n",
              (f"Each compared method trains for an x4 LKCA-Net run's training time, {budget['lkca_net_train_s']:.0f} s "
               f"(its steps / steps per second, every rate, LKCA-Net's included, measured over a {CALIBRATION_STEPS}-"
@@ -836,7 +836,7 @@ def report(out: pathlib.Path, runs: list[dict], ship: bool, docs: pathlib.Path |
                   other_table(done, "-", [run_name(v, SHIP_SEED, r) for v in SHIPPED] + stages)]
     parts += ["## The teacher compressed without retraining (seed 0)\n",
               other_table(done, "compressed", ["lkca_net_s0", "lkca_lr_s0"]),
-              f"Median-validation seeds: x4 {median4}, x8 {median8}\n",
+              "Median-validation seeds: " + ", ".join(f"x{r} {m}" for r, (_, m) in tables.items()) + "\n",
               "## Convergence (validation MPSNR on paints, EMA weights)\n", convergence_table(done)]
     x4 = {n: d for n, d in done.items() if d["run"].get("scale", 4) == 4}
     if x4:
