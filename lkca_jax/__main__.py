@@ -7,10 +7,11 @@ overrides of any of its fields after it, ``--config.<field> value`` or ``--confi
              [--coordinator HOST:PORT --num_processes N --process_id I]
         Train, then evaluate on the test split; rerun with the same workdir to resume.
     evaluate --workdir RUN|--pretrained NAME [--config C] [--split test] [--which best] [--save_images]
-             [--per_image] [--self_ensemble] [--weights ema|raw] [--dtype D]
+             [--per_image] [--self_ensemble] [--weights ema|raw] [--dtype D] [--out DIR]
         The paper's table for a trained run (or Bicubic with --config ...:bicubic), or for a shipped
-        model on --config's data (e.g. the 32 CAVE scenes: --config configs/cave.py:x4,net,full
-        --config.data.path DIR; without --config, the data it was trained on, from the working folder).
+        model on --config's data (e.g. every scene of a folder of CAVE scenes: --config
+        configs/cave.py:x4,net,own --config.data.path DIR; without --config, the data it was trained
+        on, from the working folder); written to the run's eval/ or to --out.
     count    --config=configs/chikusei.py:x4,net [--config=...] [--config.model.depth 32 ...] [--json]
              [--parts FIG.png]
         Parameters and FLOPs in the paper's convention, fvcore's (one 16 x 16 LR input); any
@@ -44,8 +45,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import signal
 import sys
+import warnings
 
 from lkca_jax import atomic, hostmem
 from lkca_jax.config import split_overrides
@@ -100,14 +103,17 @@ def _evaluate(args) -> int:
 
     logging.set_verbosity(logging.WARNING)
     config = _load(args.config, args.overrides) if args.config else None
-    if args.pretrained and (args.save_images or args.which != "best" or args.weights != "ema"):
-        raise ValueError("--save_images, --which and --weights are about a run's folder: they need --workdir, "
+    if args.pretrained and (args.which != "best" or args.weights != "ema"):
+        raise ValueError("--which and --weights choose among a run's checkpoints: they need --workdir, "
                          "not --pretrained (a shipped model is one set of weights)")
+    if args.pretrained and args.save_images and not args.out:
+        raise ValueError("--save_images with --pretrained needs --out DIR (a shipped model has no run folder to "
+                         "write into)")
     if args.pretrained and config is not None and config.model.name == "bicubic":
         raise ValueError("--pretrained scores the shipped model: give a config of its method, not :bicubic")
     evaluation.evaluate_workdir(args.workdir, config, args.split, args.which, args.save_images,
                                 weights=args.weights, dtype=args.dtype, per_image=args.per_image,
-                                pretrained=args.pretrained, self_ensemble=args.self_ensemble)
+                                pretrained=args.pretrained, self_ensemble=args.self_ensemble, out=args.out)
     return 0
 
 
@@ -269,8 +275,6 @@ def _lowrank(args) -> int:
 
 
 def _table(args) -> int:
-    import pathlib
-
     from lkca_jax.atomic import atomic_write
     from lkca_jax.evaluation import runs_table
 
@@ -320,13 +324,16 @@ def main(argv=None) -> int:
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument("--workdir", help="run directory (checkpoints read, results written)")
     model.add_argument("--pretrained", help=f"a model shipped with lkca_jax ({', '.join(available())}) instead "
-                                            "of a run, on --config's data: the table is printed, nothing written")
+                                            "of a run, on --config's data: the table is printed (and written "
+                                            "with --out)")
     p.add_argument("--config", help="config file (optional when --workdir holds a run): its data and eval "
                                     "blocks are used with the run's model")
     p.add_argument("--split", choices=("test", "validation", "train"), default="test")
     p.add_argument("--which", choices=("best", "last"), default="best",
                    help="the best-validation or the latest checkpoint")
     p.add_argument("--save_images", action="store_true", help="write a PNG panel and a spectra plot per image")
+    p.add_argument("--out", help="write the table (<split>.json, .md) and pictures here instead of the run's eval/ "
+                                 "folder (with --pretrained: nowhere unless given)")
     p.add_argument("--per_image", action="store_true", help="print each image's MPSNR, SAM and ERGAS under the table")
     p.add_argument("--self_ensemble", action="store_true", help=ENSEMBLE_HELP)
     p.add_argument("--weights", choices=("ema", "raw"), default="ema",
@@ -417,6 +424,8 @@ def main(argv=None) -> int:
     if overrides and not getattr(args, "config", None):
         parser.error("--config.<field> overrides need --config (count, convert --from, train, evaluate)")
     previous = signal.signal(signal.SIGTERM, _terminate)  # as Ctrl-C: temporary files are removed
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _one_line  # the project's own warnings as its errors: one line
     try:
         return args.run(args)
     except (ValueError, OSError) as err:  # DataError is a ValueError and names the file
@@ -427,7 +436,18 @@ def main(argv=None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.formatwarning = formatwarning
         atomic.remove_unfinished()  # what an interrupt left before a writer's own cleanup could take over
+
+
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    """This package's warnings as one 'warning: ...' line; other libraries' as Python prints them."""
+    if "lkca_jax" in pathlib.Path(filename).parts:
+        return f"warning: {message}\n"
+    return _FORMAT_WARNING(message, category, filename, lineno, line)
+
+
+_FORMAT_WARNING = warnings.formatwarning
 
 
 def _terminate(signum, frame):

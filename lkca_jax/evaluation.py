@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import jax
 import numpy as np
@@ -90,13 +91,13 @@ def score(config, variables, split) -> tuple[dict, dict, list]:
     return row, per_image, images
 
 
-def evaluate(config, variables, split, workdir=None, split_name: str = "test", save_images: bool | None = None,
+def evaluate(config, variables, split, out=None, split_name: str = "test", save_images: bool | None = None,
              echo=print) -> dict:
     """Score ``split`` (a :class:`lkca_jax.data.scenes.Split`), print the table (with the Bicubic
     row and the gain over it, unless ``eval.bicubic_row`` is off or the model is Bicubic; with
-    ``eval.per_image``, each image's metrics under it) and, with a ``workdir``, write
-    ``eval/<split>.json`` and ``.md`` (and pictures when asked, ``eval/images``; a self-ensemble's
-    ``eval/<split>+.json``, ``.md`` and ``images+``, beside the plain model's, which the recipes and the
+    ``eval.per_image``, each image's metrics under it) and, with an ``out`` folder (a run's ``eval/``),
+    write ``<split>.json`` and ``.md`` there (and pictures when asked, ``images/``; a self-ensemble's
+    ``<split>+.json``, ``.md`` and ``images+/``, beside the plain model's, which the recipes and the
     shipped models read)."""
     legacy = bool(config.eval.legacy_ergas)
     row, per_image, images = score(config, variables, split)
@@ -109,8 +110,8 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     if config.eval.get("per_image", False):
         table += "\nPer image:\n\n" + per_image_table(split.ids, scored, legacy)
     echo(table)
-    if workdir is not None:
-        out = pathlib.Path(workdir) / "eval"
+    if out is not None:
+        out = pathlib.Path(out)
         ensemble = uses_self_ensemble(config)
         stem = split_name + "+" * ensemble
         record = {"split": split_name, "dataset": config.data.protocol, "scale": config.model.scale,
@@ -133,6 +134,11 @@ def evaluate(config, variables, split, workdir=None, split_name: str = "test", s
     return row
 
 
+def eval_dir(workdir) -> pathlib.Path | None:
+    """Where a run's tables and pictures go: its ``eval/`` folder (None: nowhere)."""
+    return None if workdir is None else pathlib.Path(workdir) / "eval"
+
+
 def evaluate_run(config, variables, split, workdir=None, echo=print) -> dict:
     """A finished training's test table: the plain model's (``eval/test.json``, which the recipes,
     ``table`` and shipping read) and, with ``eval.self_ensemble``, the self-ensemble's after it
@@ -140,25 +146,40 @@ def evaluate_run(config, variables, split, workdir=None, echo=print) -> dict:
     if uses_self_ensemble(config):
         plain = config.copy_and_resolve_references()
         plain.eval.self_ensemble = False
-        evaluate(plain, variables, split, workdir, echo=echo)
-    return evaluate(config, variables, split, workdir, echo=echo)
+        evaluate(plain, variables, split, eval_dir(workdir), echo=echo)
+    return evaluate(config, variables, split, eval_dir(workdir), echo=echo)
+
+
+def _require_same_model(config, run_config, source) -> None:
+    """Refuse a ``--config`` of another scale or method than the model it lends its data to: its scale
+    would be silently ignored (the model's own is used) and the table would not be what was asked."""
+    asked = (config.model.scale, config.get("variant"))
+    have = (run_config.model.scale, run_config.get("variant"))
+    if asked[0] != have[0] or None not in (asked[1], have[1]) and asked[1] != have[1]:
+        raise ValueError(f"--config is x{asked[0]},{asked[1]} but {source} is an x{have[0]},{have[1]} model: "
+                         f"give a config of its scale and method (':x{have[0]},{have[1]}')")
 
 
 def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str = "best",
                      save_images: bool = False, echo=print, weights: str = "ema", dtype: str | None = None,
-                     per_image: bool = False, pretrained: str | None = None, self_ensemble: bool = False) -> dict:
+                     per_image: bool = False, pretrained: str | None = None, self_ensemble: bool = False,
+                     out=None) -> dict:
     """Evaluate the run in ``workdir`` (or ``config``'s Bicubic, which needs no checkpoint): its
     ``weights`` ('ema' where it kept them, or 'raw'), computing in ``dtype`` (None: ``eval.dtype``);
     ``per_image``: each image's rows under the table, whatever ``eval.per_image`` says;
     ``self_ensemble``: the model's mean over 8 flips and turns, whatever ``eval.self_ensemble`` says. With
-    ``pretrained`` (a shipped model's name) that model instead, and nothing written."""
+    ``pretrained`` (a shipped model's name) that model instead. The table (and pictures) go to ``out``,
+    by default the run's ``eval/`` folder; a shipped model's nowhere."""
     workdir = pathlib.Path(workdir) if workdir is not None else None
+    seen = set()  # the scenes the model trained or was validated on
     if config is not None and config.model.name == "bicubic":
         variables = {}
     else:
         _, variables, run_config = (load_pretrained(pretrained) if pretrained
                                     else checkpoint.load_run(workdir, which, weights))
+        seen = {*run_config.data.get("train_scenes", ()), *run_config.data.get("val_scenes", ())}
         if config is not None:  # the run's model with the given data and eval settings
+            _require_same_model(config, run_config, pretrained or workdir)
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config
     if dtype or per_image or self_ensemble:
@@ -168,7 +189,11 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
             config.eval.per_image = per_image or config.eval.get("per_image", False)
             config.eval.self_ensemble = self_ensemble or config.eval.get("self_ensemble", False)
     split = load_splits(DataSpec.of(config), (split_name,))[split_name]
-    return evaluate(config, variables, split, workdir, split_name, save_images, echo)
+    if known := sorted({i.split("/")[0] for i in split.ids} & seen):
+        print(f"warning: {', '.join(known)}: scene(s) the model trained or was validated on; their scores "
+              f"overstate what it does on new scenes", file=sys.stderr)
+    out = out if out is not None else eval_dir(workdir)
+    return evaluate(config, variables, split, out, split_name, save_images, echo)
 
 
 def runs_table(workdirs, split_name: str = "test") -> str:

@@ -467,7 +467,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     if config.model.name == "bicubic":  # nothing to train
         if lead:
             checkpoint.save_config(workdir, config)
-        return evaluation.evaluate(config, {}, splits["test"], workdir if lead else None, echo=echo)
+        return evaluation.evaluate(config, {}, splits["test"], evaluation.eval_dir(workdir if lead else None),
+                                   echo=echo)
 
     t = config.train
     n_devices = jax.device_count()

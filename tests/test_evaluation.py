@@ -151,7 +151,7 @@ def test_self_ensemble_evaluation_and_tiles_match_the_eight_passes_by_hand(rng, 
         np.testing.assert_allclose(np.stack(images), want, atol=2e-5)
         assert row["Method"] == plain_row["Method"] + "+" and row["Flops"] == 8 * plain_row["Flops"]
     lines = []
-    evaluate(c, variables, split, tmp_path, echo=lines.append)
+    evaluate(c, variables, split, tmp_path / "eval", echo=lines.append)
     assert "| Bicubic |" in lines[0] and f"| {row['Method']} |" in lines[0]
     record = json.loads((tmp_path / "eval" / "test+.json").read_text())
     by_hand = [numpy_metrics(h.astype(np.float64), w.astype(np.float64), 4)["MPSNR"] for h, w in zip(hr, want)]

@@ -134,11 +134,35 @@ def test_png_folder_missing_band(tmp_path, capsys):
 
 
 def test_png_folder_rgba_grey_variant(tmp_path):
-    bands = np.random.randint(0, 255, (8, 9, 4)).astype(np.uint8)
+    """An 8-bit scene (CAVE's watercolors in some copies: RGBA with R = G = B) reads on the 16-bit scale,
+    255 -> 65535, so dividing by 65535 puts it in 0..1 as it does a 16-bit scene."""
+    bands = np.random.randint(0, 256, (8, 9, 4)).astype(np.uint8)
+    bands[0, 0, 0], bands[0, 1, 0] = 255, 0
     _png_folder(tmp_path / "water_ms", bands, rgba=True)
     cube = read_cube(tmp_path / "water_ms")
-    assert cube.source_dtype == "uint8"
-    np.testing.assert_array_equal(cube.data, bands.astype(np.float32))
+    assert cube.source_dtype.startswith("uint8")
+    np.testing.assert_array_equal(cube.data, bands.astype(np.float32) * 257)
+    assert cube.data.max() == 65535 and cube.data.min() == 0
+    for mode in ("L", "LA"):  # 8-bit grey, with or without alpha: the same scale
+        folder = tmp_path / f"{mode}_ms"
+        folder.mkdir()
+        for i in range(bands.shape[-1]):
+            b = bands[..., i]
+            Image.fromarray(np.stack([b, np.full_like(b, 255)], -1) if mode == "LA" else b, mode).save(
+                folder / f"s_{i + 1:02d}.png")
+        np.testing.assert_array_equal(read_cube(folder).data, bands.astype(np.float32) * 257)
+
+
+def test_png_folder_refuses_mixed_depth_and_palette(tmp_path, capsys):
+    bands = np.random.randint(0, 65535, (8, 9, 3)).astype(np.uint16)
+    _png_folder(tmp_path / "mixed_ms", bands)
+    Image.fromarray((bands[..., 1] // 257).astype(np.uint8)).save(tmp_path / "mixed_ms" / "scene_ms_02.png")
+    code, err = inspect_error(capsys, tmp_path / "mixed_ms")
+    assert code == 2 and len(err) == 1 and "scene_ms_02.png" in err[0] and "8-bit band among 16-bit" in err[0]
+    _png_folder(tmp_path / "pal_ms", bands)
+    Image.fromarray((bands[..., 0] // 257).astype(np.uint8)).convert("P").save(tmp_path / "pal_ms" / "scene_ms_01.png")
+    code, err = inspect_error(capsys, tmp_path / "pal_ms")
+    assert code == 2 and len(err) == 1 and "scene_ms_01.png" in err[0] and "mode P" in err[0]
 
 
 def test_png_bands_sorted_by_number(tmp_path):

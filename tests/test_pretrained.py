@@ -120,10 +120,54 @@ def test_evaluate_scores_a_shipped_model_on_other_data_and_writes_nothing(tmp_pa
     sr = np.asarray(model.apply(variables, lr[None], train=False)[0])[0].astype(np.float64)
     assert abs(float(row.split("|")[3]) - numpy_metrics(hr, sr, 4)["MPSNR"]) < 1e-3
     assert list(tmp_path.iterdir()) == []
-    for wrong, says in ((["--save_images"], "need --workdir"), (["--which", "last"], "need --workdir"),
+    for wrong, says in ((["--save_images"], "needs --out DIR"), (["--which", "last"], "need --workdir"),
                         (["--config", str(ROOT / "configs" / "cave.py") + ":x4,bicubic"], "not :bicubic")):
         out = _evaluate(tmp_path, "--pretrained", name, *wrong)
         assert out.returncode == 2 and says in out.stderr and list(tmp_path.iterdir()) == []
+
+
+def _band_pngs(folder, bands: np.ndarray):
+    """One PNG per band as CAVE stores them: 16-bit grey, or (uint8 data) 8-bit RGBA with R = G = B."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i in range(bands.shape[-1]):
+        b = bands[..., i]
+        image = Image.fromarray(np.stack([b, b, b, np.full_like(b, 255)], -1), "RGBA") if b.dtype == np.uint8 \
+            else Image.fromarray(b)
+        image.save(folder / f"{folder.name}_{i + 1:02d}.png")
+
+
+def test_evaluate_scores_a_folder_of_own_scenes_and_writes_where_asked(tmp_path):
+    """configs/cave.py:...,own scores every scene of a folder (any names, the official double nesting or
+    not); an 8-bit scene (CAVE's watercolors in some copies) is scored on the same 0..1 scale as a
+    16-bit one (checked against NumPy on values / 255); --out takes the table and pictures; a scene the
+    model trained on is flagged; a config of another scale or method is refused."""
+    rng = np.random.default_rng(0)
+    smooth = lambda: np.cumsum(np.cumsum(rng.random((32, 32, 31)), 0), 1)
+    deep = smooth() / smooth().max() * 0.9
+    shallow = np.round(smooth() / smooth().max() * 255).astype(np.uint8)
+    _band_pngs(tmp_path / "own" / "balloons_ms" / "balloons_ms", np.round(deep * 65535).astype(np.uint16))
+    _band_pngs(tmp_path / "own" / "paper_ms", shallow)
+    name, cfg = NAMES[0], str(ROOT / "configs" / "cave.py") + ":x4,net,own"
+    out = _evaluate(tmp_path, "--pretrained", name, "--config", cfg, "--config.data.path", "own", "--per_image",
+                    "--out", "scored", "--save_images")
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "scored" / "test.json").read_text())
+    assert sorted(record["per_image"]) == ["balloons/0_0_32x32", "paper/0_0_32x32"]
+    assert sorted(p.name for p in (tmp_path / "scored" / "images").iterdir() if p.suffix == ".png")
+    assert "balloons: scene(s) the model trained" in out.stderr and "paper" not in out.stderr
+    hr = shallow.astype(np.float64) / 255
+    model, variables, _ = load_pretrained(name)
+    lr = imresize_np(hr.astype(np.float32), 1 / 4)
+    sr = np.asarray(model.apply(variables, lr[None], train=False)[0])[0].astype(np.float64)
+    assert record["per_image"]["paper/0_0_32x32"]["MPSNR"] == pytest.approx(numpy_metrics(hr, sr, 4)["MPSNR"],
+                                                                            abs=1e-3)
+    for arg, says in ((":x8,net,own", "--config is x8,net but cave-x4-lkca-net is an x4,net model"),
+                      (":x4,kd,own", "--config is x4,kd but")):
+        out = _evaluate(tmp_path, "--pretrained", name, "--config", str(ROOT / "configs" / "cave.py") + arg,
+                        "--config.data.path", "own", "--out", "refused")
+        assert out.returncode == 2 and says in out.stderr and not (tmp_path / "refused").exists()
 
 
 def _shipped_arrays(name: str) -> dict:

@@ -20,6 +20,7 @@ from lkca_jax.data.registry import dataset_of
 from lkca_jax.data.spec import DataSpec
 
 PACKAGE_DATA = pathlib.Path(__file__).parent
+EVERY = "*"  # in data.test_scenes: every scene of the folder that the other splits do not name
 
 
 @dataclasses.dataclass
@@ -65,7 +66,8 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
         if not d.path:
             raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the folder of scenes")
         files = _scene_files(pathlib.Path(d.path))
-        wanted = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) or set(files)
+        named = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) - {EVERY}
+        wanted = set(files) if EVERY in d.test_scenes or not named else named
         missing = sorted(wanted - set(files))
         if missing:
             raise DataError(d.path, f"lacks {len(missing)} configured scene(s): {', '.join(missing)}; found "
@@ -115,7 +117,10 @@ def _protocol_windows(spec: DataSpec, shapes: dict[str, tuple[int, int]]) -> dic
         n_test = entry.n_test or w // d.test_size  # 0: as many as fit
         return P.top_strip(name, h, w, r, n_test, d.test_size, val_fraction=d.val_fraction, seed=d.seed, **kw)
     if entry.layout == "scenes" or d.train_scenes:
-        return P.scenes(shapes, r, list(d.train_scenes), list(d.val_scenes), list(d.test_scenes), **kw)
+        test = [s for s in d.test_scenes if s != EVERY]
+        if EVERY in d.test_scenes:  # and every scene of the folder that no split names
+            test += [s for s in sorted(shapes) if s not in {*d.train_scenes, *d.val_scenes, *test}]
+        return P.scenes(shapes, r, list(d.train_scenes), list(d.val_scenes), test, **kw)
     return P.folder(shapes, r, val_fraction=d.val_fraction, seed=d.seed, **kw)
 
 
@@ -123,8 +128,8 @@ def scene_windows(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, floa
     """The normalised scenes, their constants, and each split's windows (nothing cropped yet);
     scenes whose band count is not ``spec.bands`` are refused (None: any)."""
     cubes, norms = load_scenes(spec)
-    bands = {v.shape[2] for v in cubes.values()}
-    if spec.bands is not None and bands != {spec.bands}:
-        raise DataError(spec.data.path or spec.data.protocol, f"has {sorted(bands)} bands, the model expects "
-                                                              f"{spec.bands}")
+    wrong = {k: v.shape[2] for k, v in cubes.items() if spec.bands is not None and v.shape[2] != spec.bands}
+    if wrong:
+        listed = ", ".join(f"{k} has {n}" for k, n in wrong.items())
+        raise DataError(spec.data.path or spec.data.protocol, f"{listed} band(s), the model expects {spec.bands}")
     return cubes, norms, windows(spec, {k: v.shape[:2] for k, v in cubes.items()})

@@ -47,7 +47,7 @@ def data_config(dataset: str) -> ml_collections.ConfigDict:
     d.seed = 0  # validation split
     d.train_scenes = ()  # scene-level protocols (cave): the scene names of each split
     d.val_scenes = ()
-    d.test_scenes = ()
+    d.test_scenes = ()  # '*': also every scene of the folder that no split names (scoring scenes of your own)
     d.update(DATASETS[dataset].data_fields())
     return d
 
