@@ -96,6 +96,24 @@ def _abstract(tree):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+def _misfit(item: pathlib.Path, tree) -> str | None:
+    """Where the arrays of a saved pytree item differ in shape from ``tree``'s, on one line (None: they
+    match, or its metadata cannot be read, which restoring then reports)."""
+    try:
+        stored = ocp.StandardCheckpointHandler().metadata(item)
+        have = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree.leaves_with_path(stored)}
+    except Exception:  # damaged, or another orbax's layout: leave it to the restore
+        return None
+    want = {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in jax.tree.leaves_with_path(tree)}
+    differ = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+    if not differ:
+        return None
+    k = differ[0]
+    shape = lambda d: "absent" if k not in d else f"shape {d[k]}"
+    return (f"{len(differ)} array(s) differ, first {k}: stored {shape(have)}, this run's model "
+            f"{shape(want)}")
+
+
 class WorkdirBusy(OSError):
     """Another process trains in this workdir."""
 
@@ -197,6 +215,10 @@ class Checkpoints:
         it; every process then sees the same steps)."""
         found, failed = None, []
         for step in sorted(self.last.all_steps(), reverse=True):
+            misfit = _misfit(pathlib.Path(self.last.directory) / str(step) / "variables", variables)
+            if misfit:  # told by the shapes alone, before orbax reads (and prints) anything
+                failed.append((step, misfit))
+                continue
             try:
                 out = self.last.restore(step, args=ocp.args.Composite(
                     variables=ocp.args.StandardRestore(_abstract(variables)),
