@@ -28,12 +28,11 @@ import numpy as np
 from lkca_jax import checkpoint, metrics
 from lkca_jax.data.io import GEOREFERENCED, Cube, DataError, open_writer, read_cube, require_finite, writer_class
 from lkca_jax.data.pipeline import SplitSource, eval_batches
-from lkca_jax.data.protocols import norm_value
+from lkca_jax.data.protocols import RANGE_FACTOR, norm_value
 from lkca_jax.methods import method_name
 from lkca_jax.models import build_model
 
 DEFAULT_TILE = 128  # LR pixels
-RANGE_FACTOR = 4  # sr warns when the normalised input exceeds this many times the trained 0..1 range
 
 
 def dihedral_mean(f, x):

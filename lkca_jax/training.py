@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -445,6 +446,18 @@ def assemble(config, schedule, mode: str | None = None, devices=None, teacher=No
     return Assembly(model, create_state(config, model, schedule, teacher_variables), runner, step, kd)
 
 
+def warn_changed_data(workdir: pathlib.Path, config) -> None:
+    """Not silently: a resume on other data than the run trained on so far (its saved config's)."""
+    if not (workdir / checkpoint.CONFIG_FILE).is_file():
+        return
+    before = checkpoint.load_config(workdir).data.to_dict()
+    changed = [f"data.{k} {before[k]!r} -> {v!r}" for k, v in config.data.to_dict().items()
+               if k in before and before[k] != v]
+    if changed:
+        warnings.warn(f"{workdir}: resumed on other data than it trained on so far ({'; '.join(changed)})",
+                      stacklevel=2)
+
+
 def train_and_evaluate(config, workdir, echo=print) -> dict:
     """Train (or resume) and evaluate; returns the test row of the table."""
     workdir = pathlib.Path(workdir)
@@ -496,6 +509,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     except BaseException:
         ckpts.close()
         raise
+    if restored is not None and lead:
+        warn_changed_data(workdir, config)
     if lead:  # once the checkpoints proved to fit it: a refused resume leaves the run's config as it was
         checkpoint.save_config(workdir, config)
     if restored is not None:

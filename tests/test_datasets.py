@@ -87,6 +87,25 @@ def test_cave_scene_splits():
     assert splits["test"].norm == {"feathers": 65535.0}
 
 
+@pytest.mark.parametrize("factor,warned", [(10000.0, "values reach 1e+04"), (1 / 1000, "values reach 0.001"),
+                                           (1.0, None)])
+def test_data_far_from_0_to_1_after_normalising_is_flagged(tmp_path, factor, warned, recwarn):
+    """The sample config (a constant of 1) pointed at raw counts (or at data scaled far down) warns,
+    naming the file; the sample itself does not."""
+    with np.load(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz") as f:
+        cube = f["data"] * factor  # its max is 1
+    np.save(tmp_path / "mine.npy", cube)
+    config = load_config(f"{ROOT}/configs/sample.py:x4,net")
+    config.data.path = str(tmp_path / "mine.npy")
+    load_splits(DataSpec.of(config), ("test",))
+    said = [str(w.message) for w in recwarn if "after dividing by" in str(w.message)]
+    if warned is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and said[0].startswith(f"{tmp_path / 'mine.npy'}: {warned} after dividing by 1 ")
+        assert "config.data.normalisation global_max" in said[0]
+
+
 def test_folder_missing_configured_scenes_names_them(tmp_path):
     import pytest
 

@@ -293,6 +293,27 @@ def test_a_run_none_of_whose_checkpoints_fits_is_refused_and_nothing_moved(tmp_p
     assert (tmp_path / "config.json").read_text() == config_before  # still the config its checkpoints fit
 
 
+def test_a_resume_on_other_data_says_so(tmp_path, recwarn):
+    """Resuming with another data.path (the same bands, so it fits) trains on, with a warning naming the
+    change; a resume on the same data warns nothing."""
+    from test_training import tiny
+
+    from conftest import ROOT
+    from lkca_jax import training
+
+    with np.load(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz") as f:
+        np.save(tmp_path / "other.npy", f["data"][::-1])  # the sample upside down: other data, same shape
+    run = tmp_path / "run"
+    training.train_and_evaluate(tiny(steps=4), run, echo=lambda *a: None)
+    training.train_and_evaluate(tiny(steps=8), run, echo=lambda *a: None)
+    assert not [w for w in recwarn if "other data" in str(w.message)]
+    moved = tiny(steps=12)
+    moved.data.path = str(tmp_path / "other.npy")
+    training.train_and_evaluate(moved, run, echo=lambda *a: None)
+    said = [str(w.message) for w in recwarn if "other data" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith(f"{run}: resumed on other data") and "other.npy" in said[0]
+
+
 def test_a_reader_lists_again_when_training_replaces_the_step_it_chose(tmp_path, monkeypatch, recwarn):
     """A training that finds a better model writes best/<new> and deletes best/<old>: a reader that
     listed best/<old> just before reads best/<new>, with no warning (nothing is damaged)."""

@@ -54,6 +54,11 @@ def degrade(hr: np.ndarray, scale: int) -> np.ndarray:
     return imresize_np(hr, 1.0 / scale).astype(np.float32)
 
 
+# Normalised data reaching beyond RANGE_FACTOR (or only to 1 / RANGE_FACTOR ** 4 = 1/256) of the 0..1
+# range the models train on draws a warning: raw counts, or a wrong constant.
+RANGE_FACTOR = 4
+
+
 def norm_value(cube: np.ndarray, mode: str, value: float | None = None) -> float:
     """The constant :func:`normalise` divides by."""
     if mode not in NORMALISATIONS:

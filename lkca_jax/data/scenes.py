@@ -77,7 +77,8 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
             warnings.warn(f"{d.path}: {len(unused)} scene(s) outside the configured split are not used "
                           f"({', '.join(unused)}); configs/cave.py:<scale>,<method>,full splits all 32 CAVE scenes",
                           stacklevel=2)
-        raw = {name: _read(p, d.key) for name, p in files.items() if name in wanted}
+        sources = {name: p for name, p in files.items() if name in wanted}
+        raw = {name: _read(p, d.key) for name, p in sources.items()}
     else:  # one scene
         path = d.path or (PACKAGE_DATA / entry.embedded if entry.embedded else "")
         if not path:
@@ -89,11 +90,18 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
             except ValueError as err:
                 raise DataError(path, str(err)) from None
         raw = {entry.scene or entry.name: cube}
+        sources = {entry.scene or entry.name: path}
     if d.normalisation == "global_max":  # one max over everything the protocol reads
         mode, value = "constant", float(max(np.max(v) for v in raw.values()))
     else:  # constant, or per_file_max (each scene by its own max)
         mode, value = d.normalisation, d.norm_value
     out = {k: P.normalise(v, mode, value) for k, v in raw.items()}
+    for k, (cube, c) in out.items():  # not silently: raw counts under a constant of 1 train to nonsense
+        peak = max(float(np.max(cube)), -float(np.min(cube)))  # no full-size |cube| temporary
+        if peak > P.RANGE_FACTOR or 0 < peak < P.RANGE_FACTOR ** -4:
+            warnings.warn(f"{sources[k]}: values reach {peak:.3g} after dividing by {c:g} (config.data.normalisation "
+                          f"{d.normalisation}); the models expect about 0..1: set config.data.normalisation "
+                          "global_max, or config.data.norm_value to the data's full-scale value", stacklevel=2)
     return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}
 
 
