@@ -30,6 +30,7 @@ from flax.training import dynamic_scale, train_state
 
 from lkca_jax import checkpoint, evaluation, hostmem, inference, losses, parallel, precision
 from lkca_jax.config import check as check_config
+from lkca_jax.data import protocols as P
 from lkca_jax.data.datasets import load_splits
 from lkca_jax.data.pipeline import SplitSource, prefetch, train_batches
 from lkca_jax.data.spec import DataSpec
@@ -446,6 +447,23 @@ def assemble(config, schedule, mode: str | None = None, devices=None, teacher=No
     return Assembly(model, create_state(config, model, schedule, teacher_variables), runner, step, kd)
 
 
+def epoch_steps(config, patches: int) -> int:
+    """Steps in an epoch of ``patches`` training patches (x 8 with the dihedral augmentation);
+    refused when they make no batch."""
+    t, d = config.train, config.data
+    if patches * copies(t) < t.batch_size:
+        size, _ = P.default_patch(config.model.scale, d.patch_size or None, d.stride or None)
+        raise ValueError(f"{d.path or d.protocol}: {patches} training patches of {size} x {size} pixels "
+                         f"(x {copies(t)}) make no batch of {t.batch_size}: smaller config.data.patch_size and "
+                         "stride, a smaller config.train.batch_size, or larger scenes")
+    return patches * copies(t) // t.batch_size
+
+
+def copies(t) -> int:
+    """How many copies of each patch an epoch sees: the 8 flips and turns (augment 'all8') or 1."""
+    return 8 if t.augment == "all8" else 1
+
+
 def warn_changed_data(workdir: pathlib.Path, config) -> None:
     """Not silently: a resume on other data than the run trained on so far (its saved config's)."""
     if not (workdir / checkpoint.CONFIG_FILE).is_file():
@@ -466,6 +484,8 @@ def train_and_evaluate(config, workdir, echo=print) -> dict:
     if config.model.name != "bicubic":
         check_train_config(config.train, jax.device_count())
     splits = load_splits(DataSpec.of(config))
+    if config.model.name != "bicubic":
+        epoch_steps(config, len(splits["train"]))  # at least one batch, or a refusal before the workdir exists
     resuming = check_resumable(workdir, config.train) is not None
     if method_of(config).teacher:  # the runs it learns from, before the workdir is locked
         teacher_source(config)
@@ -488,10 +508,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     per_device = t.batch_size // n_devices
     float16 = precision.resolve(t.get("compute_dtype", "float32")) == jnp.float16
     source = SplitSource(splits["train"])
-    copies = 8 if t.augment == "all8" else 1
-    steps_per_epoch = len(source) * copies // t.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(source)} training patches x {copies} make no batch of {t.batch_size}")
+    steps_per_epoch = epoch_steps(config, len(source))
     total = t.num_steps or t.num_epochs * steps_per_epoch
 
     schedule = learning_rate_schedule(t, steps_per_epoch, total)
@@ -564,7 +581,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     extras = [f"{t.compute_dtype}" if t.get("compute_dtype", "float32") != "float32" else "",
               f"EMA {t.ema_decay:g}" if t.get("ema_decay", 0.0) else "",
               f"{t.grad_accum_steps} micro-batches a step" if t.get("grad_accum_steps", 1) > 1 else ""]
-    echo(f"training {method_name(config)}: {len(source)} patches x {copies}, {steps_per_epoch} steps "
+    echo(f"training {method_name(config)}: {len(source)} patches x {copies(t)}, {steps_per_epoch} steps "
          f"per epoch, {total} steps, batch {t.batch_size} on {n_devices} device(s) ({t.parallel})"
          + "".join(f", {e}" for e in extras if e))
     pending = []

@@ -104,6 +104,8 @@ def test_data_far_from_0_to_1_after_normalising_is_flagged(tmp_path, factor, war
     else:
         assert len(said) == 1 and said[0].startswith(f"{tmp_path / 'mine.npy'}: {warned} after dividing by 1 ")
         assert "config.data.normalisation global_max" in said[0]
+    split = load_splits(DataSpec.of(config), ("test",))["test"]  # images named after the user's file
+    assert split.ids == ["mine/0_0_48x48", "mine/0_48_48x48"] and list(split.norm) == ["mine"]
 
 
 def test_folder_missing_configured_scenes_names_them(tmp_path):

@@ -38,6 +38,39 @@ def test_loss_falls_on_real_cave_scenes(tmp_path):
     assert (tmp_path / "eval" / "test.md").is_file() and (tmp_path / "metrics.jsonl").is_file()
 
 
+def test_a_folder_of_own_scenes_trains_by_configs_folder(tmp_path):
+    """configs/folder.py:...,bands=N on a folder of cubes: 20 % of the scenes test, 10 % validation,
+    the rest patches; a band count or a patch size that does not fit is refused before the workdir
+    exists, naming the folder."""
+    from lkca_jax.data.io import DataError, write_cube
+
+    rng = np.random.default_rng(0)
+    for i in range(10):  # smooth cubes in raw counts: global_max brings them to 0..1
+        write_cube(tmp_path / "scenes" / f"scene{i}.npy", np.cumsum(np.cumsum(rng.random((40, 40, 5)), 0), 1) * 50)
+    with pytest.raises(ValueError, match="bands=102"):
+        tiny_config("folder.py:x4,net")
+    c = tiny_config("folder.py:x4,net,bands=5", up_init_scale=0.0)
+    c.data.path = str(tmp_path / "scenes")
+    c.train.update(num_steps=4, batch_size=4, log_every_steps=2, eval_every_steps=2, checkpoint_every_steps=2,
+                   prefetch=0)
+    with pytest.raises(ValueError, match=r"scenes: 0 training patches of 64 x 64 pixels \(x 8\) make no batch"):
+        training.train_and_evaluate(c, tmp_path / "run", echo=lambda *a: None)  # 40-pixel scenes, 64-pixel patches
+    assert not (tmp_path / "run").exists()
+    c.data.patch_size, c.data.stride = 16, 8
+    wide = c.copy_and_resolve_references()
+    wide.model.bands = 6
+    with pytest.raises(DataError, match=r"scenes: scene0, .*scene9: 5 bands; the model expects 6"):
+        training.train_and_evaluate(wide, tmp_path / "run", echo=lambda *a: None)
+    assert not (tmp_path / "run").exists()
+    training.train_and_evaluate(c, tmp_path / "run", echo=lambda *a: None)
+    import json
+
+    record = json.loads((tmp_path / "run" / "eval" / "test.json").read_text())
+    assert len(record["per_image"]) == 2 and all(i.startswith("scene") for i in record["per_image"])
+    peak = max(float(np.load(f).max()) for f in (tmp_path / "scenes").glob("*.npy"))  # global_max: one constant
+    assert list(record["norm"].values()) == [pytest.approx(peak)] * 2
+
+
 def test_the_first_step_asks_the_host_memory_guard_once_and_prints_its_note(tmp_path, monkeypatch):
     from lkca_jax import hostmem
 

@@ -89,8 +89,9 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
                 cube = P.crop_region(cube, entry.crop, entry.raw_shape)
             except ValueError as err:
                 raise DataError(path, str(err)) from None
-        raw = {entry.scene or entry.name: cube}
-        sources = {entry.scene or entry.name: path}
+        # the embedded sample's protocol on a file of your own: images named after that file
+        name = pathlib.Path(path).stem if entry.embedded and d.path else entry.scene or entry.name
+        raw, sources = {name: cube}, {name: path}
     if d.normalisation == "global_max":  # one max over everything the protocol reads
         mode, value = "constant", float(max(np.max(v) for v in raw.values()))
     else:  # constant, or per_file_max (each scene by its own max)
@@ -136,8 +137,12 @@ def scene_windows(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, floa
     """The normalised scenes, their constants, and each split's windows (nothing cropped yet);
     scenes whose band count is not ``spec.bands`` are refused (None: any)."""
     cubes, norms = load_scenes(spec)
-    wrong = {k: v.shape[2] for k, v in cubes.items() if spec.bands is not None and v.shape[2] != spec.bands}
-    if wrong:
-        listed = ", ".join(f"{k} has {n}" for k, n in wrong.items())
-        raise DataError(spec.data.path or spec.data.protocol, f"{listed} band(s), the model expects {spec.bands}")
+    counts = {}  # band count -> the scenes that have it, where it is not the model's
+    for k, v in cubes.items():
+        if spec.bands is not None and v.shape[2] != spec.bands:
+            counts.setdefault(v.shape[2], []).append(k)
+    if counts:
+        listed = "; ".join(f"{', '.join(names)}: {n} bands" for n, names in counts.items())
+        raise DataError(spec.data.path or spec.data.protocol, f"{listed}; the model expects {spec.bands} "
+                                                              "(config.model.bands)")
     return cubes, norms, windows(spec, {k: v.shape[:2] for k, v in cubes.items()})
