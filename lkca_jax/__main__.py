@@ -5,7 +5,8 @@ overrides of any of its fields after it, ``--config.<field> value`` or ``--confi
 
     train    --config=configs/sample.py[:x4,net] --workdir RUN [--config.train.batch_size 16 ...]
              [--coordinator HOST:PORT --num_processes N --process_id I]
-        Train, then evaluate on the test split; rerun with the same workdir to resume.
+        Train, then evaluate on the test split; rerun with the same workdir to resume (--config may
+        then be left out: the workdir's config.json).
     evaluate --workdir RUN|--pretrained NAME [--config C] [--split test] [--which best] [--save_images]
              [--per_image] [--self_ensemble] [--weights ema|raw] [--dtype D] [--out DIR]
         The paper's table for a trained run (or Bicubic with --config ...:bicubic), or for a shipped
@@ -80,7 +81,17 @@ def _train(args) -> int:
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every step of its work at INFO
     sys.stdout.reconfigure(line_buffering=True)  # progress lines reach logs as they happen
-    config = _load(args.config, args.overrides)
+    if args.config:
+        config = _load(args.config, args.overrides)
+    else:  # a resume: the config the run saved, with the overrides given (a longer schedule, ...)
+        from lkca_jax.checkpoint import CONFIG_FILE, load_config
+        from lkca_jax.config import apply_overrides, check
+
+        try:
+            config = load_config(args.workdir)
+        except FileNotFoundError:
+            raise ValueError(f"{args.workdir}: no {CONFIG_FILE} to resume from; give --config") from None
+        check(apply_overrides(config, args.overrides, f"{args.workdir}/{CONFIG_FILE}"))
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     try:
         training.train_and_evaluate(config, args.workdir)
@@ -314,7 +325,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model from a config, then evaluate it on the test split")
-    p.add_argument("--config", required=True, help="path/to/config.py[:scale,method]")
+    p.add_argument("--config", help="path/to/config.py[:scale,method] (to resume: optional, the workdir's "
+                                    "config.json)")
     p.add_argument("--workdir", required=True, help="run directory: checkpoints, logs, evaluation")
     p.add_argument("--coordinator", default="", help="host:port of process 0, for multi-process training")
     p.add_argument("--num_processes", type=int, default=0, help="number of processes (multi-process training)")
@@ -421,8 +433,9 @@ def main(argv=None) -> int:
         parser.error(str(err))
     args = parser.parse_args(argv)
     args.overrides = overrides
-    if overrides and not getattr(args, "config", None):
-        parser.error("--config.<field> overrides need --config (count, convert --from, train, evaluate)")
+    if overrides and not getattr(args, "config", None) and args.command != "train":
+        parser.error("--config.<field> overrides need --config (count, convert --from, evaluate; train without "
+                     "it applies them to the workdir's config.json)")
     previous = signal.signal(signal.SIGTERM, _terminate)  # as Ctrl-C: temporary files are removed
     formatwarning = warnings.formatwarning
     warnings.formatwarning = _one_line  # the project's own warnings as its errors: one line

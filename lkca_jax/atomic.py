@@ -72,7 +72,10 @@ def temp_beside(path) -> str:
     readable and writable by its owner only until :func:`finish` gives it its mode; dead
     temporaries of earlier runs beside it are removed."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where a folder should be, or no right to make it: name the target
+        raise OSError(f"{path}: cannot make its folder ({err.strerror or err})") from None
     remove_dead_temporaries(path)
     flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     while True:
@@ -82,8 +85,8 @@ def temp_beside(path) -> str:
             return tmp
         except OSError as err:  # nothing was created: a name taken (try another), or a folder not writable
             _unfinished.discard(tmp)
-            if not isinstance(err, FileExistsError):
-                raise
+            if not isinstance(err, FileExistsError):  # the target's name, not the temporary's
+                raise OSError(f"{path}: cannot write in its folder ({err.strerror or err})") from None
 
 
 def track(path) -> str:

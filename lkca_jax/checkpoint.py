@@ -125,8 +125,11 @@ class WorkdirLock:
 
     def __init__(self, workdir):
         self.path = pathlib.Path(workdir) / ".lock"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(self.path, "a+")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "a+")
+        except OSError as err:  # a file of that name, or no right to write there
+            raise OSError(f"{workdir}: cannot make or write the workdir ({err.strerror or err})") from None
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

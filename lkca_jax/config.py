@@ -268,17 +268,23 @@ def load_config(spec: str, overrides: dict | None = None) -> ml_collections.Conf
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     config = module.get_config(arg) if arg else module.get_config()
+    return apply_overrides(config, overrides, spec)
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict | None, where: str):
+    """``config`` with ``overrides`` ({'model.depth': '32', ...}, values as typed on a command line)
+    set; an unknown field or a value of the wrong type is refused in one line naming ``where``."""
     for field, text in (overrides or {}).items():
         *parents, leaf = field.split(".")
         node = config
         for name in parents:
             node = node.get(name) if isinstance(node, ml_collections.ConfigDict) else None
         if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-            raise ValueError(f"{spec}: no config field {field!r}")
+            raise ValueError(f"{where}: no config field {field!r}")
         try:
             setattr(node, leaf, _parse_value(text))
         except TypeError as err:
-            raise ValueError(f"{spec}: --config.{field} {text!r}: {' '.join(str(err).split())}") from None
+            raise ValueError(f"{where}: --config.{field} {text!r}: {' '.join(str(err).split())}") from None
     return config
 
 

@@ -92,7 +92,7 @@ def score(config, variables, split) -> tuple[dict, dict, list]:
 
 
 def evaluate(config, variables, split, out=None, split_name: str = "test", save_images: bool | None = None,
-             echo=print) -> dict:
+             echo=print, source: str | None = None) -> dict:
     """Score ``split`` (a :class:`lkca_jax.data.scenes.Split`), print the table (with the Bicubic
     row and the gain over it, unless ``eval.bicubic_row`` is off or the model is Bicubic; with
     ``eval.per_image``, each image's metrics under it) and, with an ``out`` folder (a run's ``eval/``),
@@ -106,7 +106,7 @@ def evaluate(config, variables, split, out=None, split_name: str = "test", save_
         bicubic, bicubic_per_image, _ = score(bicubic_config(config), {}, split)
         rows, extra = [bicubic, row], "\n" + gain_line(row, bicubic)
         scored.insert(0, (bicubic["Method"], bicubic_per_image))
-    table = format_table(rows, legacy) + extra
+    table = (f"Scored: {source}\n\n" if source else "") + format_table(rows, legacy) + extra
     if config.eval.get("per_image", False):
         table += "\nPer image:\n\n" + per_image_table(split.ids, scored, legacy)
     echo(table)
@@ -116,7 +116,7 @@ def evaluate(config, variables, split, out=None, split_name: str = "test", save_
         stem = split_name + "+" * ensemble
         record = {"split": split_name, "dataset": config.data.protocol, "scale": config.model.scale,
                   "test_crop": int(config.data.test_crop), "self_ensemble": ensemble,
-                  "legacy_ergas": legacy, "mean": row,
+                  "legacy_ergas": legacy, "scored": source, "mean": row,
                   "per_image": {i: {k: float(v[n]) for k, v in per_image.items()} for n, i in enumerate(split.ids)},
                   "norm": split.norm, "device": jax.devices()[0].device_kind}
         if len(rows) > 1:
@@ -139,15 +139,15 @@ def eval_dir(workdir) -> pathlib.Path | None:
     return None if workdir is None else pathlib.Path(workdir) / "eval"
 
 
-def evaluate_run(config, variables, split, workdir=None, echo=print) -> dict:
+def evaluate_run(config, variables, split, workdir=None, echo=print, source: str | None = None) -> dict:
     """A finished training's test table: the plain model's (``eval/test.json``, which the recipes,
     ``table`` and shipping read) and, with ``eval.self_ensemble``, the self-ensemble's after it
     (``eval/test+.json``). Returns the last row."""
     if uses_self_ensemble(config):
         plain = config.copy_and_resolve_references()
         plain.eval.self_ensemble = False
-        evaluate(plain, variables, split, eval_dir(workdir), echo=echo)
-    return evaluate(config, variables, split, eval_dir(workdir), echo=echo)
+        evaluate(plain, variables, split, eval_dir(workdir), echo=echo, source=source)
+    return evaluate(config, variables, split, eval_dir(workdir), echo=echo, source=source)
 
 
 def _require_same_model(config, run_config, source) -> None:
@@ -171,12 +171,17 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
     ``pretrained`` (a shipped model's name) that model instead. The table (and pictures) go to ``out``,
     by default the run's ``eval/`` folder; a shipped model's nowhere."""
     workdir = pathlib.Path(workdir) if workdir is not None else None
-    seen = set()  # the scenes the model trained or was validated on
+    seen, source = set(), None  # the scenes the model trained or was validated on; what is scored
     if config is not None and config.model.name == "bicubic":
         variables = {}
     else:
-        _, variables, run_config = (load_pretrained(pretrained) if pretrained
-                                    else checkpoint.load_run(workdir, which, weights))
+        if pretrained:
+            _, variables, run_config = load_pretrained(pretrained)
+            source = f"{pretrained} (a shipped model)"
+        else:
+            run_config, variables, meta = checkpoint.restore_variables(workdir, which, weights)
+            kind = "EMA" if meta["weights"] == "ema" else "raw"
+            source = f"{workdir}, {which} checkpoint: step {meta.get('step')}, {kind} weights"
         seen = {*run_config.data.get("train_scenes", ()), *run_config.data.get("val_scenes", ())}
         if config is not None:  # the run's model with the given data and eval settings
             _require_same_model(config, run_config, pretrained or workdir)
@@ -193,7 +198,7 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
         print(f"warning: {', '.join(known)}: scene(s) the model trained or was validated on; their scores "
               f"overstate what it does on new scenes", file=sys.stderr)
     out = out if out is not None else eval_dir(workdir)
-    return evaluate(config, variables, split, out, split_name, save_images, echo)
+    return evaluate(config, variables, split, out, split_name, save_images, echo, source)
 
 
 def runs_table(workdirs, split_name: str = "test") -> str:

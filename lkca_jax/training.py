@@ -646,4 +646,6 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
             logger.close()
     echo(f"trained {step_no - start} steps in {_eta(time.perf_counter() - began)}")
     host = runner.get_state(state)
-    return evaluation.evaluate_run(config, host.variables(), splits["test"], workdir if lead else None, echo=echo)
+    weights = "EMA" if host.ema is not None else "raw"
+    return evaluation.evaluate_run(config, host.variables(), splits["test"], workdir if lead else None, echo=echo,
+                                   source=f"the weights at the end of training: step {step_no}, {weights} weights")

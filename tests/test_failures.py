@@ -314,6 +314,25 @@ def test_a_resume_on_other_data_says_so(tmp_path, recwarn):
     assert len(said) == 1 and said[0].startswith(f"{run}: resumed on other data") and "other.npy" in said[0]
 
 
+def test_train_resumes_from_the_workdirs_own_config_with_overrides(tmp_path, capsys):
+    """`train --workdir RUN` without --config resumes with RUN's config.json (overrides apply to it:
+    here a longer schedule); a folder without one is refused in one line."""
+    from test_training import tiny
+
+    from lkca_jax import checkpoint, training
+    from lkca_jax.__main__ import main
+
+    training.train_and_evaluate(tiny(steps=4), tmp_path / "run", echo=lambda *a: None)
+    assert main(["train", "--workdir", str(tmp_path / "run"), "--config.train.num_steps", "8"]) == 0
+    assert "resumed from step 4" in capsys.readouterr().out
+    assert checkpoint.newest_meta(tmp_path / "run")["step"] == 8
+    assert checkpoint.load_config(tmp_path / "run").train.num_steps == 8
+    assert main(["train", "--workdir", str(tmp_path / "none")]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"error: {tmp_path / 'none'}: no config.json to resume from; give --config"
+    assert not (tmp_path / "none").exists()
+
+
 def test_a_reader_lists_again_when_training_replaces_the_step_it_chose(tmp_path, monkeypatch, recwarn):
     """A training that finds a better model writes best/<new> and deletes best/<old>: a reader that
     listed best/<old> just before reads best/<new>, with no warning (nothing is damaged)."""

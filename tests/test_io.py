@@ -8,7 +8,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from conftest import shared_data
+from conftest import ROOT, shared_data
 from lkca_jax.__main__ import main
 from lkca_jax.data.io import DataError, Georef, open_writer, read, read_cube, require_finite, write_cube
 
@@ -191,6 +191,24 @@ def test_not_an_image(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- writers
+
+
+def test_an_output_whose_folder_cannot_be_made_is_named(tmp_path, capsys):
+    """A file where the output's folder should be: one line naming the output (not a hidden temporary),
+    exit 2, nothing written; the same for a workdir."""
+    np.save(tmp_path / "lr.npy", np.random.rand(8, 8, 31).astype(np.float32))
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(OSError, match=r"afile/x\.npy: cannot make its folder"):
+        write_cube(tmp_path / "afile" / "x.npy", np.zeros((2, 2, 2), np.float32))
+    code = main(["sr", "--pretrained", "cave-x4-lkca-net", "--norm", "1", "--input", str(tmp_path / "lr.npy"),
+                 "--output", str(tmp_path / "afile" / "sr.npy")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"error: {tmp_path / 'afile' / 'sr.npy'}: cannot make its folder (File exists)"]
+    code = main(["train", "--config", str(ROOT / "configs" / "sample.py"), "--workdir",
+                 str(tmp_path / "afile" / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"error: {tmp_path / 'afile' / 'run'}: cannot make or write the workdir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "lr.npy"]
 
 
 @pytest.mark.parametrize("name,kwargs", [("a.mat", {}), ("b.mat", {"mat_v73": True}), ("c.npy", {}),
