@@ -106,7 +106,7 @@ def _misfit(item: pathlib.Path, tree) -> str | None:
         return None
     want = {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in jax.tree.leaves_with_path(tree)}
     differ = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
-    if not differ:
+    if not differ or not set(have) & set(want):  # nothing in common: a metadata layout not read right
         return None
     k = differ[0]
     shape = lambda d: "absent" if k not in d else f"shape {d[k]}"
