@@ -4,7 +4,8 @@
     python train.py --config configs/chikusei.py:x4,lr --workdir runs/chikusei_x4_lr --config.train.batch_size 16
 
 Any config field can be overridden on the command line (``--config.<field> value``).
-Rerunning with the same workdir resumes from its latest checkpoint. Several
+Rerunning with the same workdir resumes from its latest checkpoint (``python train.py --workdir RUN``
+alone takes RUN's config.json; overrides apply to it). Several
 processes: ``--coordinator host:port --num_processes N --process_id i`` (or
 JAX's environment variables) on each host. The same as ``python -m lkca_jax train``.
 """

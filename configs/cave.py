@@ -20,7 +20,7 @@ folder a test scene (argument 'own'; centre 256 x 256 crops as in docs/results.m
         --config.data.path ~/data/my_cave_scenes --config.data.test_crop 256 --per_image
 
 The argument is '<scale>,<method>[,full|,own]': scale x2 | x3 | x4 | x8, method a key of
-lkca_jax/methods.py (net | lr | kd | vdsr | fcnn3d | sspsr | bicubic).
+lkca_jax/methods.py (net | lr | kd | vdsr | fcnn3d | sspsr | msdformer | essaformer | bicubic).
 """
 
 from lkca_jax.config import base_config

@@ -20,7 +20,7 @@ from lkca_jax.config import base_config
 def get_config(arg: str = ""):
     parts = [p.strip() for p in arg.split(",") if p.strip()]
     given = [p for p in parts if p.startswith("bands=")]
-    if len(given) != 1 or not given[0][len("bands="):].isdigit():
+    if len(given) != 1 or not given[0][len("bands="):].isdigit() or int(given[0][len("bands="):]) < 1:
         raise ValueError(f"configs/folder.py:{arg}: give the scenes' band count once, as in "
                          "configs/folder.py:x4,net,bands=102")
     bands = int(given[0][len("bands="):])

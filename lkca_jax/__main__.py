@@ -3,7 +3,7 @@
 overrides of any of its fields after it, ``--config.<field> value`` or ``--config.<field>=value``
 (:func:`lkca_jax.config.load_config`).
 
-    train    --config=configs/sample.py[:x4,net] --workdir RUN [--config.train.batch_size 16 ...]
+    train    [--config=configs/sample.py[:x4,net]] --workdir RUN [--config.train.batch_size 16 ...]
              [--coordinator HOST:PORT --num_processes N --process_id I]
         Train, then evaluate on the test split; rerun with the same workdir to resume (--config may
         then be left out: the workdir's config.json).
@@ -172,6 +172,8 @@ def _inspect(args) -> int:
     finite = data[np.isfinite(data)]
     info = {"shape": list(data.shape), "dtype": cube.source_dtype,
             "min": float(finite.min()) if finite.size else None, "max": float(finite.max()) if finite.size else None}
+    if cube.scaled != 1:  # min and max are of the values as read (8-bit band PNGs: on the 16-bit scale)
+        info["scaled"] = cube.scaled
     g = cube.georef
     if g is not None:
         info.update(crs=g.crs_name, pixel_size=list(g.pixel_size), origin=[g.transform.c, g.transform.f],
@@ -184,7 +186,8 @@ def _inspect(args) -> int:
     else:
         h, w, c = data.shape
         values = f"values {info['min']:g} .. {info['max']:g}" if finite.size else "no finite value"
-        print(f"{args.file}: {h} x {w} pixels, {c} bands, {cube.source_dtype}, {values}"
+        scaled = f" (read x {cube.scaled}, on the 16-bit scale)" if cube.scaled != 1 else ""
+        print(f"{args.file}: {h} x {w} pixels, {c} bands, {cube.source_dtype}{scaled}, {values}"
               + ("" if cube.wavelengths is None else
               f", wavelengths {cube.wavelengths[0]:g} .. {cube.wavelengths[-1]:g}"))
         if g is not None:
@@ -454,13 +457,15 @@ def main(argv=None) -> int:
 
 
 def _one_line(message, category, filename, lineno, line=None) -> str:
-    """This package's warnings as one 'warning: ...' line; other libraries' as Python prints them."""
-    if "lkca_jax" in pathlib.Path(filename).parts:
+    """This package's own warnings (UserWarnings raised in its modules) as one 'warning: ...' line;
+    others (NumPy's, JAX's, a RuntimeWarning at one of our lines) as Python prints them."""
+    if category is UserWarning and pathlib.Path(filename).resolve().is_relative_to(PACKAGE):
         return f"warning: {message}\n"
     return _FORMAT_WARNING(message, category, filename, lineno, line)
 
 
 _FORMAT_WARNING = warnings.formatwarning
+PACKAGE = pathlib.Path(__file__).resolve().parent
 
 
 def _terminate(signum, frame):

@@ -75,7 +75,7 @@ def temp_beside(path) -> str:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a file where a folder should be, or no right to make it: name the target
-        raise OSError(f"{path}: cannot make its folder ({err.strerror or err})") from None
+        raise write_error(path, err, "cannot make its folder") from None
     remove_dead_temporaries(path)
     flags = os.O_CREAT | os.O_EXCL | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     while True:
@@ -86,7 +86,7 @@ def temp_beside(path) -> str:
         except OSError as err:  # nothing was created: a name taken (try another), or a folder not writable
             _unfinished.discard(tmp)
             if not isinstance(err, FileExistsError):  # the target's name, not the temporary's
-                raise OSError(f"{path}: cannot write in its folder ({err.strerror or err})") from None
+                raise write_error(path, err, "cannot write in its folder") from None
 
 
 def track(path) -> str:
@@ -135,9 +135,9 @@ def remove(*paths) -> None:
             _unfinished.discard(os.path.abspath(p))
 
 
-def write_error(path, err: OSError) -> OSError:
-    """``err`` as one line that names ``path`` (the errno kept)."""
-    out = OSError(f"{path}: cannot write it ({err.strerror or err})")
+def write_error(path, err: OSError, what: str = "cannot write it") -> OSError:
+    """``err`` as one line that names ``path`` and ``what`` failed (the errno kept)."""
+    out = OSError(f"{path}: {what} ({err.strerror or err})")
     out.errno = err.errno
     return out
 

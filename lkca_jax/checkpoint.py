@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from lkca_jax.atomic import atomic_write
+from lkca_jax.atomic import atomic_write, write_error
 from lkca_jax.config import upgrade
 from lkca_jax.data.io.base import reason
 from lkca_jax.quiet import quiet_logger
@@ -99,11 +99,14 @@ def _abstract(tree):
 def _misfit(item: pathlib.Path, tree) -> str | None:
     """Where the arrays of a saved pytree item differ in shape from ``tree``'s, on one line (None: they
     match, or its metadata cannot be read, which restoring then reports)."""
+    handler = ocp.StandardCheckpointHandler()
     try:
-        stored = ocp.StandardCheckpointHandler().metadata(item)
+        stored = handler.metadata(item)
         have = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree.leaves_with_path(stored)}
     except Exception:  # damaged, or another orbax's layout: leave it to the restore
         return None
+    finally:
+        handler.close()
     want = {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in jax.tree.leaves_with_path(tree)}
     differ = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     if not differ or not set(have) & set(want):  # nothing in common: a metadata layout not read right
@@ -129,7 +132,7 @@ class WorkdirLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.file = open(self.path, "a+")
         except OSError as err:  # a file of that name, or no right to write there
-            raise OSError(f"{workdir}: cannot make or write the workdir ({err.strerror or err})") from None
+            raise write_error(workdir, err, "cannot make or write the workdir") from None
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -295,7 +298,8 @@ WEIGHTS = ("ema", "raw")
 def restore_variables(workdir, which: str = "best", weights: str = "ema"):
     """(config, variables, meta) of a workdir for inference: ``which`` is 'best' or 'last';
     ``weights`` 'ema' gives the EMA weights where the run kept them (else the raw ones, as 'raw'
-    does); ``meta['weights']`` says which were given."""
+    does); ``meta['weights']`` says which were given, ``meta['path']`` which checkpoint ('best'
+    falls back to the newest where a run kept no best one)."""
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
     workdir = pathlib.Path(workdir)
@@ -304,7 +308,7 @@ def restore_variables(workdir, which: str = "best", weights: str = "ema"):
     out = _newest_loadable(workdir, [f for f in folders if f.is_dir()], which)
     variables = jax.tree.map(np.asarray, dict(out["variables"]))
     ema = variables.pop("ema", None)
-    meta = dict(out["meta"], weights="raw")
+    meta = dict(out["meta"], weights="raw", path=str(out["path"]))
     if ema is not None and weights == "ema":
         variables, meta["weights"] = dict(ema), "ema"
     return config, variables, meta
@@ -337,7 +341,7 @@ def _newest_loadable(workdir, folders, which: str, attempts: int = 3) -> dict:
                         for s in skipped:
                             warnings.warn(f"checkpoint {s} cannot be restored; using {folder / str(step)}",
                                           stacklevel=3)
-                        return out
+                        return {"variables": out["variables"], "meta": out["meta"], "path": folder / str(step)}
                 finally:
                     manager.close()
             if vanished:

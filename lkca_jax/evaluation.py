@@ -181,9 +181,11 @@ def evaluate_workdir(workdir, config=None, split_name: str = "test", which: str 
         else:
             run_config, variables, meta = checkpoint.restore_variables(workdir, which, weights)
             kind = "EMA" if meta["weights"] == "ema" else "raw"
-            source = f"{workdir}, {which} checkpoint: step {meta.get('step')}, {kind} weights"
-        seen = {*run_config.data.get("train_scenes", ()), *run_config.data.get("val_scenes", ())}
+            source = f"{meta['path']} (step {meta.get('step')}), {kind} weights"
         if config is not None:  # the run's model with the given data and eval settings
+            # scenes it learnt from or was chosen on, where its split names them (CAVE's; a folder's is
+            # a shuffle, not checked)
+            seen = {*run_config.data.get("train_scenes", ()), *run_config.data.get("val_scenes", ())}
             _require_same_model(config, run_config, pretrained or workdir)
             run_config.data, run_config.eval = config.data, config.eval
         config = run_config

@@ -199,7 +199,7 @@ def _check_range(cube: Cube, path, norm: float, config, warn) -> None:
     elif 0 < peak < 1 / RANGE_FACTOR ** 4:
         warn(f"warning: {path}: values reach only {peak * norm:g}, {peak:.1e} of the 0..1 range the model was "
              f"trained on (data / {norm:g}); pass --norm with the file's full-scale value: 1 for values already in "
-             f"0..1, 255 for 8-bit data")
+             f"0..1, 255 for an 8-bit TIFF or array")
 
 
 def run_sr(workdir, input_path, output_path, key: str | None = None, tile: int = 128, overlap: int = 16,

@@ -87,7 +87,7 @@ def test_cave_scene_splits():
     assert splits["test"].norm == {"feathers": 65535.0}
 
 
-@pytest.mark.parametrize("factor,warned", [(10000.0, "values reach 1e+04"), (1 / 1000, "values reach 0.001"),
+@pytest.mark.parametrize("factor,warned", [(10000.0, "values span 0 .. 1e+04"), (1 / 1000, "values span 0 .. 0.001"),
                                            (1.0, None)])
 def test_data_far_from_0_to_1_after_normalising_is_flagged(tmp_path, factor, warned, recwarn):
     """The sample config (a constant of 1) pointed at raw counts (or at data scaled far down) warns,

@@ -140,7 +140,7 @@ def test_png_folder_rgba_grey_variant(tmp_path):
     bands[0, 0, 0], bands[0, 1, 0] = 255, 0
     _png_folder(tmp_path / "water_ms", bands, rgba=True)
     cube = read_cube(tmp_path / "water_ms")
-    assert cube.source_dtype.startswith("uint8")
+    assert cube.source_dtype == "uint8" and cube.scaled == 257
     np.testing.assert_array_equal(cube.data, bands.astype(np.float32) * 257)
     assert cube.data.max() == 65535 and cube.data.min() == 0
     for mode in ("L", "LA"):  # 8-bit grey, with or without alpha: the same scale
@@ -153,7 +153,9 @@ def test_png_folder_rgba_grey_variant(tmp_path):
         np.testing.assert_array_equal(read_cube(folder).data, bands.astype(np.float32) * 257)
 
 
-def test_png_folder_refuses_mixed_depth_and_palette(tmp_path, capsys):
+def test_png_folder_refuses_mixed_depth_palette_and_16_bit_colour(tmp_path, capsys):
+    """One line naming the band: 8-bit among 16-bit, a palette, and a 16-bit RGB PNG (which Pillow
+    would read as 8-bit, its low byte dropped: the header, not Pillow, tells)."""
     bands = np.random.randint(0, 65535, (8, 9, 3)).astype(np.uint16)
     _png_folder(tmp_path / "mixed_ms", bands)
     Image.fromarray((bands[..., 1] // 257).astype(np.uint8)).save(tmp_path / "mixed_ms" / "scene_ms_02.png")
@@ -162,7 +164,20 @@ def test_png_folder_refuses_mixed_depth_and_palette(tmp_path, capsys):
     _png_folder(tmp_path / "pal_ms", bands)
     Image.fromarray((bands[..., 0] // 257).astype(np.uint8)).convert("P").save(tmp_path / "pal_ms" / "scene_ms_01.png")
     code, err = inspect_error(capsys, tmp_path / "pal_ms")
-    assert code == 2 and len(err) == 1 and "scene_ms_01.png" in err[0] and "mode P" in err[0]
+    assert code == 2 and len(err) == 1 and "scene_ms_01.png" in err[0] and "8-bit palette PNG" in err[0]
+    import zlib  # a 16-bit RGB PNG by hand (Pillow cannot write one): signature, IHDR, IDAT, IEND
+    chunk = lambda kind, data: (len(data).to_bytes(4, "big") + kind + data
+                                + zlib.crc32(kind + data).to_bytes(4, "big"))
+    rows = b"".join(b"\x00" + np.repeat(bands[r, :, 2:3], 3, 1).astype(">u2").tobytes() for r in range(8))
+    header = (9).to_bytes(4, "big") + (8).to_bytes(4, "big") + bytes([16, 2, 0, 0, 0])  # 9 x 8, 16-bit RGB
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+           + chunk(b"IEND", b""))
+    _png_folder(tmp_path / "rgb16_ms", bands)
+    (tmp_path / "rgb16_ms" / "scene_ms_03.png").write_bytes(png)
+    with Image.open(tmp_path / "rgb16_ms" / "scene_ms_03.png") as im:  # what Pillow makes of it: 8 bits
+        assert np.asarray(im).dtype == np.uint8
+    code, err = inspect_error(capsys, tmp_path / "rgb16_ms")
+    assert code == 2 and len(err) == 1 and "scene_ms_03.png: 16-bit RGB PNG" in err[0]
 
 
 def test_png_bands_sorted_by_number(tmp_path):
@@ -318,3 +333,18 @@ def test_georeference_round_trips_through_our_writers(tmp_path):
         np.testing.assert_allclose(cube.wavelengths, [450, 550, 650, 750.5])
     assert open_dataset(tmp_path / "g.img", "ENVI file").tags(ns="ENVI")["wavelength"] == "{450, 550, 650, 750.5}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.hdr", "g.img", "g.tif"]  # no .aux.xml, no temporaries
+
+
+def test_the_command_lines_own_warnings_print_on_one_line():
+    """The CLI's warning format: this package's UserWarnings as one 'warning: ...' line; a NumPy
+    RuntimeWarning at one of its lines, or any library's warning, as Python prints them."""
+    import warnings
+
+    from lkca_jax import __main__ as cli
+    from lkca_jax.data import scenes
+
+    assert cli._one_line("x.npy: values reach 1e+04", UserWarning, scenes.__file__, 101) == \
+        "warning: x.npy: values reach 1e+04\n"
+    for category, filename in ((RuntimeWarning, scenes.__file__), (UserWarning, np.__file__)):
+        assert cli._one_line("divide by zero", category, filename, 7) == \
+            warnings.formatwarning("divide by zero", category, filename, 7)

@@ -144,9 +144,9 @@ def test_evaluate_scores_a_folder_of_own_scenes_and_writes_where_asked(tmp_path)
     16-bit one (checked against NumPy on values / 255); --out takes the table and pictures; a scene the
     model trained on is flagged; a config of another scale or method is refused."""
     rng = np.random.default_rng(0)
-    smooth = lambda: np.cumsum(np.cumsum(rng.random((32, 32, 31)), 0), 1)
-    deep = smooth() / smooth().max() * 0.9
-    shallow = np.round(smooth() / smooth().max() * 255).astype(np.uint8)
+    smooth = lambda: (lambda s: s / s.max())(np.cumsum(np.cumsum(rng.random((32, 32, 31)), 0), 1))
+    deep = smooth() * 0.9
+    shallow = np.round(smooth() * 255).astype(np.uint8)
     _band_pngs(tmp_path / "own" / "balloons_ms" / "balloons_ms", np.round(deep * 65535).astype(np.uint16))
     _band_pngs(tmp_path / "own" / "paper_ms", shallow)
     name, cfg = NAMES[0], str(ROOT / "configs" / "cave.py") + ":x4,net,own"

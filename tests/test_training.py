@@ -69,6 +69,14 @@ def test_a_folder_of_own_scenes_trains_by_configs_folder(tmp_path):
     assert len(record["per_image"]) == 2 and all(i.startswith("scene") for i in record["per_image"])
     peak = max(float(np.load(f).max()) for f in (tmp_path / "scenes").glob("*.npy"))  # global_max: one constant
     assert list(record["norm"].values()) == [pytest.approx(peak)] * 2
+    assert record["scored"] == "the weights at the end of training: step 4, raw weights"
+    from lkca_jax.evaluation import evaluate_workdir  # a later evaluation names the checkpoint it read
+
+    lines = []
+    evaluate_workdir(tmp_path / "run", which="last", echo=lines.append)
+    record = json.loads((tmp_path / "run" / "eval" / "test.json").read_text())
+    assert record["scored"] == f"{tmp_path / 'run' / 'checkpoints' / '4'} (step 4), raw weights"
+    assert lines[0].startswith(f"Scored: {record['scored']}\n")
 
 
 def test_the_first_step_asks_the_host_memory_guard_once_and_prints_its_note(tmp_path, monkeypatch):

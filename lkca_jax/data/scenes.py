@@ -67,7 +67,7 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
             raise DataError(f"{d.protocol} data", "config.data.path is empty: point it at the folder of scenes")
         files = _scene_files(pathlib.Path(d.path))
         named = set(d.train_scenes) | set(d.val_scenes) | set(d.test_scenes) - {EVERY}
-        wanted = set(files) if EVERY in d.test_scenes or not named else named
+        wanted = set(files) | named if EVERY in d.test_scenes or not named else named
         missing = sorted(wanted - set(files))
         if missing:
             raise DataError(d.path, f"lacks {len(missing)} configured scene(s): {', '.join(missing)}; found "
@@ -75,8 +75,8 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
         unused = sorted(set(files) - wanted)
         if unused:  # not silently: a folder of all 32 CAVE scenes read with the 16-scene split
             warnings.warn(f"{d.path}: {len(unused)} scene(s) outside the configured split are not used "
-                          f"({', '.join(unused)}); configs/cave.py:<scale>,<method>,full splits all 32 CAVE scenes",
-                          stacklevel=2)
+                          f"({', '.join(unused)}); configs/cave.py:<scale>,<method>,full splits all 32 CAVE scenes, "
+                          "and ',own' scores every scene of a folder", stacklevel=2)
         sources = {name: p for name, p in files.items() if name in wanted}
         raw = {name: _read(p, d.key) for name, p in sources.items()}
     else:  # one scene
@@ -97,12 +97,17 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
     else:  # constant, or per_file_max (each scene by its own max)
         mode, value = d.normalisation, d.norm_value
     out = {k: P.normalise(v, mode, value) for k, v in raw.items()}
-    for k, (cube, c) in out.items():  # not silently: raw counts under a constant of 1 train to nonsense
-        peak = max(float(np.max(cube)), -float(np.min(cube)))  # no full-size |cube| temporary
+    far = {}  # not silently: raw counts under a constant of 1 train to nonsense
+    for k, (cube, c) in out.items():
+        low, high = float(np.min(cube)), float(np.max(cube))  # two passes, no full-size |cube| temporary
+        peak = max(high, -low)
         if peak > P.RANGE_FACTOR or 0 < peak < P.RANGE_FACTOR ** -4:
-            warnings.warn(f"{sources[k]}: values reach {peak:.3g} after dividing by {c:g} (config.data.normalisation "
-                          f"{d.normalisation}); the models expect about 0..1: set config.data.normalisation "
-                          "global_max, or config.data.norm_value to the data's full-scale value", stacklevel=2)
+            far[k] = f"values span {low:.3g} .. {high:.3g} after dividing by {c:g}"
+    if far:
+        k, others = next(iter(far)), f" (and {len(far) - 1} other scene(s))" if len(far) > 1 else ""
+        warnings.warn(f"{sources[k]}: {far[k]}{others} (config.data.normalisation {d.normalisation}); the models "
+                      "expect about 0..1: set config.data.normalisation global_max or per_file_max, or "
+                      "config.data.norm_value to the data's full-scale value", stacklevel=2)
     return {k: v[0] for k, v in out.items()}, {k: v[1] for k, v in out.items()}
 
 

@@ -73,6 +73,7 @@ class Cube:
     source_dtype: str
     wavelengths: np.ndarray | None = None
     georef: Georef | None = None
+    scaled: int = 1  # the factor the reader multiplied the stored values by (8-bit band PNGs: 257)
 
     @property
     def nonfinite(self) -> int:  # counted in slabs: no full-size temporary for a large scene

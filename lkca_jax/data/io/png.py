@@ -14,9 +14,8 @@ import numpy as np
 
 from lkca_jax.data.io.base import Cube, DataError, reason
 
-# Pillow's modes of a grey band: 16-bit ('I;16*', or 'I' from older Pillow), 8-bit grey ('L', 'LA') or
-# 8-bit colour with R = G = B ('RGB', 'RGBA': some copies of CAVE store a scene so).
-GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "L", "LA", "RGB", "RGBA")
+COLOUR_TYPES = {0: "grey", 2: "RGB", 3: "palette", 4: "grey + alpha", 6: "RGBA"}  # the PNG header's codes
+WIDEN = 257  # an 8-bit band's factor to the 16-bit scale: 255 -> 65535
 
 
 def band_files(path: pathlib.Path) -> list[pathlib.Path]:
@@ -47,28 +46,43 @@ def read(path: pathlib.Path) -> Cube:
         raise DataError(path, f"band(s) {', '.join(map(str, missing))} missing between {numbers[0]} and {numbers[-1]}")
     bands, depth = [], None
     for _, p in numbered:
+        bits = _bit_depth(p)
         try:
             with Image.open(p) as im:
-                mode = im.mode
                 band = np.asarray(im)
         except Exception as err:
             raise DataError(p, f"not a readable PNG ({reason(err)})") from None
-        if mode not in GREY_MODES:
-            raise DataError(p, f"PNG of mode {mode}; expected one grey band (16-bit, or 8-bit grey or RGB(A) "
-                               "with R = G = B)")
         if band.ndim == 3:  # 8-bit RGB(A) copies store grey as R = G = B (LA: grey and alpha)
             grey = band[..., :3] if band.shape[-1] >= 3 else band[..., :1]
             if not all(np.array_equal(grey[..., 0], grey[..., i]) for i in range(1, grey.shape[-1])):
                 raise DataError(p, "colour PNG whose R, G and B differ; expected one grey band")
             band = grey[..., 0]
-        bits = 8 if band.dtype == np.uint8 else 16  # older Pillow widens 16-bit grey ('I') to int32
         if depth is not None and bits != depth:
             raise DataError(p, f"{bits}-bit band among {depth}-bit ones; expected one bit depth per scene")
         if bands and band.shape != bands[0].shape:
             raise DataError(p, f"band size {band.shape} differs from the first band's {bands[0].shape}")
         depth = bits
-        # One scale whatever the bit depth: an 8-bit band is widened to 16 bits (x 257, so 255 -> 65535),
-        # and a scene divided by 65535 (CAVE's normalisation) lies in 0..1 either way.
-        bands.append(band.astype(np.uint16) * np.uint16(257) if bits == 8 else band.astype(np.uint16))
-    dtype = "uint16" if depth == 16 else "uint8 (widened to 16 bits, x 257)"
-    return Cube(np.stack(bands, axis=-1).astype(np.float32), dtype)
+        bands.append(band.astype(np.uint16))  # older Pillow gives 16-bit grey ('I') as int32
+    # One scale whatever the bit depth: an 8-bit scene is widened to 16 bits (x 257, so 255 -> 65535),
+    # and divided by 65535 (CAVE's normalisation) it lies in 0..1 as a 16-bit one does.
+    cube, factor = np.stack(bands, axis=-1).astype(np.float32), WIDEN if depth == 8 else 1
+    cube *= np.float32(factor)
+    return Cube(cube, f"uint{depth}", scaled=factor)
+
+
+def _bit_depth(p: pathlib.Path) -> int:
+    """8 or 16, from the PNG header (Pillow reads 16-bit colour PNGs as 8-bit, silently dropping the
+    low byte, so its mode cannot tell); a band kind this reader cannot take is refused."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(26)
+    except OSError as err:
+        raise DataError(p, f"cannot read ({reason(err)})") from None
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise DataError(p, "not a readable PNG (no PNG header)")
+    bits, colour = head[24], head[25]
+    kind = COLOUR_TYPES.get(colour, f"colour type {colour}")
+    if (colour == 0 and bits in (8, 16)) or (colour in (2, 4, 6) and bits == 8):
+        return bits
+    raise DataError(p, f"{bits}-bit {kind} PNG; expected one grey band (8- or 16-bit grey, or 8-bit RGB(A) "
+                       "with R = G = B)")
