@@ -83,7 +83,7 @@ def score(config, variables, split) -> tuple[dict, dict, list]:
     ensemble = uses_self_ensemble(config)
     per_image, images, seconds = predict_split(model, variables, split, config.eval.batch_size,
                                                config.model.scale, bool(config.eval.legacy_ergas),
-                                               config.eval.get("tile", 0), ensemble)
+                                               config.eval.get("tile", 0), ensemble, progress=row_name(config))
     counts = count_config(config)
     row = {"Method": row_name(config), "Param": counts["params"],
            "Flops": counts["macs"] * (8 if ensemble else 1),

@@ -286,17 +286,19 @@ def row_name(config) -> str:
 
 
 def predict_split(model, variables, split, batch_size: int, scale: int, legacy_ergas: bool = False,
-                  tile: int = 0, self_ensemble: bool = False):
+                  tile: int = 0, self_ensemble: bool = False, progress: str = ""):
     """Per-image metrics {name: float64 (n,)}, the SR images, and the forward seconds per image.
 
     Images whose LR side exceeds ``tile`` (> 0), or whose batch does not fit in device memory,
     run in tiles (:func:`lkca_jax.inference.predict_tiled`, the same result). ``self_ensemble``:
-    each image's mean over its 8 flips and turns (:func:`dihedral_mean`)."""
+    each image's mean over its 8 flips and turns (:func:`dihedral_mean`). ``progress``: a label;
+    given, images done, images/s and ETA go to stderr while a split of several batches is scored."""
     predict = predictor(model, self_ensemble)
     batch_size = max(1, min(batch_size, len(split)))  # never pad a short split up to a whole batch
     per_image = {k: [] for k in metrics.NAMES}
     images, seconds, timed = [], 0.0, 0
     compiled = set()
+    report = _Progress(progress, len(split)) if progress and len(split) > batch_size else None
     for batch in eval_batches(SplitSource(split), batch_size, 1):
         lr, hr, keep = batch.lr[0], batch.hr[0], batch.mask[0] > 0
         tiled = 0 < tile < max(lr.shape[1:3])
@@ -323,4 +325,30 @@ def predict_split(model, variables, split, batch_size: int, scale: int, legacy_e
         for k, v in metrics.all_metrics_jit(hr, sr, float(scale), legacy_ergas).items():
             per_image[k].append(np.asarray(v, np.float64)[keep])
         images.extend(np.asarray(sr)[keep])
+        if report:
+            report(len(images))
+    if report:
+        report.close()
     return {k: np.concatenate(v) for k, v in per_image.items()}, images, seconds / max(timed, 1)
+
+
+class _Progress:
+    """'<label>: images k/n, r images/s, ETA s' on stderr: rewritten in place on a terminal, a line
+    every 10 s in a log."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total, self.began, self.shown = label, total, time.perf_counter(), 0.0
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int) -> None:
+        now = time.perf_counter()
+        if not self.tty and now - self.shown < 10 and done < self.total:
+            return
+        self.shown = now
+        rate = done / max(now - self.began, 1e-9)
+        line = f"{self.label}: images {done}/{self.total}, {rate:.2f} images/s, ETA {(self.total - done) / rate:.0f}s"
+        print(f"\r{line}" if self.tty else line, end="" if self.tty else "\n", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
