@@ -106,7 +106,7 @@ def _misfit(item: pathlib.Path, tree) -> str | None:
     except Exception:  # damaged, or another orbax's layout: leave it to the restore
         return None
     finally:
-        handler.close()
+        getattr(handler, "close", lambda: None)()  # not every orbax version's handler has one
     want = {jax.tree_util.keystr(k): tuple(np.shape(v)) for k, v in jax.tree.leaves_with_path(tree)}
     differ = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     if not differ or not set(have) & set(want):  # nothing in common: a metadata layout not read right
