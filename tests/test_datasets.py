@@ -133,6 +133,24 @@ def test_folder_missing_configured_scenes_names_them(tmp_path):
     assert not (tmp_path / "run").exists()  # nothing written
 
 
+def test_own_scores_every_scene_of_a_folder_and_still_names_missing_ones(tmp_path):
+    """configs/cave.py:...,own: every scene of the folder is a test scene, whatever its name; a scene
+    named for another split must still be there (refused naming the folder), and is not tested."""
+    from lkca_jax.data.io import write_cube
+
+    for name in ("zebra", "apple", "moon"):
+        write_cube(tmp_path / f"{name}.npy", np.full((32, 32, 31), 0.5, np.float32))
+    config = load_config(f"{ROOT}/configs/cave.py:x4,net,own")
+    config.data.path = str(tmp_path)
+    assert load_splits(DataSpec.of(config), ("test",))["test"].ids == ["apple/0_0_32x32", "moon/0_0_32x32",
+                                                                        "zebra/0_0_32x32"]
+    config.data.val_scenes = ("moon",)
+    assert [i.split("/")[0] for i in load_splits(DataSpec.of(config), ("test",))["test"].ids] == ["apple", "zebra"]
+    config.data.train_scenes = ("balloons",)
+    with pytest.raises(DataError, match=f"^{tmp_path}: lacks 1 configured scene\\(s\\): balloons; found 3"):
+        load_splits(DataSpec.of(config), ("test",))
+
+
 CAVE_ALL = ["balloons", "beads", "cd", "chart_and_stuffed_toy", "clay", "cloth", "egyptian_statue", "face",
             "fake_and_real_beers", "fake_and_real_food", "fake_and_real_lemon_slices", "fake_and_real_lemons",
             "fake_and_real_peppers", "fake_and_real_strawberries", "fake_and_real_sushi", "fake_and_real_tomatoes",
