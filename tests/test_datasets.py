@@ -139,7 +139,7 @@ def test_own_scores_every_scene_of_a_folder_and_still_names_missing_ones(tmp_pat
     from lkca_jax.data.io import write_cube
 
     for name in ("zebra", "apple", "moon"):
-        write_cube(tmp_path / f"{name}.npy", np.full((32, 32, 31), 0.5, np.float32))
+        write_cube(tmp_path / f"{name}.npy", np.full((32, 32, 31), 30000.0, np.float32))  # 16-bit counts
     config = load_config(f"{ROOT}/configs/cave.py:x4,net,own")
     config.data.path = str(tmp_path)
     assert load_splits(DataSpec.of(config), ("test",))["test"].ids == ["apple/0_0_32x32", "moon/0_0_32x32",
