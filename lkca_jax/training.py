@@ -29,6 +29,7 @@ import optax
 from flax.training import dynamic_scale, train_state
 
 from lkca_jax import checkpoint, evaluation, hostmem, inference, losses, parallel, precision
+from lkca_jax.atomic import atomic_write
 from lkca_jax.config import check as check_config
 from lkca_jax.data import protocols as P
 from lkca_jax.data.datasets import load_splits
@@ -358,7 +359,7 @@ def as_batch(b, within: float = 0.0) -> dict:
     return {"lr": b.lr, "hr": b.hr, "mask": b.mask, "epoch": epoch, "row": row}
 
 
-def _summary_writer(path: pathlib.Path):
+def _summary_writer(path: pathlib.Path, purge_step: int | None = None):
     """tensorboardX's writer, imported without PyTorch: tensorboardX imports torch when it is installed
     (2 s, only to accept torch tensors, which are never logged here)."""
     if "torch" in sys.modules:
@@ -369,19 +370,34 @@ def _summary_writer(path: pathlib.Path):
             from tensorboardX import SummaryWriter
         finally:
             del sys.modules["torch"]
-    return SummaryWriter(str(path))
+    return SummaryWriter(str(path), purge_step=purge_step)
+
+
+def _logged_step(line: str) -> int:
+    """The step of one metrics.jsonl line (a torn last line, from a kill mid-write: past every step)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return sys.maxsize
 
 
 class Logger:
-    """JSONL and TensorBoard event files (process 0 only), and a progress line."""
+    """JSONL and TensorBoard event files (process 0 only), and a progress line. A run resumed at
+    ``start`` first drops what was logged after that step (a kill after the checkpoint: those steps
+    run again), so each step is in the log once."""
 
-    def __init__(self, workdir, active: bool):
+    def __init__(self, workdir, active: bool, start: int = 0):
         self.active = active
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self.tb = None
         if active:
-            try:
-                self.tb = _summary_writer(pathlib.Path(workdir) / "tensorboard")
+            if start and self.path.is_file():
+                lines = self.path.read_text().splitlines(keepends=True)
+                kept = [line for line in lines if _logged_step(line) <= start]
+                if len(kept) < len(lines):
+                    atomic_write(self.path, lambda tmp: pathlib.Path(tmp).write_text("".join(kept)))
+            try:  # purge_step: TensorBoard hides the events at and after it that an earlier process wrote
+                self.tb = _summary_writer(pathlib.Path(workdir) / "tensorboard", start + 1 if start else None)
             except ImportError:  # optional: JSONL is always written
                 self.tb = None
 
@@ -538,7 +554,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     start = int(state.step)
 
     state = runner.put_state(state)
-    logger = Logger(workdir, lead)
+    logger = Logger(workdir, lead, start)
     local_devices = runner.num_local
 
     def batches():

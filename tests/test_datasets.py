@@ -198,3 +198,13 @@ def test_plots_label_bands_in_nanometres_where_the_dataset_states_its_range():
     nm = band_wavelengths(chikusei)
     assert len(nm) == 128 and nm[0] == 363 and nm[-1] == 1018
     assert band_wavelengths(load_config(str(ROOT / "configs/sample.py"))) is None  # Pavia: not stated
+
+
+def test_a_protocol_that_does_not_fit_the_file_names_it():
+    """Pavia Centre's protocol (test images of 224) on a 100 x 100 crop: one line naming the file and
+    the fields that set the windows."""
+    config = load_config(f"{ROOT}/configs/pavia.py:x4,net")
+    config.data.path, config.data.key = str(ROOT / "lkca_jax/data/sample/pavia_rosis_100.npz"), "data"
+    with pytest.raises(DataError, match=r"pavia_rosis_100\.npz: 3 test images of 224 do not fit a 100x100 scene "
+                                        r"\(config\.data\.test_size"):
+        load_splits(DataSpec.of(config))

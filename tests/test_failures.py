@@ -333,6 +333,27 @@ def test_train_resumes_from_the_workdirs_own_config_with_overrides(tmp_path, cap
     assert not (tmp_path / "none").exists()
 
 
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    """What a killed run logged after its last checkpoint (steps it runs again on resume, and a torn
+    last line) is dropped from metrics.jsonl when it resumes: each step's record is there once."""
+    import json
+
+    from test_training import tiny
+
+    from lkca_jax import training
+
+    training.train_and_evaluate(tiny(steps=4), tmp_path, echo=lambda *a: None)
+    log = tmp_path / "metrics.jsonl"
+    before = log.read_text()
+    with open(log, "a") as f:  # as if the run had gone on past step 4 and been killed mid-line
+        f.write(json.dumps({"step": 6, "loss": 123.0}) + "\n" + '{"step": 7, "lo')
+    training.train_and_evaluate(tiny(steps=8), tmp_path, echo=lambda *a: None)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert log.read_text().startswith(before) and 123.0 not in [r.get("loss") for r in records]
+    losses = [r["step"] for r in records if "loss" in r]
+    assert losses == sorted(set(losses)) and losses[-1] == 8
+
+
 def test_a_reader_lists_again_when_training_replaces_the_step_it_chose(tmp_path, monkeypatch, recwarn):
     """A training that finds a better model writes best/<new> and deletes best/<old>: a reader that
     listed best/<old> just before reads best/<new>, with no warning (nothing is damaged)."""

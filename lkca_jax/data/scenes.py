@@ -113,7 +113,13 @@ def load_scenes(spec: DataSpec) -> tuple[dict[str, np.ndarray], dict[str, float]
 
 def windows(spec: DataSpec, shapes: dict[str, tuple[int, int]]) -> dict[str, list[P.Window]]:
     d = spec.data
-    out = _protocol_windows(spec, shapes)
+    try:
+        out = _protocol_windows(spec, shapes)
+    except ValueError as err:  # e.g. Pavia's test images on a small crop: name the data and the fields
+        if isinstance(err, DataError):
+            raise
+        raise DataError(d.path or d.protocol, f"{err} (config.data.test_size, patch_size and stride set the "
+                                              "windows)") from None
     if d.test_crop:
         try:
             out["test"] = [P.centre(w, d.test_crop, spec.scale) for w in out["test"]]
