@@ -602,6 +602,7 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
          + "".join(f", {e}" for e in extras if e))
     pending = []
     tick, tick_step, began = time.perf_counter(), start, time.perf_counter()
+    settled = None  # (time, step) after the first report: the ETA's base, past compilation
     step_no = saved = start
     with StopRequest() as stop:  # Ctrl-C: save and stop at the next step boundary
         try:
@@ -623,9 +624,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
                     values = mean_metrics(pending)
                     pending = []
                     now = time.perf_counter()
-                    rate = (step_no - tick_step) / max(now - tick, 1e-9)
-                    tick, tick_step = now, step_no
-                    values["steps_per_second"] = rate
+                    rate = (step_no - tick_step) / max(now - tick, 1e-9)  # training alone: the window
+                    values["steps_per_second"] = rate                      # starts after the last report
                     values["epoch"] = step_no / steps_per_epoch
                     val = None
                     validating = step_no % t.eval_every_steps == 0 or last
@@ -636,7 +636,9 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
                         if val is not None:
                             values["val_mpsnr"] = val
                     logger.write(step_no, values)
-                    eta = (total - step_no) / max(rate, 1e-9)
+                    # the ETA at the mean pace since the first report (validation and saving included)
+                    eta = (total - step_no) * ((now - settled[0]) / max(step_no - settled[1], 1) if settled
+                                               else 1 / max(rate, 1e-9))
                     extra = f" val MPSNR {val:.3f}" if val is not None else ""
                     if float16:
                         extra += f" loss scale {values['loss_scale']:g}, {values['skipped']:g} skipped"
@@ -648,6 +650,8 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
                     if saving or is_best:
                         save(host, step_no, is_best, val)
                         saved = step_no
+                    tick, tick_step = time.perf_counter(), step_no
+                    settled = settled or (tick, step_no)
             if stop.signal is not None:  # asked during the run, or during its last steps
                 if pending:
                     mean_metrics(pending)  # a non-finite state is never saved

@@ -292,7 +292,8 @@ def started_at(done: dict, name: str) -> int:
 def step_rate(rows: list[dict]) -> float | None:
     """Steps per second from a run's logged rows (``metrics.jsonl``): the median over its intervals,
     leaving out the first (which holds the compilation) and each one that follows a validation (which
-    it holds); None when no interval is left."""
+    held it in the logs of runs trained before the trainer timed training alone; the study's records
+    are such runs); None when no interval is left."""
     rates = sorted(r["steps_per_second"] for prev, r in zip(rows, rows[1:])
                    if "val_mpsnr" not in prev and "steps_per_second" in r)
     return rates[len(rates) // 2] if rates else None
