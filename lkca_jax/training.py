@@ -493,9 +493,11 @@ def warn_changed_data(workdir: pathlib.Path, config) -> None:
 
 
 def train_and_evaluate(config, workdir, echo=print) -> dict:
-    """Train (or resume) and evaluate; returns the test row of the table."""
+    """Train (or resume) and evaluate; returns the test row of the table. Only process 0 reports
+    (``echo``): the others' progress and table would repeat its."""
     workdir = pathlib.Path(workdir)
     lead = jax.process_index() == 0
+    echo = echo if lead else (lambda *a, **k: None)
     check_config(config)  # bad values, bad data and a workdir of other settings fail before anything is written
     if config.model.name != "bicubic":
         check_train_config(config.train, jax.device_count())
