@@ -333,16 +333,17 @@ def predict_split(model, variables, split, batch_size: int, scale: int, legacy_e
 
 
 class _Progress:
-    """'<label>: images k/n, r images/s, ETA s' on stderr: rewritten in place on a terminal, a line
-    every 10 s in a log."""
+    """'<label>: images k/n, r images/s, ETA s' on stderr once scoring has taken 2 s: rewritten in
+    place on a terminal, a line every 10 s (and the last) in a log; nothing for a quick split."""
 
     def __init__(self, label: str, total: int):
-        self.label, self.total, self.began, self.shown = label, total, time.perf_counter(), 0.0
-        self.tty = sys.stderr.isatty()
+        self.label, self.total, self.began = label, total, time.perf_counter()
+        self.shown, self.tty = None, sys.stderr.isatty()
 
     def __call__(self, done: int) -> None:
         now = time.perf_counter()
-        if not self.tty and now - self.shown < 10 and done < self.total:
+        if now - self.began < 2 or (not self.tty and self.shown is not None and now - self.shown < 10
+                                    and done < self.total):
             return
         self.shown = now
         rate = done / max(now - self.began, 1e-9)
@@ -350,5 +351,5 @@ class _Progress:
         print(f"\r{line}" if self.tty else line, end="" if self.tty else "\n", file=sys.stderr)
 
     def close(self) -> None:
-        if self.tty:
+        if self.tty and self.shown is not None:
             print(file=sys.stderr)

@@ -599,6 +599,10 @@ def _train_and_evaluate(config, workdir: pathlib.Path, splits, lead: bool, echo)
     extras = [f"{t.compute_dtype}" if t.get("compute_dtype", "float32") != "float32" else "",
               f"EMA {t.ema_decay:g}" if t.get("ema_decay", 0.0) else "",
               f"{t.grad_accum_steps} micro-batches a step" if t.get("grad_accum_steps", 1) > 1 else ""]
+    if kd:
+        k = config.teacher
+        extras.append(f"distilling from {k.workdir} ({k.which}), KD weight {k.lambda0:g} x {k.gamma:g} every "
+                      f"{k.decay_epochs:g} epochs")
     echo(f"training {method_name(config)}: {len(source)} patches x {copies(t)}, {steps_per_epoch} steps "
          f"per epoch, {total} steps, batch {t.batch_size} on {n_devices} device(s) ({t.parallel})"
          + "".join(f", {e}" for e in extras if e))

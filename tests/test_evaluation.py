@@ -362,3 +362,17 @@ def test_per_image_table_columns_gain_and_legacy_label():
                       "Bicubic ERGAS (ratio 4, legacy) | LKCA-Net ERGAS (ratio 4, legacy) | MPSNR gain (dB) |")
     assert rows == ["| a | 30.0000 | 31.5000 | 3.0000 | 2.5000 | 5.0000 | 4.5000 | +1.5000 |",
                     "| b | 40.0000 | 39.2500 | 2.0000 | 2.2500 | 4.0000 | 4.2500 | -0.7500 |"]
+
+
+def test_scoring_progress_shows_only_for_a_slow_split(monkeypatch, capsys):
+    """Nothing in the first 2 s; in a log (not a terminal) a line at most every 10 s, and the last."""
+    from lkca_jax import inference
+
+    clock = iter([0.0, 1.0, 3.0, 4.0, 15.0])
+    monkeypatch.setattr(inference.time, "perf_counter", lambda: next(clock))
+    progress = inference._Progress("LKCA-Net", 4)  # starts at 0 s
+    for done in (1, 2, 3, 4):  # at 1, 3, 4 and 15 s
+        progress(done)
+    progress.close()
+    assert capsys.readouterr().err.splitlines() == ["LKCA-Net: images 2/4, 0.67 images/s, ETA 3s",
+                                                    "LKCA-Net: images 4/4, 0.27 images/s, ETA 0s"]
