@@ -20,10 +20,11 @@ from lkca_jax.config import base_config
 def get_config(arg: str = ""):
     parts = [p.strip() for p in arg.split(",") if p.strip()]
     given = [p for p in parts if p.startswith("bands=")]
-    if len(given) != 1 or not given[0][len("bands="):].isdigit() or int(given[0][len("bands="):]) < 1:
+    count = given[0].removeprefix("bands=") if len(given) == 1 else ""
+    if not count.isdigit() or int(count) < 1:
         raise ValueError(f"configs/folder.py:{arg}: give the scenes' band count once, as in "
                          "configs/folder.py:x4,net,bands=102")
-    bands = int(given[0][len("bands="):])
+    bands = int(count)
     c = base_config("folder", ",".join(p for p in parts if p not in given), bands=bands)
     c.data.path = ""  # the folder of scenes: --config.data.path
     c.model.norm = "batch"  # as configs/sample.py and configs/cave.py train (the reason is given there)

@@ -155,7 +155,7 @@ def _require_same_model(config, run_config, source) -> None:
     would be silently ignored (the model's own is used) and the table would not be what was asked."""
     asked = (config.model.scale, config.get("variant"))
     have = (run_config.model.scale, run_config.get("variant"))
-    if asked[0] != have[0] or None not in (asked[1], have[1]) and asked[1] != have[1]:
+    if asked[0] != have[0] or (None not in (asked[1], have[1]) and asked[1] != have[1]):
         raise ValueError(f"--config is x{asked[0]},{asked[1]} but {source} is an x{have[0]},{have[1]} model: "
                          f"give a config of its scale and method (':x{have[0]},{have[1]}')")
 

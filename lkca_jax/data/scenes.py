@@ -115,9 +115,9 @@ def windows(spec: DataSpec, shapes: dict[str, tuple[int, int]]) -> dict[str, lis
     d = spec.data
     try:
         out = _protocol_windows(spec, shapes)
+    except DataError:
+        raise
     except ValueError as err:  # e.g. Pavia's test images on a small crop: name the data and the fields
-        if isinstance(err, DataError):
-            raise
         raise DataError(d.path or d.protocol, f"{err} (config.data.test_size, patch_size and stride set the "
                                               "windows)") from None
     if d.test_crop:
